@@ -1,0 +1,95 @@
+/**
+ * `origin node`: run a node, from an image directory or from flags alone.
+ * SIGTERM / SIGINT make it leave the cluster gracefully and exit 0.
+ */
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { parseImageConfig, readImageConfig, type ImageConfig } from '../config/image'
+import { OriginError, errorMessage } from '../errors'
+import { startNode } from '../node'
+import { hostPort, parse, required, type Command } from './args'
+
+const usage = `usage: origin node --image DIR [overrides]
+       origin node --keys KEYS --cluster NAME --listen HOST:PORT [--seeds HOST:PORT,...] --data DIR
+
+Runs a node. The first node started originates the cluster; later ones join it through
+their seeds. SIGTERM or Ctrl-C leaves the cluster gracefully.
+
+  --image DIR        image directory: DIR/image.json (config) and DIR/keys/ (ca.crt, node.crt, node.key)
+  --keys KEYS        keys directory (overrides DIR/keys)
+  --cluster NAME     cluster name; must match the certificates
+  --listen HOST:PORT mesh port, mutual TLS (port 0: any free port)
+  --advertise HOST:PORT  address other nodes dial (default: the listen address)
+  --seeds LIST       comma-separated HOST:PORT of nodes to join through
+  --data DIR         data directory (node id, node.log)
+  --name ID          node id to take on first start (kept in the data dir afterwards)
+  --log-level LEVEL  debug | info | warn | error`
+
+const options = {
+  image: { type: 'string' },
+  keys: { type: 'string' },
+  cluster: { type: 'string' },
+  listen: { type: 'string' },
+  advertise: { type: 'string' },
+  seeds: { type: 'string' },
+  data: { type: 'string' },
+  name: { type: 'string' },
+  'log-level': { type: 'string' }
+} as const
+
+async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, keys: string }> {
+  const { values } = parse(argv, options, usage)
+  const image = values.image
+  let config: ImageConfig
+  let keys: string
+  if (image !== undefined) {
+    const dir = resolve(image)
+    config = await readImageConfig(join(dir, 'image.json'))
+    config.data = resolve(dir, config.data)
+    keys = values.keys ?? join(dir, 'keys')
+  } else {
+    const cluster = required(values, 'cluster', usage)
+    keys = required(values, 'keys', usage)
+    required(values, 'listen', usage)
+    required(values, 'data', usage)
+    config = parseImageConfig(JSON.stringify({ cluster }), 'command line')
+  }
+  // Flags override the image; each goes through the same checks as image.json.
+  const flags: Record<string, unknown> = {}
+  if (values.cluster !== undefined) flags.cluster = values.cluster
+  if (values.listen !== undefined) { hostPort(values.listen, 'listen'); flags.listen = values.listen }
+  if (values.advertise !== undefined) { hostPort(values.advertise, 'advertise'); flags.advertise = values.advertise }
+  if (values.seeds !== undefined) flags.seeds = values.seeds.split(',').map((s) => s.trim()).filter(Boolean).map((s) => { hostPort(s, 'seeds'); return s })
+  if (values.name !== undefined) flags.name = values.name
+  if (values['log-level'] !== undefined) flags.log = { level: values['log-level'] }
+  try {
+    parseImageConfig(JSON.stringify({ cluster: config.cluster, ...flags }), 'command line')
+  } catch (err) {
+    throw new OriginError('E_ARGS', errorMessage(err))
+  }
+  config = { ...config, ...flags }
+  if (values.data !== undefined) config.data = resolve(values.data)
+  if (!existsSync(keys)) throw new OriginError('E_ARGS', `keys directory ${keys} does not exist (make one with 'origin keys init')`)
+  return { config, keys }
+}
+
+export const nodeCommand: Command = {
+  summary: 'run a node (originates the cluster or joins it)',
+  usage,
+  async run (argv) {
+    const { config, keys } = await resolveConfig(argv)
+    const node = await startNode({ config, keys })
+    await new Promise<void>((resolveStop) => {
+      let stopping = false
+      const onSignal = (signal: string): void => {
+        if (stopping) { node.log.warn(`${signal} again: exiting at once`); process.exit(1) }
+        stopping = true
+        node.log.info(`${signal}: leaving the cluster`)
+        node.stop().then(resolveStop, (err) => { node.log.error(`stop failed: ${errorMessage(err)}`); resolveStop() })
+      }
+      process.on('SIGTERM', () => onSignal('SIGTERM'))
+      process.on('SIGINT', () => onSignal('SIGINT'))
+    })
+    return 0
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * image.json: a node image's configuration as data. Validated with ajv at start; a bad
+ * one is refused with a message naming the field. Command-line flags override it.
+ *
+ * {
+ *   "cluster": "prod",                      cluster name; must match the certificates' O
+ *   "listen": "0.0.0.0:7400",               mesh port (mutual TLS)
+ *   "advertise": "10.0.0.5:7400",           address others dial; default: listen
+ *   "seeds": ["10.0.0.4:7400"],             nodes to try when joining
+ *   "data": "/var/lib/origin",              node id, logs; relative to the image dir
+ *   "name": "edge-1",                       node id to take on first start (else generated)
+ *   "labels": { "zone": "a" },
+ *   "characteristics": { "cpus": 4, "memoryMb": 8192 },   override what is measured
+ *   "membership": { "gossipIntervalMs": 200, "suspectAfterMs": 2500, "deadAfterMs": 5000 },
+ *   "hubs": { "count": 3, "memoryMargin": 0.1 },
+ *   "log": { "level": "info" }
+ * }
+ */
+import { readFile } from 'node:fs/promises'
+import { OriginError, errorMessage } from '../errors'
+import { validator } from '../validate'
+
+export interface ImageConfig {
+  cluster: string
+  listen: string
+  advertise?: string
+  seeds: string[]
+  data: string
+  name?: string
+  labels: Record<string, string>
+  characteristics: { cpus?: number, memoryMb?: number }
+  membership: { gossipIntervalMs?: number, fanout?: number, suspectAfterMs?: number, deadAfterMs?: number, seedRetryMs?: number }
+  hubs: { count?: number, memoryMargin?: number, ranking?: Array<'memory' | 'cpus' | 'uptime' | 'id'> }
+  log: { level?: 'debug' | 'info' | 'warn' | 'error' }
+}
+
+const hostPort = { type: 'string', pattern: '^(\\[[0-9a-fA-F:]+\\]|[^:\\s\\[\\]]+):[0-9]{1,5}$' }
+const ms = { type: 'integer', minimum: 10, maximum: 3_600_000 }
+
+export const imageSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['cluster'],
+  properties: {
+    $schema: { type: 'string' },
+    cluster: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' },
+    listen: hostPort,
+    advertise: hostPort,
+    seeds: { type: 'array', items: hostPort, maxItems: 100 },
+    data: { type: 'string', minLength: 1 },
+    name: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' },
+    labels: { type: 'object', additionalProperties: { type: 'string', maxLength: 253 }, maxProperties: 64 },
+    characteristics: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { cpus: { type: 'integer', minimum: 1, maximum: 4096 }, memoryMb: { type: 'integer', minimum: 1 } }
+    },
+    membership: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        gossipIntervalMs: ms,
+        fanout: { type: 'integer', minimum: 1, maximum: 64 },
+        suspectAfterMs: ms,
+        deadAfterMs: ms,
+        seedRetryMs: ms
+      }
+    },
+    hubs: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        count: { type: 'integer', minimum: 1, maximum: 15 },
+        memoryMargin: { type: 'number', minimum: 0, maximum: 10 },
+        ranking: { type: 'array', items: { enum: ['memory', 'cpus', 'uptime', 'id'] }, uniqueItems: true, minItems: 1 }
+      }
+    },
+    log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error'] } } }
+  }
+}
+
+const checkImage = validator<Partial<ImageConfig>>(imageSchema, 'image.json', 'E_CONFIG_INVALID')
+
+/** Parse and validate an image.json text, filling defaults. */
+export function parseImageConfig (text: string, source = 'image.json'): ImageConfig {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw new OriginError('E_CONFIG_INVALID', `${source} is not valid JSON: ${errorMessage(err)}`, { file: source })
+  }
+  let v: Partial<ImageConfig>
+  try {
+    v = checkImage(raw)
+  } catch (err) {
+    throw new OriginError('E_CONFIG_INVALID', `${source}: ${errorMessage(err).replace(/^image\.json is invalid: /, '')}`, { file: source })
+  }
+  return {
+    cluster: v.cluster as string,
+    listen: v.listen ?? '0.0.0.0:7400',
+    advertise: v.advertise,
+    seeds: v.seeds ?? [],
+    data: v.data ?? 'data',
+    name: v.name,
+    labels: v.labels ?? {},
+    characteristics: v.characteristics ?? {},
+    membership: v.membership ?? {},
+    hubs: v.hubs ?? {},
+    log: v.log ?? {}
+  }
+}
+
+export async function readImageConfig (path: string): Promise<ImageConfig> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new OriginError('E_CONFIG_INVALID', `cannot read ${path}: ${errorMessage(err)}`, { file: path })
+  }
+  return parseImageConfig(text, path)
+}

@@ -1,0 +1,40 @@
+/** JSON Schemas for what other nodes send the membership layer. */
+
+const memberSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'address', 'incarnation', 'heartbeat', 'status', 'characteristics', 'hub'],
+  properties: {
+    id: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' },
+    address: { type: 'string', minLength: 3, maxLength: 300 },
+    incarnation: { type: 'integer', minimum: 0 },
+    heartbeat: { type: 'integer', minimum: 0 },
+    status: { enum: ['alive', 'suspect', 'dead', 'left'] },
+    hub: { type: 'boolean' },
+    characteristics: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cpus', 'memoryMb', 'arch', 'labels', 'startedAt'],
+      properties: {
+        cpus: { type: 'integer', minimum: 1 },
+        memoryMb: { type: 'number', minimum: 0 },
+        arch: { type: 'string', maxLength: 32 },
+        labels: { type: 'object', additionalProperties: { type: 'string' }, maxProperties: 64 },
+        startedAt: { type: 'integer', minimum: 0 }
+      }
+    }
+  }
+}
+
+export const tableSchema = {
+  type: 'object',
+  maxProperties: 10_000,
+  additionalProperties: memberSchema
+}
+
+export const gossipPayload = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['from', 'table'],
+  properties: { from: { type: 'string' }, table: tableSchema }
+}

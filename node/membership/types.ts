@@ -1,0 +1,41 @@
+/**
+ * The member table: what every node knows of every other, spread by gossip.
+ *
+ * Entries are versioned by (incarnation, status rank, heartbeat):
+ * - `incarnation` is owned by the member: set at start (above any incarnation the cluster
+ *   remembers for its id) and raised to refute a suspicion.
+ * - `status` may be lowered by anyone (alive -> suspect -> dead) at the same incarnation;
+ *   `left` is said only by the member itself, on a graceful stop.
+ * - `heartbeat` is raised by the member on every gossip round; it carries the member's
+ *   own fields (address, characteristics, hub claim) and feeds failure detection.
+ */
+
+export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left'
+
+export interface Characteristics {
+  /** Number of cpus, measured or declared by image.json. */
+  cpus: number
+  /** Memory in MiB, measured or declared (a container sees the host's memory). */
+  memoryMb: number
+  /** `process.arch`, e.g. 'x64', 'arm64'. */
+  arch: string
+  /** Free-form labels from image.json. */
+  labels: Record<string, string>
+  /** When this incarnation started (ms since epoch); longer uptime = earlier. */
+  startedAt: number
+}
+
+export interface Member {
+  id: string
+  /** host:port of the member's mesh listener. */
+  address: string
+  incarnation: number
+  heartbeat: number
+  status: MemberStatus
+  characteristics: Characteristics
+  /** True while the member holds the hub role by its own computation; the hub policy's hysteresis reads it. */
+  hub: boolean
+}
+
+/** Member id -> entry. Plain object so it crosses the wire as is. */
+export type MemberTable = Record<string, Member>

@@ -1,0 +1,81 @@
+/**
+ * The one place that wires a node: identity -> transport -> membership -> hubs -> control.
+ * Layers start in that order and stop in reverse (membership's stop is the graceful
+ * leave). A plugin replaces a layer by passing a factory of the same shape in `layers`.
+ */
+import { mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { ImageConfig } from './config/image'
+import { control } from './control'
+import { hubs as defaultHubs, type Hubs } from './hubs'
+import { loadNodeId, measureCharacteristics } from './identity'
+import { loadIdentity } from './keys'
+import { createLogger, fileSink, stderrSink, type Logger } from './log'
+import { membership as defaultMembership, type Membership } from './membership'
+import { System } from './system'
+import { webSocketTransport, type Transport } from './transport'
+
+export interface NodeOptions {
+  config: ImageConfig
+  /** Directory holding ca.crt, node.crt, node.key. */
+  keys: string
+  /** Layer factories to use instead of the defaults (plugins, tests). */
+  layers?: Partial<Layers>
+}
+
+export interface Layers {
+  transport: typeof webSocketTransport
+  membership: typeof defaultMembership
+  hubs: typeof defaultHubs
+}
+
+export interface RunningNode {
+  id: string
+  address: string
+  log: Logger
+  transport: Transport
+  membership: Membership
+  hubs: Hubs
+  stop (): Promise<void>
+}
+
+export async function startNode (opts: NodeOptions): Promise<RunningNode> {
+  const { config } = opts
+  const layers: Layers = { transport: webSocketTransport, membership: defaultMembership, hubs: defaultHubs, ...opts.layers }
+  const dataDir = resolve(config.data)
+  await mkdir(dataDir, { recursive: true })
+  const id = await loadNodeId(dataDir, config.name)
+  const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, fileSink(join(dataDir, 'node.log'))] })
+  const identity = await loadIdentity({ keys: opts.keys })
+  if (identity.info.cluster !== config.cluster) {
+    throw new Error(`the node certificate is for cluster "${identity.info.cluster}", but this node is configured for cluster "${config.cluster}"`)
+  }
+  const transport = layers.transport({ listen: config.listen })({
+    identity: { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster },
+    log: root.child('transport')
+  })
+  const membershipLayer = layers.membership({ seeds: config.seeds, ...config.membership })({
+    transport,
+    log: root.child('membership'),
+    self: { id, address: config.advertise, characteristics: measureCharacteristics(config.characteristics, config.labels, Date.now()) }
+  })
+  const hubLayer = layers.hubs({ policy: config.hubs })({ membership: membershipLayer, log: root.child('hubs') })
+  const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, log: root.child('control') })
+  const system = new System([
+    { name: 'transport', component: transport },
+    { name: 'membership', component: membershipLayer },
+    { name: 'hubs', component: hubLayer },
+    { name: 'control', component: controlLayer }
+  ], root)
+  await system.start()
+  root.info(`node ${id} up at ${membershipLayer.address} in cluster ${config.cluster}`)
+  return {
+    id,
+    get address () { return membershipLayer.address },
+    log: root,
+    transport,
+    membership: membershipLayer,
+    hubs: hubLayer,
+    stop: async () => { await system.stop(); root.info('stopped') }
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The client side of a connection: open wss with our certificate, check that the other
+ * end presents a `node` certificate of this cluster, wrap it in RPC. Used by nodes to
+ * reach each other and by the REPL to reach a node.
+ */
+import { networkInterfaces } from 'node:os'
+import type { SecureContext, TLSSocket } from 'node:tls'
+import WebSocket from 'ws'
+import { OriginError, errorMessage } from '../errors'
+import type { Logger } from '../log'
+import { peerOf } from './peer'
+import { RpcConnection, type Router, type RpcOptions } from './rpc'
+
+export const PATH = '/origin/v1'
+
+export interface DialOptions extends RpcOptions {
+  address: string
+  context: SecureContext
+  cluster: string
+  revoked: ReadonlySet<string>
+  router: Router
+  timeoutMs: number
+  log: Logger
+}
+
+/**
+ * An address others can dial for a bound one: a wildcard host (0.0.0.0, ::) becomes this
+ * machine's first non-internal address.
+ */
+export function dialableAddress (bound: string): string {
+  const { host, port } = splitAddress(bound)
+  if (host !== '0.0.0.0' && host !== '::') return bound
+  const external = Object.values(networkInterfaces()).flat().find((i) => i !== undefined && !i.internal && i.family === 'IPv4')
+  return `${external?.address ?? '127.0.0.1'}:${port}`
+}
+
+export function splitAddress (address: string): { host: string, port: number } {
+  const i = address.lastIndexOf(':')
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) }
+}
+
+export async function dial (o: DialOptions): Promise<RpcConnection> {
+  const { host, port } = splitAddress(o.address)
+  const url = `wss://${host.includes(':') ? `[${host}]` : host}:${port}${PATH}`
+  const ws = new WebSocket(url, {
+    secureContext: o.context,
+    // Peers are identified by the role and cluster in their certificate, not by hostname.
+    checkServerIdentity: () => undefined,
+    rejectUnauthorized: true,
+    maxPayload: o.maxFrameBytes,
+    perMessageDeflate: false,
+    handshakeTimeout: o.timeoutMs
+  } as unknown as WebSocket.ClientOptions)
+  return await new Promise<RpcConnection>((resolve, reject) => {
+    let socket: TLSSocket | undefined
+    ws.once('upgrade', (res) => { socket = res.socket as TLSSocket })
+    ws.once('unexpected-response', (_req, res) => {
+      let body = ''
+      res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('end', () => reject(new OriginError('E_UNREACHABLE', `${o.address} refused us: ${body.trim() || `HTTP ${res.statusCode ?? '?'}`}`, { address: o.address })))
+      res.on('error', () => reject(new OriginError('E_UNREACHABLE', `${o.address} refused us (HTTP ${res.statusCode ?? '?'})`)))
+    })
+    ws.once('error', (err) => reject(new OriginError('E_UNREACHABLE', `cannot connect to ${o.address}: ${describeSocketError(err)}`, { address: o.address })))
+    ws.once('open', () => {
+      try {
+        if (socket === undefined) throw new OriginError('E_CERT_INVALID', 'no TLS socket after the upgrade')
+        const peer = peerOf(socket, o.cluster, o.revoked)
+        if (peer.role !== 'node') throw new OriginError('E_FORBIDDEN_ROLE', `it presented a ${peer.role} certificate, not a node certificate`)
+        resolve(new RpcConnection(ws, { ...peer, remote: o.address }, o.router, o, o.log))
+      } catch (err) {
+        ws.terminate()
+        reject(new OriginError('E_UNREACHABLE', `refused ${o.address}: ${errorMessage(err)}`, { address: o.address }))
+      }
+    })
+  })
+}
+
+/** Socket and TLS errors in words an operator can act on. */
+export function describeSocketError (err: Error & { code?: string }): string {
+  switch (err.code) {
+    case 'ECONNREFUSED': return 'connection refused (nothing listening)'
+    case 'ECONNRESET': return 'connection reset by peer'
+    case 'CERT_HAS_EXPIRED': return 'certificate has expired'
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
+      return `certificate not signed by this cluster's CA (${err.message})`
+    default: return err.message
+  }
+}

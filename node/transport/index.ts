@@ -1,0 +1,184 @@
+/**
+ * transport: one TLS port per node, mutual TLS 1.3 (client certificate required and
+ * verified against the cluster CA), websockets carrying msgpack frames, RPC with request
+ * ids, timeouts, coded errors and server-to-client streams.
+ *
+ * @example
+ *   const t = webSocketTransport({ listen: '127.0.0.1:7400' })({ identity, log })
+ *   t.handle({ kind: 'unary', name: 'mesh.ping', role: 'node', handler: () => 'pong' })
+ *   await t.start()
+ *   const conn = await t.connect('127.0.0.2:7400')
+ *   await conn.call('mesh.ping')   // 'pong'
+ */
+import { EventEmitter } from 'node:events'
+import https from 'node:https'
+import type { Duplex } from 'node:stream'
+import tls, { type TLSSocket } from 'node:tls'
+import { WebSocketServer } from 'ws'
+import { OriginError, errorMessage } from '../errors'
+import { normalizeSerial } from '../keys'
+import { silentLogger, type Logger } from '../log'
+import { dial, describeSocketError, splitAddress, PATH } from './dial'
+import { peerOf, remoteOf } from './peer'
+import { RpcConnection, Router } from './rpc'
+import type { Connection, Method, Transport } from './types'
+
+export type { Connection, Method, Peer, PeerRole, CallContext, Transport, UnaryMethod, StreamMethod } from './types'
+
+export interface TransportInit {
+  /** host:port to listen on; port 0 lets the OS pick. */
+  listen: string
+  /**
+   * Largest frame accepted, in bytes. Bigger frames close the connection. Larger allows
+   * bigger member tables and log chunks in one frame; smaller bounds what a peer can make
+   * us buffer. @default 4 MiB
+   */
+  maxFrameBytes?: number
+  /** How long a call waits for its answer. @default 5000 */
+  callTimeoutMs?: number
+  /** How long opening a connection may take (TCP + TLS + websocket upgrade). @default 3000 */
+  connectTimeoutMs?: number
+}
+
+export interface TransportComponents {
+  identity: { ca: string, cert: string, key: string, cluster: string }
+  log: Logger
+}
+
+export const transportDefaults = { maxFrameBytes: 4 << 20, callTimeoutMs: 5000, connectTimeoutMs: 3000 }
+
+export function webSocketTransport (init: TransportInit) {
+  return (components: TransportComponents): Transport => new WebSocketTransport(init, components)
+}
+
+class WebSocketTransport implements Transport {
+  readonly events = new EventEmitter()
+  private readonly router = new Router()
+  private readonly opts: Required<TransportInit>
+  private readonly connections = new Set<RpcConnection>()
+  private revoked = new Set<string>()
+  private readonly context: tls.SecureContext
+  private server?: https.Server
+  private wss?: WebSocketServer
+  private bound = ''
+
+  constructor (init: TransportInit, private readonly c: TransportComponents) {
+    this.opts = { ...transportDefaults, ...init }
+    // One secure context per identity, reused by every outbound connection.
+    this.context = tls.createSecureContext({ key: c.identity.key, cert: c.identity.cert, ca: c.identity.ca, minVersion: 'TLSv1.3' })
+  }
+
+  get address (): string { return this.bound }
+
+  handle (method: Method): void { this.router.add(method) }
+
+  setRevoked (serials: Iterable<string>): void {
+    this.revoked = new Set([...serials].map(normalizeSerial))
+    for (const conn of this.connections) {
+      if (this.revoked.has(conn.peer.serial)) {
+        this.c.log.warn(`dropping ${conn.describePeer()}: certificate serial ${conn.peer.serial} is revoked`)
+        conn.terminate()
+      }
+    }
+  }
+
+  async start (): Promise<void> {
+    if (this.server !== undefined) return
+    const { host, port } = splitAddress(this.opts.listen)
+    const server = https.createServer({
+      key: this.c.identity.key,
+      cert: this.c.identity.cert,
+      ca: this.c.identity.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3'
+    }, (req, res) => { res.writeHead(404).end('origin: websocket endpoint only\n') })
+    const wss = new WebSocketServer({ noServer: true, maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false })
+    server.on('tlsClientError', (err, socket) => {
+      this.c.log.warn(`refused a TLS connection from ${remoteOf(socket)}: ${describeSocketError(err)}`)
+    })
+    server.on('upgrade', (req, socket, head) => this.onUpgrade(wss, req, socket, head))
+    server.on('clientError', (err, socket) => { socket.destroy(); this.c.log.debug(`bad HTTP from a client: ${err.message}`) })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
+    })
+    const a = server.address()
+    this.bound = typeof a === 'object' && a !== null ? `${host}:${a.port}` : this.opts.listen
+    this.server = server
+    this.wss = wss
+    this.c.log.info(`listening on ${this.bound} (mutual TLS 1.3, cluster ${this.c.identity.cluster})`)
+  }
+
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.server = undefined
+    for (const conn of this.connections) conn.close('node stopping')
+    await Promise.race([
+      Promise.all([...this.connections].map((c) => c.closed)),
+      new Promise((resolve) => setTimeout(resolve, 500))
+    ])
+    for (const conn of this.connections) conn.terminate()
+    this.wss?.close()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    server.closeAllConnections()
+  }
+
+  async connect (address: string, opts: { timeoutMs?: number } = {}): Promise<Connection> {
+    const conn = await dial({
+      ...this.opts,
+      address,
+      context: this.context,
+      cluster: this.c.identity.cluster,
+      revoked: this.revoked,
+      router: this.router,
+      timeoutMs: opts.timeoutMs ?? this.opts.connectTimeoutMs,
+      log: this.c.log
+    })
+    return this.track(conn)
+  }
+
+  private onUpgrade (wss: WebSocketServer, req: import('node:http').IncomingMessage, socket: Duplex, head: Buffer): void {
+    const tlsSocket = socket as TLSSocket
+    try {
+      if (req.url !== PATH) throw new OriginError('E_NOT_FOUND', `unknown path ${req.url ?? ''}`)
+      const peer = peerOf(tlsSocket, this.c.identity.cluster, this.revoked)
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const conn = this.track(new RpcConnection(ws, peer, this.router, this.opts, this.c.log))
+        this.c.log.debug(`accepted ${conn.describePeer()}`)
+        this.events.emit('connection', conn)
+      })
+    } catch (err) {
+      this.c.log.warn(`refused a connection from ${remoteOf(tlsSocket)}: ${errorMessage(err)}`)
+      socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${errorMessage(err)}\n`)
+      socket.destroy()
+    }
+  }
+
+  private track (conn: RpcConnection): RpcConnection {
+    this.connections.add(conn)
+    conn.once('close', () => this.connections.delete(conn))
+    return conn
+  }
+}
+
+
+/** Open one client connection to a node without serving anything: what the REPL uses. */
+export async function connectTo (
+  address: string,
+  identity: TransportComponents['identity'],
+  opts: Partial<Omit<TransportInit, 'listen'>> & { log?: Logger } = {}
+): Promise<Connection> {
+  const o = { ...transportDefaults, ...opts }
+  return await dial({
+    ...o,
+    address,
+    context: tls.createSecureContext({ key: identity.key, cert: identity.cert, ca: identity.ca, minVersion: 'TLSv1.3' }),
+    cluster: identity.cluster,
+    revoked: new Set(),
+    router: new Router(),
+    timeoutMs: o.connectTimeoutMs,
+    log: opts.log ?? silentLogger
+  })
+}

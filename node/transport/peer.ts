@@ -1,0 +1,43 @@
+/**
+ * Who is on the other end: read from the certificate TLS already verified against the
+ * cluster CA, then checked for what origin needs (a known role, this cluster, not revoked).
+ */
+import type { PeerCertificate, TLSSocket } from 'node:tls'
+import { OriginError } from '../errors'
+import { normalizeSerial } from '../keys'
+import type { Peer, PeerRole } from './types'
+
+const roles: readonly string[] = ['node', 'operator']
+
+function field (subject: PeerCertificate['subject'] | undefined, name: 'CN' | 'O' | 'OU'): string | undefined {
+  const v = (subject as unknown as Record<string, unknown> | undefined)?.[name]
+  return typeof v === 'string' ? v : undefined
+}
+
+export function remoteOf (socket: TLSSocket): string {
+  const host = socket.remoteAddress ?? '?'
+  return `${host.includes(':') ? `[${host}]` : host}:${socket.remotePort ?? '?'}`
+}
+
+/** The verified peer on `socket`, or an OriginError saying why it may not talk to us. */
+export function peerOf (socket: TLSSocket, cluster: string, revoked: ReadonlySet<string>): Peer {
+  const remote = remoteOf(socket)
+  if (!socket.authorized) {
+    throw new OriginError('E_CERT_INVALID', `certificate not verified: ${String(socket.authorizationError ?? 'no certificate')}`, { remote })
+  }
+  const cert = socket.getPeerCertificate()
+  const role = field(cert.subject, 'OU')
+  const certCluster = field(cert.subject, 'O')
+  const name = field(cert.subject, 'CN') ?? '?'
+  const serial = normalizeSerial(cert.serialNumber ?? '')
+  if (role === undefined || !roles.includes(role)) {
+    throw new OriginError('E_FORBIDDEN_ROLE', `certificate "${name}" has role ${role ?? '(none)'}; only node and operator certificates may connect`, { remote, role })
+  }
+  if (certCluster !== cluster) {
+    throw new OriginError('E_CERT_INVALID', `certificate "${name}" is for cluster ${certCluster ?? '(none)'}, this is cluster ${cluster}`, { remote, cluster: certCluster })
+  }
+  if (revoked.has(serial)) {
+    throw new OriginError('E_CERT_INVALID', `certificate "${name}" (serial ${serial}) is revoked`, { remote, serial })
+  }
+  return { role: role as PeerRole, cluster, name, serial, remote }
+}

@@ -1,0 +1,215 @@
+/**
+ * RPC over one websocket: request ids, timeouts, errors with codes, server-to-client
+ * streams. Symmetric: either end can call methods the other has registered. A frame that
+ * does not decode or breaks the schema closes the connection (the sender is broken or
+ * hostile) after saying why; the node goes on serving everyone else.
+ */
+import { EventEmitter } from 'node:events'
+import type WebSocket from 'ws'
+import { OriginError, asOriginError } from '../errors'
+import type { Logger } from '../log'
+import { validator, type Check } from '../validate'
+import { decodeFrame, encodeFrame, type Frame } from './frames'
+import type { CallOptions, Connection, Method, Peer } from './types'
+
+export class Router {
+  private readonly methods = new Map<string, { method: Method, check?: Check<unknown> }>()
+
+  add (method: Method): void {
+    if (this.methods.has(method.name)) throw new Error(`method ${method.name} is registered twice`)
+    const check = method.payload === undefined ? undefined : validator<unknown>(method.payload, `payload of ${method.name}`)
+    this.methods.set(method.name, { method, check })
+  }
+
+  get (name: string): { method: Method, check?: Check<unknown> } | undefined {
+    return this.methods.get(name)
+  }
+}
+
+interface Pending { resolve (v: unknown): void, reject (e: Error): void, timer?: NodeJS.Timeout }
+interface StreamSink { push (v: unknown): void, end (): void, fail (e: Error): void }
+
+const BACKPRESSURE_BYTES = 1 << 20
+
+export interface RpcOptions { maxFrameBytes: number, callTimeoutMs: number }
+
+export class RpcConnection extends EventEmitter implements Connection {
+  readonly closed: Promise<void>
+  private nextId = 1
+  private readonly pending = new Map<number, Pending>()
+  private readonly sinks = new Map<number, StreamSink>()
+  private readonly serving = new Map<number, AbortController>()
+
+  constructor (
+    private readonly ws: WebSocket,
+    readonly peer: Peer,
+    private readonly router: Router,
+    private readonly opts: RpcOptions,
+    private readonly log: Logger
+  ) {
+    super()
+    this.closed = new Promise((resolve) => ws.once('close', () => resolve()))
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
+    ws.on('error', (err) => this.log.warn(`connection with ${this.describePeer()}: ${err.message}`))
+    ws.once('close', (code, reason) => this.onClose(code, reason.toString()))
+  }
+
+  get isOpen (): boolean { return this.ws.readyState === this.ws.OPEN }
+
+  call<R = unknown>(method: string, payload?: unknown, opts: CallOptions = {}): Promise<R> {
+    if (!this.isOpen) return Promise.reject(new OriginError('E_CLOSED', `connection to ${this.describePeer()} is closed`))
+    const id = this.takeId()
+    const timeoutMs = opts.timeoutMs ?? this.opts.callTimeoutMs
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        reject(new OriginError('E_TIMEOUT', `${method} got no answer from ${this.describePeer()} within ${timeoutMs} ms`, { method, timeoutMs }))
+      }, timeoutMs)
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
+      this.send({ t: 'req', id, m: method, p: payload })
+    })
+  }
+
+  stream<R = unknown>(method: string, payload?: unknown): AsyncIterable<R> {
+    return { [Symbol.asyncIterator]: () => this.openStream<R>(method, payload) }
+  }
+
+  close (reason = 'closed'): void {
+    if (this.ws.readyState === this.ws.CLOSED || this.ws.readyState === this.ws.CLOSING) return
+    this.ws.close(1000, reason.slice(0, 120))
+  }
+
+  /** Close at once, without the websocket closing handshake (a revoked peer, a broken one). */
+  terminate (): void { this.ws.terminate() }
+
+  private openStream<R>(method: string, payload: unknown): AsyncIterator<R> {
+    const id = this.takeId()
+    const queue: Array<IteratorResult<R>> = []
+    let failure: Error | undefined
+    let wake: (() => void) | undefined
+    let done = false
+    const notify = (): void => { const w = wake; wake = undefined; w?.() }
+    this.sinks.set(id, {
+      push: (v) => { queue.push({ value: v as R, done: false }); notify() },
+      end: () => { done = true; notify() },
+      fail: (e) => { failure = e; notify() }
+    })
+    if (this.isOpen) this.send({ t: 'req', id, m: method, p: payload })
+    else failure = new OriginError('E_CLOSED', `connection to ${this.describePeer()} is closed`)
+    const finish = (): void => { this.sinks.delete(id) }
+    return {
+      next: async () => {
+        for (;;) {
+          const item = queue.shift()
+          if (item !== undefined) return item
+          if (failure !== undefined) { finish(); throw failure }
+          if (done) { finish(); return { value: undefined, done: true } }
+          await new Promise<void>((resolve) => { wake = resolve })
+        }
+      },
+      return: async () => {
+        if (!done && failure === undefined && this.isOpen) this.send({ t: 'cancel', id })
+        finish()
+        return { value: undefined, done: true }
+      }
+    }
+  }
+
+  private takeId (): number {
+    const id = this.nextId
+    this.nextId = this.nextId >= 2 ** 32 ? 1 : this.nextId + 1
+    return id
+  }
+
+  private send (frame: Frame): void {
+    if (this.isOpen) this.ws.send(encodeFrame(frame))
+  }
+
+  private onMessage (data: Buffer, isBinary: boolean): void {
+    let frame: Frame
+    try {
+      if (!isBinary) throw new OriginError('E_FRAME_INVALID', 'text message where a binary msgpack frame was expected')
+      frame = decodeFrame(data, this.opts.maxFrameBytes)
+    } catch (err) {
+      const e = asOriginError(err)
+      this.log.warn(`refused a frame from ${this.describePeer()}: ${e.message}; closing the connection`)
+      this.send({ t: 'err', id: 0, e: e.toJSON() })
+      this.ws.close(1002, e.code)
+      return
+    }
+    switch (frame.t) {
+      case 'req': void this.serve(frame.id, frame.m, frame.p); break
+      case 'res': this.settle(frame.id, frame.v, undefined); break
+      case 'err': this.onError(frame.id, OriginError.fromJSON(frame.e)); break
+      case 'item': this.sinks.get(frame.id)?.push(frame.v); break
+      case 'end': this.sinks.get(frame.id)?.end(); break
+      case 'cancel': this.serving.get(frame.id)?.abort(); break
+    }
+  }
+
+  private onError (id: number, err: OriginError): void {
+    if (id === 0) { this.log.warn(`${this.describePeer()} refused our frame: ${err.message}`); return }
+    const sink = this.sinks.get(id)
+    if (sink !== undefined) sink.fail(err)
+    else this.settle(id, undefined, err)
+  }
+
+  private settle (id: number, value: unknown, err: Error | undefined): void {
+    const p = this.pending.get(id)
+    if (p === undefined) return // timed out already
+    this.pending.delete(id)
+    clearTimeout(p.timer)
+    if (err !== undefined) p.reject(err)
+    else p.resolve(value)
+  }
+
+  private async serve (id: number, name: string, payload: unknown): Promise<void> {
+    const controller = new AbortController()
+    this.serving.set(id, controller)
+    try {
+      const entry = this.router.get(name)
+      if (entry === undefined) throw new OriginError('E_UNKNOWN_METHOD', `no method "${name}"`, { method: name })
+      if (entry.method.role !== this.peer.role) {
+        this.log.warn(`refused ${name} from ${this.describePeer()}: needs role ${entry.method.role}, certificate has role ${this.peer.role}`)
+        throw new OriginError('E_FORBIDDEN_ROLE', `${name} needs a ${entry.method.role} certificate; yours has role ${this.peer.role}`, { method: name, need: entry.method.role, have: this.peer.role })
+      }
+      const p = entry.check === undefined ? payload : entry.check(payload)
+      const ctx = { peer: this.peer, signal: controller.signal }
+      if (entry.method.kind === 'unary') {
+        const v = await entry.method.handler(p, ctx)
+        this.send({ t: 'res', id, v })
+      } else {
+        for await (const v of entry.method.handler(p, ctx)) {
+          if (controller.signal.aborted || !this.isOpen) break
+          this.send({ t: 'item', id, v })
+          if (this.ws.bufferedAmount > BACKPRESSURE_BYTES) await this.drained()
+        }
+        this.send({ t: 'end', id })
+      }
+    } catch (err) {
+      const e = asOriginError(err, name)
+      if (e.code === 'E_INTERNAL') this.log.error(`${name} failed for ${this.describePeer()}: ${e.message}`)
+      this.send({ t: 'err', id, e: e.toJSON() })
+    } finally {
+      this.serving.delete(id)
+    }
+  }
+
+  private async drained (): Promise<void> {
+    while (this.isOpen && this.ws.bufferedAmount > BACKPRESSURE_BYTES / 2) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+
+  private onClose (code: number, reason: string): void {
+    const err = new OriginError('E_CLOSED', `connection to ${this.describePeer()} closed (${code}${reason ? ' ' + reason : ''})`)
+    for (const [id, p] of this.pending) { clearTimeout(p.timer); p.reject(err); this.pending.delete(id) }
+    for (const sink of this.sinks.values()) sink.fail(err)
+    for (const c of this.serving.values()) c.abort()
+    this.emit('close', code, reason)
+  }
+
+  describePeer (): string {
+    return `${this.peer.role} ${this.peer.name} at ${this.peer.remote}`
+  }
+}

@@ -1,0 +1,74 @@
+/** The transport's interface, as the other layers see it. */
+import type { EventEmitter } from 'node:events'
+
+export type PeerRole = 'node' | 'operator'
+
+/** Who is on the other end, from its verified certificate. */
+export interface Peer {
+  role: PeerRole
+  cluster: string
+  /** The certificate's CN. */
+  name: string
+  /** Certificate serial, normalized (uppercase hex). */
+  serial: string
+  /** Remote host:port of the connection. */
+  remote: string
+}
+
+export interface CallContext {
+  peer: Peer
+  /** Aborted when the connection closes or the caller cancels a stream. */
+  signal: AbortSignal
+}
+
+interface MethodBase<P> {
+  name: string
+  /** The certificate role a caller needs. */
+  role: PeerRole
+  /** JSON Schema for the payload (ajv); omit for methods without one. */
+  payload?: object
+  /** Tells the type checker what the schema guarantees. */
+  readonly __payload?: P
+}
+
+export interface UnaryMethod<P, R> extends MethodBase<P> {
+  kind: 'unary'
+  handler: (payload: P, ctx: CallContext) => Promise<R> | R
+}
+
+export interface StreamMethod<P, R> extends MethodBase<P> {
+  kind: 'stream'
+  handler: (payload: P, ctx: CallContext) => AsyncIterable<R>
+}
+
+export type Method = UnaryMethod<any, any> | StreamMethod<any, any>
+
+export interface CallOptions {
+  /** @default the transport's `callTimeoutMs` */
+  timeoutMs?: number
+}
+
+export interface Connection extends EventEmitter {
+  readonly peer: Peer
+  readonly isOpen: boolean
+  call<R = unknown>(method: string, payload?: unknown, opts?: CallOptions): Promise<R>
+  stream<R = unknown>(method: string, payload?: unknown): AsyncIterable<R>
+  close (reason?: string): void
+  /** Resolves once the connection has closed, for whatever reason. */
+  readonly closed: Promise<void>
+}
+
+export interface Transport {
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** The address actually listened on (host:port), after start. */
+  readonly address: string
+  /** Register a method callers may invoke. Names are unique. */
+  handle (method: Method): void
+  /** Open a connection to another node (must present a `node` certificate of this cluster). */
+  connect (address: string, opts?: { timeoutMs?: number }): Promise<Connection>
+  /** Certificate serials to refuse; connections already open with them are dropped. */
+  setRevoked (serials: Iterable<string>): void
+  /** Emits 'connection' (Connection) for each accepted inbound connection. */
+  readonly events: EventEmitter
+}
