@@ -1,0 +1,61 @@
+/**
+ * launch: start node programs as child processes on this machine. The demo uses it, and
+ * so do the multi-node tests and benchmarks: real processes, real TLS, on loopback.
+ *
+ * @example
+ *   const n = launchNode(['--image', dir], { logFile: 'n1.log' })
+ *   await n.stop()          // SIGTERM, then SIGKILL after the grace period
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { openSync, closeSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** The compiled CLI entry point. */
+export const cliPath = join(__dirname, '..', 'cli', 'main.js')
+
+export interface LaunchOptions {
+  /** Where the process's stdout and stderr go. @default discarded */
+  logFile?: string
+  env?: NodeJS.ProcessEnv
+}
+
+export interface NodeProcess {
+  readonly child: ChildProcess
+  readonly pid: number
+  /** Resolves with the exit code (or signal name) once the process is gone. */
+  readonly exited: Promise<number | string>
+  readonly running: boolean
+  signal (sig: NodeJS.Signals): void
+  /** SIGTERM (graceful leave), then SIGKILL after `graceMs`. */
+  stop (graceMs?: number): Promise<number | string>
+}
+
+export function launchNode (args: string[], o: LaunchOptions = {}): NodeProcess {
+  const fd = o.logFile === undefined ? 'ignore' : openSync(o.logFile, 'a')
+  const child = spawn(process.execPath, [cliPath, 'node', ...args], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...o.env }
+  })
+  if (typeof fd === 'number') closeSync(fd)
+  let running = true
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, sig) => { running = false; resolve(code ?? sig ?? 'unknown') })
+    child.once('error', () => { running = false; resolve('spawn failed') })
+  })
+  return {
+    child,
+    pid: child.pid ?? -1,
+    exited,
+    get running () { return running },
+    signal (sig) { if (running) child.kill(sig) },
+    async stop (graceMs = 5000) {
+      if (!running) return await exited
+      child.kill('SIGCONT') // a paused process cannot handle SIGTERM
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+      const code = await exited
+      clearTimeout(timer)
+      return code
+    }
+  }
+}
