@@ -12,6 +12,7 @@
  */
 import { EventEmitter } from 'node:events'
 import https from 'node:https'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import tls, { type TLSSocket } from 'node:tls'
 import { WebSocketServer } from 'ws'
@@ -46,6 +47,9 @@ export interface TransportComponents {
 }
 
 export const transportDefaults = { maxFrameBytes: 4 << 20, callTimeoutMs: 5000, connectTimeoutMs: 3000 }
+
+/** Remote addresses by raw socket: a TLS socket that failed its handshake no longer knows its peer. */
+const remotes = new WeakMap<object, string>()
 
 export function webSocketTransport (init: TransportInit) {
   return (components: TransportComponents): Transport => new WebSocketTransport(init, components)
@@ -89,13 +93,17 @@ class WebSocketTransport implements Transport {
       key: this.c.identity.key,
       cert: this.c.identity.cert,
       ca: this.c.identity.ca,
+      // The certificate is checked per request rather than at the handshake, so a refused
+      // peer hears why (and the log says it) instead of seeing a reset connection.
       requestCert: true,
-      rejectUnauthorized: true,
+      rejectUnauthorized: false,
       minVersion: 'TLSv1.3'
     }, (req, res) => { res.writeHead(404).end('origin: websocket endpoint only\n') })
     const wss = new WebSocketServer({ noServer: true, maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false })
+    server.on('connection', (socket: Socket) => { remotes.set(socket, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`) })
     server.on('tlsClientError', (err, socket) => {
-      this.c.log.warn(`refused a TLS connection from ${remoteOf(socket)}: ${describeSocketError(err)}`)
+      const remote = remotes.get((socket as unknown as { _parent?: Socket })._parent ?? socket) ?? remoteOf(socket)
+      this.c.log.warn(`refused a TLS connection from ${remote}: ${describeSocketError(err)}`)
     })
     server.on('upgrade', (req, socket, head) => this.onUpgrade(wss, req, socket, head))
     server.on('clientError', (err, socket) => { socket.destroy(); this.c.log.debug(`bad HTTP from a client: ${err.message}`) })

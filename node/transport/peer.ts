@@ -9,6 +9,18 @@ import type { Peer, PeerRole } from './types'
 
 const roles: readonly string[] = ['node', 'operator']
 
+/** OpenSSL verification codes in words. */
+const verifyErrors: Record<string, string> = {
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "not signed by this cluster's CA",
+  UNABLE_TO_GET_ISSUER_CERT: "not signed by this cluster's CA",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "not signed by this cluster's CA",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "self-signed, not signed by this cluster's CA",
+  SELF_SIGNED_CERT_IN_CHAIN: "signed by another CA, not this cluster's",
+  CERT_SIGNATURE_FAILURE: 'signature does not verify'
+}
+
 function field (subject: PeerCertificate['subject'] | undefined, name: 'CN' | 'O' | 'OU'): string | undefined {
   const v = (subject as unknown as Record<string, unknown> | undefined)?.[name]
   return typeof v === 'string' ? v : undefined
@@ -22,10 +34,14 @@ export function remoteOf (socket: TLSSocket): string {
 /** The verified peer on `socket`, or an OriginError saying why it may not talk to us. */
 export function peerOf (socket: TLSSocket, cluster: string, revoked: ReadonlySet<string>): Peer {
   const remote = remoteOf(socket)
-  if (!socket.authorized) {
-    throw new OriginError('E_CERT_INVALID', `certificate not verified: ${String(socket.authorizationError ?? 'no certificate')}`, { remote })
-  }
   const cert = socket.getPeerCertificate()
+  if (cert === null || cert === undefined || Object.keys(cert).length === 0) {
+    throw new OriginError('E_CERT_INVALID', 'no client certificate (origin requires mutual TLS)', { remote })
+  }
+  if (!socket.authorized) {
+    const code = String(socket.authorizationError ?? 'unknown')
+    throw new OriginError('E_CERT_INVALID', `certificate "${field(cert.subject, 'CN') ?? '?'}" refused: ${verifyErrors[code] ?? code}`, { remote, reason: code })
+  }
   const role = field(cert.subject, 'OU')
   const certCluster = field(cert.subject, 'O')
   const name = field(cert.subject, 'CN') ?? '?'

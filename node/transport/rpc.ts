@@ -171,7 +171,7 @@ export class RpcConnection extends EventEmitter implements Connection {
       if (entry === undefined) throw new OriginError('E_UNKNOWN_METHOD', `no method "${name}"`, { method: name })
       if (entry.method.role !== this.peer.role) {
         this.log.warn(`refused ${name} from ${this.describePeer()}: needs role ${entry.method.role}, certificate has role ${this.peer.role}`)
-        throw new OriginError('E_FORBIDDEN_ROLE', `${name} needs a ${entry.method.role} certificate; yours has role ${this.peer.role}`, { method: name, need: entry.method.role, have: this.peer.role })
+        throw new OriginError('E_FORBIDDEN_ROLE', `${name} needs ${entry.method.role === 'operator' ? 'an' : 'a'} ${entry.method.role} certificate; yours has role ${this.peer.role}`, { method: name, need: entry.method.role, have: this.peer.role })
       }
       const p = entry.check === undefined ? payload : entry.check(payload)
       const ctx = { peer: this.peer, signal: controller.signal }
