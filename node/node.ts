@@ -68,7 +68,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     { name: 'control', component: controlLayer }
   ], root)
   await system.start()
-  root.info(`node ${id} up at ${membershipLayer.address} in cluster ${config.cluster}`)
+  root.info(`node ${id} up at ${membershipLayer.address} in cluster ${config.cluster} (${Math.round(process.uptime() * 1000)} ms after process start)`)
   return {
     id,
     get address () { return membershipLayer.address },

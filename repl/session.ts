@@ -33,9 +33,11 @@ export async function startSession (cluster: Cluster, o: SessionOptions = {}): P
     useGlobal: true
   })
   Object.assign(server.context, { cluster })
+  let leaving = false
   void cluster.closed.then(() => {
+    if (leaving) return
     output.write(`\nconnection to ${cluster.address} closed; leaving the REPL\n`)
     server.close()
   })
-  await new Promise<void>((resolve) => server.once('exit', () => resolve()))
+  await new Promise<void>((resolve) => server.once('exit', () => { leaving = true; resolve() }))
 }

@@ -6,8 +6,6 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { OriginError, errorMessage } from '../errors'
 
 export interface Command {
-  /** One line for `origin --help`. */
-  summary: string
   /** Full `--help` text. */
   usage: string
   run (argv: string[]): Promise<number>

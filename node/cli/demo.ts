@@ -47,7 +47,6 @@ async function waitForMembers (address: string, keys: string, count: number, tim
 }
 
 export const demoCommand: Command = {
-  summary: 'boot a local 3-node cluster and open the REPL on it',
   usage,
   async run (argv) {
     const { values } = parse(argv, { dir: { type: 'string' }, nodes: { type: 'string' }, 'base-port': { type: 'string' } }, usage)

@@ -45,7 +45,6 @@ function printWritten (files: string[]): void {
 }
 
 export const keysCommand: Command = {
-  summary: 'create a cluster CA and node certificate, or issue an operator certificate',
   usage,
   async run (argv: string[]): Promise<number> {
     const [sub, ...rest] = argv

@@ -5,16 +5,13 @@
  */
 import { OriginError, errorMessage } from '../errors'
 import type { Command } from './args'
-import { keysCommand } from './keys'
-import { nodeCommand } from './node'
-import { replCommand } from './repl'
-import { demoCommand } from './demo'
 
-const commands: Record<string, Command> = {
-  keys: keysCommand,
-  node: nodeCommand,
-  repl: replCommand,
-  demo: demoCommand
+// Loaded on use: a node should not pay for TypeScript and ts-node, which only the REPL needs.
+const commands: Record<string, { summary: string, load: () => Command }> = {
+  keys: { summary: 'create a cluster CA and node certificate, or issue an operator certificate', load: () => (require('./keys') as typeof import('./keys')).keysCommand },
+  node: { summary: 'run a node (originates the cluster or joins it)', load: () => (require('./node') as typeof import('./node')).nodeCommand },
+  repl: { summary: 'TypeScript REPL against the live cluster (-e for one expression)', load: () => (require('./repl') as typeof import('./repl')).replCommand },
+  demo: { summary: 'boot a local 3-node cluster and open the REPL on it', load: () => (require('./demo') as typeof import('./demo')).demoCommand }
 }
 
 function overview (): string {
@@ -28,11 +25,12 @@ async function main (argv: string[]): Promise<number> {
     console.log(overview())
     return name === undefined ? 2 : 0
   }
-  const command = commands[name]
-  if (command === undefined) {
+  const entry = commands[name]
+  if (entry === undefined) {
     console.error(`origin: unknown command "${name}"\n\n${overview()}`)
     return 2
   }
+  const command = entry.load()
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(command.usage)
     return 0

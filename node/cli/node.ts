@@ -74,7 +74,6 @@ async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, ke
 }
 
 export const nodeCommand: Command = {
-  summary: 'run a node (originates the cluster or joins it)',
   usage,
   async run (argv) {
     const { config, keys } = await resolveConfig(argv)

@@ -21,7 +21,6 @@ Opens a TypeScript REPL (top-level await) connected to any node of the cluster, 
   -e, --eval EXPR     evaluate EXPR, print the result as JSON, exit 0 (1 on error)`
 
 export const replCommand: Command = {
-  summary: 'TypeScript REPL against the live cluster (-e for one expression)',
   usage,
   async run (argv) {
     const { values } = parse(argv, {

@@ -22,23 +22,28 @@ export type Frame =
   | { t: 'cancel', id: number }
 
 const id = { type: 'integer', minimum: 0, maximum: 2 ** 32 }
+// `discriminator` makes ajv check only the branch named by `t`, and say so when `t` is unknown.
 const frameSchema = {
+  type: 'object',
+  required: ['t'],
+  properties: { t: { type: 'string' } },
+  discriminator: { propertyName: 't' },
   oneOf: [
-    { type: 'object', required: ['t', 'id', 'm'], additionalProperties: false, properties: { t: { const: 'req' }, id, m: { type: 'string', minLength: 1, maxLength: 200 }, p: {} } },
-    { type: 'object', required: ['t', 'id'], additionalProperties: false, properties: { t: { const: 'res' }, id, v: {} } },
+    { type: 'object', required: ['t', 'id', 'm'], additionalProperties: false, properties: { t: { type: 'string', const: 'req' }, id, m: { type: 'string', minLength: 1, maxLength: 200 }, p: {} } },
+    { type: 'object', required: ['t', 'id'], additionalProperties: false, properties: { t: { type: 'string', const: 'res' }, id, v: {} } },
     {
       type: 'object',
       required: ['t', 'id', 'e'],
       additionalProperties: false,
       properties: {
-        t: { const: 'err' },
+        t: { type: 'string', const: 'err' },
         id,
         e: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, data: { type: 'object' }, caller: { type: 'string' } } }
       }
     },
-    { type: 'object', required: ['t', 'id'], additionalProperties: false, properties: { t: { const: 'item' }, id, v: {} } },
-    { type: 'object', required: ['t', 'id'], additionalProperties: false, properties: { t: { const: 'end' }, id } },
-    { type: 'object', required: ['t', 'id'], additionalProperties: false, properties: { t: { const: 'cancel' }, id } }
+    { type: 'object', required: ['t', 'id'], additionalProperties: false, properties: { t: { type: 'string', const: 'item' }, id, v: {} } },
+    { type: 'object', required: ['t', 'id'], additionalProperties: false, properties: { t: { type: 'string', const: 'end' }, id } },
+    { type: 'object', required: ['t', 'id'], additionalProperties: false, properties: { t: { type: 'string', const: 'cancel' }, id } }
   ]
 }
 const checkFrame = validator<Frame>(frameSchema, 'frame', 'E_FRAME_INVALID')

@@ -28,6 +28,10 @@ export interface NodeSpec {
   keys?: string
   /** Use this address instead of a fresh one. */
   address?: string
+  /** Membership timings. @default fastMembership */
+  membership?: Record<string, number>
+  /** @default 'debug' */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error'
 }
 
 export interface TestNode {
@@ -105,9 +109,9 @@ export class TestCluster {
       name: spec.name,
       labels: spec.labels ?? {},
       characteristics: { cpus: spec.cpus ?? 2, memoryMb: spec.memoryMb ?? 1024 },
-      membership: fastMembership,
+      membership: spec.membership ?? fastMembership,
       hubs: spec.hubs ?? {},
-      log: { level: 'debug' }
+      log: { level: spec.logLevel ?? 'debug' }
     }
     await writeFile(join(dir, 'image.json'), JSON.stringify(image, null, 2))
     const logFile = join(dir, 'out.log')

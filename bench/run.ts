@@ -1,0 +1,10 @@
+/** `npm run bench`: prints figures, next to the floors of ../shared/FLOORS.md. Never pass/fail. */
+import os from 'node:os'
+import { benchCluster } from './cluster'
+
+async function main (): Promise<void> {
+  console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
+  for (const size of [3, 10]) await benchCluster(size)
+}
+
+main().catch((err) => { console.error(err); process.exitCode = 1 })
