@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'E_UNREACHABLE'       // could not connect to a peer
   | 'E_NOT_FOUND'         // the thing asked for does not exist
   | 'E_START_FAILED'      // a component failed to start
+  | 'E_SIGNATURE'         // a commit signature or an allowed-signer key is malformed
+  | 'E_SPEC_INVALID'      // a spec repo's files failed to load or validate
   | 'E_INTERNAL'          // a bug: a handler threw something unexpected
 
 export interface OriginErrorJSON {

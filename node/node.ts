@@ -14,6 +14,7 @@ import { createLogger, fileSink, stderrSink, type Logger } from './log'
 import { membership as defaultMembership, type Membership } from './membership'
 import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
+import { spec as defaultSpec, type SpecLayer, type SpecSource } from './spec'
 
 export interface NodeOptions {
   config: ImageConfig
@@ -27,6 +28,7 @@ export interface Layers {
   transport: typeof webSocketTransport
   membership: typeof defaultMembership
   hubs: typeof defaultHubs
+  spec: typeof defaultSpec
 }
 
 export interface RunningNode {
@@ -36,12 +38,13 @@ export interface RunningNode {
   transport: Transport
   membership: Membership
   hubs: Hubs
+  spec: SpecLayer
   stop (): Promise<void>
 }
 
 export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const { config } = opts
-  const layers: Layers = { transport: webSocketTransport, membership: defaultMembership, hubs: defaultHubs, ...opts.layers }
+  const layers: Layers = { transport: webSocketTransport, membership: defaultMembership, hubs: defaultHubs, spec: defaultSpec, ...opts.layers }
   const dataDir = resolve(config.data)
   await mkdir(dataDir, { recursive: true })
   const id = await loadNodeId(dataDir, config.name)
@@ -60,11 +63,20 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     self: { id, address: config.advertise, characteristics: measureCharacteristics(config.characteristics, config.labels, Date.now()) }
   })
   const hubLayer = layers.hubs({ policy: config.hubs })({ membership: membershipLayer, log: root.child('hubs') })
-  const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, log: root.child('control') })
+  const specLayer = layers.spec({ source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs })({
+    transport, membership: membershipLayer, hubs: hubLayer, log: root.child('spec'), cluster: config.cluster
+  })
+  // The spec flows back up as events: hub policy and revoked certificates take effect at once.
+  specLayer.events.on('applied', ({ spec }) => {
+    hubLayer.setPolicy({ ...config.hubs, ...spec.cluster.hubs })
+    transport.setRevoked(spec.cluster.revokedSerials)
+  })
+  const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },
     { name: 'membership', component: membershipLayer },
     { name: 'hubs', component: hubLayer },
+    { name: 'spec', component: specLayer },
     { name: 'control', component: controlLayer }
   ], root)
   await system.start()
@@ -76,6 +88,14 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     transport,
     membership: membershipLayer,
     hubs: hubLayer,
+    spec: specLayer,
     stop: async () => { await system.stop(); root.info('stopped') }
   }
+}
+
+function specSource (config: ImageConfig): SpecSource {
+  if (config.specDir !== undefined) return { kind: 'dir', dir: config.specDir }
+  if (config.spec === undefined) return { kind: 'none' }
+  const { url, ref, token, webhookSecret, allowedSigners } = config.spec
+  return { kind: 'git', url, ref, token, webhookSecret, allowedSigners, pollIntervalMs: config.spec.pollIntervalMs ?? 5000 }
 }

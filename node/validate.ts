@@ -6,7 +6,7 @@
 import Ajv, { type ErrorObject, type JSONSchemaType } from 'ajv'
 import { OriginError, type ErrorCode } from './errors'
 
-const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: false, discriminator: true })
+export const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: false, discriminator: true })
 
 export function describeErrors (errors: ErrorObject[] | null | undefined): string {
   return (errors ?? []).map((e) => {

@@ -8,8 +8,9 @@
  */
 import { loadIdentity } from '../node/keys'
 import { connectTo, type Connection } from '../node/transport'
-import type { HubsView, NodeRow } from '../node/control'
-import { HubSet, NodeTable } from './render'
+import type { HubsView, NodeRow, SpecView } from '../node/control'
+import type { SyncResult } from '../node/spec'
+import { HubSet, NodeTable, SpecReport, SyncReport } from './render'
 
 export interface ConnectOptions {
   /** Keys directory holding ca.crt and operators/NAME.crt + NAME.key. */
@@ -32,6 +33,16 @@ export class Cluster {
   /** The hub set, strongest first, and the policy that chose it. */
   async hubs (): Promise<HubSet> {
     return new HubSet(await this.conn.call<HubsView>('cluster.hubs'))
+  }
+
+  /** The spec: the commit applied, which version each node runs, the last rejected commit and why. */
+  async spec (): Promise<SpecReport> {
+    return new SpecReport(await this.conn.call<SpecView>('cluster.spec'))
+  }
+
+  /** Fetch the spec repo now instead of waiting for the next poll; what each hub did. */
+  async sync (): Promise<SyncReport> {
+    return SyncReport.fromResults(await this.conn.call<SyncResult[]>('cluster.sync', undefined, { timeoutMs: 60_000 }))
   }
 
   /** Which node answered, and the round trip in ms. */

@@ -3,7 +3,8 @@
  * as readable text tables in the interactive REPL through `util.inspect.custom`.
  */
 import { inspect } from 'node:util'
-import type { HubsView, NodeRow } from '../node/control'
+import type { HubsView, NodeRow, SpecView } from '../node/control'
+import type { SyncResult } from '../node/spec'
 
 export function textTable (headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
@@ -59,5 +60,54 @@ export class HubSet {
   [inspect.custom] (): string {
     const p = this.policy
     return `hubs: ${this.hubs.join(', ') || '(none)'}\npolicy: ${p.count} hubs, ranked by ${p.ranking.join(' > ')}, memory margin ${Math.round(p.memoryMargin * 100)}%`
+  }
+}
+
+const short = (v?: string): string => v === undefined ? '(none)' : v.startsWith('dir:') ? v : v.slice(0, 12)
+
+/** `cluster.spec()`: what runs, where, and what was refused. */
+export class SpecReport {
+  readonly answeredBy: string
+  readonly applied?: SpecView['applied']
+  readonly nodes: SpecView['nodes']
+  readonly lastRejected?: SpecView['lastRejected']
+  constructor (v: SpecView) {
+    this.answeredBy = v.answeredBy
+    this.applied = v.applied
+    this.nodes = v.nodes
+    this.lastRejected = v.lastRejected
+  }
+
+  [inspect.custom] (): string {
+    const a = this.applied
+    const lines = [a === undefined
+      ? 'applied: (no spec yet)'
+      : `applied: ${short(a.id)} "${a.message.split('\n')[0]}" by ${a.author}, ${a.date}`]
+    lines.push('', textTable(['node', 'status', 'runs'], this.nodes.map((n) => [n.id, n.status, short(n.spec)])))
+    const r = this.lastRejected
+    if (r !== undefined) {
+      lines.push('', `last rejected: ${short(r.version)} "${r.info.message.split('\n')[0]}" by ${r.info.author}, at ${r.at}`)
+      for (const e of r.errors) lines.push(`  ${e}`)
+    }
+    return lines.join('\n')
+  }
+}
+
+/** `cluster.sync()`: one line per hub. */
+export class SyncReport extends Array<SyncResult> {
+  static override get [Symbol.species] (): ArrayConstructor { return Array }
+
+  static fromResults (results: SyncResult[]): SyncReport {
+    const r = new SyncReport()
+    r.push(...results)
+    return r
+  }
+
+  [inspect.custom] (): string {
+    if (this.length === 0) return 'no hub answered'
+    return this.map((r) => {
+      const what = r.outcome === 'failed' ? `failed: ${r.error ?? ''}` : `${r.outcome} ${short(r.commit)}`
+      return [`${r.node}: ${what}`, ...(r.errors ?? []).map((e) => `  ${e}`)].join('\n')
+    }).join('\n')
   }
 }

@@ -1,6 +1,6 @@
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { readFile, mkdtemp } from 'node:fs/promises'
+import { readFile, mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +12,12 @@ import { TestCluster, makeKeys } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
 
 let c: TestCluster
+const foreignDirs: string[] = []
+async function foreignKeys (): Promise<string> {
+  const dir = await mkdtemp(join(os.tmpdir(), 'origin-foreign-'))
+  foreignDirs.push(dir)
+  return await makeKeys(dir, 'test')
+}
 let address: string
 
 test.before(async () => {
@@ -20,7 +26,10 @@ test.before(async () => {
   await c.start({ name: 'n2' })
   await c.waitForView({ n1: 'alive', n2: 'alive' })
 })
-test.after.always(async () => { await c?.cleanup() })
+test.after.always(async () => {
+  await c?.cleanup()
+  for (const d of foreignDirs) await rm(d, { recursive: true, force: true })
+})
 
 /** n1 still answers an operator, and still sees n2 alive. */
 async function stillServing (): Promise<boolean> {
@@ -36,7 +45,7 @@ async function identity (as?: string) {
 const [host, port] = (() => { let h = ''; let p = 0; return [() => h || (h = address.split(':')[0]), () => p || (p = Number(address.split(':')[1]))] })()
 
 test.serial('security: a node of another CA cannot join, and the cluster goes on', async (t) => {
-  const foreign = await makeKeys(await mkdtemp(join(os.tmpdir(), 'origin-foreign-')), 'test')
+  const foreign = await foreignKeys()
   const x = await c.start({ name: 'x', keys: foreign, seeds: ['n1'] })
   await waitFor(async () => (await x.log()).includes('no seed answered'), { what: 'the foreign node to give up on its seed' })
   const view = await c.view('n1')
@@ -47,7 +56,7 @@ test.serial('security: a node of another CA cannot join, and the cluster goes on
 })
 
 test.serial('security: a client certificate from another CA is refused with a logged reason', async (t) => {
-  const foreign = await makeKeys(await mkdtemp(join(os.tmpdir(), 'origin-foreign-')), 'test')
+  const foreign = await foreignKeys()
   const stranger = await loadIdentity({ keys: foreign, as: 'op' })
   const ours = await identity('op')
   // Trusts the cluster's CA, so only the node's check of the client certificate can fail.

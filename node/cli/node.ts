@@ -23,6 +23,8 @@ their seeds. SIGTERM or Ctrl-C leaves the cluster gracefully.
   --seeds LIST       comma-separated HOST:PORT of nodes to join through
   --data DIR         data directory (node id, node.log)
   --name ID          node id to take on first start (kept in the data dir afterwards)
+  --spec URL[#REF]   spec repo (HTTP(S) git remote; #REF picks a branch, default the remote's HEAD)
+  --spec-dir DIR     take the spec from a local directory, watched for changes (no git)
   --log-level LEVEL  debug | info | warn | error`
 
 const options = {
@@ -34,7 +36,9 @@ const options = {
   seeds: { type: 'string' },
   data: { type: 'string' },
   name: { type: 'string' },
-  'log-level': { type: 'string' }
+  'log-level': { type: 'string' },
+  spec: { type: 'string' },
+  'spec-dir': { type: 'string' }
 } as const
 
 async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, keys: string }> {
@@ -69,6 +73,21 @@ async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, ke
   }
   config = { ...config, ...flags }
   if (values.data !== undefined) config.data = resolve(values.data)
+  if (values.spec !== undefined && values['spec-dir'] !== undefined) throw new OriginError('E_ARGS', 'give --spec or --spec-dir, not both')
+  if (values.spec !== undefined) {
+    const [url, ref] = values.spec.split('#')
+    if (!/^https?:\/\/\S+$/.test(url) || ref === '') throw new OriginError('E_ARGS', `--spec must be an HTTP(S) git URL, optionally with #BRANCH, got "${values.spec}"`)
+    config.spec = { ...config.spec, url, ref }
+    config.specDir = undefined
+  }
+  if (values['spec-dir'] !== undefined) {
+    if (!existsSync(values['spec-dir'])) throw new OriginError('E_ARGS', `--spec-dir ${values['spec-dir']} does not exist`)
+    config.specDir = resolve(values['spec-dir'])
+    config.spec = undefined
+  } else if (image !== undefined && config.specDir !== undefined) {
+    config.specDir = resolve(image, config.specDir)
+  }
+  if (config.spec !== undefined && config.specDir !== undefined) throw new OriginError('E_ARGS', 'image.json sets both "spec" and "specDir"; keep one')
   if (!existsSync(keys)) throw new OriginError('E_ARGS', `keys directory ${keys} does not exist (make one with 'origin keys init')`)
   return { config, keys }
 }

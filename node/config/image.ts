@@ -13,6 +13,9 @@
  *   "characteristics": { "cpus": 4, "memoryMb": 8192 },   override what is measured
  *   "membership": { "gossipIntervalMs": 200, "suspectAfterMs": 2500, "deadAfterMs": 5000 },
  *   "hubs": { "count": 3, "memoryMargin": 0.1 },
+ *   "spec": { "url": "https://git.example.com/ops/spec.git", "ref": "main", "token": "...",
+ *             "pollIntervalMs": 5000, "webhookSecret": "...", "allowedSigners": ["ssh-ed25519 AAAA... alice"] },
+ *   "specDir": "../spec",                   local development: a watched directory instead of git
  *   "log": { "level": "info" }
  * }
  */
@@ -32,9 +35,13 @@ export interface ImageConfig {
   membership: { gossipIntervalMs?: number, fanout?: number, suspectAfterMs?: number, deadAfterMs?: number, seedRetryMs?: number }
   hubs: { count?: number, memoryMargin?: number, ranking?: Array<'memory' | 'cpus' | 'uptime' | 'id'> }
   log: { level?: 'debug' | 'info' | 'warn' | 'error' }
+  spec?: { url: string, ref?: string, token?: string, pollIntervalMs?: number, webhookSecret?: string, allowedSigners?: string[], tsTimeoutMs?: number }
+  specDir?: string
 }
 
-const hostPort = { type: 'string', pattern: '^(\\[[0-9a-fA-F:]+\\]|[^:\\s\\[\\]]+):[0-9]{1,5}$' }
+// The port part is 0-65535 spelled out: a pattern cannot compare numbers, and five digits alone let 99999 through.
+const port = '([0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])'
+const hostPort = { type: 'string', pattern: `^(\\[[0-9a-fA-F:]+\\]|[^:\\s\\[\\]]+):${port}$` }
 const ms = { type: 'integer', minimum: 10, maximum: 3_600_000 }
 
 export const imageSchema = {
@@ -75,7 +82,22 @@ export const imageSchema = {
         ranking: { type: 'array', items: { enum: ['memory', 'cpus', 'uptime', 'id'] }, uniqueItems: true, minItems: 1 }
       }
     },
-    log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error'] } } }
+    log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error'] } } },
+    spec: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: {
+        url: { type: 'string', pattern: '^https?://' },
+        ref: { type: 'string', minLength: 1, pattern: '^[^\\s~^:?*\\[]+$' },
+        token: { type: 'string', minLength: 1 },
+        pollIntervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000 },
+        webhookSecret: { type: 'string', minLength: 8 },
+        allowedSigners: { type: 'array', items: { type: 'string', pattern: '^(\\S+ )?(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$' } },
+        tsTimeoutMs: { type: 'integer', minimum: 10, maximum: 60_000 }
+      }
+    },
+    specDir: { type: 'string', minLength: 1 }
   }
 }
 
@@ -106,7 +128,9 @@ export function parseImageConfig (text: string, source = 'image.json'): ImageCon
     characteristics: v.characteristics ?? {},
     membership: v.membership ?? {},
     hubs: v.hubs ?? {},
-    log: v.log ?? {}
+    log: v.log ?? {},
+    spec: v.spec,
+    specDir: v.specDir
   }
 }
 

@@ -5,11 +5,15 @@
  *   cluster.nodes  -> NodeRow[]   the member table as this node sees it
  *   cluster.hubs   -> HubsView    the hub set and the policy that chose it
  *   cluster.ping   -> { node, at } which node answered, and its clock
+ *   cluster.spec   -> SpecView     the spec applied, per node which version it runs, the last rejection
+ *   cluster.sync   -> SyncResult[] fetch the spec repo now (hubs do; others ask them)
  */
 import type { Hubs, HubPolicy } from '../hubs'
 import type { Logger } from '../log'
 import type { Membership, MemberStatus } from '../membership'
 import type { Transport } from '../transport'
+import type { SpecLayer, SyncResult, Rejection } from '../spec'
+import type { CommitInfo } from '../spec/store'
 
 export interface NodeRow {
   id: string
@@ -26,7 +30,14 @@ export interface NodeRow {
 
 export interface HubsView { hubs: string[], policy: HubPolicy, answeredBy: string }
 
-export interface ControlComponents { transport: Transport, membership: Membership, hubs: Hubs, log: Logger }
+export interface SpecView {
+  answeredBy: string
+  applied?: CommitInfo
+  nodes: Array<{ id: string, status: MemberStatus, spec?: string }>
+  lastRejected?: Omit<Rejection, 'at'> & { at: string }
+}
+
+export interface ControlComponents { transport: Transport, membership: Membership, hubs: Hubs, spec: SpecLayer, log: Logger }
 
 export function control () {
   return (c: ControlComponents) => {
@@ -54,12 +65,41 @@ export function control () {
       role: 'operator',
       handler: (): HubsView => ({ hubs: c.hubs.current(), policy: c.hubs.policy(), answeredBy: c.membership.id })
     })
+    c.transport.handle({ kind: 'unary', name: 'cluster.spec', role: 'operator', handler: async () => await specView(c) })
+    c.transport.handle({ kind: 'unary', name: 'cluster.sync', role: 'operator', handler: async (): Promise<SyncResult[]> => await c.spec.sync() })
     c.transport.handle({ kind: 'unary', name: 'cluster.ping', role: 'operator', handler: () => ({ node: c.membership.id, at: Date.now() }) })
     c.transport.events.on('connection', (conn) => {
       if (conn.peer.role !== 'operator') return
-      c.log.info(`operator ${conn.peer.name} connected from ${conn.peer.remote}`)
-      conn.once('close', () => c.log.info(`operator ${conn.peer.name} disconnected`))
+      c.log.debug(`operator ${conn.peer.name} connected from ${conn.peer.remote}`)
+      conn.once('close', () => c.log.debug(`operator ${conn.peer.name} disconnected`))
     })
     return { start: async () => {}, stop: async () => {} }
+  }
+}
+
+/** What this node knows of the spec; the last rejection comes from a hub when this node has none (hubs see rejections first). */
+async function specView (c: ControlComponents): Promise<SpecView> {
+  const table = c.membership.table()
+  let rejected = c.spec.lastRejected()
+  if (rejected === undefined) {
+    for (const hub of c.hubs.current().filter((h) => h !== c.membership.id)) {
+      const m = table[hub]
+      if (m === undefined) continue
+      try {
+        const conn = await c.transport.connect(m.address)
+        try {
+          rejected = (await conn.call<{ rejected?: Rejection }>('spec.status', undefined, { timeoutMs: 2000 })).rejected
+        } finally { conn.close() }
+        if (rejected !== undefined) break
+      } catch (err) {
+        c.log.debug(`cannot ask hub ${hub} for its spec status: ${String(err)}`)
+      }
+    }
+  }
+  return {
+    answeredBy: c.membership.id,
+    applied: c.spec.current()?.info,
+    nodes: Object.values(table).sort((a, b) => (a.id < b.id ? -1 : 1)).map((m) => ({ id: m.id, status: m.status, spec: m.spec })),
+    lastRejected: rejected === undefined ? undefined : { ...rejected, at: new Date(rejected.at).toISOString() }
   }
 }

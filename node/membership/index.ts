@@ -71,6 +71,8 @@ export interface Membership {
   table (): MemberTable
   /** Set this node's hub flag (the hub layer's hysteresis reads it). */
   setHubClaim (hub: boolean): void
+  /** Say which spec version this node runs. */
+  setSpec (version: string): void
   /** Emits 'change' (table) whenever the table changes. */
   readonly events: EventEmitter
 }
@@ -109,6 +111,11 @@ class GossipMembership implements Membership {
   setHubClaim (hub: boolean): void {
     if (!this.running || this.self.hub === hub) return
     this.updateSelf({ ...this.self, hub, heartbeat: this.self.heartbeat + 1 })
+  }
+
+  setSpec (version: string): void {
+    if (!this.running || this.self.spec === version) return
+    this.updateSelf({ ...this.self, spec: version, heartbeat: this.self.heartbeat + 1 })
   }
 
   async start (): Promise<void> {

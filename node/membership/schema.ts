@@ -11,6 +11,7 @@ const memberSchema = {
     heartbeat: { type: 'integer', minimum: 0 },
     status: { enum: ['alive', 'suspect', 'dead', 'left'] },
     hub: { type: 'boolean' },
+    spec: { type: 'string', maxLength: 100 },
     characteristics: {
       type: 'object',
       additionalProperties: false,

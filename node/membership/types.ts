@@ -35,6 +35,8 @@ export interface Member {
   characteristics: Characteristics
   /** True while the member holds the hub role by its own computation; the hub policy's hysteresis reads it. */
   hub: boolean
+  /** The spec version the member runs (a commit id, or `dir:<digest>` for a local directory); absent before the first. */
+  spec?: string
 }
 
 /** Member id -> entry. Plain object so it crosses the wire as is. */

@@ -54,9 +54,10 @@ export async function dial (o: DialOptions): Promise<RpcConnection> {
   return await new Promise<RpcConnection>((resolve, reject) => {
     let socket: TLSSocket | undefined
     ws.once('upgrade', (res) => { socket = res.socket as TLSSocket })
-    ws.once('unexpected-response', (_req, res) => {
+    ws.once('unexpected-response', (req, res) => {
       let body = ''
       res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('close', () => req.destroy())
       res.on('end', () => reject(new OriginError('E_UNREACHABLE', `${o.address} refused us: ${body.trim() || `HTTP ${res.statusCode ?? '?'}`}`, { address: o.address })))
       res.on('error', () => reject(new OriginError('E_UNREACHABLE', `${o.address} refused us (HTTP ${res.statusCode ?? '?'})`)))
     })

@@ -11,6 +11,7 @@
  *   await conn.call('mesh.ping')   // 'pong'
  */
 import { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import https from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -22,9 +23,11 @@ import { silentLogger, type Logger } from '../log'
 import { dial, describeSocketError, splitAddress, PATH } from './dial'
 import { peerOf, remoteOf } from './peer'
 import { RpcConnection, Router } from './rpc'
-import type { Connection, Method, Transport } from './types'
+import type { Connection, HttpHandler, Method, Transport } from './types'
 
-export type { Connection, Method, Peer, PeerRole, CallContext, Transport, UnaryMethod, StreamMethod } from './types'
+export type { Connection, Method, Peer, PeerRole, CallContext, Transport, UnaryMethod, StreamMethod, HttpHandler, HttpRequest } from './types'
+
+const MAX_HTTP_BODY = 1 << 20
 
 export interface TransportInit {
   /** host:port to listen on; port 0 lets the OS pick. */
@@ -58,6 +61,7 @@ export function webSocketTransport (init: TransportInit) {
 class WebSocketTransport implements Transport {
   readonly events = new EventEmitter()
   private readonly router = new Router()
+  private readonly routes = new Map<string, HttpHandler>()
   private readonly opts: Required<TransportInit>
   private readonly connections = new Set<RpcConnection>()
   private revoked = new Set<string>()
@@ -75,6 +79,30 @@ class WebSocketTransport implements Transport {
   get address (): string { return this.bound }
 
   handle (method: Method): void { this.router.add(method) }
+
+  route (method: string, path: string, handler: HttpHandler): void {
+    this.routes.set(`${method.toUpperCase()} ${path}`, handler)
+  }
+
+  private async serveHttp (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const remote = remoteOf(req.socket as TLSSocket)
+    const handler = this.routes.get(`${req.method ?? ''} ${(req.url ?? '').split('?')[0]}`)
+    if (handler === undefined) { res.writeHead(404, { 'content-type': 'text/plain' }).end('origin: no such route\n'); return }
+    const chunks: Buffer[] = []
+    let size = 0
+    try {
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length
+        if (size > MAX_HTTP_BODY) throw new OriginError('E_PAYLOAD_INVALID', `request body over ${MAX_HTTP_BODY} bytes`)
+        chunks.push(chunk as Buffer)
+      }
+      const out = await handler({ headers: req.headers, body: Buffer.concat(chunks), remote })
+      res.writeHead(out.status, { 'content-type': 'text/plain' }).end(out.body + '\n')
+    } catch (err) {
+      this.c.log.warn(`${req.method ?? ''} ${req.url ?? ''} from ${remote} failed: ${errorMessage(err)}`)
+      if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' }).end(errorMessage(err) + '\n')
+    }
+  }
 
   setRevoked (serials: Iterable<string>): void {
     this.revoked = new Set([...serials].map(normalizeSerial))
@@ -98,7 +126,7 @@ class WebSocketTransport implements Transport {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.3'
-    }, (req, res) => { res.writeHead(404).end('origin: websocket endpoint only\n') })
+    }, (req, res) => { void this.serveHttp(req, res) })
     const wss = new WebSocketServer({ noServer: true, maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false })
     server.on('connection', (socket: Socket) => { remotes.set(socket, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`) })
     server.on('tlsClientError', (err, socket) => {

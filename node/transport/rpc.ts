@@ -66,7 +66,13 @@ export class RpcConnection extends EventEmitter implements Connection {
         reject(new OriginError('E_TIMEOUT', `${method} got no answer from ${this.describePeer()} within ${timeoutMs} ms`, { method, timeoutMs }))
       }, timeoutMs)
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
-      this.send({ t: 'req', id, m: method, p: payload })
+      try {
+        this.send({ t: 'req', id, m: method, p: payload })
+      } catch (err) {
+        clearTimeout(timer)
+        this.pending.delete(id)
+        reject(err)
+      }
     })
   }
 
@@ -94,8 +100,10 @@ export class RpcConnection extends EventEmitter implements Connection {
       end: () => { done = true; notify() },
       fail: (e) => { failure = e; notify() }
     })
-    if (this.isOpen) this.send({ t: 'req', id, m: method, p: payload })
-    else failure = new OriginError('E_CLOSED', `connection to ${this.describePeer()} is closed`)
+    if (!this.isOpen) failure = new OriginError('E_CLOSED', `connection to ${this.describePeer()} is closed`)
+    else {
+      try { this.send({ t: 'req', id, m: method, p: payload }) } catch (err) { failure = err as Error }
+    }
     const finish = (): void => { this.sinks.delete(id) }
     return {
       next: async () => {
@@ -122,7 +130,14 @@ export class RpcConnection extends EventEmitter implements Connection {
   }
 
   private send (frame: Frame): void {
-    if (this.isOpen) this.ws.send(encodeFrame(frame))
+    if (!this.isOpen) return
+    const bytes = encodeFrame(frame)
+    if (bytes.length <= this.opts.maxFrameBytes || frame.t === 'err') { this.ws.send(bytes); return }
+    // The peer would close the connection on it: answer that one call with the reason instead.
+    const e = new OriginError('E_FRAME_TOO_LARGE', `a ${frame.t} frame of ${bytes.length} bytes is over the ${this.opts.maxFrameBytes} byte limit`, { size: bytes.length })
+    this.log.warn(`not sending ${e.message} to ${this.describePeer()}`)
+    if (frame.t === 'req') throw e
+    this.ws.send(encodeFrame({ t: 'err', id: frame.id, e: e.toJSON() }))
   }
 
   private onMessage (data: Buffer, isBinary: boolean): void {

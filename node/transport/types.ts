@@ -58,6 +58,10 @@ export interface Connection extends EventEmitter {
   readonly closed: Promise<void>
 }
 
+/** A plain HTTPS request on the mesh port (webhooks): no client certificate; the handler authenticates it. */
+export interface HttpRequest { headers: Record<string, string | string[] | undefined>, body: Buffer, remote: string }
+export type HttpHandler = (req: HttpRequest) => Promise<{ status: number, body: string }>
+
 export interface Transport {
   start (): Promise<void>
   stop (): Promise<void>
@@ -65,6 +69,8 @@ export interface Transport {
   readonly address: string
   /** Register a method callers may invoke. Names are unique. */
   handle (method: Method): void
+  /** Serve `method path` over plain HTTPS on the same port (bodies up to 1 MiB). */
+  route (method: string, path: string, handler: HttpHandler): void
   /** Open a connection to another node (must present a `node` certificate of this cluster). */
   connect (address: string, opts?: { timeoutMs?: number }): Promise<Connection>
   /** Certificate serials to refuse; connections already open with them are dropped. */

@@ -4,6 +4,7 @@
  * gets its own keys and temp dir; `cleanup` stops every process and removes the dir.
  */
 import { mkdtemp, mkdir, rm, writeFile, readFile } from 'node:fs/promises'
+import { rmSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -32,6 +33,8 @@ export interface NodeSpec {
   membership?: Record<string, number>
   /** @default 'debug' */
   logLevel?: 'debug' | 'info' | 'warn' | 'error'
+  /** More image.json fields (spec, specDir, ...). */
+  image?: Record<string, unknown>
 }
 
 export interface TestNode {
@@ -69,6 +72,8 @@ export async function makeKeys (dir: string, cluster = 'test'): Promise<string> 
 }
 
 const sharedKeys = new Map<string, Promise<string>>()
+const sharedKeyDirs: string[] = []
+process.once('exit', () => { for (const d of sharedKeyDirs) rmSync(d, { recursive: true, force: true }) })
 
 export class TestCluster {
   readonly nodes = new Map<string, TestNode>()
@@ -82,7 +87,7 @@ export class TestCluster {
     const cluster = o.cluster ?? 'test'
     let keys = sharedKeys.get(cluster)
     if (keys === undefined) {
-      keys = mkdtemp(join(os.tmpdir(), 'origin-keys-')).then(async (d) => await makeKeys(d, cluster))
+      keys = mkdtemp(join(os.tmpdir(), 'origin-keys-')).then(async (d) => { sharedKeyDirs.push(d); return await makeKeys(d, cluster) })
       sharedKeys.set(cluster, keys)
     }
     return new TestCluster(dir, await keys, cluster)
@@ -111,7 +116,8 @@ export class TestCluster {
       characteristics: { cpus: spec.cpus ?? 2, memoryMb: spec.memoryMb ?? 1024 },
       membership: spec.membership ?? fastMembership,
       hubs: spec.hubs ?? {},
-      log: { level: spec.logLevel ?? 'debug' }
+      log: { level: spec.logLevel ?? 'debug' },
+      ...spec.image
     }
     await writeFile(join(dir, 'image.json'), JSON.stringify(image, null, 2))
     const logFile = join(dir, 'out.log')
@@ -156,6 +162,20 @@ export class TestCluster {
       const view = await this.view(obs)
       return Object.entries(expected).every(([name, status]) => view[name]?.status === status)
     }, { what: `${obs} to see ${JSON.stringify(expected)}`, timeoutMs: o.timeoutMs })))
+  }
+
+  /** Runs `fn`; if it throws, the error carries the tail of every node's log, which is what one needs to see why. */
+  async explainFailure<T> (fn: () => Promise<T>, lines = 40): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      const logs = await Promise.all([...this.nodes.values()].map(async (n) => {
+        const tail = (await n.log()).split('\n').filter((l) => !/ debug /.test(l)).slice(-lines).join('\n')
+        return `--- ${n.name} (${n.proc.running ? 'running' : 'exited'}) ---\n${tail}`
+      }))
+      if (err instanceof Error) err.message += `\n${logs.join('\n')}`
+      throw err
+    }
   }
 
   async cleanup (): Promise<void> {

@@ -1,0 +1,287 @@
+/**
+ * spec: the cluster's desired state, from git. Hubs fetch the spec repo (on an interval,
+ * and at once when poked by `cluster.sync()` or the webhook); every other node takes the
+ * commit its hubs run over the mesh, checks each object against its id, and validates it
+ * the same way. A commit is applied only if the whole spec validates (and, when signers
+ * are configured, is signed by one of them); otherwise the last good spec keeps running
+ * and the rejection is kept with its errors for `cluster.spec()`.
+ *
+ * For local development the source can be a working directory, watched for changes.
+ *
+ * @example
+ *   const s = spec({ source: { kind: 'git', url, pollIntervalMs: 3000 }, dataDir })({ transport, membership, hubs, log, cluster })
+ *   s.events.on('applied', (applied) => ...)
+ */
+import { EventEmitter } from 'node:events'
+import { join } from 'node:path'
+import { OriginError, errorMessage } from '../errors'
+import type { Hubs } from '../hubs'
+import type { Logger } from '../log'
+import type { Membership } from '../membership'
+import type { Transport } from '../transport'
+import { type CommitInfo, SpecStore, type GitObject } from './store'
+import { verifyCommitSignature } from './signature'
+import { loadSpec, formatSpecError, type Spec, type SpecFiles } from './load'
+import { watchSpecDir } from './watch'
+import { webhookHandler } from './webhook'
+import { followTarget, type Applied, type Rejection, type SpecSource, type SyncResult } from './state'
+
+export type { Applied, Rejection, SpecSource, SyncResult } from './state'
+export type { Spec } from './load'
+
+export interface SpecInit {
+  source: SpecSource
+  /** The node's data dir; the spec store lives in `spec.git` under it. */
+  dataDir: string
+  /** Time limit for evaluating one `*.ts` spec file. @default 1000 */
+  tsTimeoutMs?: number
+}
+
+export interface SpecComponents {
+  transport: Transport
+  membership: Membership
+  hubs: Hubs
+  log: Logger
+  /** The cluster this node belongs to; a spec naming another is refused. */
+  cluster: string
+}
+
+export interface SpecLayer {
+  start (): Promise<void>
+  stop (): Promise<void>
+  current (): Applied | undefined
+  lastRejected (): Rejection | undefined
+  /** Fetch from the remote now (hubs), or ask the hubs to (others). */
+  sync (): Promise<SyncResult[]>
+  /** Emits 'applied' (Applied) and 'rejected' (Rejection). */
+  readonly events: EventEmitter
+}
+
+const BATCH_BYTES = 1 << 20
+
+export function spec (init: SpecInit) {
+  return (c: SpecComponents): SpecLayer => new GitSpec(init, c)
+}
+
+class GitSpec implements SpecLayer {
+  readonly events = new EventEmitter()
+  private readonly store: SpecStore
+  private applied?: Applied
+  private rejected?: Rejection
+  private pollTimer?: NodeJS.Timeout
+  private stopWatching?: () => Promise<void>
+  private syncing?: Promise<SyncResult>
+  private following?: string
+  private lastSyncError?: string
+  private readonly seenFromHubs = new Set<string>()
+  private running = false
+  private readonly onMembers = (): void => { this.onViewChange() }
+
+  constructor (private readonly init: SpecInit, private readonly c: SpecComponents) {
+    this.store = new SpecStore(join(init.dataDir, 'spec.git'))
+    c.transport.handle({
+      kind: 'stream',
+      name: 'spec.objects',
+      role: 'node',
+      payload: { type: 'object', additionalProperties: false, required: ['commit'], properties: { commit: { type: 'string', pattern: '^[0-9a-f]{40}$' } } },
+      handler: (p: { commit: string }) => this.objectBatches(p.commit)
+    })
+    c.transport.handle({ kind: 'unary', name: 'spec.sync', role: 'node', handler: async () => [await this.syncHere()] })
+    c.transport.handle({ kind: 'unary', name: 'spec.status', role: 'node', handler: () => ({ applied: this.applied?.info, rejected: this.rejected }) })
+    if (init.source.kind === 'git' && init.source.webhookSecret !== undefined) {
+      c.transport.route('POST', '/hooks/git', webhookHandler(init.source.webhookSecret, async () => { await this.sync() }, c.log))
+    }
+  }
+
+  current (): Applied | undefined { return this.applied }
+  lastRejected (): Rejection | undefined { return this.rejected }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    await this.store.init()
+    const src = this.init.source
+    if (src.kind === 'dir') {
+      this.c.log.info(`taking the spec from the directory ${src.dir} (watched; no git)`)
+      this.stopWatching = await watchSpecDir(src.dir, (files, version) => { void this.consider(version, files, { dir: src.dir }) }, this.c.log)
+      return
+    }
+    this.c.hubs.events.on('change', this.onMembers)
+    this.c.membership.events.on('change', this.onMembers)
+    this.onViewChange()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    clearInterval(this.pollTimer)
+    this.pollTimer = undefined
+    this.c.hubs.events.off('change', this.onMembers)
+    this.c.membership.events.off('change', this.onMembers)
+    await this.stopWatching?.()
+    await this.syncing?.catch(() => {})
+  }
+
+  /** Hubs with a remote poll it; everyone else follows what the hubs run. */
+  private onViewChange (): void {
+    if (!this.running) return
+    const polls = this.init.source.kind === 'git' && this.c.hubs.isHub()
+    if (polls && this.pollTimer === undefined && this.init.source.kind === 'git') {
+      this.c.log.info(`this node is a hub: fetching the spec from ${this.init.source.url} every ${this.init.source.pollIntervalMs} ms`)
+      this.pollTimer = setInterval(() => { void this.syncHere() }, this.init.source.pollIntervalMs)
+      void this.syncHere()
+    } else if (!polls && this.pollTimer !== undefined) {
+      clearInterval(this.pollTimer)
+      this.pollTimer = undefined
+      this.c.log.info('no longer a hub: following the hubs\' spec instead of the remote')
+    }
+    if (!polls) this.follow()
+    else this.catchUpWithHubs()
+  }
+
+  /** Another hub runs a commit this one has not seen (it was poked first): look at the remote now. */
+  private catchUpWithHubs (): void {
+    const table = this.c.membership.table()
+    for (const id of this.c.hubs.current()) {
+      const v = table[id]?.spec
+      if (v === undefined || v.startsWith('dir:') || v === this.applied?.version || v === this.rejected?.version || this.seenFromHubs.has(v)) continue
+      this.seenFromHubs.add(v)
+      void this.syncHere()
+    }
+  }
+
+  async sync (): Promise<SyncResult[]> {
+    if (this.pollTimer !== undefined) return [await this.syncHere()]
+    const hubs = Object.values(this.c.membership.table()).filter((m) => this.c.hubs.current().includes(m.id) && m.id !== this.c.membership.id)
+    const results = await Promise.all(hubs.map(async (h) => {
+      try {
+        const conn = await this.c.transport.connect(h.address)
+        try { return await conn.call<SyncResult[]>('spec.sync', undefined, { timeoutMs: 30_000 }) } finally { conn.close() }
+      } catch (err) {
+        return [{ node: h.id, outcome: 'failed' as const, error: errorMessage(err) }]
+      }
+    }))
+    return results.flat()
+  }
+
+  /** One sync with the remote at a time; a poke during one waits for it. */
+  private async syncHere (): Promise<SyncResult> {
+    if (this.syncing !== undefined) return await this.syncing
+    this.syncing = this.fetchAndConsider().finally(() => { this.syncing = undefined })
+    return await this.syncing
+  }
+
+  private async fetchAndConsider (): Promise<SyncResult> {
+    const node = this.c.membership.id
+    const src = this.init.source
+    if (src.kind !== 'git') return { node, outcome: 'failed', error: 'this node has no git remote' }
+    const remote = { url: src.url, ref: src.ref, token: src.token, userAgent: `origin-node/${node}` }
+    try {
+      const head = await this.store.remoteHead(remote)
+      if (this.lastSyncError !== undefined) this.c.log.info(`the spec remote ${src.url} answers again`)
+      this.lastSyncError = undefined
+      if (head.oid === this.applied?.version || head.oid === this.rejected?.version) {
+        return { node, outcome: 'unchanged', commit: head.oid }
+      }
+      if (!await this.store.has(head.oid)) {
+        const fetched = await this.store.fetch(remote, head.ref)
+        this.c.log.info(`fetched ${short(fetched)} (${head.ref}) from ${src.url}`)
+      }
+      return { node, ...await this.considerCommit(head.oid) }
+    } catch (err) {
+      const error = errorMessage(err)
+      // Said once per distinct failure, not on every poll.
+      if (error !== this.lastSyncError) this.c.log.warn(`cannot sync the spec from ${src.url}: ${error}`)
+      this.lastSyncError = error
+      return { node, outcome: 'failed', error }
+    }
+  }
+
+  /** Take the commit the hubs run, from a hub, over the mesh. */
+  private follow (): void {
+    const target = followTarget(this.c.membership.table(), this.c.hubs.current(), this.c.membership.id)
+    if (target === undefined || target.commit === this.applied?.version || target.commit === this.rejected?.version) return
+    if (this.following === target.commit) return
+    this.following = target.commit
+    void (async () => {
+      try {
+        if (!await this.store.has(target.commit)) {
+          const conn = await this.c.transport.connect(target.address)
+          try {
+            const objects: GitObject[] = []
+            for await (const batch of conn.stream<GitObject[]>('spec.objects', { commit: target.commit })) objects.push(...batch)
+            await this.store.importObjects(target.commit, objects.map((o) => ({ ...o, data: Buffer.from(o.data) })))
+          } finally { conn.close() }
+          this.c.log.info(`received ${short(target.commit)} from hub ${target.hub} (${'objects verified'})`)
+        }
+        await this.considerCommit(target.commit)
+      } catch (err) {
+        this.c.log.warn(`cannot take spec ${short(target.commit)} from hub ${target.hub}: ${errorMessage(err)}`)
+      } finally {
+        this.following = undefined
+      }
+      this.follow() // the hubs may have moved on meanwhile
+    })()
+  }
+
+  private async * objectBatches (commit: string): AsyncIterable<GitObject[]> {
+    if (commit !== this.applied?.version) throw new OriginError('E_NOT_FOUND', `this node does not run ${short(commit)}`)
+    let batch: GitObject[] = []
+    let size = 0
+    for (const o of await this.store.objectsOf(commit)) {
+      batch.push(o)
+      size += o.data.length
+      if (size > BATCH_BYTES) { yield batch; batch = []; size = 0 }
+    }
+    if (batch.length > 0) yield batch
+  }
+
+  private async considerCommit (commit: string): Promise<Omit<SyncResult, 'node'>> {
+    const info = await this.store.info(commit)
+    const src = this.init.source
+    const signers = src.kind === 'git' ? src.allowedSigners : undefined
+    if (signers !== undefined && signers.length > 0) {
+      const check = verifyCommitSignature(await this.store.rawCommit(commit), signers)
+      if (!check.ok) return this.reject(commit, info, [`commit ${short(commit)}: ${check.reason}`])
+    }
+    return await this.consider(commit, await this.store.files(commit), info)
+  }
+
+  private async consider (version: string, files: SpecFiles, info: CommitInfo | { dir: string }): Promise<Omit<SyncResult, 'node'>> {
+    if (version === this.applied?.version) return { outcome: 'unchanged', commit: version }
+    const loaded = loadSpec(files, { tsTimeoutMs: this.init.tsTimeoutMs })
+    if (!loaded.ok) return this.reject(version, info, loaded.errors.map(formatSpecError))
+    if (loaded.spec.cluster.name !== this.c.cluster) {
+      return this.reject(version, info, [`cluster.json: name "${loaded.spec.cluster.name}" is not this cluster ("${this.c.cluster}")`])
+    }
+    return this.apply(version, loaded.spec, info)
+  }
+
+  private apply (version: string, s: Spec, info: CommitInfo | { dir: string }): Omit<SyncResult, 'node'> {
+    this.applied = { version, spec: s, info: describe(version, info), appliedAt: Date.now() }
+    this.c.membership.setSpec(version)
+    this.c.log.info(`applied spec ${describeLine(this.applied.info)}: ${Object.keys(s.services).length} services, minNodes ${s.cluster.minNodes}`)
+    this.events.emit('applied', this.applied)
+    return { outcome: 'applied', commit: version }
+  }
+
+  private reject (version: string, info: CommitInfo | { dir: string }, errors: string[]): Omit<SyncResult, 'node'> {
+    this.rejected = { version, info: describe(version, info), errors, at: Date.now() }
+    const keeping = this.applied === undefined ? 'no spec was applied before' : `keeping ${short(this.applied.version)}`
+    this.c.log.warn(`rejected spec ${describeLine(this.rejected.info)} (${keeping}):\n  ${errors.join('\n  ')}`)
+    this.events.emit('rejected', this.rejected)
+    return { outcome: 'rejected', commit: version, errors }
+  }
+}
+
+function short (version: string): string {
+  return version.startsWith('dir:') ? version : version.slice(0, 12)
+}
+
+function describe (version: string, info: CommitInfo | { dir: string }): CommitInfo {
+  return 'dir' in info ? { id: version, author: '(local directory)', date: new Date().toISOString(), message: info.dir } : info
+}
+
+function describeLine (info: CommitInfo): string {
+  return `${short(info.id)} "${info.message.split('\n')[0]}" by ${info.author}`
+}

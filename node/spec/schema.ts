@@ -1,0 +1,239 @@
+/**
+ * JSON Schemas for cluster and service specs, declared against the TS types with
+ * `JSONSchemaType`: if a field is added to a type and not here (or the other way round),
+ * tsc fails. Every object is closed (`additionalProperties: false`).
+ *
+ * `JSONSchemaType` wants `nullable: true` on every optional field; `compileSpecSchema`
+ * strips it, so `null` is refused like any other wrong type: in a spec an absent field
+ * and a null one are not the same thing.
+ */
+import type { ErrorObject, JSONSchemaType, ValidateFunction } from 'ajv'
+import { ajv } from '../validate'
+import type { ClusterSpec, ServiceSpec } from './types'
+
+const rankKeys = ['memory', 'cpus', 'uptime', 'id'] as const
+const ms = { type: 'integer', minimum: 0, maximum: 3_600_000, nullable: true } as const
+const port = { type: 'integer', minimum: 1, maximum: 65535 } as const
+const anyCount = { type: 'integer', nullable: true } as const
+const strings = { type: 'array', items: { type: 'string' }, maxItems: 1000, nullable: true } as const
+const labels = {
+  type: 'object',
+  required: [],
+  propertyNames: { type: 'string', minLength: 1, maxLength: 253 },
+  additionalProperties: { type: 'string', maxLength: 253 },
+  maxProperties: 64,
+  nullable: true
+} as const
+
+export const clusterSchema: JSONSchemaType<ClusterSpec> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' },
+    minNodes: { type: 'integer', minimum: 1, maximum: 10_000, nullable: true },
+    belowMinNodes: { type: 'string', enum: ['pause', 'stop', 'keep'], nullable: true },
+    hubs: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      nullable: true,
+      properties: {
+        count: { type: 'integer', minimum: 1, maximum: 15, nullable: true },
+        ranking: { type: 'array', items: { type: 'string', enum: rankKeys }, uniqueItems: true, minItems: 1, nullable: true },
+        memoryMargin: { type: 'number', minimum: 0, maximum: 10, nullable: true }
+      }
+    },
+    revokedSerials: {
+      type: 'array',
+      items: { type: 'string', pattern: '^[0-9A-Fa-f:]{1,128}$' },
+      maxItems: 100_000,
+      nullable: true
+    }
+  }
+}
+
+const checks = {
+  http: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['port'],
+    nullable: true,
+    properties: { port, path: { type: 'string', pattern: '^/', nullable: true } }
+  },
+  tcp: { type: 'object', additionalProperties: false, required: ['port'], nullable: true, properties: { port } },
+  command: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['command'],
+    nullable: true,
+    properties: { command: { type: 'string', minLength: 1 }, args: strings }
+  }
+} as const
+
+export const serviceSchema: JSONSchemaType<ServiceSpec> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['run', 'placement'],
+  properties: {
+    run: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['command'],
+      properties: {
+        command: { type: 'string', minLength: 1 },
+        args: strings,
+        env: { ...labels, propertyNames: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, maxProperties: 1000 },
+        cwd: { type: 'string', minLength: 1, pattern: '^(?!/)(?!(.*/)?\\.\\.(/|$)).*$', nullable: true }
+      }
+    },
+    code: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['repo'],
+      nullable: true,
+      properties: {
+        repo: { type: 'string', pattern: '^https?://[^\\s/]+/\\S*$' },
+        ref: { type: 'string', pattern: '^[^\\s]{1,255}$', nullable: true },
+        build: { type: 'string', minLength: 1, nullable: true }
+      }
+    },
+    placement: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind'],
+      properties: {
+        kind: { type: 'string', enum: ['every', 'hubs', 'singleton', 'replicas'] },
+        count: { type: 'integer', minimum: 1, maximum: 100_000, nullable: true },
+        labels,
+        minCpus: { type: 'number', minimum: 0, nullable: true },
+        minMemoryMb: { type: 'integer', minimum: 0, nullable: true },
+        arch: { type: 'string', minLength: 1, nullable: true }
+      },
+      // (`count` is repeated in then/else only because ajv's strictRequired looks for it there)
+      if: { properties: { kind: { type: 'string', const: 'replicas' } } },
+      then: { properties: { count: anyCount }, required: ['count'] },
+      else: { not: { properties: { count: anyCount }, required: ['count'] } }
+    },
+    resources: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      nullable: true,
+      properties: {
+        memoryMb: { type: 'integer', minimum: 1, nullable: true },
+        maxInstancesPerNode: { type: 'integer', minimum: 1, nullable: true }
+      }
+    },
+    health: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      nullable: true,
+      properties: {
+        ...checks,
+        intervalMs: ms,
+        timeoutMs: ms,
+        startPeriodMs: ms
+      },
+      // (the checks are repeated in each branch only because ajv's strictRequired wants them there)
+      not: {
+        anyOf: [
+          { properties: checks, required: ['http', 'tcp'] },
+          { properties: checks, required: ['http', 'command'] },
+          { properties: checks, required: ['tcp', 'command'] }
+        ]
+      }
+    },
+    restart: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['policy'],
+      nullable: true,
+      properties: {
+        policy: { type: 'string', enum: ['always', 'on-failure', 'never'] },
+        backoffMs: ms,
+        maxBackoffMs: ms
+      }
+    },
+    stopGraceMs: ms
+  }
+}
+
+/** Messages for the checks whose ajv wording would not help a person, by schema path. */
+const overrides: Record<string, { field?: string, message: string }> = {
+  '#/properties/placement/then/required': { message: 'is required when kind is "replicas"' },
+  '#/properties/placement/else/not': { field: 'count', message: 'is allowed only when kind is "replicas"' },
+  '#/properties/health/not': { message: 'may use at most one of http, tcp, command' },
+  '#/properties/run/properties/cwd/pattern': { message: 'must be a relative path inside the code root' },
+  '#/properties/run/properties/env/propertyNames/pattern': { message: 'must be a valid environment variable name' },
+  '#/properties/code/properties/repo/pattern': { message: 'must be an http(s) git URL' },
+  '#/properties/revokedSerials/items/pattern': { message: 'must be a hex certificate serial (colons allowed)' },
+  '#/properties/name/pattern': { message: 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' }
+}
+
+/** One schema violation: where in the value (JSON pointer) and what is wrong. */
+export interface SchemaProblem { path: string, message: string }
+
+/** A compiled spec schema: the value typed, or every problem with it. */
+export type SpecValidator<T> = (value: unknown) => { ok: true, value: T } | { ok: false, problems: SchemaProblem[] }
+
+function pointer (base: string, field: string): string {
+  return `${base}/${field.replace(/~/g, '~0').replace(/\//g, '~1')}`
+}
+
+function withoutNullable (schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withoutNullable)
+  if (schema === null || typeof schema !== 'object') return schema
+  return Object.fromEntries(Object.entries(schema).filter(([k]) => k !== 'nullable').map(([k, v]) => [k, withoutNullable(v)]))
+}
+
+/** The subschema at a `#/a/b` schema path. */
+function at (schema: unknown, schemaPath: string): unknown {
+  let node = schema
+  for (const part of schemaPath.replace(/^#\/?/, '').split('/').filter((p) => p !== '')) {
+    node = (node as Record<string, unknown> | undefined)?.[part.replace(/~1/g, '/').replace(/~0/g, '~')]
+  }
+  return node
+}
+
+/** An ajv error as a problem a person can act on; undefined for ones that only repeat another. */
+function describe (schema: object, e: ErrorObject): SchemaProblem | undefined {
+  // `if` only says which branch failed, `propertyNames` only that a name failed: the
+  // branch's and the name's own errors follow with the details.
+  if (e.keyword === 'if' || e.keyword === 'propertyNames') return undefined
+  const override = overrides[e.schemaPath]
+  if (e.keyword === 'required') {
+    const field = String(e.params.missingProperty)
+    return { path: pointer(e.instancePath, field), message: override?.message ?? `missing required field "${field}"` }
+  }
+  if (e.keyword === 'additionalProperties') {
+    const field = String(e.params.additionalProperty)
+    const parent = at(schema, e.schemaPath.replace(/\/additionalProperties$/, '')) as { properties?: object } | undefined
+    const allowed = Object.keys(parent?.properties ?? {})
+    return { path: pointer(e.instancePath, field), message: `unknown field "${field}"` + (allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : '') }
+  }
+  if (e.propertyName !== undefined) {
+    return { path: pointer(e.instancePath, e.propertyName), message: `the name ${override?.message ?? e.message ?? 'is invalid'}` }
+  }
+  if (override !== undefined) {
+    return { path: override.field === undefined ? e.instancePath : pointer(e.instancePath, override.field), message: override.message }
+  }
+  if (e.keyword === 'enum') {
+    const allowed = (e.params.allowedValues as unknown[]).map(String).join(', ')
+    return { path: e.instancePath, message: `must be equal to one of the allowed values (${allowed})` }
+  }
+  return { path: e.instancePath, message: e.message ?? 'is invalid' }
+}
+
+/** Compile a spec schema on the shared ajv instance (with `nullable` stripped, see above). */
+export function compileSpecSchema<T> (schema: JSONSchemaType<T>): SpecValidator<T> {
+  const stripped = withoutNullable(schema) as object
+  const validate: ValidateFunction<T> = ajv.compile<T>(stripped as JSONSchemaType<T>)
+  return (value) => validate(value)
+    ? { ok: true, value }
+    : { ok: false, problems: (validate.errors ?? []).flatMap((e) => describe(stripped, e) ?? []) }
+}
+
+export const validateCluster = compileSpecSchema(clusterSchema)
+export const validateService = compileSpecSchema(serviceSchema)

@@ -1,0 +1,176 @@
+/**
+ * The spec's shapes: what an operator writes in `cluster.json|ts` and `services/*.json|ts`,
+ * and the validated `Spec` the other layers consume. `schema.ts` declares the JSON Schemas
+ * against these types with ajv's `JSONSchemaType`, so the two cannot drift apart.
+ */
+import type { HubPolicy, RankKey } from '../hubs/types'
+
+/** The files of one spec version: repo-relative POSIX paths to contents. */
+export type SpecFiles = Map<string, Buffer>
+
+/** What the cluster does to running workloads while fewer than `minNodes` members are alive. */
+export type BelowMinNodes = 'pause' | 'stop' | 'keep'
+
+/** `cluster.json` / `cluster.ts`: the cluster as a whole. */
+export interface ClusterSpec {
+  /** The cluster's name; should match the `cluster` of the nodes' image.json. */
+  name: string
+  /** Alive members needed before any service runs (phase `forming` until then). @default 1 */
+  minNodes?: number
+  /**
+   * Below `minNodes` after having run: `pause` (SIGSTOP, resume on recovery), `stop` (stop
+   * the processes), or `keep` (leave them running). @default 'pause'
+   */
+  belowMinNodes?: BelowMinNodes
+  /** Hub policy; each field falls back to the default hub policy. */
+  hubs?: HubsSpec
+  /** Certificate serials (hex, colons allowed) refused at the TLS handshake. @default [] */
+  revokedSerials?: string[]
+}
+
+/** The hub policy as written; see `HubPolicy` for what each field controls. */
+export interface HubsSpec {
+  /** How many hubs. @default 3 */
+  count?: number
+  /** Ranking keys, strongest first. @default ['memory', 'cpus', 'uptime', 'id'] */
+  ranking?: RankKey[]
+  /** Hysteresis margin on memory (0.1 = 10 %). @default 0.1 */
+  memoryMargin?: number
+}
+
+/** `ClusterSpec` with every default filled in; what `Spec.cluster` holds. */
+export interface ResolvedClusterSpec {
+  /** The cluster's name. */
+  name: string
+  /** Alive members needed before any service runs. */
+  minNodes: number
+  /** What happens to running workloads below `minNodes`. */
+  belowMinNodes: BelowMinNodes
+  /** The complete hub policy. */
+  hubs: HubPolicy
+  /** Revoked serials, lower-case hex without colons (as node-forge prints them). */
+  revokedSerials: string[]
+}
+
+export type PlacementKind = 'every' | 'hubs' | 'singleton' | 'replicas'
+
+/** `services/<name>.json|ts`: one service. The file name (without extension) is its name. */
+export interface ServiceSpec {
+  /** The process to run. */
+  run: RunSpec
+  /** Where the code comes from. Absent: the spec repo itself is the code root. */
+  code?: CodeSpec
+  /** Which members run instances. */
+  placement: PlacementSpec
+  /** Limits per instance and per node. */
+  resources?: ResourcesSpec
+  /** How the supervisor tells a healthy instance from a sick one. At most one check kind. */
+  health?: HealthSpec
+  /** What happens when the process exits. */
+  restart?: RestartSpec
+  /** Time between SIGTERM and SIGKILL when an instance stops. @default 10000 */
+  stopGraceMs?: number
+}
+
+export interface RunSpec {
+  /** The executable, looked up on PATH (e.g. `node`). */
+  command: string
+  /** Its arguments. @default [] */
+  args?: string[]
+  /** Extra environment variables. @default {} */
+  env?: Record<string, string>
+  /** Working directory, relative to the code root. @default '.' */
+  cwd?: string
+}
+
+export interface CodeSpec {
+  /** An http(s) git URL. */
+  repo: string
+  /** Branch, tag or commit to check out. @default the remote's HEAD */
+  ref?: string
+  /** A shell command run once per checked-out commit, in the code root (e.g. `npm ci`). */
+  build?: string
+}
+
+export interface PlacementSpec {
+  /**
+   * `every` alive member, `hubs` only, a `singleton` (on the majority side of a partition),
+   * or `replicas` (`count` instances spread over members).
+   */
+  kind: PlacementKind
+  /** Number of instances; required for `replicas`, not allowed for other kinds. */
+  count?: number
+  /** Members must carry all these labels with these values. @default {} */
+  labels?: Record<string, string>
+  /** Members must have at least this many cpus. */
+  minCpus?: number
+  /** Members must have at least this much memory. */
+  minMemoryMb?: number
+  /** Members must have this architecture (as `process.arch` names it: `x64`, `arm64`, ...). */
+  arch?: string
+}
+
+export interface ResourcesSpec {
+  /** Memory limit per instance. */
+  memoryMb?: number
+  /** At most this many instances of the service on one member. @default 1 */
+  maxInstancesPerNode?: number
+}
+
+export interface HealthSpec {
+  /** Healthy when GET http://127.0.0.1:port/path answers 2xx or 3xx. */
+  http?: { port: number, path?: string }
+  /** Healthy when a TCP connection to 127.0.0.1:port opens. */
+  tcp?: { port: number }
+  /** Healthy when the command exits with status 0. */
+  command?: { command: string, args?: string[] }
+  /** Time between checks. @default 5000 */
+  intervalMs?: number
+  /** A check slower than this failed. @default 2000 */
+  timeoutMs?: number
+  /** Failures during this time after start do not count. @default 0 */
+  startPeriodMs?: number
+}
+
+export interface RestartSpec {
+  /** Restart `always`, `on-failure` (non-zero exit or signal), or `never`. */
+  policy: 'always' | 'on-failure' | 'never'
+  /** First delay before a restart; doubles on each consecutive failure. @default 1000 */
+  backoffMs?: number
+  /** Upper bound of the doubling delay. @default 60000 */
+  maxBackoffMs?: number
+}
+
+/** One validated spec version. */
+export interface Spec {
+  /** The cluster with defaults filled in. */
+  cluster: ResolvedClusterSpec
+  /** Services by name, sorted by name. */
+  services: Record<string, ServiceSpec>
+  /** REPL helpers: `ops/*.ts` path to source. Not evaluated by the loader. */
+  ops: Record<string, string>
+  /** Paths of the files under `plugins/`, sorted. */
+  plugins: string[]
+}
+
+/** What is wrong with one spec file, and where. */
+export interface SpecError {
+  /** Repo-relative path of the file. */
+  file: string
+  /** 1-based line, when known. */
+  line?: number
+  /** 1-based column, when known. */
+  column?: number
+  /** JSON pointer into the file's value, e.g. `/placement/count`. */
+  path?: string
+  /** What is wrong, for a person. */
+  message: string
+}
+
+/** `services/web.json:/placement/kind: must be ...` or `cluster.ts:12:5: ...`. */
+export function formatSpecError (e: SpecError): string {
+  let where = e.file
+  if (e.line !== undefined) where += `:${e.line}` + (e.column !== undefined ? `:${e.column}` : '')
+  if (e.path !== undefined && e.path !== '') where += `:${e.path}`
+  return `${where}: ${e.message}`
+}
