@@ -1,10 +1,13 @@
 /** `npm run bench`: prints figures, next to the floors of ../shared/FLOORS.md. Never pass/fail. */
 import os from 'node:os'
 import { benchCluster } from './cluster'
+import { benchSpec } from './spec'
 
 async function main (): Promise<void> {
   console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
-  for (const size of [3, 10]) await benchCluster(size)
+  const only = process.argv[2]
+  if (only === undefined || only === 'cluster') for (const size of [3, 10]) await benchCluster(size)
+  if (only === undefined || only === 'spec') await benchSpec()
 }
 
 main().catch((err) => { console.error(err); process.exitCode = 1 })

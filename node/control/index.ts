@@ -86,10 +86,8 @@ async function specView (c: ControlComponents): Promise<SpecView> {
       const m = table[hub]
       if (m === undefined) continue
       try {
-        const conn = await c.transport.connect(m.address)
-        try {
-          rejected = (await conn.call<{ rejected?: Rejection }>('spec.status', undefined, { timeoutMs: 2000 })).rejected
-        } finally { conn.close() }
+        const conn = await c.transport.peer(m.address)
+        rejected = (await conn.call<{ rejected?: Rejection }>('spec.status', undefined, { timeoutMs: 2000 })).rejected
         if (rejected !== undefined) break
       } catch (err) {
         c.log.debug(`cannot ask hub ${hub} for its spec status: ${String(err)}`)

@@ -17,7 +17,7 @@
 import { EventEmitter } from 'node:events'
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
-import type { Connection, Transport } from '../transport'
+import type { Transport } from '../transport'
 import { dialableAddress } from '../transport/dial'
 import { gossipPayload } from './schema'
 import { changedIds, markStatus, mergeTables, refute } from './table'
@@ -89,7 +89,6 @@ class GossipMembership implements Membership {
   private self!: Member
   private members: MemberTable = {}
   private readonly detector: FailureDetector
-  private readonly conns = new Map<string, Promise<Connection>>()
   private readonly busy = new Set<string>()
   private timers: NodeJS.Timeout[] = []
   private running = false
@@ -150,8 +149,6 @@ class GossipMembership implements Membership {
     const peers = this.peers()
     const told = await Promise.all(peers.map(async (m) => await this.exchange(m.address, 'mesh.gossip', this.o.leaveTimeoutMs, true)))
     this.log.info(`left the cluster (told ${told.filter(Boolean).length} of ${peers.length} peers)`)
-    for (const p of this.conns.values()) p.then((c) => c.close('leaving'), () => {})
-    this.conns.clear()
   }
 
   /** Merge what a peer sent; answer with our table (push-pull). */
@@ -231,12 +228,11 @@ class GossipMembership implements Membership {
     if (this.busy.has(address) && !evenIfBusy) return false
     this.busy.add(address)
     try {
-      const conn = await this.connection(address)
+      const conn = await this.c.transport.peer(address)
       const reply = await conn.call<MemberTable>(method, { from: this.self.id, table: this.members }, { timeoutMs: timeoutMs ?? this.o.gossipIntervalMs * 5 })
       this.merge(reply)
       return true
     } catch (err) {
-      this.conns.delete(address)
       this.log.debug(`${method} to ${address} failed: ${errorMessage(err)}`)
       return false
     } finally {
@@ -244,16 +240,7 @@ class GossipMembership implements Membership {
     }
   }
 
-  private async connection (address: string): Promise<Connection> {
-    const cached = this.conns.get(address)
-    if (cached !== undefined) {
-      const conn = await cached
-      if (conn.isOpen) return conn
-    }
-    const opening = this.c.transport.connect(address)
-    this.conns.set(address, opening)
-    return await opening
-  }
+
 }
 
 function shuffle<T> (items: T[]): T[] {

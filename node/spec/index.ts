@@ -87,6 +87,13 @@ class GitSpec implements SpecLayer {
       handler: (p: { commit: string }) => this.objectBatches(p.commit)
     })
     c.transport.handle({ kind: 'unary', name: 'spec.sync', role: 'node', handler: async () => [await this.syncHere()] })
+    c.transport.handle({
+      kind: 'unary',
+      name: 'spec.announce',
+      role: 'node',
+      payload: { type: 'object', additionalProperties: false, required: ['commit', 'from'], properties: { commit: { type: 'string', pattern: '^[0-9a-f]{40}$' }, from: { type: 'string' } } },
+      handler: (p: { commit: string, from: string }) => { this.onAnnounce(p.commit, p.from) }
+    })
     c.transport.handle({ kind: 'unary', name: 'spec.status', role: 'node', handler: () => ({ applied: this.applied?.info, rejected: this.rejected }) })
     if (init.source.kind === 'git' && init.source.webhookSecret !== undefined) {
       c.transport.route('POST', '/hooks/git', webhookHandler(init.source.webhookSecret, async () => { await this.sync() }, c.log))
@@ -140,10 +147,11 @@ class GitSpec implements SpecLayer {
   }
 
   /** Another hub runs a commit this one has not seen (it was poked first): look at the remote now. */
-  private catchUpWithHubs (): void {
+  private catchUpWithHubs (announced?: string): void {
     const table = this.c.membership.table()
-    for (const id of this.c.hubs.current()) {
-      const v = table[id]?.spec
+    const versions = this.c.hubs.current().map((id) => table[id]?.spec)
+    if (announced !== undefined) versions.push(announced)
+    for (const v of versions) {
       if (v === undefined || v.startsWith('dir:') || v === this.applied?.version || v === this.rejected?.version || this.seenFromHubs.has(v)) continue
       this.seenFromHubs.add(v)
       void this.syncHere()
@@ -155,8 +163,8 @@ class GitSpec implements SpecLayer {
     const hubs = Object.values(this.c.membership.table()).filter((m) => this.c.hubs.current().includes(m.id) && m.id !== this.c.membership.id)
     const results = await Promise.all(hubs.map(async (h) => {
       try {
-        const conn = await this.c.transport.connect(h.address)
-        try { return await conn.call<SyncResult[]>('spec.sync', undefined, { timeoutMs: 30_000 }) } finally { conn.close() }
+        const conn = await this.c.transport.peer(h.address)
+        return await conn.call<SyncResult[]>('spec.sync', undefined, { timeoutMs: 30_000 })
       } catch (err) {
         return [{ node: h.id, outcome: 'failed' as const, error: errorMessage(err) }]
       }
@@ -187,7 +195,9 @@ class GitSpec implements SpecLayer {
         const fetched = await this.store.fetch(remote, head.ref)
         this.c.log.info(`fetched ${short(fetched)} (${head.ref}) from ${src.url}`)
       }
-      return { node, ...await this.considerCommit(head.oid) }
+      const result = await this.considerCommit(head.oid)
+      if (result.outcome === 'applied') this.announce(head.oid)
+      return { node, ...result }
     } catch (err) {
       const error = errorMessage(err)
       // Said once per distinct failure, not on every poll.
@@ -197,21 +207,38 @@ class GitSpec implements SpecLayer {
     }
   }
 
+  /** A hub applied a new commit and says so directly, so nobody waits for gossip. */
+  private onAnnounce (commit: string, from: string): void {
+    if (!this.running || this.init.source.kind === 'dir' || commit === this.applied?.version) return
+    if (this.pollTimer !== undefined) { this.catchUpWithHubs(commit); return }
+    const hub = this.c.membership.table()[from]
+    if (hub !== undefined) this.follow({ commit, hub: from, address: hub.address })
+  }
+
+  /** Tell every other live member that this hub now runs `commit`. */
+  private announce (commit: string): void {
+    const self = this.c.membership.id
+    for (const m of Object.values(this.c.membership.table())) {
+      if (m.id === self || m.status !== 'alive') continue
+      void this.c.transport.peer(m.address)
+        .then(async (conn) => await conn.call('spec.announce', { commit, from: self }, { timeoutMs: 2000 }))
+        .catch((err) => this.c.log.debug(`cannot announce ${short(commit)} to ${m.id}: ${errorMessage(err)}`))
+    }
+  }
+
   /** Take the commit the hubs run, from a hub, over the mesh. */
-  private follow (): void {
-    const target = followTarget(this.c.membership.table(), this.c.hubs.current(), this.c.membership.id)
+  private follow (explicit?: { commit: string, hub: string, address: string }): void {
+    const target = explicit ?? followTarget(this.c.membership.table(), this.c.hubs.current(), this.c.membership.id)
     if (target === undefined || target.commit === this.applied?.version || target.commit === this.rejected?.version) return
     if (this.following === target.commit) return
     this.following = target.commit
     void (async () => {
       try {
         if (!await this.store.has(target.commit)) {
-          const conn = await this.c.transport.connect(target.address)
-          try {
-            const objects: GitObject[] = []
-            for await (const batch of conn.stream<GitObject[]>('spec.objects', { commit: target.commit })) objects.push(...batch)
-            await this.store.importObjects(target.commit, objects.map((o) => ({ ...o, data: Buffer.from(o.data) })))
-          } finally { conn.close() }
+          const conn = await this.c.transport.peer(target.address)
+          const objects: GitObject[] = []
+          for await (const batch of conn.stream<GitObject[]>('spec.objects', { commit: target.commit })) objects.push(...batch)
+          await this.store.importObjects(target.commit, objects.map((o) => ({ ...o, data: Buffer.from(o.data) })))
           this.c.log.info(`received ${short(target.commit)} from hub ${target.hub} (${'objects verified'})`)
         }
         await this.considerCommit(target.commit)

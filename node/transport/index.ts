@@ -62,6 +62,7 @@ class WebSocketTransport implements Transport {
   readonly events = new EventEmitter()
   private readonly router = new Router()
   private readonly routes = new Map<string, HttpHandler>()
+  private readonly pool = new Map<string, Promise<Connection>>()
   private readonly opts: Required<TransportInit>
   private readonly connections = new Set<RpcConnection>()
   private revoked = new Set<string>()
@@ -82,6 +83,19 @@ class WebSocketTransport implements Transport {
 
   route (method: string, path: string, handler: HttpHandler): void {
     this.routes.set(`${method.toUpperCase()} ${path}`, handler)
+  }
+
+  async peer (address: string): Promise<Connection> {
+    const cached = this.pool.get(address)
+    if (cached !== undefined) {
+      const conn = await cached.catch(() => undefined)
+      if (conn?.isOpen === true) return conn
+      if (this.pool.get(address) !== cached) return await this.peer(address) // someone reopened it meanwhile
+    }
+    const opening = this.connect(address)
+    this.pool.set(address, opening)
+    opening.then((conn) => conn.once('close', () => { if (this.pool.get(address) === opening) this.pool.delete(address) }), () => { if (this.pool.get(address) === opening) this.pool.delete(address) })
+    return await opening
   }
 
   private async serveHttp (req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -150,6 +164,7 @@ class WebSocketTransport implements Transport {
     const server = this.server
     if (server === undefined) return
     this.server = undefined
+    this.pool.clear()
     for (const conn of this.connections) conn.close('node stopping')
     await Promise.race([
       Promise.all([...this.connections].map((c) => c.closed)),

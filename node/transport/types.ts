@@ -73,6 +73,8 @@ export interface Transport {
   route (method: string, path: string, handler: HttpHandler): void
   /** Open a connection to another node (must present a `node` certificate of this cluster). */
   connect (address: string, opts?: { timeoutMs?: number }): Promise<Connection>
+  /** A pooled connection to another node: reused while open, reopened when closed. Do not close it. */
+  peer (address: string): Promise<Connection>
   /** Certificate serials to refuse; connections already open with them are dropped. */
   setRevoked (serials: Iterable<string>): void
   /** Emits 'connection' (Connection) for each accepted inbound connection. */
