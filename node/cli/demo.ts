@@ -20,7 +20,8 @@ Leaving the REPL (.exit or Ctrl-D) stops every node.
 
   --dir DIR         where keys, node data and logs go (default: .demo in the project)
   --nodes N         how many nodes (default 3)
-  --base-port PORT  first node's port; the others follow (default 7401)`
+  --base-port PORT  first node's port; the others follow (default 7401)
+  --spec DIR        spec directory the nodes run, watched for edits (default: the project's specs/)`
 
 const projectRoot = resolve(__dirname, '..', '..', '..')
 
@@ -49,13 +50,14 @@ async function waitForMembers (address: string, keys: string, count: number, tim
 export const demoCommand: Command = {
   usage,
   async run (argv) {
-    const { values } = parse(argv, { dir: { type: 'string' }, nodes: { type: 'string' }, 'base-port': { type: 'string' } }, usage)
+    const { values } = parse(argv, { dir: { type: 'string' }, nodes: { type: 'string' }, 'base-port': { type: 'string' }, spec: { type: 'string' } }, usage)
     const dir = resolve(values.dir ?? join(projectRoot, '.demo'))
     const count = Number(values.nodes ?? 3)
     const basePort = Number(values['base-port'] ?? 7401)
     if (!Number.isInteger(count) || count < 1 || count > 50) throw new OriginError('E_ARGS', `--nodes must be 1..50, got ${values.nodes ?? ''}`)
     if (!Number.isInteger(basePort) || basePort < 1 || basePort + count > 65535) throw new OriginError('E_ARGS', `--base-port must be a port, got ${values['base-port'] ?? ''}`)
     const keys = join(dir, 'keys')
+    const specDir = resolve(values.spec ?? join(projectRoot, 'specs'))
     if (!existsSync(join(keys, 'ca.crt'))) {
       await initKeys({ out: keys, cluster: 'demo' })
       await issueOperator({ keys, name: 'demo' })
@@ -73,7 +75,7 @@ export const demoCommand: Command = {
         await mkdir(data, { recursive: true })
         nodes.push(launchNode([
           '--keys', keys, '--cluster', 'demo', '--listen', addresses[i],
-          '--seeds', addresses.join(','), '--data', data, '--name', `node-${i + 1}`
+          '--seeds', addresses.join(','), '--data', data, '--name', `node-${i + 1}`, '--spec-dir', specDir
         ], { logFile: join(data, 'stderr.log') }))
       }
       console.log(`starting ${count} nodes on ${addresses.join(', ')} (logs: ${join(dir, 'node-*', 'node.log')})`)
@@ -84,7 +86,7 @@ export const demoCommand: Command = {
       const cluster = await Promise.race([waitForMembers(addresses[0], keys, count, 20_000), early])
       early.catch(() => {}) // nodes exiting later are the REPL's business
       await startSession(cluster, {
-        banner: `origin demo: ${count} nodes up. Try:\n  await cluster.nodes()\n  await cluster.hubs()\nLeave with .exit or Ctrl-D (stops the nodes).`
+        banner: `origin demo: ${count} nodes up, running the spec in ${specDir} (edit it: nodes reload it). Try:\n  await cluster.nodes()\n  await cluster.hubs()\n  await cluster.spec()\nLeave with .exit or Ctrl-D (stops the nodes).`
       })
       cluster.close()
       return 0

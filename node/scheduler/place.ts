@@ -1,0 +1,184 @@
+/**
+ * Placement: which host runs each service instance. Pure: no clock, no I/O, no randomness
+ * (sha256 is a fixed function of its input).
+ *
+ * Services are placed in a fixed order so that memory use is deterministic: `every`, then
+ * `hubs` (both node-bound), then `singleton`, then `replicas`; within a kind by service
+ * name; instances by index. Each host's memory budget is its `characteristics.memoryMb`;
+ * each instance reserves its service's `resources.memoryMb` (default 0) on its host.
+ *
+ * Singletons and replicas use rendezvous (highest-random-weight) hashing: instance `i`
+ * goes to the host with capacity that scores highest for `i`, preferring the hosts that run
+ * the fewest instances of the same service (spreading). `maxInstancesPerNode` defaults to 1,
+ * as the spec documents, so by default no two replicas share a host.
+ *
+ * Disruption. A singleton (and any instance with no capacity limit hit) moves only when its
+ * host leaves or a better-scoring host joins. Spreading costs something no stateless
+ * function can avoid: when replica `web-1` loses its host and takes its next choice, that
+ * may be the host of `web-4`, which then moves too. What holds: removing a host keeps every
+ * replica below the lowest index that was on it; adding a host keeps every replica below the
+ * first one that moves, and that one moves onto the new host. (A brute-force search finds no
+ * spreading assignment of 3 replicas over 5 hosts that moves only the displaced ones.)
+ */
+import { createHash } from 'node:crypto'
+import type { Member } from '../membership/types'
+import { compareIds } from '../membership/table'
+import type { PlacementKind, PlacementSpec, ServiceSpec } from '../spec/types'
+import type { Assignment, Unschedulable } from './types'
+
+export interface Placement {
+  assignments: Assignment[]
+  unschedulable: Unschedulable[]
+}
+
+const kindOrder: PlacementKind[] = ['every', 'hubs', 'singleton', 'replicas']
+
+/**
+ * Place every service on `hosts` (members that may run instances, sorted by id, no
+ * duplicates). `hubs` are the ids of the hub set, each one also in `hosts`. Results come in
+ * placement order; the caller sorts them.
+ */
+export function placeServices (services: Record<string, ServiceSpec>, hosts: Member[], hubs: string[]): Placement {
+  const out: Placement = { assignments: [], unschedulable: [] }
+  const free = new Map(hosts.map((m) => [m.id, m.characteristics.memoryMb]))
+  const hubSet = new Set(hubs)
+  const hubHosts = hosts.filter((m) => hubSet.has(m.id))
+  const names = Object.keys(services).sort(compareIds)
+  for (const kind of kindOrder) {
+    for (const name of names) {
+      const svc = services[name]
+      if (svc.placement.kind !== kind) continue
+      if (kind === 'every') placeOnEach(name, svc, hosts, 'alive node', free, out)
+      else if (kind === 'hubs') placeOnEach(name, svc, hubHosts, 'hub', free, out)
+      else placeRanked(name, svc, instanceIds(name, svc.placement), hosts, free, out)
+    }
+  }
+  return out
+}
+
+/** `every` / `hubs`: one instance `name@node` on each candidate that matches the selector. */
+function placeOnEach (name: string, svc: ServiceSpec, candidates: Member[], noun: string, free: Map<string, number>, out: Placement): void {
+  const matching = candidates.filter((m) => matches(svc.placement, m))
+  if (matching.length === 0) {
+    out.unschedulable.push({ service: name, reason: noMatchReason(svc.placement, candidates, noun) })
+    return
+  }
+  const need = svc.resources?.memoryMb ?? 0
+  for (const m of matching) {
+    const instance = `${name}@${m.id}`
+    const room = free.get(m.id) ?? 0
+    if (room >= need) {
+      free.set(m.id, room - need)
+      out.assignments.push({ service: name, instance, node: m.id })
+    } else {
+      out.unschedulable.push({ service: name, instance, reason: `needs ${need} MB, ${m.id} has ${room} MB free` })
+    }
+  }
+}
+
+/** `singleton` / `replicas`: each instance by rendezvous hashing over the matching hosts with room. */
+function placeRanked (name: string, svc: ServiceSpec, instances: string[], hosts: Member[], free: Map<string, number>, out: Placement): void {
+  const matching = hosts.filter((m) => matches(svc.placement, m))
+  if (matching.length === 0) {
+    const reason = noMatchReason(svc.placement, hosts, 'alive node')
+    for (const instance of instances) out.unschedulable.push({ service: name, instance, reason })
+    return
+  }
+  const need = svc.resources?.memoryMb ?? 0
+  const given = svc.resources?.maxInstancesPerNode
+  const cap = given ?? 1
+  const load = new Map<string, number>()
+  for (const instance of instances) {
+    const open = matching.filter((m) => (load.get(m.id) ?? 0) < cap)
+    if (open.length === 0) {
+      const runs = cap === 1 ? '1 instance' : `${cap} instances`
+      const why = `maxInstancesPerNode ${cap}${given == null ? ', the default' : ''}`
+      out.unschedulable.push({ service: name, instance, reason: `every eligible node already runs ${runs} (${why})` })
+      continue
+    }
+    const roomy = open.filter((m) => (free.get(m.id) ?? 0) >= need)
+    if (roomy.length === 0) {
+      out.unschedulable.push({ service: name, instance, reason: memoryReason(need, open, free) })
+      continue
+    }
+    const node = pick(instance, roomy, load)
+    free.set(node, (free.get(node) ?? 0) - need)
+    load.set(node, (load.get(node) ?? 0) + 1)
+    out.assignments.push({ service: name, instance, node })
+  }
+}
+
+/** Among the hosts running the fewest instances of the service, the one scoring highest for `instance`. */
+function pick (instance: string, roomy: Member[], load: Map<string, number>): string {
+  const least = Math.min(...roomy.map((m) => load.get(m.id) ?? 0))
+  let best: { id: string, score: bigint } | undefined
+  for (const m of roomy) {
+    if ((load.get(m.id) ?? 0) !== least) continue
+    const s = score(instance, m.id)
+    if (best === undefined || s > best.score || (s === best.score && compareIds(m.id, best.id) < 0)) best = { id: m.id, score: s }
+  }
+  // roomy is not empty, so some host has the least load
+  return (best as { id: string }).id
+}
+
+/** The rendezvous weight of `node` for `instance`: the first 8 bytes of sha256, big-endian. */
+export function score (instance: string, node: string): bigint {
+  return createHash('sha256').update(`${instance}\n${node}`).digest().readBigUInt64BE(0)
+}
+
+function instanceIds (name: string, p: PlacementSpec): string[] {
+  const n = p.kind === 'singleton' ? 1 : Math.max(0, Math.floor(p.count ?? 0))
+  return Array.from({ length: n }, (_, i) => `${name}-${i}`)
+}
+
+// Selector fields are `== null` checked: the schema makes them nullable, so JSON may hold null.
+function matches (p: PlacementSpec, m: Member): boolean {
+  const c = m.characteristics
+  return labelsMatch(p.labels, c.labels) &&
+    (p.minCpus == null || c.cpus >= p.minCpus) &&
+    (p.minMemoryMb == null || c.memoryMb >= p.minMemoryMb) &&
+    (p.arch == null || c.arch === p.arch)
+}
+
+function labelsMatch (want: Record<string, string> | undefined, have: Record<string, string>): boolean {
+  if (want == null) return true
+  return Object.keys(want).every((k) => Object.hasOwn(have, k) && have[k] === want[k])
+}
+
+/** Why no candidate matches: each selector no candidate meets on its own, or else their combination. */
+function noMatchReason (p: PlacementSpec, candidates: Member[], noun: string): string {
+  if (candidates.length === 0) return `no ${noun}s`
+  const chars = candidates.map((m) => m.characteristics)
+  const labels = Object.keys(p.labels ?? {}).sort(compareIds).map((k) => `${k}=${(p.labels ?? {})[k]}`)
+  const terms: string[] = []
+  const reasons: string[] = []
+  if (labels.length > 0) {
+    terms.push(`labels ${labels.join(', ')}`)
+    if (!candidates.some((m) => labelsMatch(p.labels, m.characteristics.labels))) reasons.push(`no ${noun} matches labels ${labels.join(', ')}`)
+  }
+  if (p.minCpus != null) {
+    terms.push(`${p.minCpus} cpus`)
+    const most = Math.max(...chars.map((c) => c.cpus))
+    if (most < p.minCpus) reasons.push(`needs ${p.minCpus} cpus, the most any ${noun} has is ${most}`)
+  }
+  if (p.minMemoryMb != null) {
+    terms.push(`${p.minMemoryMb} MB`)
+    const most = Math.max(...chars.map((c) => c.memoryMb))
+    if (most < p.minMemoryMb) reasons.push(`needs a node with ${p.minMemoryMb} MB, the most any ${noun} has is ${most} MB`)
+  }
+  if (p.arch != null) {
+    terms.push(`arch ${p.arch}`)
+    if (!chars.some((c) => c.arch === p.arch)) reasons.push(`arch ${p.arch}: no ${noun} has it`)
+  }
+  return reasons.length > 0 ? reasons.join('; ') : `no ${noun} matches all of: ${terms.join(', ')}`
+}
+
+/** `needs 4096 MB, largest free is 2048 MB on node-b` (ties: the smallest id). */
+function memoryReason (need: number, open: Member[], free: Map<string, number>): string {
+  let best = open[0]
+  for (const m of open) {
+    const d = (free.get(m.id) ?? 0) - (free.get(best.id) ?? 0)
+    if (d > 0 || (d === 0 && compareIds(m.id, best.id) < 0)) best = m
+  }
+  return `needs ${need} MB, largest free is ${free.get(best.id) ?? 0} MB on ${best.id}`
+}
