@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'E_START_FAILED'      // a component failed to start
   | 'E_SIGNATURE'         // a commit signature or an allowed-signer key is malformed
   | 'E_SPEC_INVALID'      // a spec repo's files failed to load or validate
+  | 'E_NOT_READY'         // a supervised process did not become ready (stopped, failed, or too slow)
   | 'E_INTERNAL'          // a bug: a handler threw something unexpected
 
 export interface OriginErrorJSON {

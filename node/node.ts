@@ -15,6 +15,8 @@ import { membership as defaultMembership, type Membership } from './membership'
 import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
 import { spec as defaultSpec, type SpecLayer, type SpecSource } from './spec'
+import { localApi } from './api'
+import { supervisor as defaultSupervisor, type Supervisor } from './supervisor'
 
 export interface NodeOptions {
   config: ImageConfig
@@ -29,6 +31,7 @@ export interface Layers {
   membership: typeof defaultMembership
   hubs: typeof defaultHubs
   spec: typeof defaultSpec
+  supervisor: typeof defaultSupervisor
 }
 
 export interface RunningNode {
@@ -39,12 +42,13 @@ export interface RunningNode {
   membership: Membership
   hubs: Hubs
   spec: SpecLayer
+  supervisor: Supervisor
   stop (): Promise<void>
 }
 
 export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const { config } = opts
-  const layers: Layers = { transport: webSocketTransport, membership: defaultMembership, hubs: defaultHubs, spec: defaultSpec, ...opts.layers }
+  const layers: Layers = { transport: webSocketTransport, membership: defaultMembership, hubs: defaultHubs, spec: defaultSpec, supervisor: defaultSupervisor, ...opts.layers }
   const dataDir = resolve(config.data)
   await mkdir(dataDir, { recursive: true })
   const id = await loadNodeId(dataDir, config.name)
@@ -71,12 +75,16 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     hubLayer.setPolicy({ ...config.hubs, ...spec.cluster.hubs })
     transport.setRevoked(spec.cluster.revokedSerials)
   })
-  const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: root.child('control') })
+  const api = localApi()({ membership: membershipLayer, hubs: hubLayer, log: root.child('api') })
+  const supervisorLayer = layers.supervisor({ dataDir })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, log: root.child('supervisor') })
+  const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },
     { name: 'membership', component: membershipLayer },
     { name: 'hubs', component: hubLayer },
     { name: 'spec', component: specLayer },
+    { name: 'api', component: api },
+    { name: 'supervisor', component: supervisorLayer },
     { name: 'control', component: controlLayer }
   ], root)
   await system.start()
@@ -89,6 +97,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     membership: membershipLayer,
     hubs: hubLayer,
     spec: specLayer,
+    supervisor: supervisorLayer,
     stop: async () => { await system.stop(); root.info('stopped') }
   }
 }

@@ -4,6 +4,7 @@
  */
 import { inspect } from 'node:util'
 import type { HubsView, NodeRow, SpecView } from '../node/control'
+import type { ServicesView } from '../node/control/services'
 import type { SyncResult } from '../node/spec'
 
 export function textTable (headers: string[], rows: string[][]): string {
@@ -109,5 +110,32 @@ export class SyncReport extends Array<SyncResult> {
       const what = r.outcome === 'failed' ? `failed: ${r.error ?? ''}` : `${r.outcome} ${short(r.commit)}`
       return [`${r.node}: ${what}`, ...(r.errors ?? []).map((e) => `  ${e}`)].join('\n')
     }).join('\n')
+  }
+}
+
+/** `cluster.services()` / `cluster.where(name)`: what runs where, and why not. */
+export class ServicesReport {
+  readonly phase?: ServicesView['phase']
+  readonly services: ServicesView['services']
+  constructor (v: ServicesView) {
+    this.phase = v.phase
+    this.services = v.services
+  }
+
+  [inspect.custom] (): string {
+    const now = Date.now()
+    const lines = [`phase: ${this.phase?.reason ?? 'no spec applied yet'}`]
+    for (const s of this.services) {
+      lines.push('', `${s.name} (${s.placement})`)
+      if (s.instances.length > 0) {
+        lines.push(textTable(['instance', 'node', 'status', 'restarts', 'uptime', 'why'], s.instances.map((i) => [
+          i.instance, i.node, i.state, String(i.restarts ?? ''),
+          i.startedAt !== undefined && (i.state === 'ready' || i.state === 'starting' || i.state === 'unhealthy') ? formatDuration(now - i.startedAt) : '',
+          i.reason ?? ''
+        ])).split('\n').map((l) => '  ' + l).join('\n'))
+      }
+      for (const u of s.unschedulable) lines.push(`  unschedulable${u.instance === undefined ? '' : ` ${u.instance}`}: ${u.reason}`)
+    }
+    return lines.join('\n')
   }
 }

@@ -5,6 +5,7 @@
 import repl from 'node:repl'
 import { createRepl, create } from 'ts-node'
 import type { Cluster } from './client'
+import { openInEditor } from './open'
 
 export interface SessionOptions {
   input?: NodeJS.ReadableStream
@@ -32,7 +33,7 @@ export async function startSession (cluster: Cluster, o: SessionOptions = {}): P
     eval: replService.nodeEval,
     useGlobal: true
   })
-  Object.assign(server.context, { cluster })
+  Object.assign(server.context, { cluster, open: openInEditor })
   let leaving = false
   void cluster.closed.then(() => {
     if (leaving) return
@@ -40,4 +41,5 @@ export async function startSession (cluster: Cluster, o: SessionOptions = {}): P
     server.close()
   })
   await new Promise<void>((resolve) => server.once('exit', () => { leaving = true; resolve() }))
+  await cluster.unfollow()
 }

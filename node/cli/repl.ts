@@ -4,6 +4,7 @@
 import { connectCluster } from '../../repl/client'
 import { evaluate } from '../../repl/evaluate'
 import { startSession } from '../../repl/session'
+import { openInEditor } from '../../repl/open'
 import { errorMessage } from '../errors'
 import { hostPort, parse, required, type Command } from './args'
 
@@ -13,6 +14,12 @@ Opens a TypeScript REPL (top-level await) connected to any node of the cluster, 
 \`cluster\` in scope:
   await cluster.nodes()    the member table
   await cluster.hubs()     the hub set and its policy
+  await cluster.spec()     the spec applied, per node, and the last rejected commit
+  await cluster.sync()     fetch the spec repo now
+  await cluster.services() every service, its instances, status, restarts, uptime; the phase
+  await cluster.where('web')                 where one service runs
+  await cluster.logs('node-1', 'web', { lines: 100, follow: true })
+                           download a log to ./logs/<node>/<service>.log; open(path) opens it
   await cluster.ping()     which node answered, round trip in ms
 
   --keys KEYS         keys directory with ca.crt and operators/NAME.crt, NAME.key
@@ -37,7 +44,7 @@ export const replCommand: Command = {
     try {
       if (values.eval !== undefined) {
         try {
-          const result = await evaluate(values.eval, { cluster })
+          const result = await evaluate(values.eval, { cluster, open: openInEditor })
           process.stdout.write((result === undefined ? 'null' : JSON.stringify(result, null, 2)) + '\n')
           return 0
         } catch (err) {

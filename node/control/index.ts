@@ -7,13 +7,19 @@
  *   cluster.ping   -> { node, at } which node answered, and its clock
  *   cluster.spec   -> SpecView     the spec applied, per node which version it runs, the last rejection
  *   cluster.sync   -> SyncResult[] fetch the spec repo now (hubs do; others ask them)
+ *   cluster.services / cluster.where -> ServicesView   what runs where, and why not
+ *   cluster.logs   -> stream of LogChunk               a service's log on one node
  */
 import type { Hubs, HubPolicy } from '../hubs'
 import type { Logger } from '../log'
 import type { Membership, MemberStatus } from '../membership'
 import type { Transport } from '../transport'
 import type { SpecLayer, SyncResult, Rejection } from '../spec'
-import type { CommitInfo } from '../spec/store'
+import type { CommitInfo } from '../git/store'
+import type { Supervisor } from '../supervisor'
+import { servicesView } from './services'
+import { localLogs, logsPayload, type LogChunk, type LogsRequest } from './logs'
+import { OriginError } from '../errors'
 
 export interface NodeRow {
   id: string
@@ -37,7 +43,7 @@ export interface SpecView {
   lastRejected?: Omit<Rejection, 'at'> & { at: string }
 }
 
-export interface ControlComponents { transport: Transport, membership: Membership, hubs: Hubs, spec: SpecLayer, log: Logger }
+export interface ControlComponents { transport: Transport, membership: Membership, hubs: Hubs, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger }
 
 export function control () {
   return (c: ControlComponents) => {
@@ -67,6 +73,27 @@ export function control () {
     })
     c.transport.handle({ kind: 'unary', name: 'cluster.spec', role: 'operator', handler: async () => await specView(c) })
     c.transport.handle({ kind: 'unary', name: 'cluster.sync', role: 'operator', handler: async (): Promise<SyncResult[]> => await c.spec.sync() })
+    c.transport.handle({ kind: 'unary', name: 'cluster.services', role: 'operator', handler: async () => await servicesView(c) })
+    c.transport.handle({
+      kind: 'unary',
+      name: 'cluster.where',
+      role: 'operator',
+      payload: { type: 'object', additionalProperties: false, required: ['service'], properties: { service: { type: 'string' } } },
+      handler: async (p: { service: string }) => {
+        const v = await servicesView(c, p.service)
+        if (v.services.length === 0) throw new OriginError('E_NOT_FOUND', `no service "${p.service}" in the applied spec`, { service: p.service })
+        return v
+      }
+    })
+    c.transport.handle({ kind: 'unary', name: 'supervisor.report', role: 'node', handler: () => c.supervisor.report() })
+    c.transport.handle({ kind: 'stream', name: 'supervisor.logs', role: 'node', payload: logsPayload, handler: (p: LogsRequest, ctx) => localLogs(c.supervisor, p, ctx.signal) })
+    c.transport.handle({
+      kind: 'stream',
+      name: 'cluster.logs',
+      role: 'operator',
+      payload: logsPayload,
+      handler: (p: LogsRequest, ctx) => relayLogs(c, p, ctx.signal)
+    })
     c.transport.handle({ kind: 'unary', name: 'cluster.ping', role: 'operator', handler: () => ({ node: c.membership.id, at: Date.now() }) })
     c.transport.events.on('connection', (conn) => {
       if (conn.peer.role !== 'operator') return
@@ -99,5 +126,21 @@ async function specView (c: ControlComponents): Promise<SpecView> {
     applied: c.spec.current()?.info,
     nodes: Object.values(table).sort((a, b) => (a.id < b.id ? -1 : 1)).map((m) => ({ id: m.id, status: m.status, spec: m.spec })),
     lastRejected: rejected === undefined ? undefined : { ...rejected, at: new Date(rejected.at).toISOString() }
+  }
+}
+
+/** Logs from this node, or relayed from the node that has them. */
+async function * relayLogs (c: ControlComponents, p: LogsRequest, signal: AbortSignal): AsyncIterable<LogChunk> {
+  if (p.node === c.membership.id) { yield * localLogs(c.supervisor, p, signal); return }
+  const m = c.membership.table()[p.node]
+  if (m === undefined) throw new OriginError('E_NOT_FOUND', `no node "${p.node}" in the member table`, { node: p.node })
+  if (m.status !== 'alive' && m.status !== 'suspect') throw new OriginError('E_UNREACHABLE', `node ${p.node} is ${m.status}`, { node: p.node })
+  const conn = await c.transport.peer(m.address)
+  const it = conn.stream<LogChunk>('supervisor.logs', p)[Symbol.asyncIterator]()
+  signal.addEventListener('abort', () => { void it.return?.() })
+  for (;;) {
+    const r = await it.next()
+    if (r.done === true) return
+    yield r.value
   }
 }

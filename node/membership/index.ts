@@ -21,10 +21,10 @@ import type { Transport } from '../transport'
 import { dialableAddress } from '../transport/dial'
 import { gossipPayload } from './schema'
 import { changedIds, markStatus, mergeTables, refute } from './table'
-import type { Characteristics, Member, MemberTable } from './types'
+import type { Characteristics, InstanceSummary, Member, MemberTable } from './types'
 import { FailureDetector } from './detector'
 
-export type { Member, MemberTable, MemberStatus, Characteristics } from './types'
+export type { Member, MemberTable, MemberStatus, Characteristics, InstanceSummary } from './types'
 
 export interface MembershipInit {
   /** host:port of nodes to join through. Empty: originate. */
@@ -73,6 +73,8 @@ export interface Membership {
   setHubClaim (hub: boolean): void
   /** Say which spec version this node runs. */
   setSpec (version: string): void
+  /** Say which service instances this node runs, and in what state. */
+  setInstances (instances: Record<string, InstanceSummary>): void
   /** Emits 'change' (table) whenever the table changes. */
   readonly events: EventEmitter
 }
@@ -115,6 +117,11 @@ class GossipMembership implements Membership {
   setSpec (version: string): void {
     if (!this.running || this.self.spec === version) return
     this.updateSelf({ ...this.self, spec: version, heartbeat: this.self.heartbeat + 1 })
+  }
+
+  setInstances (instances: Record<string, InstanceSummary>): void {
+    if (!this.running || JSON.stringify(this.self.instances ?? {}) === JSON.stringify(instances)) return
+    this.updateSelf({ ...this.self, instances, heartbeat: this.self.heartbeat + 1 })
   }
 
   async start (): Promise<void> {

@@ -12,6 +12,17 @@ const memberSchema = {
     status: { enum: ['alive', 'suspect', 'dead', 'left'] },
     hub: { type: 'boolean' },
     spec: { type: 'string', maxLength: 100 },
+    instances: {
+      type: 'object',
+      maxProperties: 1000,
+      propertyNames: { maxLength: 200 },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['v', 's'],
+        properties: { v: { type: 'string', maxLength: 100 }, s: { type: 'string', maxLength: 20 } }
+      }
+    },
     characteristics: {
       type: 'object',
       additionalProperties: false,

@@ -37,6 +37,19 @@ export interface Member {
   hub: boolean
   /** The spec version the member runs (a commit id, or `dir:<digest>` for a local directory); absent before the first. */
   spec?: string
+  /**
+   * The service instances this member runs, by instance id: the version it runs and its
+   * state (`starting`, `ready`, ...). Other nodes read it to hand a singleton over without
+   * running it twice and to replace instances one at a time.
+   */
+  instances?: Record<string, InstanceSummary>
+}
+
+export interface InstanceSummary {
+  /** Version of the service definition + code the instance runs. */
+  v: string
+  /** State, as the supervisor names it. */
+  s: string
 }
 
 /** Member id -> entry. Plain object so it crosses the wire as is. */

@@ -89,8 +89,8 @@ export function compareAssignments (a: { service: string, instance?: string }, b
 
 function compareInstances (a: string | undefined, b: string | undefined): number {
   if (a === undefined || b === undefined) return a === b ? 0 : a === undefined ? -1 : 1
-  const na = /-(\d+)$/.exec(a)
-  const nb = /-(\d+)$/.exec(b)
+  const na = /^[^@]*-(\d+)$/.exec(a)
+  const nb = /^[^@]*-(\d+)$/.exec(b)
   if (na !== null && nb !== null) {
     const d = na[1].length - nb[1].length || compareIds(na[1], nb[1])
     if (d !== 0) return d

@@ -12,13 +12,15 @@
  * the fewest instances of the same service (spreading). `maxInstancesPerNode` defaults to 1,
  * as the spec documents, so by default no two replicas share a host.
  *
- * Disruption. A singleton (and any instance with no capacity limit hit) moves only when its
- * host leaves or a better-scoring host joins. Spreading costs something no stateless
- * function can avoid: when replica `web-1` loses its host and takes its next choice, that
- * may be the host of `web-4`, which then moves too. What holds: removing a host keeps every
- * replica below the lowest index that was on it; adding a host keeps every replica below the
- * first one that moves, and that one moves onto the new host. (A brute-force search finds no
- * spreading assignment of 3 replicas over 5 hosts that moves only the displaced ones.)
+ * Disruption, with no memory pressure. A singleton moves only when its host leaves or a
+ * better-scoring host joins. Spreading costs something no stateless function can avoid:
+ * when replica `web-0` loses its host and takes its next choice, that may be the host of
+ * `web-1`, which then moves too (4 hosts, remove the one holding `web-0`: it happens). What
+ * holds: removing a host keeps every replica below the lowest index that was on it; adding
+ * a host keeps every replica below the first one that moves, and that one moves onto the new
+ * host. (A brute-force search finds no function of the host set that spreads 3 replicas
+ * over up to 5 hosts and moves only the replicas of a host that left.) Memory reservations
+ * can cascade the same way across services, since they are placed in order.
  */
 import { createHash } from 'node:crypto'
 import type { Member } from '../membership/types'

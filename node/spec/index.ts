@@ -19,7 +19,7 @@ import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import type { Transport } from '../transport'
-import { type CommitInfo, SpecStore, type GitObject } from './store'
+import { type CommitInfo, GitStore, type GitObject } from '../git/store'
 import { verifyCommitSignature } from './signature'
 import { loadSpec, formatSpecError, type Spec, type SpecFiles } from './load'
 import { watchSpecDir } from './watch'
@@ -65,7 +65,7 @@ export function spec (init: SpecInit) {
 
 class GitSpec implements SpecLayer {
   readonly events = new EventEmitter()
-  private readonly store: SpecStore
+  private readonly store: GitStore
   private applied?: Applied
   private rejected?: Rejection
   private pollTimer?: NodeJS.Timeout
@@ -78,7 +78,7 @@ class GitSpec implements SpecLayer {
   private readonly onMembers = (): void => { this.onViewChange() }
 
   constructor (private readonly init: SpecInit, private readonly c: SpecComponents) {
-    this.store = new SpecStore(join(init.dataDir, 'spec.git'))
+    this.store = new GitStore(join(init.dataDir, 'spec.git'))
     c.transport.handle({
       kind: 'stream',
       name: 'spec.objects',
@@ -281,11 +281,11 @@ class GitSpec implements SpecLayer {
     if (loaded.spec.cluster.name !== this.c.cluster) {
       return this.reject(version, info, [`cluster.json: name "${loaded.spec.cluster.name}" is not this cluster ("${this.c.cluster}")`])
     }
-    return this.apply(version, loaded.spec, info)
+    return this.apply(version, loaded.spec, files, info)
   }
 
-  private apply (version: string, s: Spec, info: CommitInfo | { dir: string }): Omit<SyncResult, 'node'> {
-    this.applied = { version, spec: s, info: describe(version, info), appliedAt: Date.now() }
+  private apply (version: string, s: Spec, files: SpecFiles, info: CommitInfo | { dir: string }): Omit<SyncResult, 'node'> {
+    this.applied = { version, spec: s, files, info: describe(version, info), appliedAt: Date.now() }
     this.c.membership.setSpec(version)
     this.c.log.info(`applied spec ${describeLine(this.applied.info)}: ${Object.keys(s.services).length} services, minNodes ${s.cluster.minNodes}`)
     this.events.emit('applied', this.applied)

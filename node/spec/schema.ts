@@ -57,11 +57,11 @@ const checks = {
   http: {
     type: 'object',
     additionalProperties: false,
-    required: ['port'],
+    required: [],
     nullable: true,
-    properties: { port, path: { type: 'string', pattern: '^/', nullable: true } }
+    properties: { port: { ...port, nullable: true }, path: { type: 'string', pattern: '^/', nullable: true } }
   },
-  tcp: { type: 'object', additionalProperties: false, required: ['port'], nullable: true, properties: { port } },
+  tcp: { type: 'object', additionalProperties: false, required: [], nullable: true, properties: { port: { ...port, nullable: true } } },
   command: {
     type: 'object',
     additionalProperties: false,

@@ -1,6 +1,6 @@
 /** The spec layer's runtime data: where the spec comes from, what was applied or rejected. */
 import type { MemberTable } from '../membership'
-import type { CommitInfo } from './store'
+import type { CommitInfo } from '../git/store'
 import type { Spec } from './load'
 
 export type SpecSource =
@@ -21,7 +21,14 @@ export type SpecSource =
     allowedSigners?: string[]
   }
 
-export interface Applied { version: string, spec: Spec, info: CommitInfo, appliedAt: number }
+export interface Applied {
+  version: string
+  spec: Spec
+  /** Every file of that version: services without a `code` repo run from these. */
+  files: Map<string, Buffer>
+  info: CommitInfo
+  appliedAt: number
+}
 export interface Rejection { version: string, info: CommitInfo, errors: string[], at: number }
 
 export interface SyncResult {

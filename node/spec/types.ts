@@ -118,10 +118,10 @@ export interface ResourcesSpec {
 }
 
 export interface HealthSpec {
-  /** Healthy when GET http://127.0.0.1:port/path answers 2xx or 3xx. */
-  http?: { port: number, path?: string }
-  /** Healthy when a TCP connection to 127.0.0.1:port opens. */
-  tcp?: { port: number }
+  /** Healthy when GET http://127.0.0.1:port/path answers 2xx or 3xx. @default port: the instance's PORT */
+  http?: { port?: number, path?: string }
+  /** Healthy when a TCP connection to 127.0.0.1:port opens. @default port: the instance's PORT */
+  tcp?: { port?: number }
   /** Healthy when the command exits with status 0. */
   command?: { command: string, args?: string[] }
   /** Time between checks. @default 5000 */

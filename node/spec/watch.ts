@@ -33,6 +33,7 @@ export async function watchSpecDir (
     timer = setTimeout(() => { void load() }, debounceMs)
   })
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()))
-  await load()
+  // The first load runs in the background: a TS spec loads TypeScript, which takes a moment the node need not wait for.
+  void load()
   return async () => { clearTimeout(timer); await watcher.close() }
 }

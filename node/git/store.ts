@@ -1,7 +1,8 @@
 /**
- * The node's own copy of spec commits: a bare git repository in the data dir, worked
- * with isomorphic-git. Hubs fill it from the remote; other nodes fill it with objects a
- * hub sends, each checked against its id, so a commit id pins every file it names.
+ * git: a bare repository in the node's data dir, worked with isomorphic-git. The spec
+ * layer keeps spec commits in one (hubs fill it from the remote; other nodes with objects
+ * a hub sends, each checked against its id, so a commit id pins every file it names); the
+ * supervisor keeps services' code repos in others.
  */
 import fs from 'node:fs'
 import { join } from 'node:path'
@@ -23,7 +24,7 @@ export interface GitObject { oid: string, type: 'commit' | 'tree' | 'blob', data
 
 export interface CommitInfo { id: string, author: string, date: string, message: string }
 
-export class SpecStore {
+export class GitStore {
   private readonly cache = {}
   constructor (readonly gitdir: string) {}
 

@@ -1,0 +1,102 @@
+/**
+ * api: the node's local HTTP API for the processes it runs, on loopback only. Each
+ * service gets its own key (in ORIGIN_API_KEY); requests without a valid key are refused.
+ *
+ *   GET /v1/self           { node, service }              who am I
+ *   GET /v1/members        [{ id, address, hub, labels }]  alive members
+ *   GET /v1/where/<svc>    [{ instance, node, address, state }] where a service runs
+ *
+ * @example
+ *   curl -H "authorization: Bearer $ORIGIN_API_KEY" $ORIGIN_API/v1/where/web
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Hubs } from '../hubs'
+import type { Logger } from '../log'
+import type { Membership } from '../membership'
+
+export interface ApiComponents { membership: Membership, hubs: Hubs, log: Logger }
+
+export interface LocalApi {
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** http://127.0.0.1:PORT, once started. */
+  readonly url: string
+  /** The key a process of `service` presents. */
+  keyFor (service: string): string
+}
+
+export function localApi () {
+  return (c: ApiComponents): LocalApi => new HttpApi(c)
+}
+
+class HttpApi implements LocalApi {
+  private readonly secret = randomBytes(32)
+  private server?: http.Server
+  private address = ''
+
+  constructor (private readonly c: ApiComponents) {}
+
+  get url (): string { return this.address }
+
+  keyFor (service: string): string {
+    return `${service}.${createHmac('sha256', this.secret).update(service).digest('hex')}`
+  }
+
+  /** The service a key was issued to, or undefined. */
+  private serviceOf (auth: string | undefined): string | undefined {
+    const key = /^Bearer (\S+)$/.exec(auth ?? '')?.[1]
+    const service = key?.split('.')[0]
+    if (key === undefined || service === undefined) return undefined
+    const expected = Buffer.from(this.keyFor(service))
+    const given = Buffer.from(key)
+    return expected.length === given.length && timingSafeEqual(expected, given) ? service : undefined
+  }
+
+  async start (): Promise<void> {
+    if (this.server !== undefined) return
+    const server = http.createServer((req, res) => {
+      const service = this.serviceOf(req.headers.authorization)
+      const send = (status: number, body: unknown): void => { res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n') }
+      if (service === undefined) { send(401, { error: 'missing or invalid key: send "authorization: Bearer $ORIGIN_API_KEY"' }); return }
+      const table = this.c.membership.table()
+      const hubs = new Set(this.c.hubs.current())
+      const path = (req.url ?? '').split('?')[0]
+      if (req.method !== 'GET') { send(405, { error: 'only GET' }); return }
+      if (path === '/v1/self') { send(200, { node: this.c.membership.id, service }); return }
+      if (path === '/v1/members') {
+        send(200, Object.values(table).filter((m) => m.status === 'alive').map((m) => ({ id: m.id, address: m.address, hub: hubs.has(m.id), labels: m.characteristics.labels })))
+        return
+      }
+      const where = /^\/v1\/where\/([a-z][a-z0-9-]{0,62})$/.exec(path)
+      if (where !== null) {
+        const out = Object.values(table).filter((m) => m.status === 'alive').flatMap((m) =>
+          Object.entries(m.instances ?? {})
+            .filter(([id]) => serviceOfInstance(id) === where[1])
+            .map(([instance, s]) => ({ instance, node: m.id, address: m.address.replace(/:\d+$/, ''), state: s.s })))
+        send(200, out)
+        return
+      }
+      send(404, { error: `no route ${path}` })
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(0, '127.0.0.1', () => { server.off('error', reject); resolve() })
+    })
+    this.address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    this.server = server
+    this.c.log.debug(`local API on ${this.address}`)
+  }
+
+  async stop (): Promise<void> {
+    const s = this.server
+    this.server = undefined
+    if (s !== undefined) await new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections() })
+  }
+}
+
+/** `web-0` -> web, `agent@node-1` -> agent. */
+export function serviceOfInstance (instance: string): string {
+  return instance.replace(/(-\d+|@.*)$/, '')
+}

@@ -1,0 +1,321 @@
+/**
+ * supervisor: makes this node run what the scheduler assigns it. Whenever the spec, the
+ * members or the hubs change it recomputes the schedule (a pure function: every node gets
+ * the same answer) and reconciles: starts what is assigned here, stops what is not,
+ * replaces changed instances one at a time across the cluster (the next waits until the
+ * previous is ready on the new version), hands a singleton over only once its previous
+ * node says it stopped, and pauses, stops or keeps everything below `minNodes` as the
+ * spec says. It tells the cluster what it runs through the member table.
+ *
+ * @example
+ *   const s = supervisor({ dataDir })({ spec, membership, hubs, api, log })
+ *   s.report()   // this node's instances with status, restarts, uptime
+ */
+import { createHash } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { mkdir } from 'node:fs/promises'
+import net from 'node:net'
+import { join } from 'node:path'
+import type { LocalApi } from '../api'
+import { errorMessage } from '../errors'
+import type { Hubs } from '../hubs'
+import type { Logger } from '../log'
+import type { InstanceSummary, Membership, MemberTable } from '../membership'
+import { assignmentsFor, schedule, type Assignment, type Phase, type Schedule } from '../scheduler'
+import type { SpecLayer } from '../spec'
+import type { ServiceSpec } from '../spec/types'
+import { CodeCache } from './code'
+import { ManagedProcess, type InstanceStatus } from './process'
+import { mayReplace, runningElsewhere } from './rolling'
+
+export interface SupervisorInit {
+  dataDir: string
+  /** Instance log rotation: size of one part. @default 10 MiB */
+  logMaxBytes?: number
+  /** Instance log rotation: rotated parts kept. @default 5 */
+  logKeep?: number
+}
+
+export interface SupervisorComponents { spec: SpecLayer, membership: Membership, hubs: Hubs, api: LocalApi, log: Logger }
+
+export interface InstanceReport {
+  instance: string
+  service: string
+  node: string
+  version: string
+  status: InstanceStatus
+  port: number
+  logPath: string
+}
+
+export interface Supervisor {
+  start (): Promise<void>
+  stop (): Promise<void>
+  readonly nodeId: string
+  /** The schedule this node computed last. */
+  current (): Schedule | undefined
+  /** This node's instances. */
+  report (): InstanceReport[]
+  /** A service's placement kind in the applied spec, e.g. `replicas 2`. */
+  placement (service: string): string | undefined
+  /** Emits 'phase' (Phase) when the phase changes. */
+  readonly events: EventEmitter
+}
+
+interface Instance {
+  assignment: Assignment
+  version: string
+  port: number
+  proc: ManagedProcess
+  logPath: string
+}
+
+export function supervisor (init: SupervisorInit) {
+  return (c: SupervisorComponents): Supervisor => new Reconciler(init, c)
+}
+
+class Reconciler implements Supervisor {
+  readonly events = new EventEmitter()
+  private readonly instances = new Map<string, Instance>()
+  /** Instances with a start or stop under way: reconcile leaves them alone until it ends. */
+  private readonly busy = new Set<string>()
+  /** Why an assigned instance is not running (code could not be prepared, waiting for a handover). */
+  private readonly waiting = new Map<string, string>()
+  private readonly code: CodeCache
+  private sched?: Schedule
+  private phase?: Phase
+  private running = false
+  private pass?: Promise<void>
+  private again = false
+  private viewKey = ''
+  private readonly onView = (): void => {
+    const key = this.keyOfView()
+    if (key !== this.viewKey) { this.viewKey = key; this.kick() }
+  }
+
+  private readonly onSpec = (): void => { this.kick() }
+
+  constructor (private readonly init: SupervisorInit, private readonly c: SupervisorComponents) {
+    this.code = new CodeCache(init.dataDir, c.membership.id, c.log)
+  }
+
+  current (): Schedule | undefined { return this.sched }
+  get nodeId (): string { return this.c.membership.id }
+
+  placement (service: string): string | undefined {
+    const p = this.c.spec.current()?.spec.services[service]?.placement
+    return p === undefined ? undefined : p.kind === 'replicas' ? `replicas ${p.count ?? '?'}` : p.kind
+  }
+
+  report (): InstanceReport[] {
+    return [...this.instances.values()].map((i) => ({
+      instance: i.assignment.instance,
+      service: i.assignment.service,
+      node: this.c.membership.id,
+      version: i.version,
+      status: i.proc.status(),
+      port: i.port,
+      logPath: i.logPath
+    })).sort((a, b) => (a.instance < b.instance ? -1 : 1))
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    await mkdir(join(this.init.dataDir, 'logs'), { recursive: true })
+    this.c.spec.events.on('applied', this.onSpec)
+    this.c.membership.events.on('change', this.onView)
+    this.c.hubs.events.on('change', this.onView)
+    this.kick()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.c.spec.events.off('applied', this.onSpec)
+    this.c.membership.events.off('change', this.onView)
+    this.c.hubs.events.off('change', this.onView)
+    await this.pass
+    const all = [...this.instances.values()]
+    if (all.length > 0) this.c.log.info(`stopping ${all.length} instances`)
+    await Promise.all(all.map(async (i) => await i.proc.stop()))
+    this.instances.clear()
+    this.publish()
+  }
+
+  /** Reconcile soon; passes never overlap, and a request during one runs one more. */
+  private kick (): void {
+    if (!this.running) return
+    if (this.pass !== undefined) { this.again = true; return }
+    this.pass = (async () => {
+      do {
+        this.again = false
+        try { await this.reconcile() } catch (err) { this.c.log.error(`reconcile failed: ${errorMessage(err)}`) }
+      } while (this.again && this.running)
+    })().finally(() => { this.pass = undefined })
+  }
+
+  /** What in the member table matters for the schedule: not heartbeats. */
+  private keyOfView (): string {
+    const t = this.c.membership.table()
+    return JSON.stringify([this.c.hubs.current(), Object.values(t).map((m) => [m.id, m.status, m.instances ?? {}, m.characteristics.memoryMb, m.characteristics.labels])])
+  }
+
+  private async reconcile (): Promise<void> {
+    const applied = this.c.spec.current()
+    if (applied === undefined) return
+    const self = this.c.membership.id
+    const table = this.c.membership.table()
+    const sched = schedule({ spec: applied.spec, table, hubs: this.c.hubs.current(), previousPhase: this.phase?.kind })
+    this.sched = sched
+    if (this.phase?.reason !== sched.phase.reason) {
+      if (this.phase?.kind !== sched.phase.kind) this.c.log.info(`phase ${sched.phase.reason}`)
+      this.phase = sched.phase
+      this.events.emit('phase', sched.phase)
+    }
+    const mine = new Map(assignmentsFor(sched, self).map((a) => [a.instance, a]))
+    for (const [id, inst] of this.instances) {
+      if (!mine.has(id) && !this.busy.has(id)) void this.retire(inst, 'no longer assigned to this node')
+    }
+    for (const id of this.waiting.keys()) if (!mine.has(id)) this.waiting.delete(id)
+    for (const a of mine.values()) {
+      if (this.busy.has(a.instance)) continue
+      const svc = applied.spec.services[a.service]
+      let version: string
+      let dir: string
+      try {
+        const code = await this.code.prepare(a.service, svc, applied.files)
+        dir = code.dir
+        version = instanceVersion(svc, code.version)
+      } catch (err) {
+        this.wait(a.instance, `cannot prepare code: ${errorMessage(err)}`, 'warn')
+        continue
+      }
+      const existing = this.instances.get(a.instance)
+      if (existing !== undefined && existing.version === version) {
+        this.applyPhase(existing, sched.phase)
+        continue
+      }
+      if (sched.phase.kind === 'degraded' && sched.phase.policy === 'pause') { this.wait(a.instance, 'phase degraded: nothing new starts'); continue }
+      if (existing !== undefined) {
+        const turn = mayReplace(a.instance, version, sched.assignments, table, (id) => this.summary(id))
+        if (!turn.ok) { this.wait(a.instance, `new version waits for ${turn.waitingFor ?? '?'} to be ready on it`); continue }
+        this.c.log.info(`replacing ${a.instance}: version ${existing.version} -> ${version}`)
+        void this.retire(existing, 'replaced by a new version').then(() => this.kick())
+        continue
+      }
+      if (svc.placement.kind === 'singleton') {
+        const elsewhere = runningElsewhere(table, a.instance, self)
+        if (elsewhere.length > 0) { this.wait(a.instance, `singleton still ${elsewhere[0].s} on ${elsewhere[0].node}; starting once it stops`); continue }
+      }
+      this.waiting.delete(a.instance)
+      await this.launch(a, svc, dir, version, applied.version)
+    }
+    this.publish()
+  }
+
+  private wait (instance: string, reason: string, level: 'info' | 'warn' = 'info'): void {
+    if (this.waiting.get(instance) !== reason) this.c.log[level](`${instance}: ${reason}`)
+    this.waiting.set(instance, reason)
+  }
+
+  private summary (instance: string): InstanceSummary | undefined {
+    const i = this.instances.get(instance)
+    return i === undefined ? undefined : { v: i.version, s: i.proc.status().state }
+  }
+
+  private applyPhase (inst: Instance, phase: Phase): void {
+    const state = inst.proc.status().state
+    if (phase.kind === 'degraded' && phase.policy === 'pause' && state !== 'paused' && state !== 'stopped' && state !== 'failed') {
+      this.c.log.info(`${inst.assignment.instance}: pausing (${phase.reason})`)
+      inst.proc.pause()
+    } else if (phase.kind === 'running' && state === 'paused') {
+      this.c.log.info(`${inst.assignment.instance}: resuming (${phase.reason})`)
+      inst.proc.resume()
+    }
+  }
+
+  private async launch (a: Assignment, svc: ServiceSpec, codeDir: string, version: string, specVersion: string): Promise<void> {
+    const port = Number(svc.run.env?.PORT ?? await freePort())
+    const logPath = join(this.init.dataDir, 'logs', `${a.instance}.log`)
+    const env: Record<string, string> = {
+      PORT: String(port),
+      ...svc.run.env,
+      ORIGIN_NODE_ID: a.node,
+      ORIGIN_SERVICE: a.service,
+      ORIGIN_INSTANCE: a.instance,
+      ORIGIN_SPEC: specVersion,
+      ORIGIN_API: this.c.api.url,
+      ORIGIN_API_KEY: this.c.api.keyFor(a.service)
+    }
+    const health = svc.health === undefined
+      ? undefined
+      : {
+          ...svc.health,
+          http: svc.health.http === undefined ? undefined : { ...svc.health.http, port: svc.health.http.port ?? port },
+          tcp: svc.health.tcp === undefined ? undefined : { port: svc.health.tcp.port ?? port }
+        }
+    const proc = new ManagedProcess({
+      id: a.instance,
+      command: svc.run.command,
+      args: svc.run.args ?? [],
+      env,
+      cwd: join(codeDir, svc.run.cwd ?? '.'),
+      logPath,
+      log: this.c.log,
+      restart: { policy: svc.restart?.policy ?? 'always', backoffMs: svc.restart?.backoffMs, maxBackoffMs: svc.restart?.maxBackoffMs },
+      health,
+      memoryLimitMb: svc.resources?.memoryMb,
+      stopGraceMs: svc.stopGraceMs,
+      logMaxBytes: this.init.logMaxBytes,
+      logKeep: this.init.logKeep
+    })
+    const inst: Instance = { assignment: a, version, port, proc, logPath }
+    this.instances.set(a.instance, inst)
+    proc.on('status', (s) => {
+      this.publish()
+      if (s.state === 'ready') this.kick() // the next instance of a rolling replacement may go
+    })
+    this.c.log.info(`starting ${a.instance} (${svc.run.command} ${(svc.run.args ?? []).join(' ')}; version ${version}; port ${port})`)
+    proc.start()
+  }
+
+  /** Stop an instance and forget it; the instance id stays busy until it has exited. */
+  private async retire (inst: Instance, why: string): Promise<void> {
+    const id = inst.assignment.instance
+    this.busy.add(id)
+    this.c.log.info(`stopping ${id}: ${why}`)
+    try {
+      await inst.proc.stop()
+    } finally {
+      if (this.instances.get(id) === inst) this.instances.delete(id)
+      this.busy.delete(id)
+      this.publish()
+      this.kick()
+    }
+  }
+
+  private publish (): void {
+    const out: Record<string, InstanceSummary> = {}
+    for (const [id, i] of this.instances) out[id] = { v: i.version, s: i.proc.status().state }
+    this.c.membership.setInstances(out)
+  }
+}
+
+/** The version of an instance: its service definition and its code. Same on every node. */
+export function instanceVersion (svc: ServiceSpec, codeVersion: string): string {
+  return createHash('sha256').update(JSON.stringify(svc)).update('\0').update(codeVersion).digest('hex').slice(0, 12)
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+export type { MemberTable }

@@ -1,0 +1,714 @@
+/**
+ * One supervised process: spawned in its own process group, its output stamped into a
+ * rotating instance log, restarted by policy with exponential backoff, stopped after a
+ * crash loop, health-checked, held to a memory limit, and never left behind as orphans.
+ *
+ * @example
+ *   const p = new ManagedProcess({ id: 'web-1', command: 'node', args: ['server.js'], env: { PORT: '8080' },
+ *     cwd: '/srv/web', logPath: '/var/origin/logs/web-1.log', log, restart: { policy: 'always' },
+ *     health: { http: { port: 8080, path: '/health' } }, memoryLimitMb: 256 })
+ *   p.on('status', (s) => log.info(`${s.state} ${s.reason ?? ''}`))
+ *   p.start()
+ *   await waitReady(p, 30_000)
+ *   await p.stop()          // SIGTERM to the group, SIGKILL after stopGraceMs
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import { statSync } from 'node:fs'
+import { readdir, readFile } from 'node:fs/promises'
+import http from 'node:http'
+import net from 'node:net'
+import { OriginError, errorMessage } from '../errors'
+import type { Logger } from '../log'
+import type { HealthSpec } from '../spec/types'
+import { RotatingLog, lineStamper, stampLine } from './logfile'
+
+export type InstanceState = 'starting' | 'ready' | 'unhealthy' | 'backoff' | 'paused' | 'stopping' | 'stopped' | 'failed'
+
+export interface InstanceStatus {
+  state: InstanceState
+  /** Why the instance is in this state, in words (`exited with code 3; restarting in 0.5 s (attempt 1)`). */
+  reason?: string
+  /** The group leader's pid, while it runs. */
+  pid?: number
+  /** Restarts done so far (the first start does not count). */
+  restarts: number
+  /** When the current (or last) process was spawned, ms since the epoch. */
+  startedAt?: number
+  /** How the last process ended. */
+  exitCode?: number | null
+  signal?: string | null
+  /** RSS of the whole process group at the last sample. */
+  rssMb?: number
+}
+
+export interface ManagedProcessOptions {
+  /** The instance id; names the node-log scope. */
+  id: string
+  /** The executable, looked up on the PATH of `env` (or the node's PATH). */
+  command: string
+  args: string[]
+  /**
+   * Merged over a minimal environment inherited from the node: PATH, HOME and LANG only.
+   * The node's own variables (its config, anything secret) do not leak into workloads;
+   * a process needs what it is given by the spec and little else.
+   */
+  env: Record<string, string>
+  cwd: string
+  /** The instance log (rotating). */
+  logPath: string
+  /** The node log; lifecycle events go there too, under a child scope named by `id`. */
+  log: Logger
+  restart: {
+    policy: 'always' | 'on-failure' | 'never'
+    /** First delay before a restart; doubles per consecutive restart. @default 500 */
+    backoffMs?: number
+    /** Upper bound of the doubling delay. @default 30000 */
+    maxBackoffMs?: number
+  }
+  /** More than `restarts` restarts within `windowMs` means the process cannot run: failed. */
+  crashLoop?: {
+    /** @default 5 */
+    restarts?: number
+    /** @default 60000 */
+    windowMs?: number
+  }
+  /** Without one the process is ready as soon as it is spawned. */
+  health?: HealthSpec
+  /** The group's RSS above this gets it killed and restarted by policy. @default none */
+  memoryLimitMb?: number
+  /** Time between SIGTERM and SIGKILL on stop. Longer lets a process finish its work. @default 10000 */
+  stopGraceMs?: number
+  /** How often the group's RSS is read. Shorter catches a fast leak sooner, costs /proc reads. @default 1000 */
+  sampleIntervalMs?: number
+  /** A process up this long resets the backoff to its first delay. @default 10000 */
+  stableAfterMs?: number
+  /** Instance log rotation. @default 10 MiB, 5 parts */
+  logMaxBytes?: number
+  logKeep?: number
+}
+
+/** Every default in one place. The health defaults apply where the HealthSpec leaves a field out. */
+export const processDefaults = {
+  backoffMs: 500,
+  maxBackoffMs: 30_000,
+  crashLoopRestarts: 5,
+  crashLoopWindowMs: 60_000,
+  stopGraceMs: 10_000,
+  sampleIntervalMs: 1000,
+  stableAfterMs: 10_000,
+  healthIntervalMs: 2000,
+  healthTimeoutMs: 1000,
+  healthStartPeriodMs: 0,
+  /** Consecutive failed checks that turn a ready process unhealthy. */
+  unhealthyAfter: 3,
+  /** After the leader exits, how long to wait for its pipes to close (a process that left the group may hold them). */
+  drainMs: 1000
+} as const
+
+/** One spawned process and what hangs off it. */
+interface Run {
+  child: ChildProcess
+  pid: number
+  startedAt: number
+  exited: boolean
+  closed: Promise<void>
+  timers: Set<NodeJS.Timeout>
+  /** Consecutive failed health checks that counted. */
+  failures: number
+  sampling: boolean
+}
+
+export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
+  readonly id: string
+  private readonly o: ManagedProcessOptions
+  private readonly log: Logger
+  private readonly file: RotatingLog
+  private st: InstanceStatus = { state: 'stopped', restarts: 0 }
+  private run: Run | undefined
+  private backoffTimer: NodeJS.Timeout | undefined
+  private graceTimer: NodeJS.Timeout | undefined
+  private stopDeadline = 0
+  /** Consecutive restarts since the last stable run: the backoff exponent. */
+  private attempt = 0
+  private restartTimes: number[] = []
+  /** Set when origin kills the process for a reason of its own (memory); becomes the exit reason. */
+  private killReason: string | undefined
+  /** stop() or kill() was asked: the next exit is final. */
+  private noRestart = false
+  private startAfterStop = false
+  private stopWaiters: Array<() => void> = []
+  private prePause: { state: InstanceState, reason?: string } | undefined
+  private writeFailing = false
+
+  constructor (opts: ManagedProcessOptions) {
+    super()
+    this.id = opts.id
+    this.o = opts
+    this.log = opts.log.child(opts.id)
+    this.file = new RotatingLog({ path: opts.logPath, maxBytes: opts.logMaxBytes, keep: opts.logKeep })
+  }
+
+  status (): InstanceStatus {
+    return { ...this.st }
+  }
+
+  /** Starts the process; a no-op if it runs, waits in backoff or is paused. After stop() or failed, starts afresh. */
+  start (): void {
+    if (this.st.state === 'stopping') {
+      this.startAfterStop = true
+      return
+    }
+    if (this.st.state !== 'stopped' && this.st.state !== 'failed') return // running, starting, in backoff or paused
+    this.noRestart = false
+    this.attempt = 0
+    this.restartTimes = []
+    this.spawnRun()
+  }
+
+  /** SIGTERM to the process group, SIGKILL after stopGraceMs; resolves once the process has exited. */
+  async stop (): Promise<void> {
+    this.noRestart = true
+    this.startAfterStop = false
+    this.clearBackoff()
+    const run = this.run
+    if (run === undefined) {
+      if (this.st.state !== 'stopped' && this.st.state !== 'failed') {
+        this.origin('stopped on request')
+        this.update({ state: 'stopped', reason: 'stopped on request' })
+      }
+      await this.file.close()
+      return
+    }
+    const done = new Promise<void>((resolve) => this.stopWaiters.push(resolve))
+    if (this.st.state !== 'stopping') {
+      const grace = this.o.stopGraceMs ?? processDefaults.stopGraceMs
+      this.stopDeadline = Date.now() + grace
+      const reason = `stopping: SIGTERM to the group, SIGKILL after ${fmtDelay(grace)}`
+      this.origin(reason)
+      this.update({ state: 'stopping', reason })
+      signalGroup(run.pid, 'SIGTERM', this.log)
+      signalGroup(run.pid, 'SIGCONT', this.log) // a paused process must run to handle SIGTERM
+      this.graceTimer = setTimeout(() => {
+        this.origin(`still running after ${fmtDelay(grace)}: SIGKILL to the group`)
+        this.log.warn(`did not stop within ${fmtDelay(grace)}: SIGKILL`)
+        signalGroup(run.pid, 'SIGKILL', this.log)
+      }, grace)
+    }
+    return await done
+  }
+
+  /** SIGKILL to the group now, no restart; synchronous, for a node going down. */
+  kill (): void {
+    this.noRestart = true
+    this.startAfterStop = false
+    this.clearBackoff()
+    if (this.run !== undefined) {
+      this.origin('killed: the node is shutting down (SIGKILL to the group)')
+      signalGroup(this.run.pid, 'SIGKILL', this.log)
+    } else if (this.st.state !== 'stopped' && this.st.state !== 'failed') {
+      this.update({ state: 'stopped', reason: 'the node is shutting down' })
+    }
+  }
+
+  /** SIGSTOP to the group. Paused during backoff, the restart waits for resume(). */
+  pause (): void {
+    const s = this.st.state
+    if (s === 'paused' || s === 'stopping' || s === 'stopped' || s === 'failed') return
+    this.prePause = { state: s, reason: this.st.reason }
+    if (this.run !== undefined) {
+      signalGroup(this.run.pid, 'SIGSTOP', this.log)
+      this.origin('paused (SIGSTOP to the group)')
+    } else {
+      this.clearBackoff()
+      this.origin('paused during backoff; the restart waits for resume')
+    }
+    this.log.info('paused')
+    this.update({ state: 'paused', reason: 'paused on request' })
+  }
+
+  /** SIGCONT to the group (or the restart that pause() held back). */
+  resume (): void {
+    if (this.st.state !== 'paused') return
+    const prev = this.prePause ?? { state: 'ready' }
+    this.prePause = undefined
+    this.log.info('resumed')
+    if (this.run === undefined) {
+      this.st.restarts++ // told with the spawn's status
+      this.spawnRun()
+      return
+    }
+    signalGroup(this.run.pid, 'SIGCONT', this.log)
+    this.run.failures = 0
+    this.origin('resumed (SIGCONT to the group)')
+    this.update({ state: prev.state, reason: prev.reason })
+  }
+
+  // ---- one run: spawn, watch, exit ----
+
+  private spawnRun (): void {
+    this.killReason = undefined
+    const { command, args, cwd } = this.o
+    let child: ChildProcess
+    try {
+      if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`working directory ${cwd} does not exist`)
+      child = spawn(command, args, { cwd, env: childEnv(this.o.env), detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    } catch (err) {
+      this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, exitCode: undefined, signal: undefined, reason: undefined })
+      this.decide(`could not start: ${errorMessage(err)}`, true, null, null)
+      return
+    }
+    if (child.pid === undefined) {
+      // The spawn failed (ENOENT, EACCES): Node reports it as 'error' on the next tick.
+      this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, exitCode: undefined, signal: undefined, reason: undefined })
+      child.once('error', (err) => { this.decide(`could not start: ${err.message}`, true, null, null) })
+      return
+    }
+    const run: Run = {
+      child,
+      pid: child.pid,
+      startedAt: Date.now(),
+      exited: false,
+      closed: new Promise((resolve) => child.once('close', () => resolve())),
+      timers: new Set(),
+      failures: 0,
+      sampling: false
+    }
+    this.run = run
+    const out = lineStamper('out', (line) => this.append(line))
+    const err = lineStamper('err', (line) => this.append(line))
+    child.stdout?.on('data', out).on('end', () => out.end())
+    child.stderr?.on('data', err).on('end', () => err.end())
+    child.on('error', (e) => this.log.warn(`child process error: ${e.message}`))
+    child.once('exit', (code, signal) => { void this.afterExit(run, code, signal) })
+
+    this.origin(`started pid ${run.pid}: ${[command, ...args].join(' ')}`)
+    this.log.info(`started pid ${run.pid}`)
+    const health = this.o.health
+    this.update({
+      state: health === undefined ? 'ready' : 'starting',
+      reason: health === undefined ? undefined : 'waiting for the first health check to pass',
+      pid: run.pid,
+      startedAt: run.startedAt,
+      exitCode: undefined,
+      signal: undefined,
+      rssMb: undefined
+    })
+    if (health !== undefined) this.after(run, 0, () => { void this.checkHealth(run) })
+    this.after(run, this.o.stableAfterMs ?? processDefaults.stableAfterMs, () => { this.attempt = 0 })
+    const every = this.o.sampleIntervalMs ?? processDefaults.sampleIntervalMs
+    const sampler = setInterval(() => { void this.sample(run) }, every)
+    run.timers.add(sampler)
+  }
+
+  private after (run: Run, ms: number, fn: () => void): void {
+    const t = setTimeout(() => { run.timers.delete(t); fn() }, ms)
+    run.timers.add(t)
+  }
+
+  /** The leader is gone: clear what is left of its group, let its output drain, then decide. */
+  private async afterExit (run: Run, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    run.exited = true
+    for (const t of run.timers) clearTimeout(t)
+    run.timers.clear()
+    // While stopping, the rest of the group gets the grace period to finish; otherwise a
+    // group without its leader is orphans in the making, killed at once.
+    if (this.st.state === 'stopping') await waitGroupGone(run.pid, this.stopDeadline)
+    signalGroup(run.pid, 'SIGKILL', this.log)
+    let drainTimer: NodeJS.Timeout | undefined
+    const drained = await Promise.race([
+      run.closed.then(() => true),
+      new Promise<boolean>((resolve) => { drainTimer = setTimeout(() => resolve(false), processDefaults.drainMs) })
+    ])
+    clearTimeout(drainTimer)
+    if (!drained) {
+      // Something that left the group holds the pipes; stop reading them.
+      run.child.stdout?.destroy()
+      run.child.stderr?.destroy()
+    }
+    if (this.run !== run) return
+    this.run = undefined
+    const exit = signal !== null ? `killed by ${signal}` : `exited with code ${code ?? '?'}`
+    const failed = this.killReason !== undefined || signal !== null || code !== 0
+    this.decide(this.killReason ?? exit, failed, code, signal, exit)
+  }
+
+  /**
+   * After an exit (or a failed spawn): stop for good, or schedule the restart. `what` is the
+   * reason shown in the status (origin's own kill reason wins over the bare signal);
+   * `exitLine` is what the instance log says happened.
+   */
+  private decide (what: string, failed: boolean, exitCode: number | null, signal: string | null, exitLine = what): void {
+    this.killReason = undefined
+    clearTimeout(this.graceTimer)
+    this.graceTimer = undefined
+    const ended = { pid: undefined, exitCode, signal, rssMb: undefined }
+    this.origin(exitLine)
+    if (this.noRestart) {
+      this.origin('stopped')
+      this.log.info(`stopped (${what})`)
+      this.update({ state: 'stopped', reason: `stopped on request; ${what}`, ...ended })
+      this.finishStop()
+      return
+    }
+    const policy = this.o.restart.policy
+    if (!(policy === 'always' || (policy === 'on-failure' && failed))) {
+      const state = failed ? 'failed' : 'stopped'
+      this.origin(`${state}: restart policy ${policy}, not restarting`)
+      this.log[failed ? 'error' : 'info'](`${what}; restart policy ${policy}, not restarting`)
+      this.update({ state, reason: what, ...ended })
+      void this.file.close()
+      return
+    }
+    const now = Date.now()
+    const maxRestarts = this.o.crashLoop?.restarts ?? processDefaults.crashLoopRestarts
+    const windowMs = this.o.crashLoop?.windowMs ?? processDefaults.crashLoopWindowMs
+    this.restartTimes = this.restartTimes.filter((t) => now - t < windowMs)
+    if (this.restartTimes.length >= maxRestarts) {
+      const reason = `crash loop: ${maxRestarts} restarts within ${fmtWindow(windowMs)}, not restarting (last: ${what})`
+      this.origin(reason)
+      this.log.error(reason)
+      this.update({ state: 'failed', reason, ...ended })
+      void this.file.close()
+      return
+    }
+    this.restartTimes.push(now)
+    this.attempt++
+    const base = this.o.restart.backoffMs ?? processDefaults.backoffMs
+    const max = this.o.restart.maxBackoffMs ?? processDefaults.maxBackoffMs
+    const delay = Math.min(base * 2 ** (this.attempt - 1), max)
+    const reason = `${what}; restarting in ${fmtDelay(delay)} (attempt ${this.attempt})`
+    this.origin(`restarting in ${fmtDelay(delay)} (attempt ${this.attempt})`)
+    this.log.warn(reason)
+    if (this.st.state === 'paused') {
+      // Exited while paused: the restart waits for resume(), as a pause means "do not run".
+      this.prePause = { state: 'backoff', reason }
+      this.update({ reason: `paused on request; ${what}`, ...ended })
+      return
+    }
+    this.update({ state: 'backoff', reason, ...ended })
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined
+      this.st.restarts++ // told with the spawn's status
+      this.spawnRun()
+    }, delay)
+  }
+
+  private finishStop (): void {
+    const waiters = this.stopWaiters
+    this.stopWaiters = []
+    void this.file.close()
+    for (const w of waiters) w()
+    if (this.startAfterStop) {
+      this.startAfterStop = false
+      this.start()
+    }
+  }
+
+  private clearBackoff (): void {
+    clearTimeout(this.backoffTimer)
+    this.backoffTimer = undefined
+  }
+
+  // ---- health ----
+
+  private async checkHealth (run: Run): Promise<void> {
+    const h = this.o.health
+    if (h === undefined || run.exited || this.run !== run) return
+    const interval = h.intervalMs ?? processDefaults.healthIntervalMs
+    const state = this.st.state
+    if (state === 'paused' || state === 'stopping') {
+      this.after(run, interval, () => { void this.checkHealth(run) })
+      return
+    }
+    const result = await runHealthCheck(h, h.timeoutMs ?? processDefaults.healthTimeoutMs, this.o.cwd, childEnv(this.o.env))
+    if (run.exited || this.run !== run) return
+    this.after(run, interval, () => { void this.checkHealth(run) })
+    const now = this.st.state
+    if (now === 'paused' || now === 'stopping') return // the answer predates the pause
+    if (result.ok) {
+      run.failures = 0
+      if (now === 'starting' || now === 'unhealthy') {
+        this.origin(now === 'starting' ? `ready (${result.detail})` : `healthy again (${result.detail})`)
+        this.log.info(now === 'starting' ? 'ready' : 'healthy again')
+        this.update({ state: 'ready', reason: undefined })
+      }
+      return
+    }
+    const reason = `health check failing: ${result.detail}`
+    if (now === 'starting') {
+      this.update({ reason })
+      return
+    }
+    if (Date.now() - run.startedAt < (h.startPeriodMs ?? processDefaults.healthStartPeriodMs)) return
+    run.failures++
+    if (now === 'unhealthy') {
+      this.update({ reason })
+    } else if (now === 'ready' && run.failures >= processDefaults.unhealthyAfter) {
+      this.origin(`unhealthy: ${reason}`)
+      this.log.warn(`unhealthy: ${reason}`)
+      this.update({ state: 'unhealthy', reason })
+    }
+  }
+
+  // ---- memory ----
+
+  private async sample (run: Run): Promise<void> {
+    if (run.sampling || run.exited) return
+    run.sampling = true
+    try {
+      const rssKb = await groupRssKb(run.pid)
+      if (run.exited || this.run !== run) return
+      const rssMb = Math.round(rssKb / 1024)
+      this.st.rssMb = rssMb // a sample, not a change of state: no 'status' event
+      const limit = this.o.memoryLimitMb
+      if (limit === undefined || rssKb <= limit * 1024 || this.killReason !== undefined || this.st.state === 'stopping') return
+      const reason = `exceeded memory limit ${limit} MB: rss ${rssMb} MB`
+      this.killReason = reason
+      this.origin(`${reason}: SIGKILL to the group`)
+      this.log.warn(`${reason}: killing it`)
+      signalGroup(run.pid, 'SIGKILL', this.log)
+    } catch (err) {
+      this.log.debug(`could not sample memory of pid ${run.pid}: ${errorMessage(err)}`)
+    } finally {
+      run.sampling = false
+    }
+  }
+
+  // ---- instance log and status ----
+
+  private origin (text: string): void {
+    this.append(stampLine('origin', text))
+  }
+
+  private append (line: string): void {
+    try {
+      this.file.write(line)
+      this.writeFailing = false
+    } catch (err) {
+      if (!this.writeFailing) this.log.error(`cannot write the instance log ${this.o.logPath}: ${errorMessage(err)}`)
+      this.writeFailing = true
+    }
+  }
+
+  /** Applies a change; emits 'status' when anything but the RSS sample changed. */
+  private update (patch: Partial<InstanceStatus>): void {
+    const next: InstanceStatus = { ...this.st, ...patch }
+    for (const k of Object.keys(next) as Array<keyof InstanceStatus>) if (next[k] === undefined) delete next[k]
+    const keys = new Set([...Object.keys(this.st), ...Object.keys(next)] as Array<keyof InstanceStatus>)
+    keys.delete('rssMb')
+    const changed = [...keys].some((k) => this.st[k] !== next[k])
+    this.st = next
+    if (changed) this.emit('status', this.status())
+  }
+}
+
+/** SIGKILL every group now, no restarts: for a node shutting down (synchronous, so usable on 'exit'). */
+export function killAllGroups (processes: Iterable<ManagedProcess>): void {
+  for (const p of processes) p.kill()
+}
+
+/** Resolves once `p` is ready; rejects (E_NOT_READY, with the status reason) if it stops, fails, or time runs out. */
+export async function waitReady (p: ManagedProcess, timeoutMs: number): Promise<InstanceStatus> {
+  return await new Promise((resolve, reject) => {
+    const notReady = (s: InstanceStatus, why: string): OriginError =>
+      new OriginError('E_NOT_READY', `${p.id} ${why}: ${s.state}${s.reason !== undefined ? ` (${s.reason})` : ''}`, { id: p.id, state: s.state, reason: s.reason }, 'waitReady')
+    const onStatus = (s: InstanceStatus): boolean => {
+      if (s.state === 'ready') {
+        done()
+        resolve(s)
+        return true
+      }
+      if (s.state === 'failed' || s.state === 'stopped') {
+        done()
+        reject(notReady(s, 'will not become ready'))
+        return true
+      }
+      return false
+    }
+    const timer = setTimeout(() => { done(); reject(notReady(p.status(), `not ready after ${timeoutMs} ms`)) }, timeoutMs)
+    const done = (): void => { clearTimeout(timer); p.off('status', onStatus) }
+    if (onStatus(p.status())) return
+    p.on('status', onStatus)
+  })
+}
+
+// ---- helpers: environment, signals, /proc, health checks ----
+
+function childEnv (env: Record<string, string>): Record<string, string> {
+  const base: Record<string, string> = {}
+  for (const k of ['PATH', 'HOME', 'LANG']) {
+    const v = process.env[k]
+    if (v !== undefined) base[k] = v
+  }
+  return { ...base, ...env }
+}
+
+/**
+ * Signals a whole process group. A group already gone is not an error; any other failure
+ * (EPERM) is logged, not thrown, as this runs from timers.
+ */
+function signalGroup (pgid: number, sig: NodeJS.Signals, log?: Logger): boolean {
+  try {
+    process.kill(-pgid, sig)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'ESRCH') log?.error(`cannot send ${sig} to process group ${pgid}: ${code ?? errorMessage(err)}`)
+    return false
+  }
+}
+
+function fmtDelay (ms: number): string {
+  return ms < 100 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
+}
+
+function fmtWindow (ms: number): string {
+  const s = ms / 1000
+  return Number.isInteger(s) ? `${s} s` : `${s.toFixed(1)} s`
+}
+
+let scanCache: { at: number, groups: Promise<Map<number, number[]>> } | undefined
+
+/**
+ * Live (non-zombie) pids by process group, from /proc/<pid>/stat. One scan serves every
+ * instance sampling within 100 ms. Zombies are left out: where PID 1 does not reap
+ * (some containers), a killed orphan stays a zombie forever but uses no memory.
+ */
+async function processGroups (): Promise<Map<number, number[]>> {
+  const now = Date.now()
+  if (scanCache !== undefined && now - scanCache.at < 100) return await scanCache.groups
+  const groups = scanProc()
+  scanCache = { at: now, groups }
+  return await groups
+}
+
+async function scanProc (): Promise<Map<number, number[]>> {
+  const groups = new Map<number, number[]>()
+  const names = (await readdir('/proc')).filter((n) => /^[0-9]+$/.test(n))
+  await Promise.all(names.map(async (name) => {
+    let stat: string
+    try {
+      stat = await readFile(`/proc/${name}/stat`, 'utf8')
+    } catch {
+      return // gone meanwhile
+    }
+    // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (fields[0] === 'Z' || fields[0] === 'X') return
+    const pgid = Number(fields[2])
+    const list = groups.get(pgid)
+    if (list === undefined) groups.set(pgid, [Number(name)])
+    else list.push(Number(name))
+  }))
+  return groups
+}
+
+/** The summed VmRSS (kB) of every live process in the group. */
+async function groupRssKb (pgid: number): Promise<number> {
+  const members = (await processGroups()).get(pgid) ?? []
+  const sizes = await Promise.all(members.map(async (pid) => {
+    try {
+      const m = /^VmRSS:\s+([0-9]+) kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))
+      return m === null ? 0 : Number(m[1])
+    } catch {
+      return 0
+    }
+  }))
+  return sizes.reduce((a, b) => a + b, 0)
+}
+
+async function waitGroupGone (pgid: number, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    scanCache = undefined
+    if (((await processGroups()).get(pgid) ?? []).length === 0) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+interface CheckResult { ok: boolean, detail: string }
+
+/**
+ * Runs the one check the spec names; `detail` says what was tried and what came back.
+ * An http or tcp check without a port checks the instance's PORT (from `env`).
+ */
+export async function runHealthCheck (h: HealthSpec, timeoutMs: number, cwd: string, env: Record<string, string>): Promise<CheckResult> {
+  const portOf = (port: number | undefined): number | undefined => port ?? (/^[0-9]+$/.test(env.PORT ?? '') ? Number(env.PORT) : undefined)
+  const noPort = { ok: false, detail: 'no port to check: the health check names none and PORT is not in the environment' }
+  if (h.http !== undefined) {
+    const port = portOf(h.http.port)
+    return port === undefined ? noPort : await httpCheck(port, h.http.path ?? '/', timeoutMs)
+  }
+  if (h.tcp !== undefined) {
+    const port = portOf(h.tcp.port)
+    return port === undefined ? noPort : await tcpCheck(port, timeoutMs)
+  }
+  if (h.command !== undefined) return await commandCheck(h.command.command, h.command.args ?? [], timeoutMs, cwd, env)
+  return { ok: true, detail: 'no check' }
+}
+
+async function httpCheck (port: number, path: string, timeoutMs: number): Promise<CheckResult> {
+  const url = `http://127.0.0.1:${port}${path.startsWith('/') ? path : '/' + path}`
+  return await new Promise((resolve) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      res.resume()
+      const code = res.statusCode ?? 0
+      finish({ ok: code >= 200 && code < 400, detail: `GET ${url} -> ${code}` })
+    })
+    const timer = setTimeout(() => finish({ ok: false, detail: `GET ${url} -> no answer within ${timeoutMs} ms` }), timeoutMs)
+    req.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, detail: `GET ${url} -> ${err.code ?? err.message}` }))
+    let settled = false
+    function finish (r: CheckResult): void {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      req.destroy()
+      resolve(r)
+    }
+  })
+}
+
+async function tcpCheck (port: number, timeoutMs: number): Promise<CheckResult> {
+  const where = `TCP 127.0.0.1:${port}`
+  return await new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port })
+    const timer = setTimeout(() => finish({ ok: false, detail: `${where} -> no connection within ${timeoutMs} ms` }), timeoutMs)
+    sock.once('connect', () => finish({ ok: true, detail: `${where} -> connected` }))
+    sock.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, detail: `${where} -> ${err.code ?? err.message}` }))
+    function finish (r: CheckResult): void {
+      clearTimeout(timer)
+      sock.destroy()
+      resolve(r)
+    }
+  })
+}
+
+async function commandCheck (command: string, args: string[], timeoutMs: number, cwd: string, env: Record<string, string>): Promise<CheckResult> {
+  const what = `command ${[command, ...args].join(' ')}`
+  return await new Promise((resolve) => {
+    let settled = false
+    let tail = ''
+    const finish = (r: CheckResult): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resolve(r)
+    }
+    const child = spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    const keep = (chunk: Buffer): void => { tail = (tail + chunk.toString('utf8')).slice(-1024) }
+    child.stdout?.on('data', keep)
+    child.stderr?.on('data', keep)
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL')
+      finish({ ok: false, detail: `${what} -> timed out after ${timeoutMs} ms (killed)` })
+    }, timeoutMs)
+    child.once('error', (err) => finish({ ok: false, detail: `${what} -> ${err.message}` }))
+    // Whatever the command left running in its group goes with it, so its pipes close.
+    child.once('exit', () => { if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL') })
+    child.once('close', (code, signal) => {
+      const last = tail.trim().split('\n').pop()?.trim() ?? ''
+      const end = signal !== null ? `killed by ${signal}` : `exited with code ${code ?? '?'}`
+      finish({ ok: code === 0, detail: `${what} -> ${end}${last !== '' && code !== 0 ? `: ${last}` : ''}` })
+    })
+  })
+}
