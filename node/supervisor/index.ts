@@ -12,6 +12,7 @@
  *   s.report()   // this node's instances with status, restarts, uptime
  */
 import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import net from 'node:net'
@@ -257,8 +258,7 @@ class Reconciler implements Supervisor {
         }
     const proc = new ManagedProcess({
       id: a.instance,
-      command: svc.run.command,
-      args: svc.run.args ?? [],
+      ...withParentDeathSignal(svc.run.command, svc.run.args ?? []),
       env,
       cwd: join(codeDir, svc.run.cwd ?? '.'),
       logPath,
@@ -300,6 +300,19 @@ class Reconciler implements Supervisor {
     for (const [id, i] of this.instances) out[id] = { v: i.version, s: i.proc.status().state }
     this.c.membership.setInstances(out)
   }
+}
+
+const SETPRIV = '/usr/bin/setpriv'
+const hasSetpriv = process.platform === 'linux' && existsSync(SETPRIV)
+
+/**
+ * On Linux the process is started through `setpriv --pdeathsig KILL` (util-linux): if the
+ * node dies without stopping it (kill -9), the kernel kills the process too, so a singleton
+ * cannot keep running beside its replacement. (Its own children are not covered; a
+ * graceful stop kills the whole process group.)
+ */
+function withParentDeathSignal (command: string, args: string[]): { command: string, args: string[] } {
+  return hasSetpriv ? { command: SETPRIV, args: ['--pdeathsig', 'KILL', '--', command, ...args] } : { command, args }
 }
 
 /** The version of an instance: its service definition and its code. Same on every node. */
