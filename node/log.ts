@@ -3,8 +3,6 @@
  * read (`membership: node-c is dead (no heartbeat for 3.0 s)`). Where lines go is set
  * once per process (stderr by default, a file too for nodes).
  */
-import { appendFileSync } from 'node:fs'
-
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 
@@ -26,7 +24,6 @@ export interface LogOptions {
 }
 
 export const stderrSink: LogSink = { write: (line) => process.stderr.write(line + '\n') }
-export const fileSink = (path: string): LogSink => ({ write: (line) => appendFileSync(path, line + '\n') })
 
 export function createLogger (scope: string, opts: LogOptions = {}): Logger {
   const level = opts.level ?? (process.env.ORIGIN_LOG_LEVEL as Level | undefined) ?? 'info'

@@ -10,7 +10,8 @@ import { control } from './control'
 import { hubs as defaultHubs, type Hubs } from './hubs'
 import { loadNodeId, measureCharacteristics } from './identity'
 import { loadIdentity } from './keys'
-import { createLogger, fileSink, stderrSink, type Logger } from './log'
+import { createLogger, stderrSink, type Logger } from './log'
+import { RotatingLog } from './supervisor/logfile'
 import { membership as defaultMembership, type Membership } from './membership'
 import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
@@ -52,7 +53,9 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const dataDir = resolve(config.data)
   await mkdir(dataDir, { recursive: true })
   const id = await loadNodeId(dataDir, config.name)
-  const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, fileSink(join(dataDir, 'node.log'))] })
+  // The node's own log is a file too, rotated like instance logs.
+  const nodeLog = new RotatingLog({ path: join(dataDir, 'node.log'), maxBytes: config.log.maxBytes, keep: config.log.keep })
+  const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, { write: (line) => nodeLog.write(line) }] })
   const identity = await loadIdentity({ keys: opts.keys })
   if (identity.info.cluster !== config.cluster) {
     throw new Error(`the node certificate is for cluster "${identity.info.cluster}", but this node is configured for cluster "${config.cluster}"`)
@@ -76,7 +79,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     transport.setRevoked(spec.cluster.revokedSerials)
   })
   const api = localApi()({ membership: membershipLayer, hubs: hubLayer, log: root.child('api') })
-  const supervisorLayer = layers.supervisor({ dataDir })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, log: root.child('supervisor') })
+  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, log: root.child('supervisor') })
   const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },
@@ -98,7 +101,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     hubs: hubLayer,
     spec: specLayer,
     supervisor: supervisorLayer,
-    stop: async () => { await system.stop(); root.info('stopped') }
+    stop: async () => { await system.stop(); root.info('stopped'); await nodeLog.close() }
   }
 }
 

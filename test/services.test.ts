@@ -1,8 +1,9 @@
 import test from 'ava'
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { TestCluster } from './helpers/cluster'
+import { startGitServer } from './helpers/git-server'
 import { waitFor } from './helpers/wait'
 import type { ServicesReport } from '../repl/render'
 
@@ -216,4 +217,41 @@ test.serial('supervisor: no process outlives a node that stops', async (t) => {
   a.proc.signal('SIGTERM')
   await a.proc.exited
   for (const pid of pids) t.true(await gone(pid), `pid ${pid} is gone`)
+})
+
+test.serial('services: code from another git repo is fetched and built once per commit, and the process reaches the local API', async (t) => {
+  const s = await setup(t)
+  const git = await startGitServer()
+  t.teardown(async () => await git.stop())
+  const app = [
+    "const fs = require('fs')",
+    "console.log('built: ' + fs.readFileSync('built.txt', 'utf8').trim())",
+    "fetch(process.env.ORIGIN_API + '/v1/self', { headers: { authorization: 'Bearer ' + process.env.ORIGIN_API_KEY } })",
+    "  .then((r) => r.json()).then((j) => console.log('self: ' + JSON.stringify(j)))",
+    "fetch(process.env.ORIGIN_API + '/v1/self').then((r) => console.log('without key: ' + r.status))",
+    "setInterval(() => console.log('tick'), 200)"
+  ].join('\n')
+  const commit = await git.seed({ 'app.js': app })
+  await s.c.start({ name: 'a', image: { specDir: s.dir } })
+  await s.write('services/app.json', { run: { command: 'node', args: ['app.js'] }, code: { repo: git.url, ref: 'main', build: 'echo "at $(date +%s)" > built.txt; echo build done' }, placement: { kind: 'singleton' }, stopGraceMs: 1000 })
+  await waitFor(async () => (await instances(s.c, 'a', 'app')).length === 1, { what: 'the app to run' })
+  const client = await s.c.client('a')
+  const path = await waitFor(async () => {
+    const p = await client.logs('a', 'app', { dir: join(s.dir, 'downloaded') })
+    return /self: .*"service":"app"/.test(await readFile(p, 'utf8')) ? p : undefined
+  }, { what: 'the app to print what the API said' })
+  const text = await readFile(path, 'utf8')
+  t.regex(text, /built: at \d+/)
+  t.regex(text, /self: \{"node":"a","service":"app"\}/)
+  t.regex(text, /without key: 401/)
+  t.true(git.requestsBy('origin-node/a') > 0, 'the node fetched the code repo')
+  const codeDirs = await readdir(join(s.c.node('a').dir, 'data', 'code'))
+  t.true(codeDirs.some((d) => d.startsWith(`app-${commit.slice(0, 12)}`)), 'checked out at the pushed commit')
+  // follow: new lines keep arriving in the downloaded file
+  const followed = await client.logs('a', 'app', { lines: 1, follow: true, dir: join(s.dir, 'followed') })
+  await waitFor(async () => ((await readFile(followed, 'utf8')).match(/ out tick/g) ?? []).length >= 3, { what: 'followed lines to arrive' })
+  await client.unfollow()
+  client.close()
+  const buildLog = await readFile(join(s.c.node('a').dir, 'data', 'logs', 'build-app.log'), 'utf8')
+  t.is(buildLog.match(/build done/g)?.length, 1, 'built once for the commit')
 })

@@ -16,7 +16,7 @@
  *   "spec": { "url": "https://git.example.com/ops/spec.git", "ref": "main", "token": "...",
  *             "pollIntervalMs": 5000, "webhookSecret": "...", "allowedSigners": ["ssh-ed25519 AAAA... alice"] },
  *   "specDir": "../spec",                   local development: a watched directory instead of git
- *   "log": { "level": "info" }
+ *   "log": { "level": "info", "maxBytes": 10485760, "keep": 5 }   node and instance logs rotate by size
  * }
  */
 import { readFile } from 'node:fs/promises'
@@ -34,7 +34,7 @@ export interface ImageConfig {
   characteristics: { cpus?: number, memoryMb?: number }
   membership: { gossipIntervalMs?: number, fanout?: number, suspectAfterMs?: number, deadAfterMs?: number, seedRetryMs?: number }
   hubs: { count?: number, memoryMargin?: number, ranking?: Array<'memory' | 'cpus' | 'uptime' | 'id'> }
-  log: { level?: 'debug' | 'info' | 'warn' | 'error' }
+  log: { level?: 'debug' | 'info' | 'warn' | 'error', maxBytes?: number, keep?: number }
   spec?: { url: string, ref?: string, token?: string, pollIntervalMs?: number, webhookSecret?: string, allowedSigners?: string[], tsTimeoutMs?: number }
   specDir?: string
 }
@@ -82,7 +82,15 @@ export const imageSchema = {
         ranking: { type: 'array', items: { enum: ['memory', 'cpus', 'uptime', 'id'] }, uniqueItems: true, minItems: 1 }
       }
     },
-    log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error'] } } },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        level: { enum: ['debug', 'info', 'warn', 'error'] },
+        maxBytes: { type: 'integer', minimum: 1024 },
+        keep: { type: 'integer', minimum: 0, maximum: 100 }
+      }
+    },
     spec: {
       type: 'object',
       additionalProperties: false,

@@ -54,19 +54,31 @@ async function writeTree (target: string, files: Map<string, Buffer>): Promise<v
 }
 
 export class CodeCache {
-  private readonly inFlight = new Map<string, Promise<PreparedCode>>()
+  /** Prepared code by spec version and service: a branch is resolved once per spec version, not on every reconcile. */
+  private readonly prepared = new Map<string, Promise<PreparedCode>>()
 
   constructor (private readonly dataDir: string, private readonly nodeId: string, private readonly log: Logger) {}
 
-  /** The code for `service`, prepared once per version; concurrent callers share the work. */
-  async prepare (service: string, svc: ServiceSpec, specFiles: Map<string, Buffer>): Promise<PreparedCode> {
-    const key = svc.code === undefined ? `spec:${specCodeDigest(specFiles)}` : `repo:${service}:${svc.code.repo}#${svc.code.ref ?? 'HEAD'}:${svc.code.build ?? ''}`
-    let p = this.inFlight.get(key)
+  /**
+   * The code for `service` under spec version `specVersion`, prepared once; concurrent
+   * callers share the work, and a failure is forgotten so the next reconcile tries again.
+   * A `code.ref` that names a branch is resolved when the spec version is first seen: to
+   * deploy new app code, change the spec (or pin a commit), as with an image tag.
+   */
+  async prepare (service: string, svc: ServiceSpec, specVersion: string, specFiles: Map<string, Buffer>): Promise<PreparedCode> {
+    const key = `${specVersion}:${service}`
+    let p = this.prepared.get(key)
     if (p === undefined) {
-      p = (svc.code === undefined ? this.fromSpec(specFiles) : this.fromRepo(service, svc.code)).finally(() => this.inFlight.delete(key))
-      this.inFlight.set(key, p)
+      p = svc.code === undefined ? this.fromSpec(specFiles) : this.fromRepo(service, svc.code)
+      this.prepared.set(key, p)
+      p.catch(() => { if (this.prepared.get(key) === p) this.prepared.delete(key) })
     }
     return await p
+  }
+
+  /** Forget what older spec versions prepared (the trees stay on disk for instances still running them). */
+  keepOnly (specVersion: string): void {
+    for (const key of this.prepared.keys()) if (!key.startsWith(`${specVersion}:`)) this.prepared.delete(key)
   }
 
   private async fromSpec (files: Map<string, Buffer>): Promise<PreparedCode> {

@@ -174,6 +174,7 @@ class Reconciler implements Supervisor {
       this.phase = sched.phase
       this.events.emit('phase', sched.phase)
     }
+    this.code.keepOnly(applied.version)
     const mine = new Map(assignmentsFor(sched, self).map((a) => [a.instance, a]))
     for (const [id, inst] of this.instances) {
       if (!mine.has(id) && !this.busy.has(id)) void this.retire(inst, 'no longer assigned to this node')
@@ -185,11 +186,12 @@ class Reconciler implements Supervisor {
       let version: string
       let dir: string
       try {
-        const code = await this.code.prepare(a.service, svc, applied.files)
+        const code = await this.code.prepare(a.service, svc, applied.version, applied.files)
         dir = code.dir
         version = instanceVersion(svc, code.version)
       } catch (err) {
         this.wait(a.instance, `cannot prepare code: ${errorMessage(err)}`, 'warn')
+        this.retryLater()
         continue
       }
       const existing = this.instances.get(a.instance)
@@ -213,6 +215,14 @@ class Reconciler implements Supervisor {
       await this.launch(a, svc, dir, version, applied.version)
     }
     this.publish()
+  }
+
+  private retryTimer?: NodeJS.Timeout
+  /** Something failed that time may mend (a git server down, a flaky build): reconcile again in a while. */
+  private retryLater (): void {
+    if (this.retryTimer !== undefined) return
+    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.kick() }, 5000)
+    this.retryTimer.unref()
   }
 
   private wait (instance: string, reason: string, level: 'info' | 'warn' = 'info'): void {
