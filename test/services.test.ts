@@ -238,8 +238,9 @@ test.serial('services: code from another git repo is fetched and built once per 
   const client = await s.c.client('a')
   const path = await waitFor(async () => {
     const p = await client.logs('a', 'app', { dir: join(s.dir, 'downloaded') })
-    return /self: .*"service":"app"/.test(await readFile(p, 'utf8')) ? p : undefined
-  }, { what: 'the app to print what the API said' })
+    const text = await readFile(p, 'utf8')
+    return /self: .*"service":"app"/.test(text) && /without key: /.test(text) ? p : undefined
+  }, { what: 'the app to print what the API said, with and without its key' })
   const text = await readFile(path, 'utf8')
   t.regex(text, /built: at \d+/)
   t.regex(text, /self: \{"node":"a","service":"app"\}/)
