@@ -2,12 +2,14 @@
 import os from 'node:os'
 import { benchCluster } from './cluster'
 import { benchSpec } from './spec'
+import { benchServices } from './services'
 
 async function main (): Promise<void> {
   console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
   const only = process.argv[2]
   if (only === undefined || only === 'cluster') for (const size of [3, 10]) await benchCluster(size)
   if (only === undefined || only === 'spec') await benchSpec()
+  if (only === undefined || only === 'services') await benchServices()
 }
 
 main().catch((err) => { console.error(err); process.exitCode = 1 })

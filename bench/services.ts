@@ -1,0 +1,110 @@
+/**
+ * Service benchmarks: time from a node's death to its instances running elsewhere, time
+ * for a spec change to replace 10 instances, and the supervisor's CPU with 50 idle
+ * instances. Real node processes on loopback; the spec comes from a watched directory.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join, resolve } from 'node:path'
+import { TestCluster } from '../test/helpers/cluster'
+import { waitFor } from '../test/helpers/wait'
+import { connectCluster, type Cluster } from '../repl/client'
+import { row } from './stats'
+
+const procs = resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs')
+const defaults = { gossipIntervalMs: 200, suspectAfterMs: 2500, deadAfterMs: 5000, seedRetryMs: 2000 }
+
+async function specDir (services: Record<string, unknown>): Promise<string> {
+  const dir = await mkdtemp(join(os.tmpdir(), 'origin-bench-spec-'))
+  await mkdir(join(dir, 'services'))
+  await writeFile(join(dir, 'cluster.json'), JSON.stringify({ name: 'bench', minNodes: 1 }))
+  for (const [name, s] of Object.entries(services)) await writeFile(join(dir, 'services', `${name}.json`), JSON.stringify(s))
+  return dir
+}
+
+async function ready (client: Cluster, name: string) {
+  return ((await client.services()).services.find((s) => s.name === name)?.instances ?? []).filter((i) => i.state === 'ready')
+}
+
+async function failover (membership: Record<string, number>, label: string): Promise<void> {
+  const dir = await specDir({
+    single: { run: { command: 'node', args: [join(procs, 'sleeper.js')] }, placement: { kind: 'singleton' }, stopGraceMs: 1000 },
+    web: { run: { command: 'node', args: [join(procs, 'http-ok.js')] }, placement: { kind: 'replicas', count: 2 }, health: { http: { path: '/health' }, intervalMs: 100 }, stopGraceMs: 1000 }
+  })
+  const c = await TestCluster.create({ cluster: 'bench' })
+  try {
+    for (const n of ['n1', 'n2', 'n3']) await c.start({ name: n, membership, logLevel: 'info', image: { specDir: dir } })
+    const client = await waitFor(async () => await connectCluster({ keys: c.keys, as: 'op', address: c.node('n1').address }), { what: 'n1' })
+    await waitFor(async () => (await ready(client, 'single')).length === 1 && (await ready(client, 'web')).length === 2, { what: 'all ready', timeoutMs: 30_000 })
+    const single = (await ready(client, 'single'))[0].node
+    const victim = single === 'n1' ? 'n2' : single // keep the observer alive
+    const observer = victim === 'n1' ? await connectCluster({ keys: c.keys, as: 'op', address: c.node('n3').address }) : client
+    const lost = [...await ready(observer, 'single'), ...await ready(observer, 'web')].filter((i) => i.node === victim).map((i) => i.instance)
+    const t0 = performance.now()
+    c.node(victim).proc.signal('SIGKILL')
+    await waitFor(async () => {
+      const all = [...await ready(observer, 'single'), ...await ready(observer, 'web')]
+      return lost.every((id) => all.some((i) => i.instance === id && i.node !== victim))
+    }, { intervalMs: 20, timeoutMs: 60_000, what: 'instances to run elsewhere' })
+    row(`node death to its ${lost.length} instances ready elsewhere (${label})`, `${(performance.now() - t0).toFixed(0)} ms`)
+    client.close()
+    observer.close()
+  } finally {
+    await c.cleanup()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function rollingReplace (): Promise<void> {
+  const web = (v: string) => ({ run: { command: 'node', args: [join(procs, 'http-ok.js')], env: { VERSION: v } }, placement: { kind: 'replicas', count: 10 }, resources: { maxInstancesPerNode: 4 }, health: { http: { path: '/health' }, intervalMs: 100 }, stopGraceMs: 1000 })
+  const dir = await specDir({ web: web('1') })
+  const c = await TestCluster.create({ cluster: 'bench' })
+  try {
+    for (const n of ['n1', 'n2', 'n3']) await c.start({ name: n, membership: defaults, logLevel: 'info', image: { specDir: dir } })
+    const client = await waitFor(async () => await connectCluster({ keys: c.keys, as: 'op', address: c.node('n1').address }), { what: 'n1' })
+    const before = await waitFor(async () => { const r = await ready(client, 'web'); return r.length === 10 ? r[0].version : undefined }, { what: '10 ready', timeoutMs: 60_000 })
+    const t0 = performance.now()
+    await writeFile(join(dir, 'services', 'web.json'), JSON.stringify(web('2')))
+    await waitFor(async () => (await ready(client, 'web')).filter((i) => i.version !== before).length === 10, { intervalMs: 20, timeoutMs: 120_000, what: '10 replaced' })
+    row('spec change to 10 instances replaced, one at a time (3 nodes)', `${(performance.now() - t0).toFixed(0)} ms`)
+    client.close()
+  } finally {
+    await c.cleanup()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function cpuTicks (pid: number): Promise<number> {
+  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+  return Number(f[11]) + Number(f[12]) // utime + stime, in clock ticks
+}
+
+async function idleCpu (): Promise<void> {
+  const dir = await specDir({ idle: { run: { command: 'node', args: [join(procs, 'sleeper.js')] }, placement: { kind: 'replicas', count: 50 }, resources: { maxInstancesPerNode: 50 }, stopGraceMs: 1000 } })
+  const c = await TestCluster.create({ cluster: 'bench' })
+  try {
+    const n = await c.start({ name: 'n1', membership: defaults, logLevel: 'info', image: { specDir: dir } })
+    const client = await waitFor(async () => await connectCluster({ keys: c.keys, as: 'op', address: n.address }), { what: 'n1' })
+    await waitFor(async () => (await ready(client, 'idle')).length === 50, { what: '50 ready', timeoutMs: 120_000 })
+    client.close()
+    await new Promise((resolve) => setTimeout(resolve, 3000)) // let start-up settle
+    const hz = 100
+    const a = await cpuTicks(n.proc.pid)
+    const t0 = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, 10_000))
+    const used = (await cpuTicks(n.proc.pid) - a) / hz
+    const secs = (performance.now() - t0) / 1000
+    row('node CPU with 50 idle instances (supervising, sampling memory)', `${(100 * used / secs).toFixed(1)} % of a core`)
+  } finally {
+    await c.cleanup()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+export async function benchServices (): Promise<void> {
+  console.log('\nservices')
+  await failover(defaults, 'default timings: dead after 5 s')
+  await failover({ gossipIntervalMs: 100, suspectAfterMs: 1000, deadAfterMs: 2000, seedRetryMs: 300 }, 'dead after 2 s')
+  await rollingReplace()
+  await idleCpu()
+}
