@@ -86,7 +86,7 @@ export const demoCommand: Command = {
       const cluster = await Promise.race([waitForMembers(addresses[0], keys, count, 20_000), early])
       early.catch(() => {}) // nodes exiting later are the REPL's business
       await startSession(cluster, {
-        banner: `origin demo: ${count} nodes up, running the spec in ${specDir} (edit it: nodes reload it). Try:\n  await cluster.nodes()\n  await cluster.hubs()\n  await cluster.spec()\nLeave with .exit or Ctrl-D (stops the nodes).`
+        banner: `origin demo: ${count} nodes up, running the spec in ${specDir} (edit it: nodes reload it). Try:\n  await cluster.nodes()\n  await cluster.services()\n  await cluster.spec()\n  open(await cluster.logs('node-1', 'agent'))\nLeave with .exit or Ctrl-D (stops the nodes).`
       })
       cluster.close()
       return 0
