@@ -12,15 +12,17 @@
  * the fewest instances of the same service (spreading). `maxInstancesPerNode` defaults to 1,
  * as the spec documents, so by default no two replicas share a host.
  *
- * Disruption, with no memory pressure. A singleton moves only when its host leaves or a
- * better-scoring host joins. Spreading costs something no stateless function can avoid:
- * when replica `web-0` loses its host and takes its next choice, that may be the host of
- * `web-1`, which then moves too (4 hosts, remove the one holding `web-0`: it happens). What
- * holds: removing a host keeps every replica below the lowest index that was on it; adding
- * a host keeps every replica below the first one that moves, and that one moves onto the new
- * host. (A brute-force search finds no function of the host set that spreads 3 replicas
- * over up to 5 hosts and moves only the replicas of a host that left.) Memory reservations
- * can cascade the same way across services, since they are placed in order.
+ * Stickiness: an instance that a qualifying host runs now (its member entry lists it,
+ * not stopped or failed) stays there, placed before any other; only the rest go by
+ * rendezvous. So a host leaving moves only its own instances, a host joining moves nothing,
+ * and a returning node does not pull a singleton back. This is still a function of the
+ * member table alone (the instances are in it), so every node computes the same.
+ *
+ * Without that information (a fresh cluster) the hash alone decides, and spreading costs
+ * something no function of the host set can avoid: when replica `web-0` loses its host and
+ * takes its next choice, that may be the host of `web-1`, which then moves too. (A
+ * brute-force search finds no function of the host set that spreads 3 replicas over up to
+ * 5 hosts and moves only the replicas of a host that left.)
  */
 import { createHash } from 'node:crypto'
 import type { Member } from '../membership/types'
@@ -90,7 +92,19 @@ function placeRanked (name: string, svc: ServiceSpec, instances: string[], hosts
   const given = svc.resources?.maxInstancesPerNode
   const cap = given ?? 1
   const load = new Map<string, number>()
+  // Sticky first: an instance stays on the host that runs it (as the member table says)
+  // while that host still qualifies, so a membership change moves only displaced instances.
+  const placed = new Set<string>()
   for (const instance of instances) {
+    const node = currentHost(instance, matching, need, cap, free, load)
+    if (node === undefined) continue
+    free.set(node, (free.get(node) ?? 0) - need)
+    load.set(node, (load.get(node) ?? 0) + 1)
+    out.assignments.push({ service: name, instance, node })
+    placed.add(instance)
+  }
+  for (const instance of instances) {
+    if (placed.has(instance)) continue
     const open = matching.filter((m) => (load.get(m.id) ?? 0) < cap)
     if (open.length === 0) {
       const runs = cap === 1 ? '1 instance' : `${cap} instances`
@@ -108,6 +122,21 @@ function placeRanked (name: string, svc: ServiceSpec, instances: string[], hosts
     load.set(node, (load.get(node) ?? 0) + 1)
     out.assignments.push({ service: name, instance, node })
   }
+}
+
+const finished = new Set(['stopped', 'failed'])
+
+/** The qualifying host with room that runs `instance` now (the best-scoring one, should two say so). */
+function currentHost (instance: string, matching: Member[], need: number, cap: number, free: Map<string, number>, load: Map<string, number>): string | undefined {
+  let best: { id: string, score: bigint } | undefined
+  for (const m of matching) {
+    const running = m.instances?.[instance]
+    if (running === undefined || finished.has(running.s)) continue
+    if ((load.get(m.id) ?? 0) >= cap || (free.get(m.id) ?? 0) < need) continue
+    const s = score(instance, m.id)
+    if (best === undefined || s > best.score || (s === best.score && compareIds(m.id, best.id) < 0)) best = { id: m.id, score: s }
+  }
+  return best?.id
 }
 
 /** Among the hosts running the fewest instances of the service, the one scoring highest for `instance`. */

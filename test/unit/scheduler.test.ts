@@ -463,3 +463,44 @@ test('scheduler: marking a member suspect changes nothing', (t) => {
   }))
   t.pass()
 })
+
+/** The members as they would be once each runs what `s` assigned it (the supervisor gossips that). */
+function withInstances (members: Member[], s: Schedule): Member[] {
+  return members.map((m) => ({
+    ...m,
+    instances: Object.fromEntries(s.assignments.filter((a) => a.node === m.id).map((a) => [a.instance, { v: 'v1', s: 'ready' }]))
+  }))
+}
+
+test('scheduler: once instances run, a member leaving moves only its own instances (stickiness)', (t) => {
+  const arb = caseArb({ memory: false }).map(running).chain((c) =>
+    fc.tuple(fc.constant(c), fc.constantFrom(...c.members.map((m) => m.id))))
+  fc.assert(fc.property(arb, ([c, gone]) => {
+    const before = run(c)
+    const settled = withInstances(c.members, before)
+    assert.deepStrictEqual(where(run(c, settled)), where(before), 'a settled cluster stays as it is')
+    const after = where(run(c, settled.filter((m) => m.id !== gone), c.hubs.filter((h) => h !== gone)))
+    for (const a of before.assignments) {
+      if (a.node !== gone) assert.equal(after[a.instance], a.node, `${a.instance} moved off ${a.node}`)
+    }
+  }))
+  t.pass()
+})
+
+test('scheduler: once instances run, a member joining moves no replica or singleton', (t) => {
+  const arb = caseArb({ memory: false }).map(running).filter((c) => c.members.length >= 2).chain((c) =>
+    fc.tuple(fc.constant(c), fc.constantFrom(...c.members.map((m) => m.id))))
+  fc.assert(fc.property(arb, ([c, joining]) => {
+    const without = c.members.filter((m) => m.id !== joining)
+    const hubs = c.hubs.filter((h) => h !== joining)
+    const before = run(c, without, hubs)
+    const settled = withInstances(without, before)
+    const joined = c.members.find((m) => m.id === joining) as Member
+    const after = where(run(c, [...settled, joined], hubs))
+    for (const a of before.assignments) {
+      const kind = c.services[a.service].placement.kind
+      if (kind === 'singleton' || kind === 'replicas') assert.equal(after[a.instance], a.node, `${a.instance} moved to ${after[a.instance]}`)
+    }
+  }))
+  t.pass()
+})
