@@ -6,7 +6,7 @@
  *   const cluster = await connectCluster({ keys: './keys', as: 'alice', address: '10.0.0.4:7400' })
  *   await cluster.nodes()
  */
-import { loadIdentity } from '../node/keys'
+import { loadIdentity } from '../node/keys/files'
 import { connectTo, type Connection } from '../node/transport'
 import { createWriteStream } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'

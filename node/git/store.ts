@@ -6,8 +6,14 @@
  */
 import fs from 'node:fs'
 import { join } from 'node:path'
-import git from 'isomorphic-git'
-import http from 'isomorphic-git/http/node'
+import type IsoGit from 'isomorphic-git'
+import type { HttpClient } from 'isomorphic-git'
+
+/** isomorphic-git is loaded on first use: a node without a git spec or code repo never pays for it. */
+const iso = (): { git: typeof IsoGit, http: HttpClient } => ({
+  git: (require('isomorphic-git') as { default: typeof IsoGit }).default,
+  http: (require('isomorphic-git/http/node') as { default: HttpClient }).default
+})
 import { OriginError, errorMessage } from '../errors'
 
 export interface Remote {
@@ -29,12 +35,12 @@ export class GitStore {
   constructor (readonly gitdir: string) {}
 
   async init (): Promise<void> {
-    if (!fs.existsSync(join(this.gitdir, 'HEAD'))) await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: 'main' })
+    if (!fs.existsSync(join(this.gitdir, 'HEAD'))) await iso().git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: 'main' })
   }
 
   private auth (r: Remote) {
     return {
-      http,
+      http: iso().http,
       url: r.url,
       headers: { 'user-agent': r.userAgent },
       onAuth: r.token === undefined ? undefined : () => ({ username: 'x-access-token', password: r.token })
@@ -43,7 +49,7 @@ export class GitStore {
 
   /** The commit the remote's ref points at now: one small request. */
   async remoteHead (r: Remote): Promise<{ ref: string, oid: string }> {
-    const refs = await git.listServerRefs({ ...this.auth(r), symrefs: true, prefix: r.ref === undefined ? 'HEAD' : fullRef(r.ref) })
+    const refs = await iso().git.listServerRefs({ ...this.auth(r), symrefs: true, prefix: r.ref === undefined ? 'HEAD' : fullRef(r.ref) })
     const want = r.ref === undefined ? 'HEAD' : fullRef(r.ref)
     const found = refs.find((x) => x.ref === want)
     if (found === undefined) throw new OriginError('E_NOT_FOUND', `${r.url} has no ${want}`, { url: r.url, ref: want })
@@ -52,30 +58,30 @@ export class GitStore {
 
   /** Fetch `ref` from the remote; returns the commit it points at. */
   async fetch (r: Remote, ref: string): Promise<string> {
-    await git.addRemote({ fs, gitdir: this.gitdir, remote: 'origin', url: r.url, force: true })
-    const result = await git.fetch({ fs, ...this.auth(r), gitdir: this.gitdir, remote: 'origin', ref, singleBranch: true, tags: false, cache: this.cache })
+    await iso().git.addRemote({ fs, gitdir: this.gitdir, remote: 'origin', url: r.url, force: true })
+    const result = await iso().git.fetch({ fs, ...this.auth(r), gitdir: this.gitdir, remote: 'origin', ref, singleBranch: true, tags: false, cache: this.cache })
     if (result.fetchHead === null) throw new OriginError('E_NOT_FOUND', `fetching ${ref} from ${r.url} returned no commit`)
     return result.fetchHead
   }
 
   async has (oid: string): Promise<boolean> {
-    return await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'deflated', cache: this.cache }).then(() => true, () => false)
+    return await iso().git.readObject({ fs, gitdir: this.gitdir, oid, format: 'deflated', cache: this.cache }).then(() => true, () => false)
   }
 
   /** The commit, its trees and blobs, raw: what another node needs to rebuild it. */
   async objectsOf (commit: string): Promise<GitObject[]> {
     const out: GitObject[] = []
     const raw = async (oid: string): Promise<GitObject> => {
-      const o = await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'content', cache: this.cache })
+      const o = await iso().git.readObject({ fs, gitdir: this.gitdir, oid, format: 'content', cache: this.cache })
       return { oid, type: o.type as GitObject['type'], data: o.object as Uint8Array }
     }
     const c = await raw(commit)
     if (c.type !== 'commit') throw new OriginError('E_NOT_FOUND', `${commit} is a ${c.type}, not a commit`)
     out.push(c)
-    const { commit: parsed } = await git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
+    const { commit: parsed } = await iso().git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
     const walk = async (treeOid: string): Promise<void> => {
       out.push(await raw(treeOid))
-      const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })
+      const { tree } = await iso().git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })
       for (const e of tree) {
         if (e.type === 'tree') await walk(e.oid)
         else if (e.type === 'blob') out.push(await raw(e.oid))
@@ -91,7 +97,7 @@ export class GitStore {
    */
   async importObjects (commit: string, objects: GitObject[]): Promise<void> {
     for (const o of objects) {
-      const oid = await git.writeObject({ fs, gitdir: this.gitdir, type: o.type, object: o.data, format: 'content' })
+      const oid = await iso().git.writeObject({ fs, gitdir: this.gitdir, type: o.type, object: o.data, format: 'content' })
       if (oid !== o.oid) throw new OriginError('E_SPEC_INVALID', `received object claimed to be ${o.oid} hashes to ${oid}`, { commit })
     }
     const objectsOfCommit = await this.objectsOf(commit).catch((err) => {
@@ -103,14 +109,14 @@ export class GitStore {
   /** Every file of the commit's tree, by repo-relative path. */
   async files (commit: string): Promise<Map<string, Buffer>> {
     const files = new Map<string, Buffer>()
-    const { commit: parsed } = await git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
+    const { commit: parsed } = await iso().git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
     const walk = async (treeOid: string, prefix: string): Promise<void> => {
-      const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })
+      const { tree } = await iso().git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })
       for (const e of tree) {
         const path = prefix + e.path
         if (e.type === 'tree') await walk(e.oid, path + '/')
         else if (e.type === 'blob') {
-          const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: e.oid, cache: this.cache })
+          const { blob } = await iso().git.readBlob({ fs, gitdir: this.gitdir, oid: e.oid, cache: this.cache })
           files.set(path, Buffer.from(blob))
         }
       }
@@ -121,12 +127,12 @@ export class GitStore {
 
   /** The raw commit object: what an SSH signature covers (minus its gpgsig header). */
   async rawCommit (commit: string): Promise<Buffer> {
-    const o = await git.readObject({ fs, gitdir: this.gitdir, oid: commit, format: 'content', cache: this.cache })
+    const o = await iso().git.readObject({ fs, gitdir: this.gitdir, oid: commit, format: 'content', cache: this.cache })
     return Buffer.from(o.object as Uint8Array)
   }
 
   async info (commit: string): Promise<CommitInfo> {
-    const { commit: c } = await git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
+    const { commit: c } = await iso().git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
     return {
       id: commit,
       author: `${c.author.name} <${c.author.email}>`,

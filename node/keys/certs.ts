@@ -1,5 +1,5 @@
 /**
- * Certificate making and reading with node-forge. Key pairs come from node's crypto
+ * Certificate making with node-forge (reading is in read.ts, without forge). Key pairs come from node's crypto
  * (native, far faster than forge's pure-JS keygen); signatures are SHA-256.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
@@ -127,73 +127,12 @@ export function issueCertificate (opts: IssueOptions): CertAndKey {
   return { certPem: forge.pki.certificateToPem(cert), keyPem }
 }
 
+
 /** PEM -> forge certificate, or E_CERT_INVALID saying why. */
-export function readForgeCertificate (pem: string): forge.pki.Certificate {
+function readForgeCertificate (pem: string): forge.pki.Certificate {
   try {
     return forge.pki.certificateFromPem(pem)
   } catch (err) {
     throw new OriginError('E_CERT_INVALID', `not a readable RSA certificate: ${errorMessage(err)}`)
   }
-}
-
-/** The origin fields of a certificate; E_CERT_INVALID naming what is missing. */
-export function parseCertificate (pem: string): CertInfo {
-  return certInfo(readForgeCertificate(pem))
-}
-
-export function certInfo (cert: forge.pki.Certificate): CertInfo {
-  const field = (shortName: string): string | undefined => {
-    const value: unknown = cert.subject.getField(shortName)?.value
-    return typeof value === 'string' && value !== '' ? value : undefined
-  }
-  const role = field('OU')
-  const cluster = field('O')
-  const name = field('CN')
-  if (role === undefined || !(ROLES as readonly string[]).includes(role)) {
-    throw new OriginError('E_CERT_INVALID', `certificate has no origin role: subject OU is ${role === undefined ? 'missing' : `"${role}"`}, expected one of ${ROLES.join(', ')}`, { ou: role })
-  }
-  if (cluster === undefined) throw new OriginError('E_CERT_INVALID', 'certificate has no cluster: subject O is missing', { missing: 'O' })
-  if (name === undefined) throw new OriginError('E_CERT_INVALID', 'certificate has no name: subject CN is missing', { missing: 'CN' })
-  return {
-    role: role as Role,
-    cluster,
-    name,
-    serial: normalizeSerial(cert.serialNumber),
-    notBefore: cert.validity.notBefore,
-    notAfter: cert.validity.notAfter
-  }
-}
-
-/**
- * A serial in the form node's `tls` `getPeerCertificate().serialNumber` shows it:
- * uppercase, leading zeros stripped, but whole bytes (OpenSSL's BN_bn2hex keeps a leading
- * zero nibble: serial 0x0A11 is "0A11", not "A11"). Separators such as ':' are ignored.
- */
-export function normalizeSerial (hex: string): string {
-  const digits = hex.replace(/[\s:]/g, '').toUpperCase()
-  if (!/^[0-9A-F]*$/.test(digits)) throw new OriginError('E_CERT_INVALID', `serial is not hex: "${hex}"`, { serial: hex })
-  const stripped = digits.replace(/^0+/, '')
-  if (stripped === '') return '0'
-  return stripped.length % 2 === 1 ? `0${stripped}` : stripped
-}
-
-/** Whether `certPem` was signed by `caPem`; E_CERT_INVALID naming the cert when not. */
-export function verifyIssuedBy (caPem: string, certPem: string, label: string): void {
-  const caCert = readForgeCertificate(caPem)
-  const cert = readForgeCertificate(certPem)
-  let ok = false
-  let why = 'signature does not verify'
-  try {
-    ok = caCert.verify(cert)
-  } catch (err) {
-    why = errorMessage(err)
-  }
-  if (!ok) throw new OriginError('E_CERT_INVALID', `${label} was not issued by this cluster's CA: ${why}`, { file: label })
-}
-
-/** Whether the private key belongs to the certificate (same RSA modulus). */
-export function keyMatchesCert (keyPem: string, certPem: string): boolean {
-  const key = forge.pki.privateKeyFromPem(keyPem)
-  const pub = readForgeCertificate(certPem).publicKey as forge.pki.rsa.PublicKey
-  return key.n.equals(pub.n) && key.e.equals(pub.e)
 }

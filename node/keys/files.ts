@@ -6,7 +6,10 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { OriginError, errorMessage } from '../errors'
-import { createCa, issueCertificate, keyMatchesCert, parseCertificate, verifyIssuedBy } from './certs'
+import { keyMatchesCert, parseCertificate, verifyIssuedBy } from './read'
+
+/** node-forge is loaded only to make keys, never by a running node. */
+const certs = (): typeof import('./certs') => require('./certs') as typeof import('./certs')
 import type { Identity, Role } from './types'
 
 /** Operator names become file names, so they are kept to a safe alphabet. */
@@ -75,8 +78,8 @@ export async function initKeys (opts: InitKeysOptions): Promise<{ files: string[
   for (const file of targets) {
     if (await exists(file)) throw new OriginError('E_KEY_EXISTS', `refusing to overwrite ${file}`, { file })
   }
-  const ca = createCa(cluster)
-  const node = issueCertificate({ ca, role: 'node', cluster, name: nodeName })
+  const ca = certs().createCa(cluster)
+  const node = certs().issueCertificate({ ca, role: 'node', cluster, name: nodeName })
   const files = await writeAllNew([
     { file: targets[0], data: ca.certPem, secret: false },
     { file: targets[1], data: ca.keyPem, secret: true },
@@ -105,7 +108,7 @@ export async function issueOperator (opts: IssueOperatorOptions): Promise<{ file
   const ca = { certPem: await readKeyFile(path.join(keys, 'ca.crt')), keyPem: await readKeyFile(path.join(keys, 'ca.key')) }
   const caInfo = parseCertificate(ca.certPem)
   if (caInfo.role !== 'ca') throw new OriginError('E_CERT_INVALID', `${path.join(keys, 'ca.crt')} is a ${caInfo.role} certificate, not a ca`, { file: path.join(keys, 'ca.crt') })
-  const op = issueCertificate({ ca, role: 'operator', cluster: caInfo.cluster, name })
+  const op = certs().issueCertificate({ ca, role: 'operator', cluster: caInfo.cluster, name })
   const files = await writeAllNew([
     { file: crtFile, data: op.certPem, secret: false },
     { file: keyFile, data: op.keyPem, secret: true }

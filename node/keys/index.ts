@@ -17,7 +17,8 @@
  * ```
  */
 export type { Role, CertAndKey, CertInfo, Identity } from './types'
-export { createCa, issueCertificate, parseCertificate, normalizeSerial, type IssueOptions } from './certs'
+export { createCa, issueCertificate, type IssueOptions } from './certs'
+export { parseCertificate, normalizeSerial } from './read'
 export {
   initKeys, issueOperator, loadIdentity,
   type InitKeysOptions, type IssueOperatorOptions, type LoadIdentityOptions

@@ -4,7 +4,7 @@
  */
 import type { PeerCertificate, TLSSocket } from 'node:tls'
 import { OriginError } from '../errors'
-import { normalizeSerial } from '../keys'
+import { normalizeSerial } from '../keys/read'
 import type { Peer, PeerRole } from './types'
 
 const roles: readonly string[] = ['node', 'operator']
