@@ -190,20 +190,20 @@ test.serial('supervisor: a killed node\'s singleton moves elsewhere, never runni
   }
   const killedAt = Date.now()
   s.c.node(victim).proc.signal('SIGKILL')
-  const moved = await waitFor(async () => {
+  const moved = await s.c.explainFailure(async () => await waitFor(async () => {
     t.true(await pidsAlive() <= 1, 'never two singleton processes alive at once')
     const r = await instances(s.c, observer, 'single')
     return r.length === 1 && r[0].node !== victim ? r[0] : undefined
-  }, { intervalMs: 50, timeoutMs: 20_000, what: 'the singleton to move' })
+  }, { intervalMs: 50, timeoutMs: 20_000, what: 'the singleton to move' }))
   t.log(`moved from ${victim} to ${moved.node} in ${Date.now() - killedAt} ms`)
   t.is(await pidsAlive(), 1)
   // The node returns: placement settles with still exactly one.
   await s.c.start({ name: victim, image, address: s.c.node(victim).address })
   await s.c.waitForView({ [victim]: 'alive' })
-  await waitFor(async () => {
+  await s.c.explainFailure(async () => await waitFor(async () => {
     t.true(await pidsAlive() <= 1, 'never two while the node returns')
     return (await instances(s.c, observer, 'single')).length === 1
-  }, { intervalMs: 50, what: 'one singleton after the node returned' })
+  }, { intervalMs: 50, what: 'one singleton after the node returned' }))
 })
 
 test.serial('supervisor: no process outlives a node that stops', async (t) => {
