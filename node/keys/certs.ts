@@ -5,7 +5,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import forge from 'node-forge'
 import { OriginError, errorMessage } from '../errors'
-import { ROLES, type CertAndKey, type CertInfo, type Role } from './types'
+import type { CertAndKey, Role } from './types'
 
 const YEAR_MS = 365 * 24 * 3600 * 1000
 /** CA validity: long, since replacing it means re-issuing every certificate in the cluster. */

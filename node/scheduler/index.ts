@@ -20,7 +20,7 @@ import { compareEntries, compareIds } from '../membership/table'
 import type { Spec } from '../spec/types'
 import { computePhase } from './phase'
 import { placeServices } from './place'
-import type { Assignment, AssignmentDiff, PhaseKind, Schedule, Unschedulable } from './types'
+import type { Assignment, AssignmentDiff, PhaseKind, Schedule } from './types'
 
 export type { Assignment, AssignmentDiff, Phase, PhaseKind, Schedule, Unschedulable } from './types'
 export { computePhase } from './phase'

@@ -15,17 +15,17 @@ import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
-import net from 'node:net'
 import { join } from 'node:path'
 import type { LocalApi } from '../api'
 import { errorMessage } from '../errors'
 import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
-import type { InstanceSummary, Membership, MemberTable } from '../membership'
+import type { InstanceSummary, Membership } from '../membership'
 import { assignmentsFor, schedule, type Assignment, type Phase, type Schedule } from '../scheduler'
 import type { SpecLayer } from '../spec'
 import type { ServiceSpec } from '../spec/types'
 import { CodeCache } from './code'
+import { freePort } from './ports'
 import { ManagedProcess, type InstanceStatus } from './process'
 import { mayReplace, runningElsewhere } from './rolling'
 
@@ -330,15 +330,3 @@ export function instanceVersion (svc: ServiceSpec, codeVersion: string): string 
   return createHash('sha256').update(JSON.stringify(svc)).update('\0').update(codeVersion).digest('hex').slice(0, 12)
 }
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-export type { MemberTable }

@@ -15,14 +15,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { statSync } from 'node:fs'
-import { readFileSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
-import http from 'node:http'
-import net from 'node:net'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { HealthSpec } from '../spec/types'
+import { runHealthCheck } from './health'
 import { RotatingLog, lineStamper, stampLine } from './logfile'
+import { groupRssKb, signalGroup, waitGroupGone } from './procfs'
 
 export type InstanceState = 'starting' | 'ready' | 'unhealthy' | 'backoff' | 'paused' | 'stopping' | 'stopped' | 'failed'
 
@@ -548,20 +546,6 @@ function childEnv (env: Record<string, string>): Record<string, string> {
   return { ...base, ...env }
 }
 
-/**
- * Signals a whole process group. A group already gone is not an error; any other failure
- * (EPERM) is logged, not thrown, as this runs from timers.
- */
-function signalGroup (pgid: number, sig: NodeJS.Signals, log?: Logger): boolean {
-  try {
-    process.kill(-pgid, sig)
-    return true
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code !== 'ESRCH') log?.error(`cannot send ${sig} to process group ${pgid}: ${code ?? errorMessage(err)}`)
-    return false
-  }
-}
 
 function fmtDelay (ms: number): string {
   return ms < 100 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
@@ -570,161 +554,4 @@ function fmtDelay (ms: number): string {
 function fmtWindow (ms: number): string {
   const s = ms / 1000
   return Number.isInteger(s) ? `${s} s` : `${s.toFixed(1)} s`
-}
-
-/** The page size in KiB, measured once on our own process (4 on x86_64, 4 or 64 on arm64). */
-const PAGE_KB = ((): number => {
-  try {
-    const pages = Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1])
-    const kb = process.memoryUsage().rss / 1024 / pages
-    return [4, 16, 64].reduce((best, p) => (Math.abs(p - kb) < Math.abs(best - kb) ? p : best), 4)
-  } catch {
-    return 4
-  }
-})()
-
-let scanCache: { at: number, groups: Promise<Map<number, number[]>> } | undefined
-
-/**
- * Live (non-zombie) pids by process group, from /proc/<pid>/stat. One scan serves every
- * instance sampling within 250 ms. Zombies are left out: where PID 1 does not reap
- * (some containers), a killed orphan stays a zombie forever but uses no memory.
- */
-async function processGroups (): Promise<Map<number, number[]>> {
-  const now = Date.now()
-  if (scanCache !== undefined && now - scanCache.at < 250) return await scanCache.groups
-  const groups = scanProc()
-  scanCache = { at: now, groups }
-  return await groups
-}
-
-async function scanProc (): Promise<Map<number, number[]>> {
-  const groups = new Map<number, number[]>()
-  const names = (await readdir('/proc')).filter((n) => /^[0-9]+$/.test(n))
-  await Promise.all(names.map(async (name) => {
-    let stat: string
-    try {
-      stat = await readFile(`/proc/${name}/stat`, 'utf8')
-    } catch {
-      return // gone meanwhile
-    }
-    // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (fields[0] === 'Z' || fields[0] === 'X') return
-    const pgid = Number(fields[2])
-    const list = groups.get(pgid)
-    if (list === undefined) groups.set(pgid, [Number(name)])
-    else list.push(Number(name))
-  }))
-  return groups
-}
-
-/** The summed VmRSS (kB) of every live process in the group. */
-async function groupRssKb (pgid: number): Promise<number> {
-  const members = (await processGroups()).get(pgid) ?? []
-  const sizes = await Promise.all(members.map(async (pid) => {
-    try {
-      // statm's second field is resident pages: cheaper to read and parse than status.
-      const resident = Number((await readFile(`/proc/${pid}/statm`, 'utf8')).split(' ')[1])
-      return Number.isFinite(resident) ? resident * PAGE_KB : 0
-    } catch {
-      return 0
-    }
-  }))
-  return sizes.reduce((a, b) => a + b, 0)
-}
-
-async function waitGroupGone (pgid: number, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    scanCache = undefined
-    if (((await processGroups()).get(pgid) ?? []).length === 0) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-interface CheckResult { ok: boolean, detail: string }
-
-/**
- * Runs the one check the spec names; `detail` says what was tried and what came back.
- * An http or tcp check without a port checks the instance's PORT (from `env`).
- */
-export async function runHealthCheck (h: HealthSpec, timeoutMs: number, cwd: string, env: Record<string, string>): Promise<CheckResult> {
-  const portOf = (port: number | undefined): number | undefined => port ?? (/^[0-9]+$/.test(env.PORT ?? '') ? Number(env.PORT) : undefined)
-  const noPort = { ok: false, detail: 'no port to check: the health check names none and PORT is not in the environment' }
-  if (h.http !== undefined) {
-    const port = portOf(h.http.port)
-    return port === undefined ? noPort : await httpCheck(port, h.http.path ?? '/', timeoutMs)
-  }
-  if (h.tcp !== undefined) {
-    const port = portOf(h.tcp.port)
-    return port === undefined ? noPort : await tcpCheck(port, timeoutMs)
-  }
-  if (h.command !== undefined) return await commandCheck(h.command.command, h.command.args ?? [], timeoutMs, cwd, env)
-  return { ok: true, detail: 'no check' }
-}
-
-async function httpCheck (port: number, path: string, timeoutMs: number): Promise<CheckResult> {
-  const url = `http://127.0.0.1:${port}${path.startsWith('/') ? path : '/' + path}`
-  return await new Promise((resolve) => {
-    const req = http.get(url, { agent: false }, (res) => {
-      res.resume()
-      const code = res.statusCode ?? 0
-      finish({ ok: code >= 200 && code < 400, detail: `GET ${url} -> ${code}` })
-    })
-    const timer = setTimeout(() => finish({ ok: false, detail: `GET ${url} -> no answer within ${timeoutMs} ms` }), timeoutMs)
-    req.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, detail: `GET ${url} -> ${err.code ?? err.message}` }))
-    let settled = false
-    function finish (r: CheckResult): void {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      req.destroy()
-      resolve(r)
-    }
-  })
-}
-
-async function tcpCheck (port: number, timeoutMs: number): Promise<CheckResult> {
-  const where = `TCP 127.0.0.1:${port}`
-  return await new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port })
-    const timer = setTimeout(() => finish({ ok: false, detail: `${where} -> no connection within ${timeoutMs} ms` }), timeoutMs)
-    sock.once('connect', () => finish({ ok: true, detail: `${where} -> connected` }))
-    sock.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, detail: `${where} -> ${err.code ?? err.message}` }))
-    function finish (r: CheckResult): void {
-      clearTimeout(timer)
-      sock.destroy()
-      resolve(r)
-    }
-  })
-}
-
-async function commandCheck (command: string, args: string[], timeoutMs: number, cwd: string, env: Record<string, string>): Promise<CheckResult> {
-  const what = `command ${[command, ...args].join(' ')}`
-  return await new Promise((resolve) => {
-    let settled = false
-    let tail = ''
-    const finish = (r: CheckResult): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      resolve(r)
-    }
-    const child = spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-    const keep = (chunk: Buffer): void => { tail = (tail + chunk.toString('utf8')).slice(-1024) }
-    child.stdout?.on('data', keep)
-    child.stderr?.on('data', keep)
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL')
-      finish({ ok: false, detail: `${what} -> timed out after ${timeoutMs} ms (killed)` })
-    }, timeoutMs)
-    child.once('error', (err) => finish({ ok: false, detail: `${what} -> ${err.message}` }))
-    // Whatever the command left running in its group goes with it, so its pipes close.
-    child.once('exit', () => { if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL') })
-    child.once('close', (code, signal) => {
-      const last = tail.trim().split('\n').pop()?.trim() ?? ''
-      const end = signal !== null ? `killed by ${signal}` : `exited with code ${code ?? '?'}`
-      finish({ ok: code === 0, detail: `${what} -> ${end}${last !== '' && code !== 0 ? `: ${last}` : ''}` })
-    })
-  })
 }

@@ -1,7 +1,7 @@
 import test from 'ava'
+import { freePort } from '../../node/supervisor/ports'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { OriginError } from '../../node/errors'
@@ -67,16 +67,6 @@ async function managed (t: T, script: string, args: string[] = [], o: Partial<Ma
   return { p, log, logPath, dir, seen, text: async () => await readLog(logPath) }
 }
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 /** The state letter in /proc/<pid>/stat (R, S, T, Z, ...), or undefined when there is no such process. */
 function procState (pid: number): string | undefined {
