@@ -2,8 +2,8 @@
 import { spawn } from 'node:child_process'
 
 export async function openInEditor (path: string): Promise<string> {
-  const editor = process.env.VISUAL ?? process.env.EDITOR
-  if (editor === undefined || editor === '') return `set $VISUAL or $EDITOR to open files; the file is ${path}`
+  const editor = [process.env.VISUAL, process.env.EDITOR].find((e) => e !== undefined && e !== '')
+  if (editor === undefined) return `set $VISUAL or $EDITOR to open files; the file is ${path}`
   // Through the shell, so an editor given with flags ("code --wait") works.
   const code = await new Promise<number | null>((resolve, reject) => {
     const child = spawn('sh', ['-c', `${editor} "$1"`, 'open', path], { stdio: 'inherit' })

@@ -6,6 +6,7 @@ import repl from 'node:repl'
 import { createRepl, create } from 'ts-node'
 import type { Cluster } from './client'
 import { openInEditor } from './open'
+import { OpsLoader } from './ops'
 
 export interface SessionOptions {
   input?: NodeJS.ReadableStream
@@ -25,15 +26,19 @@ export async function startSession (cluster: Cluster, o: SessionOptions = {}): P
   replService.setService(service)
   service.compile('', replService.state.path)
   if (o.banner !== undefined) output.write(o.banner + '\n')
+  const loader = new OpsLoader(cluster)
+  await loader.refresh()
+  if (loader.problems.length > 0) output.write(`ops helpers: ${loader.problems.join('; ')}\n`)
   const server = repl.start({
     prompt: `${cluster.address}> `,
     input: o.input ?? process.stdin,
     output,
     terminal: (output as NodeJS.WriteStream).isTTY === true,
-    eval: replService.nodeEval,
+    // The spec's ops/ helpers are reloaded before each evaluation when the spec changed.
+    eval: (code, context, file, cb) => { void loader.refresh().then(() => replService.nodeEval(code, context, file, cb)) },
     useGlobal: true
   })
-  Object.assign(server.context, { cluster, open: openInEditor })
+  Object.assign(server.context, { cluster, open: openInEditor, ops: loader.ops })
   let leaving = false
   void cluster.closed.then(() => {
     if (leaving) return

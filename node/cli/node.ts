@@ -96,18 +96,25 @@ export const nodeCommand: Command = {
   usage,
   async run (argv) {
     const { config, keys } = await resolveConfig(argv)
+    // Signals are caught from the start: a SIGTERM while the node is still starting must
+    // still end in a graceful leave, not in the default kill.
+    let signalled: string | undefined
+    let wake = (): void => {}
+    const onSignal = (signal: string): void => {
+      if (signalled !== undefined) { process.stderr.write(`${signal} again: exiting at once\n`); process.exit(1) }
+      signalled = signal
+      wake()
+    }
+    process.on('SIGTERM', () => onSignal('SIGTERM'))
+    process.on('SIGINT', () => onSignal('SIGINT'))
     const node = await startNode({ config, keys })
-    await new Promise<void>((resolveStop) => {
-      let stopping = false
-      const onSignal = (signal: string): void => {
-        if (stopping) { node.log.warn(`${signal} again: exiting at once`); process.exit(1) }
-        stopping = true
-        node.log.info(`${signal}: leaving the cluster`)
-        node.stop().then(resolveStop, (err) => { node.log.error(`stop failed: ${errorMessage(err)}`); resolveStop() })
-      }
-      process.on('SIGTERM', () => onSignal('SIGTERM'))
-      process.on('SIGINT', () => onSignal('SIGINT'))
-    })
+    if (signalled === undefined) await new Promise<void>((resolve) => { wake = resolve })
+    node.log.info(`${signalled ?? 'signal'}: leaving the cluster`)
+    try {
+      await node.stop()
+    } catch (err) {
+      node.log.error(`stop failed: ${errorMessage(err)}`)
+    }
     return 0
   }
 }

@@ -5,6 +5,7 @@ import { connectCluster } from '../../repl/client'
 import { evaluate } from '../../repl/evaluate'
 import { startSession } from '../../repl/session'
 import { openInEditor } from '../../repl/open'
+import { OpsLoader } from '../../repl/ops'
 import { errorMessage } from '../errors'
 import { hostPort, parse, required, type Command } from './args'
 
@@ -21,6 +22,7 @@ Opens a TypeScript REPL (top-level await) connected to any node of the cluster, 
   await cluster.logs('node-1', 'web', { lines: 100, follow: true })
                            download a log to ./logs/<node>/<service>.log; open(path) opens it
   await cluster.ping()     which node answered, round trip in ms
+  await ops.aliveCount(cluster)   helpers exported by the spec repo's ops/*.ts (reloaded when it changes)
 
   --keys KEYS         keys directory with ca.crt and operators/NAME.crt, NAME.key
   --as NAME           operator certificate to use
@@ -44,7 +46,9 @@ export const replCommand: Command = {
     try {
       if (values.eval !== undefined) {
         try {
-          const result = await evaluate(values.eval, { cluster, open: openInEditor })
+          const loader = new OpsLoader(cluster)
+          await loader.refresh()
+          const result = await evaluate(values.eval, { cluster, open: openInEditor, ops: loader.ops })
           process.stdout.write((result === undefined ? 'null' : JSON.stringify(result, null, 2)) + '\n')
           return 0
         } catch (err) {

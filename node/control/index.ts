@@ -94,6 +94,12 @@ export function control () {
       payload: logsPayload,
       handler: (p: LogsRequest, ctx) => relayLogs(c, p, ctx.signal)
     })
+    c.transport.handle({
+      kind: 'unary',
+      name: 'cluster.ops',
+      role: 'operator',
+      handler: () => ({ version: c.spec.current()?.version ?? '', files: c.spec.current()?.spec.ops ?? {} })
+    })
     c.transport.handle({ kind: 'unary', name: 'cluster.ping', role: 'operator', handler: () => ({ node: c.membership.id, at: Date.now() }) })
     c.transport.events.on('connection', (conn) => {
       if (conn.peer.role !== 'operator') return
