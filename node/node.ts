@@ -79,7 +79,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     transport.setRevoked(spec.cluster.revokedSerials)
   })
   const api = localApi()({ membership: membershipLayer, hubs: hubLayer, log: root.child('api') })
-  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, log: root.child('supervisor') })
+  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, log: root.child('supervisor') })
   const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },

@@ -176,7 +176,9 @@ test.serial('supervisor: a killed node\'s singleton moves elsewhere, never runni
   const image = { specDir: s.dir }
   for (const n of ['a', 'b', 'c']) await s.c.start({ name: n, image })
   await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
-  const marks = join(s.dir, 'marks')
+  // Outside the spec directory: a write there would be a spec change.
+  const marks = join(os.tmpdir(), `origin-marks-${process.pid}-${Date.now()}`)
+  t.teardown(async () => { await rm(marks, { force: true }) })
   await writeFile(marks, '')
   // The singleton appends "start <pid>" when it starts: more than one live pid at once would be a duplicate.
   await writeFile(join(s.dir, 'single.js'), `const fs = require('fs'); fs.appendFileSync(${JSON.stringify(marks)}, 'start ' + process.pid + ' ' + process.env.ORIGIN_NODE_ID + '\\n'); process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1000)`)

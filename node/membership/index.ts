@@ -75,6 +75,8 @@ export interface Membership {
   setSpec (version: string): void
   /** Say which service instances this node runs, and in what state. */
   setInstances (instances: Record<string, InstanceSummary>): void
+  /** Peers this node exchanged gossip with (either way) within the last `withinMs`. */
+  reachable (withinMs: number): Set<string>
   /** Emits 'change' (table) whenever the table changes. */
   readonly events: EventEmitter
 }
@@ -92,6 +94,7 @@ class GossipMembership implements Membership {
   private members: MemberTable = {}
   private readonly detector: FailureDetector
   private readonly busy = new Set<string>()
+  private readonly contacts = new Map<string, number>()
   private timers: NodeJS.Timeout[] = []
   private running = false
   private round = 0
@@ -101,8 +104,8 @@ class GossipMembership implements Membership {
     this.now = c.now ?? Date.now
     this.log = c.log
     this.detector = new FailureDetector(this.o)
-    c.transport.handle({ kind: 'unary', name: 'mesh.join', role: 'node', payload: gossipPayload, handler: (p: { from: string, table: MemberTable }) => this.receive(p.table) })
-    c.transport.handle({ kind: 'unary', name: 'mesh.gossip', role: 'node', payload: gossipPayload, handler: (p: { from: string, table: MemberTable }) => this.receive(p.table) })
+    c.transport.handle({ kind: 'unary', name: 'mesh.join', role: 'node', payload: gossipPayload, handler: (p: { from: string, table: MemberTable }) => this.receive(p.from, p.table) })
+    c.transport.handle({ kind: 'unary', name: 'mesh.gossip', role: 'node', payload: gossipPayload, handler: (p: { from: string, table: MemberTable }) => this.receive(p.from, p.table) })
   }
 
   get id (): string { return this.c.self.id }
@@ -117,6 +120,11 @@ class GossipMembership implements Membership {
   setSpec (version: string): void {
     if (!this.running || this.self.spec === version) return
     this.updateSelf({ ...this.self, spec: version, heartbeat: this.self.heartbeat + 1 })
+  }
+
+  reachable (withinMs: number): Set<string> {
+    const since = this.now() - withinMs
+    return new Set([...this.contacts].filter(([, at]) => at >= since).map(([id]) => id))
   }
 
   setInstances (instances: Record<string, InstanceSummary>): void {
@@ -159,7 +167,8 @@ class GossipMembership implements Membership {
   }
 
   /** Merge what a peer sent; answer with our table (push-pull). */
-  private receive (table: MemberTable): MemberTable {
+  private receive (from: string, table: MemberTable): MemberTable {
+    if (this.running) this.contacts.set(from, this.now())
     this.merge(table)
     return this.members
   }
@@ -237,6 +246,8 @@ class GossipMembership implements Membership {
     try {
       const conn = await this.c.transport.peer(address)
       const reply = await conn.call<MemberTable>(method, { from: this.self.id, table: this.members }, { timeoutMs: timeoutMs ?? this.o.gossipIntervalMs * 5 })
+      const peer = Object.values(reply).find((m) => m.address === address)
+      if (peer !== undefined) this.contacts.set(peer.id, this.now())
       this.merge(reply)
       return true
     } catch (err) {

@@ -27,10 +27,16 @@ import type { ServiceSpec } from '../spec/types'
 import { CodeCache } from './code'
 import { freePort } from './ports'
 import { ManagedProcess, type InstanceStatus } from './process'
-import { mayReplace, runningElsewhere } from './rolling'
+import { mayReplace, runningElsewhere, singletonQuorum } from './rolling'
 
 export interface SupervisorInit {
   dataDir: string
+  /**
+   * A node out of touch with a majority for this long gives its singletons up. Must be
+   * shorter than membership's deadAfterMs (when the others start them elsewhere); the
+   * membership's suspectAfterMs is the natural value. @default 2500
+   */
+  fenceAfterMs?: number
   /** Instance log rotation: size of one part. @default 10 MiB */
   logMaxBytes?: number
   /** Instance log rotation: rotated parts kept. @default 5 */
@@ -89,6 +95,8 @@ class Reconciler implements Supervisor {
   private pass?: Promise<void>
   private again = false
   private viewKey = ''
+  private fenceTimer?: NodeJS.Timeout
+  private get fenceAfterMs (): number { return this.init.fenceAfterMs ?? 2500 }
   private readonly onView = (): void => {
     const key = this.keyOfView()
     if (key !== this.viewKey) { this.viewKey = key; this.kick() }
@@ -127,12 +135,20 @@ class Reconciler implements Supervisor {
     this.c.spec.events.on('applied', this.onSpec)
     this.c.membership.events.on('change', this.onView)
     this.c.hubs.events.on('change', this.onView)
+    // Losing touch changes no member status at first: look at the quorum on a clock too.
+    this.fenceTimer = setInterval(() => { if (this.holdsSingleton()) this.kick() }, Math.max(50, Math.floor(this.fenceAfterMs / 5)))
     this.kick()
+  }
+
+  private holdsSingleton (): boolean {
+    const services = this.c.spec.current()?.spec.services ?? {}
+    return [...this.instances.values()].some((i) => services[i.assignment.service]?.placement.kind === 'singleton')
   }
 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
+    clearInterval(this.fenceTimer)
     this.c.spec.events.off('applied', this.onSpec)
     this.c.membership.events.off('change', this.onView)
     this.c.hubs.events.off('change', this.onView)
@@ -176,8 +192,13 @@ class Reconciler implements Supervisor {
     }
     this.code.keepOnly(applied.version)
     const mine = new Map(assignmentsFor(sched, self).map((a) => [a.instance, a]))
+    const quorum = singletonQuorum(table, self, this.c.membership.reachable(this.fenceAfterMs))
     for (const [id, inst] of this.instances) {
-      if (!mine.has(id) && !this.busy.has(id)) void this.retire(inst, 'no longer assigned to this node')
+      if (this.busy.has(id)) continue
+      if (!mine.has(id)) void this.retire(inst, 'no longer assigned to this node')
+      else if (!quorum.ok && applied.spec.services[inst.assignment.service]?.placement.kind === 'singleton') {
+        void this.retire(inst, `fenced: ${quorum.reason}`, true)
+      }
     }
     for (const id of this.waiting.keys()) if (!mine.has(id)) this.waiting.delete(id)
     for (const a of mine.values()) {
@@ -208,6 +229,7 @@ class Reconciler implements Supervisor {
         continue
       }
       if (svc.placement.kind === 'singleton') {
+        if (!quorum.ok) { this.wait(a.instance, quorum.reason); continue }
         const elsewhere = runningElsewhere(table, a.instance, self)
         if (elsewhere.length > 0) { this.wait(a.instance, `singleton still ${elsewhere[0].s} on ${elsewhere[0].node}; starting once it stops`); continue }
       }
@@ -290,12 +312,13 @@ class Reconciler implements Supervisor {
     proc.start()
   }
 
-  /** Stop an instance and forget it; the instance id stays busy until it has exited. */
-  private async retire (inst: Instance, why: string): Promise<void> {
+  /** Stop an instance (at once with `now`: SIGKILL, no grace) and forget it; the id stays busy until it has exited. */
+  private async retire (inst: Instance, why: string, now = false): Promise<void> {
     const id = inst.assignment.instance
     this.busy.add(id)
-    this.c.log.info(`stopping ${id}: ${why}`)
+    this.c.log[now ? 'warn' : 'info'](`stopping ${id}${now ? ' at once' : ''}: ${why}`)
     try {
+      if (now) inst.proc.kill()
       await inst.proc.stop()
     } finally {
       if (this.instances.get(id) === inst) this.instances.delete(id)

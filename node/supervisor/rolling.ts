@@ -1,7 +1,8 @@
 /**
- * Pure rules the supervisor applies with what gossip tells it about other nodes'
- * instances: when a changed instance may be replaced (one at a time across the cluster),
- * and whether a singleton still runs somewhere else (hand over without running twice).
+ * Pure rules the supervisor applies with what gossip tells it: when a changed instance may
+ * be replaced (one at a time across the cluster), whether a singleton still runs somewhere
+ * else (hand over without running twice), and whether this side of a partition may run
+ * singletons at all (keep-majority).
  */
 import type { MemberTable } from '../membership'
 import type { Assignment } from '../scheduler'
@@ -37,4 +38,25 @@ export function mayReplace (
     if (s === undefined || s.v !== version || s.s !== 'ready') return { ok: false, waitingFor: a.instance }
   }
   return { ok: true }
+}
+
+/**
+ * Keep-majority for singletons: a node runs singletons only while it has been in touch
+ * (gossip, either way, recently) with more than half of the members that have not left,
+ * itself included; at exactly half, the side with the lowest id keeps them (so a 2-node
+ * cluster fails over). A node cut off from the majority gives its singletons up once it
+ * has not heard from them for the suspicion timeout, before the majority declares it dead
+ * (the longer failure timeout) and starts them elsewhere: one never runs twice. Members
+ * that left gracefully do not count.
+ */
+export function singletonQuorum (table: MemberTable, self: string, reachable: ReadonlySet<string>): { ok: boolean, reason: string } {
+  const members = Object.values(table).filter((m) => m.status !== 'left')
+  const inTouch = members.filter((m) => m.id === self || reachable.has(m.id))
+  const seen = `in touch with ${inTouch.length} of ${members.length} members`
+  if (inTouch.length * 2 > members.length) return { ok: true, reason: `${seen}: a majority` }
+  if (inTouch.length * 2 === members.length) {
+    const lowest = members.map((m) => m.id).sort()[0]
+    if (inTouch.some((m) => m.id === lowest)) return { ok: true, reason: `${seen}: half, with the lowest id (${lowest})` }
+  }
+  return { ok: false, reason: `${seen}: not a majority, so no singleton runs on this side` }
 }

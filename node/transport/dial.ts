@@ -21,6 +21,8 @@ export interface DialOptions extends RpcOptions {
   router: Router
   timeoutMs: number
   log: Logger
+  /** Source address for the connection (a node dials from the address it listens on). */
+  localAddress?: string
 }
 
 /**
@@ -49,7 +51,8 @@ export async function dial (o: DialOptions): Promise<RpcConnection> {
     rejectUnauthorized: true,
     maxPayload: o.maxFrameBytes,
     perMessageDeflate: false,
-    handshakeTimeout: o.timeoutMs
+    handshakeTimeout: o.timeoutMs,
+    ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress })
   } as unknown as WebSocket.ClientOptions)
   return await new Promise<RpcConnection>((resolve, reject) => {
     let socket: TLSSocket | undefined

@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import https from 'node:https'
-import type { Socket } from 'node:net'
+import { isIP, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import tls, { type TLSSocket } from 'node:tls'
 import { WebSocketServer } from 'ws'
@@ -83,6 +83,15 @@ class WebSocketTransport implements Transport {
 
   route (method: string, path: string, handler: HttpHandler): void {
     this.routes.set(`${method.toUpperCase()} ${path}`, handler)
+  }
+
+  /**
+   * A node listening on one IP address dials from it too, so its peers (and their
+   * firewalls) see one address per node. A wildcard listener lets the OS choose.
+   */
+  private sourceAddress (): string | undefined {
+    const host = splitAddress(this.opts.listen).host
+    return isIP(host) !== 0 && host !== '0.0.0.0' && host !== '::' ? host : undefined
   }
 
   async peer (address: string): Promise<Connection> {
@@ -185,7 +194,8 @@ class WebSocketTransport implements Transport {
       revoked: this.revoked,
       router: this.router,
       timeoutMs: opts.timeoutMs ?? this.opts.connectTimeoutMs,
-      log: this.c.log
+      log: this.c.log,
+      localAddress: this.sourceAddress()
     })
     return this.track(conn)
   }

@@ -1,0 +1,83 @@
+/**
+ * Network faults: a node cut off from the others by iptables rules on its loopback
+ * address (root only; every rule is removed afterwards, whatever happens).
+ */
+import test from 'ava'
+import { execFileSync } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import { TestCluster } from './helpers/cluster'
+import { waitFor } from './helpers/wait'
+
+function iptablesWorks (): boolean {
+  if (process.getuid?.() !== 0) return false
+  try { execFileSync('iptables', ['-L', 'INPUT', '-n'], { stdio: 'ignore' }); return true } catch { return false }
+}
+const usable = iptablesWorks()
+const faultTest = usable ? test.serial : test.serial.skip
+if (!usable) console.log('faults: skipped: needs root and iptables (CI has both)')
+
+/** Drop every packet to or from `host` until the returned function is called. */
+function isolate (host: string): () => void {
+  const rules = [['INPUT', '-s', host, '-j', 'DROP'], ['INPUT', '-d', host, '-j', 'DROP']]
+  for (const r of rules) execFileSync('iptables', ['-I', ...r])
+  let healed = false
+  return () => {
+    if (healed) return
+    healed = true
+    for (const r of rules) execFileSync('iptables', ['-D', ...r])
+  }
+}
+
+/** No such process, or a zombie. */
+async function gone (pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  return stat === '' || /^\d+ \(.*\) Z/.test(stat)
+}
+
+faultTest('faults: a node cut off by the network is seen dead, gives its singleton up first, and rejoins when the network heals', async (t) => {
+  const c = await TestCluster.create()
+  const dir = await mkdtemp(join(os.tmpdir(), 'origin-faults-'))
+  let heal = (): void => {}
+  t.teardown(async () => { heal(); await c.cleanup(); await rm(dir, { recursive: true, force: true }) })
+  await mkdir(join(dir, 'services'))
+  // Outside the spec directory: a write there would be a spec change.
+  const marks = join(os.tmpdir(), `origin-marks-${process.pid}-${Date.now()}`)
+  t.teardown(async () => { await rm(marks, { force: true }) })
+  await writeFile(marks, '')
+  await writeFile(join(dir, 'cluster.json'), JSON.stringify({ name: 'test' }))
+  await writeFile(join(dir, 'single.js'), `require('fs').appendFileSync(${JSON.stringify(marks)}, process.pid + ' ' + process.env.ORIGIN_NODE_ID + '\\n'); setInterval(() => {}, 1000)`)
+  await writeFile(join(dir, 'services', 'single.json'), JSON.stringify({ run: { command: 'node', args: [join(dir, 'single.js')] }, placement: { kind: 'singleton' }, stopGraceMs: 500 }))
+  for (const n of ['a', 'b', 'c']) await c.start({ name: n, image: { specDir: dir } })
+  await c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+  const running = async (): Promise<Array<{ pid: number, node: string }>> => {
+    const all = (await readFile(marks, 'utf8')).split('\n').filter(Boolean).map((l) => ({ pid: Number(l.split(' ')[0]), node: l.split(' ')[1] }))
+    const alive = await Promise.all(all.map(async (p) => !(await gone(p.pid))))
+    return all.filter((_, i) => alive[i])
+  }
+  const first = await waitFor(async () => (await running())[0], { what: 'the singleton to run' })
+  const cut = first.node
+  const others = ['a', 'b', 'c'].filter((n) => n !== cut)
+  heal = isolate(c.node(cut).address.split(':')[0])
+  // Throughout: never two. The cut-off node gives it up, the others start it.
+  const moved = await c.explainFailure(async () => await waitFor(async () => {
+    const now = await running()
+    t.true(now.length <= 1, `never two singletons: ${JSON.stringify(now)}`)
+    return now.length === 1 && now[0].node !== cut ? now[0] : undefined
+  }, { intervalMs: 25, timeoutMs: 20_000, what: 'the singleton to move to the majority side' }))
+  t.true(others.includes(moved.node))
+  await c.waitForView({ [cut]: 'dead' }, { on: others })
+  t.regex(await c.node(cut).log(), /stopping single-0 at once: fenced: in touch with 1 of 3 members: not a majority/)
+  heal()
+  await c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+  // After the heal the singleton stays where it is, still alone.
+  await c.explainFailure(async () => {
+    for (let i = 0; i < 20; i++) {
+      const now = await running()
+      if (now.length !== 1 || now[0].node !== moved.node) throw new Error(`after the heal: ${JSON.stringify(now)}, expected only on ${moved.node}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  })
+  t.regex(await c.node(cut).log(), /refuting: the cluster says I am (suspect|dead)/)
+})
