@@ -96,6 +96,7 @@ class Reconciler implements Supervisor {
   private again = false
   private viewKey = ''
   private fenceTimer?: NodeJS.Timeout
+  private quorumSince?: number
   private get fenceAfterMs (): number { return this.init.fenceAfterMs ?? 2500 }
   private readonly onView = (): void => {
     const key = this.keyOfView()
@@ -136,8 +137,13 @@ class Reconciler implements Supervisor {
     this.c.membership.events.on('change', this.onView)
     this.c.hubs.events.on('change', this.onView)
     // Losing touch changes no member status at first: look at the quorum on a clock too.
-    this.fenceTimer = setInterval(() => { if (this.holdsSingleton()) this.kick() }, Math.max(50, Math.floor(this.fenceAfterMs / 5)))
+    this.fenceTimer = setInterval(() => { if (this.holdsSingleton() || this.waitsForSingleton()) this.kick() }, Math.max(50, Math.floor(this.fenceAfterMs / 5)))
     this.kick()
+  }
+
+  private waitsForSingleton (): boolean {
+    const services = this.c.spec.current()?.spec.services ?? {}
+    return [...this.waiting.keys()].some((id) => services[id.replace(/-\d+$/, '')]?.placement.kind === 'singleton')
   }
 
   private holdsSingleton (): boolean {
@@ -192,7 +198,13 @@ class Reconciler implements Supervisor {
     }
     this.code.keepOnly(applied.version)
     const mine = new Map(assignmentsFor(sched, self).map((a) => [a.instance, a]))
-    const quorum = singletonQuorum(table, self, this.c.membership.reachable(this.fenceAfterMs))
+    const inTouch = this.c.membership.reachable(this.fenceAfterMs)
+    const quorum = singletonQuorum(table, self, inTouch)
+    // Singletons start only once the quorum has held for fenceAfterMs: a node back from a
+    // partition first lets stale views (someone "dead" who is not) be refuted.
+    const now = Date.now()
+    if (!quorum.ok) this.quorumSince = undefined
+    else if (this.quorumSince === undefined) this.quorumSince = now
     for (const [id, inst] of this.instances) {
       if (this.busy.has(id)) continue
       if (!mine.has(id)) void this.retire(inst, 'no longer assigned to this node')
@@ -230,7 +242,9 @@ class Reconciler implements Supervisor {
       }
       if (svc.placement.kind === 'singleton') {
         if (!quorum.ok) { this.wait(a.instance, quorum.reason); continue }
-        const elsewhere = runningElsewhere(table, a.instance, self)
+        const settled = now - (this.quorumSince ?? now)
+        if (settled < this.fenceAfterMs) { this.wait(a.instance, `${quorum.reason}; starting once that has held for ${(this.fenceAfterMs / 1000).toFixed(1)} s`); continue }
+        const elsewhere = runningElsewhere(table, a.instance, self, inTouch)
         if (elsewhere.length > 0) { this.wait(a.instance, `singleton still ${elsewhere[0].s} on ${elsewhere[0].node}; starting once it stops`); continue }
       }
       this.waiting.delete(a.instance)

@@ -9,10 +9,14 @@ import type { Assignment } from '../scheduler'
 
 const gone = new Set(['stopped', 'failed'])
 
-/** The state and version of `instance` wherever a live member says it runs it (other than `self`). */
-export function runningElsewhere (table: MemberTable, instance: string, self: string): Array<{ node: string, v: string, s: string }> {
+/**
+ * The state and version of `instance` wherever another member says it runs it. A member
+ * marked dead still counts while this node has been in touch with it lately: a stale "dead"
+ * can arrive by gossip (from a node back from a partition) before the member refutes it.
+ */
+export function runningElsewhere (table: MemberTable, instance: string, self: string, inTouch: ReadonlySet<string> = new Set()): Array<{ node: string, v: string, s: string }> {
   return Object.values(table)
-    .filter((m) => m.id !== self && (m.status === 'alive' || m.status === 'suspect'))
+    .filter((m) => m.id !== self && (m.status === 'alive' || m.status === 'suspect' || (m.status === 'dead' && inTouch.has(m.id))))
     .flatMap((m) => {
       const i = m.instances?.[instance]
       return i === undefined || gone.has(i.s) ? [] : [{ node: m.id, v: i.v, s: i.s }]

@@ -46,3 +46,9 @@ test('handover: a singleton is still running elsewhere until that node says it s
   t.deepEqual(runningElsewhere(table(member('a'), member('b', 'alive', { 'one-0': { v: 'v', s: 'stopped' } })), 'one-0', 'a'), [])
   t.deepEqual(runningElsewhere(table(member('a'), member('b', 'dead', { 'one-0': { v: 'v', s: 'ready' } })), 'one-0', 'a'), [])
 })
+
+test('handover: a member reported dead still holds its singleton while this node is in touch with it (a stale "dead")', (t) => {
+  const stale = table(member('a'), member('b', 'dead', { 'one-0': { v: 'v', s: 'ready' } }))
+  t.deepEqual(runningElsewhere(stale, 'one-0', 'a', new Set(['b'])), [{ node: 'b', v: 'v', s: 'ready' }])
+  t.deepEqual(runningElsewhere(stale, 'one-0', 'a', new Set()), [])
+})
