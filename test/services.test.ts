@@ -198,7 +198,8 @@ test.serial('supervisor: a killed node\'s singleton moves elsewhere, never runni
     return r.length === 1 && r[0].node !== victim ? r[0] : undefined
   }, { intervalMs: 50, timeoutMs: 20_000, what: 'the singleton to move' }))
   t.log(`moved from ${victim} to ${moved.node} in ${Date.now() - killedAt} ms`)
-  t.is(await pidsAlive(), 1)
+  // Ready means spawned (no health check): the new process may not have written its mark yet.
+  await waitFor(async () => await pidsAlive() === 1, { what: 'the new singleton to write its mark' })
   // The node returns: placement settles with still exactly one.
   await s.c.start({ name: victim, image, address: s.c.node(victim).address })
   await s.c.waitForView({ [victim]: 'alive' })
