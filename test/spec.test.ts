@@ -140,9 +140,11 @@ test.serial('spec: a webhook with a bad signature is refused; a good one syncs a
 test.serial('spec: cluster.sync() fetches at once', async (t) => {
   const s = await setup(t)
   const first = await s.git.seed({ 'cluster.json': clusterJson({ hubs: { count: 1 } }) })
-  const image = { spec: { url: s.git.url, pollIntervalMs: 3_600_000 } }
-  await s.c.start({ name: 'a', memoryMb: 4000, hubs: { count: 1 }, image })
-  await s.c.start({ name: 'b', memoryMb: 1000, hubs: { count: 1 }, image })
+  // The remote from the command line this time (`--spec URL#BRANCH` overrides image.json).
+  const image = { spec: { url: 'http://127.0.0.1:9/not-this.git', pollIntervalMs: 3_600_000 } }
+  const args = ['--spec', `${s.git.url}#main`]
+  await s.c.start({ name: 'a', memoryMb: 4000, hubs: { count: 1 }, image, args })
+  await s.c.start({ name: 'b', memoryMb: 1000, hubs: { count: 1 }, image, args })
   await allRun(s.c, first, ['a', 'b'])
   const work = await s.git.workdir()
   await work.write('cluster.json', clusterJson({ hubs: { count: 1 }, minNodes: 2 }))
@@ -225,4 +227,18 @@ test.serial('spec: a local spec directory is watched and edits are applied', asy
   await writeFile(join(dir, 'cluster.json'), '{ broken')
   await waitFor(async () => (await specOf(c, 'a')).lastRejected?.errors.some((e) => /cluster\.json:1:\d+/.test(e)), { what: 'the broken edit to be rejected' })
   t.is((await specOf(c, 'a')).applied?.id, second.id, 'the last good spec stays')
+})
+
+test.serial('spec: a remote that needs a token is fetched with the token from image.json; other nodes need none', async (t) => {
+  const c = await TestCluster.create()
+  const git = await startGitServer({ token: 'sekrit-token-1' })
+  t.teardown(async () => { await c.cleanup(); await git.stop() })
+  const first = await git.seed({ 'cluster.json': clusterJson({ hubs: { count: 1 } }) })
+  await c.start({ name: 'a', memoryMb: 4000, hubs: { count: 1 }, image: { spec: { url: git.url, token: 'sekrit-token-1', pollIntervalMs: 300 } } })
+  await allRun(c, first, ['a'])
+  await c.start({ name: 'b', memoryMb: 1000, hubs: { count: 1 }, image: { spec: { url: git.url, pollIntervalMs: 300 } } })
+  await c.waitForView({ a: 'alive', b: 'alive' })
+  await allRun(c, first, ['a', 'b'])
+  t.true(git.requestsBy((r) => r.userAgent === 'origin-node/a' && r.status === 200) > 0, 'the hub authenticated')
+  t.is(git.requestsBy('origin-node/b'), 0, 'the other node took the commit from the hub')
 })

@@ -35,6 +35,8 @@ export interface NodeSpec {
   logLevel?: 'debug' | 'info' | 'warn' | 'error'
   /** More image.json fields (spec, specDir, ...). */
   image?: Record<string, unknown>
+  /** More `origin node` flags (they override image.json). */
+  args?: string[]
 }
 
 export interface TestNode {
@@ -121,7 +123,7 @@ export class TestCluster {
     }
     await writeFile(join(dir, 'image.json'), JSON.stringify(image, null, 2))
     const logFile = join(dir, 'out.log')
-    const proc = launchNode(['--image', dir, '--keys', spec.keys ?? this.keys], { logFile })
+    const proc = launchNode(['--image', dir, '--keys', spec.keys ?? this.keys, ...(spec.args ?? [])], { logFile })
     const node = { name: spec.name, address, dir, proc, logFile, log: async () => await readFile(logFile, 'utf8').catch(() => '') }
     this.nodes.set(spec.name, node)
     return node
