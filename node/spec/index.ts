@@ -239,7 +239,7 @@ class GitSpec implements SpecLayer {
           const objects: GitObject[] = []
           for await (const batch of conn.stream<GitObject[]>('spec.objects', { commit: target.commit })) objects.push(...batch)
           await this.store.importObjects(target.commit, objects.map((o) => ({ ...o, data: Buffer.from(o.data) })))
-          this.c.log.info(`received ${short(target.commit)} from hub ${target.hub} (${'objects verified'})`)
+          this.c.log.info(`received ${short(target.commit)} from hub ${target.hub} (every object checked against its id)`)
         }
         await this.considerCommit(target.commit)
       } catch (err) {
