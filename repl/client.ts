@@ -119,6 +119,11 @@ export class Cluster {
     await Promise.all([...this.follows].map(async (it) => await it.return?.()))
   }
 
+  /** A dead node is gone for good: it becomes `left` and stops counting against the singleton majority. */
+  async forget (node: string): Promise<{ forgotten: string }> {
+    return await this.conn.call<{ forgotten: string }>('cluster.forget', { node })
+  }
+
   /** Which node answered, and the round trip in ms. */
   async ping (): Promise<{ node: string, ms: number }> {
     const t0 = performance.now()

@@ -259,3 +259,23 @@ test.serial('services: code from another git repo is fetched and built once per 
   const buildLog = await readFile(join(s.c.node('a').dir, 'data', 'logs', 'build-app.log'), 'utf8')
   t.is(buildLog.match(/build done/g)?.length, 1, 'built once for the commit')
 })
+
+test.serial('services: after crashes leave no majority, singletons wait; forgetting the dead nodes lets them run again', async (t) => {
+  const s = await setup(t)
+  const image = { specDir: s.dir }
+  for (const n of ['a', 'b', 'c']) await s.c.start({ name: n, image })
+  await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+  await s.write('services/one.json', sleeper({ kind: 'singleton' }))
+  const first = await waitFor(async () => (await instances(s.c, 'a', 'one'))[0], { what: 'the singleton to run' })
+  const [survivor, ...crashed] = [first.node, ...['a', 'b', 'c'].filter((n) => n !== first.node)].reverse()
+  for (const n of crashed) s.c.node(n).proc.signal('SIGKILL')
+  await s.c.waitForView(Object.fromEntries(crashed.map((n) => [n, 'dead'])), { on: [survivor] })
+  const client = await s.c.client(survivor)
+  const stuck = await waitFor(async () => ((await client.services()).services.find((x) => x.name === 'one')?.instances ?? [])[0], { what: 'the singleton to be reported' })
+  t.not(stuck.state, 'ready', 'one node of three is not a majority: the singleton does not run')
+  await t.throwsAsync(client.forget(survivor), { message: /only a dead member can be forgotten/ })
+  for (const n of crashed) await client.forget(n)
+  await s.c.waitForView(Object.fromEntries(crashed.map((n) => [n, 'left'])), { on: [survivor] })
+  await waitFor(async () => (await instances(s.c, survivor, 'one')).length === 1, { what: 'the singleton to run on the survivor' })
+  client.close()
+})

@@ -21,6 +21,7 @@ Opens a TypeScript REPL (top-level await) connected to any node of the cluster, 
   await cluster.where('web')                 where one service runs
   await cluster.logs('node-1', 'web', { lines: 100, follow: true })
                            download a log to ./logs/<node>/<service>.log; open(path) opens it
+  await cluster.forget('node-x')  a dead node is gone for good (it becomes left)
   await cluster.ping()     which node answered, round trip in ms
   await ops.aliveCount(cluster)   helpers exported by the spec repo's ops/*.ts (reloaded when it changes)
 

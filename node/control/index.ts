@@ -100,6 +100,17 @@ export function control () {
       role: 'operator',
       handler: () => ({ version: c.spec.current()?.version ?? '', files: c.spec.current()?.spec.ops ?? {} })
     })
+    c.transport.handle({
+      kind: 'unary',
+      name: 'cluster.forget',
+      role: 'operator',
+      payload: { type: 'object', additionalProperties: false, required: ['node'], properties: { node: { type: 'string' } } },
+      handler: (p: { node: string }, ctx) => {
+        c.log.info(`operator ${ctx.peer.name} forgets ${p.node}`)
+        c.membership.forget(p.node)
+        return { forgotten: p.node }
+      }
+    })
     c.transport.handle({ kind: 'unary', name: 'cluster.ping', role: 'operator', handler: () => ({ node: c.membership.id, at: Date.now() }) })
     c.transport.events.on('connection', (conn) => {
       if (conn.peer.role !== 'operator') return

@@ -15,7 +15,7 @@
  *   await m.stop()             // says `left` to everyone, then stops
  */
 import { EventEmitter } from 'node:events'
-import { errorMessage } from '../errors'
+import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { Transport } from '../transport'
 import { dialableAddress } from '../transport/dial'
@@ -77,6 +77,12 @@ export interface Membership {
   setInstances (instances: Record<string, InstanceSummary>): void
   /** Peers this node exchanged gossip with (either way) within the last `withinMs`. */
   reachable (withinMs: number): Set<string>
+  /**
+   * An operator says a dead member is gone for good: it becomes `left` everywhere (so it
+   * no longer counts against the singleton majority). If it ever starts again, its new
+   * incarnation makes it alive.
+   */
+  forget (id: string): void
   /** Emits 'change' (table) whenever the table changes. */
   readonly events: EventEmitter
 }
@@ -120,6 +126,14 @@ class GossipMembership implements Membership {
   setSpec (version: string): void {
     if (!this.running || this.self.spec === version) return
     this.updateSelf({ ...this.self, spec: version, heartbeat: this.self.heartbeat + 1 })
+  }
+
+  forget (id: string): void {
+    const m = this.members[id]
+    if (m === undefined) throw new OriginError('E_NOT_FOUND', `no member "${id}"`, { id })
+    if (m.status !== 'dead') throw new OriginError('E_ARGS', `${id} is ${m.status}: only a dead member can be forgotten`, { id, status: m.status })
+    this.log.info(`forgetting ${id} (an operator says it is gone for good)`)
+    this.commit(this.members, markStatus(this.members, id, 'left'))
   }
 
   reachable (withinMs: number): Set<string> {

@@ -61,11 +61,11 @@ export function changedIds (before: MemberTable, after: MemberTable): string[] {
 }
 
 /**
- * Say `id` is suspect or dead at its current incarnation. Only raises the status: an
+ * Say `id` is suspect or dead (or, when an operator forgets a dead member, left) at its current incarnation. Only raises the status: an
  * entry already at that status or later (or a missing id) leaves the table as it was
  * (the same object is returned).
  */
-export function markStatus (table: MemberTable, id: string, status: 'suspect' | 'dead'): MemberTable {
+export function markStatus (table: MemberTable, id: string, status: 'suspect' | 'dead' | 'left'): MemberTable {
   const current = Object.hasOwn(table, id) ? table[id] : undefined
   if (current === undefined || statusRank[current.status] >= statusRank[status]) return table
   const out = { ...table }

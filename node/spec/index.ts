@@ -135,7 +135,9 @@ class GitSpec implements SpecLayer {
     const polls = this.init.source.kind === 'git' && this.c.hubs.isHub()
     if (polls && this.pollTimer === undefined && this.init.source.kind === 'git') {
       this.c.log.info(`this node is a hub: fetching the spec from ${this.init.source.url} every ${this.init.source.pollIntervalMs} ms`)
-      this.pollTimer = setInterval(() => { void this.syncHere() }, this.init.source.pollIntervalMs)
+      // Jittered (±20 %), so hubs that became hubs together do not poll together.
+      const every = Math.round(this.init.source.pollIntervalMs * (0.8 + 0.4 * Math.random()))
+      this.pollTimer = setInterval(() => { void this.syncHere() }, every)
       void this.syncHere()
     } else if (!polls && this.pollTimer !== undefined) {
       clearInterval(this.pollTimer)
