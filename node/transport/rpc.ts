@@ -31,6 +31,28 @@ interface StreamSink { push (v: unknown): void, end (): void, fail (e: Error): v
 
 const BACKPRESSURE_BYTES = 1 << 20
 
+/**
+ * An AbortController made only when a handler asks for the signal: creating one per call
+ * was the largest cost of a small RPC.
+ */
+class LazyAbort {
+  private controller?: AbortController
+  private abortedEarly = false
+  get signal (): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController()
+      if (this.abortedEarly) this.controller.abort()
+    }
+    return this.controller.signal
+  }
+
+  get aborted (): boolean { return this.controller?.signal.aborted ?? this.abortedEarly }
+  abort (): void {
+    if (this.controller === undefined) this.abortedEarly = true
+    else this.controller.abort()
+  }
+}
+
 export interface RpcOptions { maxFrameBytes: number, callTimeoutMs: number }
 
 export class RpcConnection extends EventEmitter implements Connection {
@@ -38,7 +60,7 @@ export class RpcConnection extends EventEmitter implements Connection {
   private nextId = 1
   private readonly pending = new Map<number, Pending>()
   private readonly sinks = new Map<number, StreamSink>()
-  private readonly serving = new Map<number, AbortController>()
+  private readonly serving = new Map<number, LazyAbort>()
 
   constructor (
     private readonly ws: WebSocket,
@@ -132,12 +154,27 @@ export class RpcConnection extends EventEmitter implements Connection {
   private send (frame: Frame): void {
     if (!this.isOpen) return
     const bytes = encodeFrame(frame)
-    if (bytes.length <= this.opts.maxFrameBytes || frame.t === 'err') { this.ws.send(bytes); return }
+    if (bytes.length <= this.opts.maxFrameBytes || frame.t === 'err') { this.corked(); this.ws.send(bytes); return }
     // The peer would close the connection on it: answer that one call with the reason instead.
     const e = new OriginError('E_FRAME_TOO_LARGE', `a ${frame.t} frame of ${bytes.length} bytes is over the ${this.opts.maxFrameBytes} byte limit`, { size: bytes.length })
     this.log.warn(`not sending ${e.message} to ${this.describePeer()}`)
     if (frame.t === 'req') throw e
     this.ws.send(encodeFrame({ t: 'err', id: frame.id, e: e.toJSON() }))
+  }
+
+  private cork = false
+
+  /**
+   * Frames sent in the same tick leave in one write: many answers in flight then cost one
+   * TLS record and one syscall, not one each.
+   */
+  private corked (): void {
+    if (this.cork) return
+    const socket = (this.ws as unknown as { _socket?: import('node:net').Socket })._socket
+    if (socket === undefined) return
+    this.cork = true
+    socket.cork()
+    process.nextTick(() => { this.cork = false; socket.uncork() })
   }
 
   private onMessage (data: Buffer, isBinary: boolean): void {
@@ -179,7 +216,7 @@ export class RpcConnection extends EventEmitter implements Connection {
   }
 
   private async serve (id: number, name: string, payload: unknown): Promise<void> {
-    const controller = new AbortController()
+    const controller = new LazyAbort()
     this.serving.set(id, controller)
     try {
       const entry = this.router.get(name)
@@ -189,13 +226,14 @@ export class RpcConnection extends EventEmitter implements Connection {
         throw new OriginError('E_FORBIDDEN_ROLE', `${name} needs ${entry.method.role === 'operator' ? 'an' : 'a'} ${entry.method.role} certificate; yours has role ${this.peer.role}`, { method: name, need: entry.method.role, have: this.peer.role })
       }
       const p = entry.check === undefined ? payload : entry.check(payload)
-      const ctx = { peer: this.peer, signal: controller.signal }
+      const peer = this.peer
+      const ctx = { peer, get signal () { return controller.signal } }
       if (entry.method.kind === 'unary') {
         const v = await entry.method.handler(p, ctx)
         this.send({ t: 'res', id, v })
       } else {
         for await (const v of entry.method.handler(p, ctx)) {
-          if (controller.signal.aborted || !this.isOpen) break
+          if (controller.aborted || !this.isOpen) break
           this.send({ t: 'item', id, v })
           if (this.ws.bufferedAmount > BACKPRESSURE_BYTES) await this.drained()
         }
