@@ -167,12 +167,17 @@ class GossipMembership implements Membership {
     else this.log.info(`joined through ${seeds.join(', ')}: ${Object.keys(this.members).length} members known`)
     this.timers.push(setInterval(() => this.tick(), this.o.gossipIntervalMs))
     this.timers.push(setInterval(() => this.retrySeeds(), this.o.seedRetryMs))
+    // Nodes started together often find their seeds not listening yet: try again soon
+    // rather than a whole seedRetryMs later, so they merge within a fraction of a second.
+    for (const ms of [100, 250, 500, 1000].filter((d) => d < this.o.seedRetryMs)) {
+      this.timers.push(setTimeout(() => { if (this.running) this.retrySeeds() }, ms))
+    }
   }
 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    for (const t of this.timers) clearInterval(t)
+    for (const t of this.timers) clearTimeout(t)
     this.timers = []
     this.updateSelf({ ...this.self, status: 'left', heartbeat: this.self.heartbeat + 1 })
     const peers = this.peers()
