@@ -74,6 +74,7 @@ class GitSpec implements SpecLayer {
   private following?: string
   private lastSyncError?: string
   private readonly seenFromHubs = new Set<string>()
+  private readonly superseded = new Set<string>()
   private running = false
   private readonly onMembers = (): void => { this.onViewChange() }
 
@@ -212,9 +213,11 @@ class GitSpec implements SpecLayer {
   /** A hub applied a new commit and says so directly, so nobody waits for gossip. */
   private onAnnounce (commit: string, from: string): void {
     if (!this.running || this.init.source.kind === 'dir' || commit === this.applied?.version) return
-    if (this.pollTimer !== undefined) { this.catchUpWithHubs(commit); return }
+    // A hub takes it from the announcing hub too (every object is checked against its id),
+    // rather than asking the remote again: one fetch from the remote per change, not one per hub.
     const hub = this.c.membership.table()[from]
     if (hub !== undefined) this.follow({ commit, hub: from, address: hub.address })
+    else if (this.pollTimer !== undefined) this.catchUpWithHubs(commit)
   }
 
   /** Tell every other live member that this hub now runs `commit`. */
@@ -232,6 +235,9 @@ class GitSpec implements SpecLayer {
   private follow (explicit?: { commit: string, hub: string, address: string }): void {
     const target = explicit ?? followTarget(this.c.membership.table(), this.c.hubs.current(), this.c.membership.id)
     if (target === undefined || target.commit === this.applied?.version || target.commit === this.rejected?.version) return
+    // Gossip can still show a hub on the version this node just left: never go back to one
+    // on gossip alone (a hub that really goes back announces it).
+    if (explicit === undefined && this.superseded.has(target.commit)) return
     if (this.following === target.commit) return
     this.following = target.commit
     void (async () => {
@@ -287,6 +293,8 @@ class GitSpec implements SpecLayer {
   }
 
   private apply (version: string, s: Spec, files: SpecFiles, info: CommitInfo | { dir: string }): Omit<SyncResult, 'node'> {
+    if (this.applied !== undefined) this.superseded.add(this.applied.version)
+    this.superseded.delete(version)
     this.applied = { version, spec: s, files, info: describe(version, info), appliedAt: Date.now() }
     this.c.membership.setSpec(version)
     this.c.log.info(`applied spec ${describeLine(this.applied.info)}: ${Object.keys(s.services).length} services, minNodes ${s.cluster.minNodes}`)
