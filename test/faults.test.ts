@@ -9,6 +9,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { TestCluster } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
+import { gone } from './helpers/procs'
 
 function iptablesWorks (): boolean {
   if (process.getuid?.() !== 0) return false
@@ -30,11 +31,6 @@ function isolate (host: string): () => void {
   }
 }
 
-/** No such process, or a zombie. */
-async function gone (pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-  return stat === '' || /^\d+ \(.*\) Z/.test(stat)
-}
 
 faultTest('faults: a node cut off by the network is seen dead, gives its singleton up first, and rejoins when the network heals', async (t) => {
   const c = await TestCluster.create()

@@ -5,16 +5,12 @@ import { join, resolve } from 'node:path'
 import { TestCluster } from './helpers/cluster'
 import { startGitServer } from './helpers/git-server'
 import { waitFor } from './helpers/wait'
+import { gone } from './helpers/procs'
 import type { ServicesReport } from '../repl/render'
 
 const procs = resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs')
 const fixture = (name: string): string => join(procs, name)
 
-/** No such process, or a zombie (PID 1 here may not reap orphans; a zombie runs nothing). */
-async function gone (pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-  return stat === '' || /^\d+ \(.*\) Z/.test(stat)
-}
 
 interface Setup { c: TestCluster, dir: string, write (path: string, value: unknown): Promise<void>, remove (path: string): Promise<void> }
 
