@@ -71,6 +71,7 @@ class GitSpec implements SpecLayer {
   private pollTimer?: NodeJS.Timeout
   private stopWatching?: () => Promise<void>
   private syncing?: Promise<SyncResult>
+  private syncNext?: Promise<SyncResult>
   private following?: string
   private lastSyncError?: string
   private readonly seenFromHubs = new Set<string>()
@@ -175,9 +176,15 @@ class GitSpec implements SpecLayer {
     return results.flat()
   }
 
-  /** One sync with the remote at a time; a poke during one waits for it. */
+  /**
+   * One sync with the remote at a time. A poke during one (a webhook for a push that sync
+   * may have just missed) gets one more sync after it; further pokes share that one.
+   */
   private async syncHere (): Promise<SyncResult> {
-    if (this.syncing !== undefined) return await this.syncing
+    if (this.syncing !== undefined) {
+      this.syncNext ??= this.syncing.catch(() => undefined).then(async () => { this.syncNext = undefined; return await this.syncHere() })
+      return await this.syncNext
+    }
     this.syncing = this.fetchAndConsider().finally(() => { this.syncing = undefined })
     return await this.syncing
   }
