@@ -125,6 +125,13 @@ export function parseImageConfig (text: string, source = 'image.json'): ImageCon
   } catch (err) {
     throw new OriginError('E_CONFIG_INVALID', `${source}: ${errorMessage(err).replace(/^image\.json is invalid: /, '')}`, { file: source })
   }
+  const suspect = v.membership?.suspectAfterMs ?? 2500
+  const dead = v.membership?.deadAfterMs ?? 5000
+  if (suspect >= dead) {
+    // Singletons are given up after suspectAfterMs and started elsewhere after deadAfterMs:
+    // the order is what keeps one from running twice.
+    throw new OriginError('E_CONFIG_INVALID', `${source}: /membership: suspectAfterMs (${suspect}) must be less than deadAfterMs (${dead})`, { file: source })
+  }
   return {
     cluster: v.cluster as string,
     listen: v.listen ?? '0.0.0.0:7400',

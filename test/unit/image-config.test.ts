@@ -91,7 +91,9 @@ test('image config: membership timings below 10 ms are refused', (t) => {
     const err = refusal(() => parse({ cluster: 'prod', membership: { [field]: 9 } }))
     t.is(err.code, 'E_CONFIG_INVALID', field)
     t.regex(err.message, new RegExp(`/membership/${field}: must be >= 10`), field)
-    t.notThrows(() => parse({ cluster: 'prod', membership: { [field]: 10 } }), field)
+    // deadAfterMs must also exceed suspectAfterMs (tested below), so its boundary needs a smaller suspect.
+    const timings = field === 'deadAfterMs' ? { suspectAfterMs: 10, deadAfterMs: 11 } : { [field]: 10 }
+    t.notThrows(() => parse({ cluster: 'prod', membership: timings }), field)
   }
 })
 
@@ -133,4 +135,9 @@ test('image config: a port over 65535 is refused, every port up to it accepted',
     t.regex(refusal(() => parse({ cluster: 'prod', [field]: value })).message, new RegExp(`/${field}: must match pattern`), value)
   }
   t.regex(refusal(() => parse({ cluster: 'prod', seeds: ['10.0.0.4:7400', 'a:65536'] })).message, /\/seeds\/1: must match pattern/)
+})
+
+test('image config: suspectAfterMs must be less than deadAfterMs', (t) => {
+  const err = t.throws(() => parseImageConfig(JSON.stringify({ cluster: 'c', membership: { suspectAfterMs: 5000, deadAfterMs: 4000 } })))
+  t.regex(err?.message ?? '', /suspectAfterMs \(5000\) must be less than deadAfterMs \(4000\)/)
 })
