@@ -275,3 +275,23 @@ test.serial('services: after crashes leave no majority, singletons wait; forgett
   await waitFor(async () => (await instances(s.c, survivor, 'one')).length === 1, { what: 'the singleton to run on the survivor' })
   client.close()
 })
+
+test.serial('supervisor: code trees of versions nothing runs any more are removed', async (t) => {
+  const s = await setup(t)
+  await mkdir(join(s.dir, 'app'))
+  const node = await s.c.start({ name: 'a', image: { specDir: s.dir } })
+  await s.write('services/app.json', { run: { command: 'node', args: ['app/main.js'] }, placement: { kind: 'every' }, stopGraceMs: 500 })
+  let previous = ''
+  for (const v of ['1', '2', '3']) {
+    await writeFile(join(s.dir, 'app', 'main.js'), `console.log('version ${v}'); setInterval(() => {}, 1000)\n`)
+    previous = await waitFor(async () => {
+      const r = (await instances(s.c, 'a', 'app'))[0]
+      return r !== undefined && r.version !== previous ? r.version : undefined
+    }, { what: `version ${v} to run` })
+  }
+  const trees = await waitFor(async () => {
+    const names = (await readdir(join(node.dir, 'data', 'code'))).filter((n) => n.startsWith('spec-'))
+    return names.length === 1 ? names : undefined
+  }, { what: 'only the running version\'s tree to be left' })
+  t.is(trees.length, 1)
+})

@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, rename, rm, writeFile, open } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import { GitStore } from '../git/store'
@@ -74,6 +74,29 @@ export class CodeCache {
       p.catch(() => { if (this.prepared.get(key) === p) this.prepared.delete(key) })
     }
     return await p
+  }
+
+  /**
+   * Remove prepared trees nothing runs in any more (older spec versions, older commits of
+   * code repos), so a long-lived node's disk does not fill with every version it ran.
+   * Trees being prepared or in `inUse` stay, and so does everything of the current spec.
+   */
+  async prune (inUse: ReadonlySet<string>): Promise<void> {
+    if (this.prepared.size === 0) return
+    const current = new Set<string>()
+    for (const p of this.prepared.values()) {
+      const done = await p.catch(() => undefined)
+      if (done === undefined) return // a preparation failed: keep everything this time
+      current.add(done.dir)
+    }
+    const root = join(this.dataDir, 'code')
+    const names = await readdir(root).catch(() => [] as string[])
+    for (const name of names) {
+      const dir = join(root, name)
+      if (name === 'repos' || name.includes('.tmp-') || name.includes('.staging-') || inUse.has(dir) || current.has(dir)) continue
+      await rm(dir, { recursive: true, force: true })
+      this.log.debug(`removed unused code tree ${dir}`)
+    }
   }
 
   /** Forget what older spec versions prepared (the trees stay on disk for instances still running them). */

@@ -75,6 +75,8 @@ interface Instance {
   port: number
   proc: ManagedProcess
   logPath: string
+  /** The prepared code tree it runs in (kept on disk while it runs). */
+  codeDir: string
 }
 
 export function supervisor (init: SupervisorInit) {
@@ -251,6 +253,7 @@ class Reconciler implements Supervisor {
       await this.launch(a, svc, dir, version, applied.version)
     }
     this.publish()
+    await this.code.prune(new Set([...this.instances.values()].map((i) => i.codeDir)))
   }
 
   private retryTimer?: NodeJS.Timeout
@@ -316,7 +319,7 @@ class Reconciler implements Supervisor {
       logMaxBytes: this.init.logMaxBytes,
       logKeep: this.init.logKeep
     })
-    const inst: Instance = { assignment: a, version, port, proc, logPath }
+    const inst: Instance = { assignment: a, version, port, proc, logPath, codeDir }
     this.instances.set(a.instance, inst)
     proc.on('status', (s) => {
       this.publish()
