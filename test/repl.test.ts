@@ -1,6 +1,6 @@
 import test from 'ava'
 import { execFile, spawn } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -54,8 +54,16 @@ test.serial('repl: open(path) hands a downloaded log to $EDITOR', async (t) => {
   const expr = `await open(await cluster.logs('a', 'hello', { dir: ${JSON.stringify(logs)} }))`
   const out = await waitFor(async () => {
     const r = await run(process.execPath, [cliPath, 'repl', '--keys', c.keys, '--as', 'op', '--connect', c.node('a').address, '-e', expr], { env: { ...process.env, EDITOR: 'cat', VISUAL: '' } })
-    return r.stdout.includes('hello from the service') ? r.stdout : undefined
+    // ' out ': the line the service printed, not the 'started' line, whose command holds the same words.
+    return r.stdout.includes(' out hello from the service') ? r.stdout : undefined
   }, { what: 'the log to be printed by the "editor"' })
   t.regex(out, /out hello from the service/)
-  t.regex(out, /downloads\/a\/hello\.log"\n?$/)
+  t.regex(out, /downloads\/a\/hello\.log"\n?$/, `the path is printed last, got ${JSON.stringify(out.slice(-200))}`)
+  // lines and since narrow the download.
+  const client = await c.client('a')
+  const last = await readFile(await client.logs('a', 'hello', { lines: 1, dir: logs }), 'utf8')
+  t.is(last.split('\n').filter((l) => l !== '' && !l.startsWith('# ')).length, 1, `one line of the log, got ${JSON.stringify(last)}`)
+  const future = await readFile(await client.logs('a', 'hello', { since: new Date(Date.now() + 60_000), dir: logs }), 'utf8')
+  t.is(future, '', 'nothing was written after a time to come')
+  client.close()
 })
