@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net'
 import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
+import { serviceOfInstance } from '../scheduler'
 
 export interface ApiComponents { membership: Membership, hubs: Hubs, log: Logger }
 
@@ -94,9 +95,4 @@ class HttpApi implements LocalApi {
     this.server = undefined
     if (s !== undefined) await new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections() })
   }
-}
-
-/** `web-0` -> web, `agent@node-1` -> agent. */
-export function serviceOfInstance (instance: string): string {
-  return instance.replace(/(-\d+|@.*)$/, '')
 }

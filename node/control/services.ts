@@ -5,7 +5,7 @@
  * a node that does not answer is shown from what gossip says of it.
  */
 import type { Membership } from '../membership'
-import type { Phase } from '../scheduler'
+import { serviceOfInstance, type Phase } from '../scheduler'
 import type { Supervisor, InstanceReport } from '../supervisor'
 import type { Transport } from '../transport'
 import type { Logger } from '../log'
@@ -67,7 +67,7 @@ export async function servicesView (c: ServicesComponents, only?: string): Promi
   }
   // Instances still running where they are no longer assigned (being stopped, handed over).
   for (const r of byInstance.values()) {
-    const name = r.service !== '' ? r.service : r.instance.replace(/(-\d+|@.*)$/, '')
+    const name = r.service !== '' ? r.service : serviceOfInstance(r.instance)
     serviceView(name).instances.push({ ...view(r), reason: r.status.reason ?? 'no longer assigned here' })
   }
   for (const u of sched?.unschedulable ?? []) serviceView(u.service).unschedulable.push({ instance: u.instance, reason: u.reason })

@@ -55,6 +55,11 @@ export function schedule (input: ScheduleInput): Schedule {
   }
 }
 
+/** The service an instance id belongs to: `web-0` -> web, `agent@node-1` -> agent. */
+export function serviceOfInstance (instance: string): string {
+  return instance.replace(/(-\d+|@.*)$/, '')
+}
+
 /** The instances `nodeId` should run. */
 export function assignmentsFor (schedule: Schedule, nodeId: string): Assignment[] {
   return schedule.assignments.filter((a) => a.node === nodeId)

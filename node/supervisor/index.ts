@@ -21,7 +21,7 @@ import { errorMessage } from '../errors'
 import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
 import type { InstanceSummary, Membership } from '../membership'
-import { assignmentsFor, schedule, type Assignment, type Phase, type Schedule } from '../scheduler'
+import { assignmentsFor, schedule, serviceOfInstance, type Assignment, type Phase, type Schedule } from '../scheduler'
 import type { SpecLayer } from '../spec'
 import type { ServiceSpec } from '../spec/types'
 import { CodeCache } from './code'
@@ -99,6 +99,7 @@ class Reconciler implements Supervisor {
   private viewKey = ''
   private fenceTimer?: NodeJS.Timeout
   private quorumSince?: number
+  private prunedFor = ''
   private get fenceAfterMs (): number { return this.init.fenceAfterMs ?? 2500 }
   private readonly onView = (): void => {
     const key = this.keyOfView()
@@ -145,7 +146,7 @@ class Reconciler implements Supervisor {
 
   private waitsForSingleton (): boolean {
     const services = this.c.spec.current()?.spec.services ?? {}
-    return [...this.waiting.keys()].some((id) => services[id.replace(/-\d+$/, '')]?.placement.kind === 'singleton')
+    return [...this.waiting.keys()].some((id) => services[serviceOfInstance(id)]?.placement.kind === 'singleton')
   }
 
   private holdsSingleton (): boolean {
@@ -253,7 +254,13 @@ class Reconciler implements Supervisor {
       await this.launch(a, svc, dir, version, applied.version)
     }
     this.publish()
-    await this.code.prune(new Set([...this.instances.values()].map((i) => i.codeDir)))
+    // Only when what runs changed: reconcile also runs on a clock while a singleton is held.
+    const inUse = [...new Set([...this.instances.values()].map((i) => i.codeDir))].sort()
+    const key = `${applied.version}\n${inUse.join('\n')}`
+    if (key !== this.prunedFor) {
+      this.prunedFor = key
+      await this.code.prune(new Set(inUse))
+    }
   }
 
   private retryTimer?: NodeJS.Timeout
