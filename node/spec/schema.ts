@@ -53,6 +53,8 @@ export const clusterSchema: JSONSchemaType<ClusterSpec> = {
   }
 }
 
+const secretName = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' } as const
+
 const checks = {
   http: {
     type: 'object',
@@ -83,7 +85,19 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
       properties: {
         command: { type: 'string', minLength: 1 },
         args: strings,
-        env: { ...labels, propertyNames: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, maxProperties: 1000 },
+        env: {
+          type: 'object',
+          required: [],
+          nullable: true,
+          propertyNames: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+          maxProperties: 1000,
+          additionalProperties: {
+            anyOf: [
+              { type: 'string', maxLength: 65536 },
+              { type: 'object', additionalProperties: false, required: ['secret'], properties: { secret: secretName } }
+            ]
+          }
+        },
         cwd: { type: 'string', minLength: 1, pattern: '^(?!/)(?!(.*/)?\\.\\.(/|$)).*$', nullable: true }
       }
     },
@@ -156,7 +170,41 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
         maxBackoffMs: ms
       }
     },
-    stopGraceMs: ms
+    stopGraceMs: ms,
+    paths: {
+      type: 'array',
+      items: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^(?!/)(?!(.*/)?\\.\\.(/|$)).*$' },
+      maxItems: 1000,
+      nullable: true
+    },
+    ports: {
+      type: 'object',
+      required: [],
+      nullable: true,
+      minProperties: 1,
+      maxProperties: 32,
+      propertyNames: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$' },
+      additionalProperties: { type: 'object', additionalProperties: false, required: [], properties: { port: { ...port, nullable: true } } }
+    },
+    bind: { type: 'string', enum: ['node', 'loopback', 'any'], nullable: true },
+    state: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['mode'],
+      nullable: true,
+      properties: {
+        mode: { type: 'string', enum: ['local', 'migrate', 'replicate'] },
+        intervalMs: { type: 'integer', minimum: 100, maximum: 86_400_000, nullable: true },
+        copies: { type: 'integer', minimum: 1, maximum: 16, nullable: true },
+        before: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['command'],
+          nullable: true,
+          properties: { command: { type: 'string', minLength: 1 }, args: strings, timeoutMs: ms }
+        }
+      }
+    }
   }
 }
 
@@ -167,6 +215,9 @@ const overrides: Record<string, { field?: string, message: string }> = {
   '#/properties/health/not': { message: 'may use at most one of http, tcp, command' },
   '#/properties/run/properties/cwd/pattern': { message: 'must be a relative path inside the code root' },
   '#/properties/run/properties/env/propertyNames/pattern': { message: 'must be a valid environment variable name' },
+  '#/properties/run/properties/env/additionalProperties/anyOf': { message: 'must be a string or { "secret": "<name of a file in the image\'s secrets/ folder>" }' },
+  '#/properties/paths/items/pattern': { message: 'must be a relative path inside the spec repo' },
+  '#/properties/ports/propertyNames/pattern': { message: 'must be 1-32 lower-case letters, digits or "_", starting with a letter' },
   '#/properties/code/properties/repo/pattern': { message: 'must be an http(s) git URL' },
   '#/properties/revokedSerials/items/pattern': { message: 'must be a hex certificate serial (colons allowed)' },
   '#/properties/name/pattern': { message: 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' }

@@ -70,15 +70,73 @@ export interface ServiceSpec {
   restart?: RestartSpec
   /** Time between SIGTERM and SIGKILL when an instance stops. @default 10000 */
   stopGraceMs?: number
+  /**
+   * Spec-repo paths (files, or folders ending in `/`) the service's code is made of: only
+   * these are written into its code tree, and only a change to them (or to this file's
+   * run/health/resources/... fields) restarts it. @default [`services/<name>/`]
+   */
+  paths?: string[]
+  /**
+   * Named ports, each given to the process as `PORT_<NAME>` (upper-case); `PORT` is the
+   * first. A port is picked free on the node and kept across restarts where possible;
+   * `port` pins it. @default { "main": {} } (just `PORT`)
+   */
+  ports?: Record<string, PortSpec>
+  /**
+   * Where the process is expected to listen, which health checks dial and other nodes are
+   * told: `node` (the node's advertised host), `loopback` (127.0.0.1, reachable on this node
+   * only) or `any` (0.0.0.0; dialled on the advertised host). Given as `ORIGIN_HOST`.
+   * @default 'node'
+   */
+  bind?: BindKind
+  /** What happens to the instance's state directory (`ORIGIN_STATE_DIR`) when it moves. @default { mode: 'local' } */
+  state?: StateSpec
 }
+
+export type BindKind = 'node' | 'loopback' | 'any'
+
+export interface PortSpec {
+  /** A fixed port instead of a free one (two instances on one node then collide). */
+  port?: number
+}
+
+/**
+ * `local`: the directory stays on the node it was written on; an instance that moves starts
+ * empty there (and says so). `migrate`: on a graceful move the directory is copied over the
+ * mesh to the new node before the instance starts. `replicate`: the directory is
+ * snapshotted every `intervalMs` and copied to `copies` other nodes; after a failover the
+ * new instance starts from the freshest snapshot (at most one interval old).
+ */
+export type StateMode = 'local' | 'migrate' | 'replicate'
+
+export interface StateSpec {
+  mode: StateMode
+  /** replicate: time between snapshots. @default 30000 */
+  intervalMs?: number
+  /** replicate: how many other nodes keep a copy. @default 2 */
+  copies?: number
+  /**
+   * replicate (and migrate): a command run in the instance's code dir, with its environment,
+   * before each copy, so the copy is consistent (e.g. `redis-cli -p $PORT SAVE`). A failing
+   * hook skips that snapshot and says so.
+   */
+  before?: { command: string, args?: string[], timeoutMs?: number }
+}
+
+/** An env value read from a file of the image's `secrets/` folder instead of the spec. */
+export interface SecretRef { secret: string }
 
 export interface RunSpec {
   /** The executable, looked up on PATH (e.g. `node`). */
   command: string
   /** Its arguments. @default [] */
   args?: string[]
-  /** Extra environment variables. @default {} */
-  env?: Record<string, string>
+  /**
+   * Extra environment variables: a string, or `{ "secret": "name" }` for the contents of
+   * the image's `secrets/name` file (secrets do not belong in git). `$VAR` / `${VAR}` in
+   * `args` (and health settings) expand to these and to `PORT*` / `ORIGIN_*`. @default {}
+   */
+  env?: Record<string, string | SecretRef>
   /** Working directory, relative to the code root. @default '.' */
   cwd?: string
 }
