@@ -253,6 +253,9 @@ function describe (schema: object, e: ErrorObject): SchemaProblem | undefined {
   // `if` only says which branch failed, `propertyNames` only that a name failed: the
   // branch's and the name's own errors follow with the details.
   if (e.keyword === 'if' || e.keyword === 'propertyNames') return undefined
+  // A branch of an `anyOf` that has its own message: that message says it all.
+  const branch = /^(.*\/anyOf)\/\d+\//.exec(e.schemaPath)
+  if (branch !== null && overrides[branch[1]] !== undefined) return undefined
   const override = overrides[e.schemaPath]
   if (e.keyword === 'required') {
     const field = String(e.params.missingProperty)
