@@ -106,8 +106,12 @@ export class GitStore {
     if (objectsOfCommit[0]?.oid !== commit) throw new OriginError('E_SPEC_INVALID', `received objects are not commit ${commit}`)
   }
 
-  /** Every file of the commit's tree, by repo-relative path. */
-  async files (commit: string): Promise<Map<string, Buffer>> {
+  /**
+   * Every file of the commit's tree, by repo-relative path. With `modes`, also records each
+   * file that is not a plain file: 0o755 for executables, 0o120000 for symbolic links (whose
+   * content is the link's target, as git stores it).
+   */
+  async files (commit: string, modes?: Map<string, number>): Promise<Map<string, Buffer>> {
     const files = new Map<string, Buffer>()
     const { commit: parsed } = await iso().git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
     const walk = async (treeOid: string, prefix: string): Promise<void> => {
@@ -118,6 +122,8 @@ export class GitStore {
         else if (e.type === 'blob') {
           const { blob } = await iso().git.readBlob({ fs, gitdir: this.gitdir, oid: e.oid, cache: this.cache })
           files.set(path, Buffer.from(blob))
+          if (e.mode === '100755') modes?.set(path, 0o755)
+          else if (e.mode === '120000') modes?.set(path, 0o120000)
         }
       }
     }

@@ -23,6 +23,7 @@ import { type CommitInfo, GitStore, type GitObject } from '../git/store'
 import { verifyCommitSignature } from './signature'
 import { loadSpec, formatSpecError, type Spec, type SpecFiles } from './load'
 import { watchSpecDir } from './watch'
+import { executablesIn } from './modes'
 import { webhookHandler } from './webhook'
 import { followTarget, type Applied, type Rejection, type SpecSource, type SyncResult } from './state'
 
@@ -112,7 +113,7 @@ class GitSpec implements SpecLayer {
     const src = this.init.source
     if (src.kind === 'dir') {
       this.c.log.info(`taking the spec from the directory ${src.dir} (watched; no git)`)
-      this.stopWatching = await watchSpecDir(src.dir, (files, version) => { void this.consider(version, files, { dir: src.dir }) }, this.c.log)
+      this.stopWatching = await watchSpecDir(src.dir, (files, version) => { void executablesIn(src.dir, files.keys()).then(async (modes) => await this.consider(version, files, { dir: src.dir }, modes)) }, this.c.log)
       return
     }
     this.c.hubs.events.on('change', this.onMembers)
@@ -286,23 +287,24 @@ class GitSpec implements SpecLayer {
       const check = verifyCommitSignature(await this.store.rawCommit(commit), signers)
       if (!check.ok) return this.reject(commit, info, [`commit ${short(commit)}: ${check.reason}`])
     }
-    return await this.consider(commit, await this.store.files(commit), info)
+    const modes = new Map<string, number>()
+    return await this.consider(commit, await this.store.files(commit, modes), info, modes)
   }
 
-  private async consider (version: string, files: SpecFiles, info: CommitInfo | { dir: string }): Promise<Omit<SyncResult, 'node'>> {
+  private async consider (version: string, files: SpecFiles, info: CommitInfo | { dir: string }, modes: Map<string, number>): Promise<Omit<SyncResult, 'node'>> {
     if (version === this.applied?.version) return { outcome: 'unchanged', commit: version }
     const loaded = loadSpec(files, { tsTimeoutMs: this.init.tsTimeoutMs })
     if (!loaded.ok) return this.reject(version, info, loaded.errors.map(formatSpecError))
     if (loaded.spec.cluster.name !== this.c.cluster) {
       return this.reject(version, info, [`cluster.json: name "${loaded.spec.cluster.name}" is not this cluster ("${this.c.cluster}")`])
     }
-    return this.apply(version, loaded.spec, files, info)
+    return this.apply(version, loaded.spec, files, info, modes)
   }
 
-  private apply (version: string, s: Spec, files: SpecFiles, info: CommitInfo | { dir: string }): Omit<SyncResult, 'node'> {
+  private apply (version: string, s: Spec, files: SpecFiles, info: CommitInfo | { dir: string }, modes: Map<string, number>): Omit<SyncResult, 'node'> {
     if (this.applied !== undefined) this.superseded.add(this.applied.version)
     this.superseded.delete(version)
-    this.applied = { version, spec: s, files, info: describe(version, info), appliedAt: Date.now() }
+    this.applied = { version, spec: s, files, modes, info: describe(version, info), appliedAt: Date.now() }
     this.c.membership.setSpec(version)
     this.c.log.info(`applied spec ${describeLine(this.applied.info)}: ${Object.keys(s.services).length} services, minNodes ${s.cluster.minNodes}`)
     this.events.emit('applied', this.applied)

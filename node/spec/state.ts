@@ -26,6 +26,8 @@ export interface Applied {
   spec: Spec
   /** Every file of that version: services without a `code` repo run from these. */
   files: Map<string, Buffer>
+  /** Files that are not plain: 0o755 executables, 0o120000 symbolic links (content = target). */
+  modes: Map<string, number>
   info: CommitInfo
   appliedAt: number
 }
