@@ -18,6 +18,7 @@ import { webSocketTransport, type Transport } from './transport'
 import { spec as defaultSpec, type SpecLayer, type SpecSource } from './spec'
 import { localApi } from './api'
 import { supervisor as defaultSupervisor, type Supervisor } from './supervisor'
+import { listSecrets } from './supervisor/secrets'
 
 export interface NodeOptions {
   config: ImageConfig
@@ -67,7 +68,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const membershipLayer = layers.membership({ seeds: config.seeds, ...config.membership })({
     transport,
     log: root.child('membership'),
-    self: { id, address: config.advertise, characteristics: measureCharacteristics(config.characteristics, config.labels, Date.now()) }
+    self: { id, address: config.advertise, characteristics: { ...measureCharacteristics(config.characteristics, config.labels, Date.now()), secrets: await listSecrets(config.secrets) } }
   })
   const hubLayer = layers.hubs({ policy: config.hubs })({ membership: membershipLayer, log: root.child('hubs') })
   const specLayer = layers.spec({ source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs })({
@@ -79,7 +80,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     transport.setRevoked(spec.cluster.revokedSerials)
   })
   const api = localApi()({ membership: membershipLayer, hubs: hubLayer, log: root.child('api') })
-  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, log: root.child('supervisor') })
+  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, log: root.child('supervisor') })
   const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },

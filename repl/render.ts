@@ -128,11 +128,15 @@ export class ServicesReport {
     for (const s of this.services) {
       lines.push('', `${s.name} (${s.placement})`)
       if (s.instances.length > 0) {
-        lines.push(textTable(['instance', 'node', 'status', 'restarts', 'uptime', 'why'], s.instances.map((i) => [
-          i.instance, i.node, i.state, String(i.restarts ?? ''),
+        lines.push(textTable(['instance', 'node', 'address', 'status', 'restarts', 'uptime', 'why'], s.instances.map((i) => [
+          i.instance, i.node, i.address ?? '', i.state, String(i.restarts ?? ''),
           i.startedAt !== undefined && (i.state === 'ready' || i.state === 'starting' || i.state === 'unhealthy') ? formatDuration(now - i.startedAt) : '',
           i.reason ?? ''
         ])).split('\n').map((l) => '  ' + l).join('\n'))
+      }
+      for (const i of s.instances) {
+        if (i.rollout !== undefined) lines.push(`  new version of ${i.instance} on ${i.node} waits: ${i.rollout}`)
+        if (i.stateNote !== undefined && i.stateNote !== '' && !/^(kept|local directory)/.test(i.stateNote)) lines.push(`  state of ${i.instance}: ${i.stateNote}`)
       }
       for (const u of s.unschedulable) lines.push(`  unschedulable${u.instance === undefined ? '' : ` ${u.instance}`}: ${u.reason}`)
     }

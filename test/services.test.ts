@@ -280,7 +280,7 @@ test.serial('supervisor: code trees of versions nothing runs any more are remove
   const s = await setup(t)
   await mkdir(join(s.dir, 'app'))
   const node = await s.c.start({ name: 'a', image: { specDir: s.dir } })
-  await s.write('services/app.json', { run: { command: 'node', args: ['app/main.js'] }, placement: { kind: 'every' }, stopGraceMs: 500 })
+  await s.write('services/app.json', { run: { command: 'node', args: ['app/main.js'] }, placement: { kind: 'every' }, paths: ['app/'], stopGraceMs: 500 })
   let previous = ''
   for (const v of ['1', '2', '3']) {
     await writeFile(join(s.dir, 'app', 'main.js'), `console.log('version ${v}'); setInterval(() => {}, 1000)\n`)
@@ -290,7 +290,7 @@ test.serial('supervisor: code trees of versions nothing runs any more are remove
     }, { what: `version ${v} to run` })
   }
   const trees = await waitFor(async () => {
-    const names = (await readdir(join(node.dir, 'data', 'code'))).filter((n) => n.startsWith('spec-'))
+    const names = (await readdir(join(node.dir, 'data', 'code'))).filter((n) => n.startsWith('app-spec-'))
     return names.length === 1 ? names : undefined
   }, { what: 'only the running version\'s tree to be left' })
   t.is(trees.length, 1)

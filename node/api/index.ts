@@ -4,7 +4,8 @@
  *
  *   GET /v1/self           { node, service }              who am I
  *   GET /v1/members        [{ id, address, hub, labels }]  alive members
- *   GET /v1/where/<svc>    [{ instance, node, address, state }] where a service runs
+ *   GET /v1/where/<svc>    [{ instance, node, address, host, port, state }] where a service runs:
+ *                          `address` is host:port of the instance's first port
  *
  * @example
  *   curl -H "authorization: Bearer $ORIGIN_API_KEY" $ORIGIN_API/v1/where/web
@@ -16,6 +17,7 @@ import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
+import { hostOf } from '../supervisor/environment'
 
 export interface ApiComponents { membership: Membership, hubs: Hubs, log: Logger }
 
@@ -75,7 +77,11 @@ class HttpApi implements LocalApi {
         const out = Object.values(table).filter((m) => m.status === 'alive').flatMap((m) =>
           Object.entries(m.instances ?? {})
             .filter(([id]) => serviceOfInstance(id) === where[1])
-            .map(([instance, s]) => ({ instance, node: m.id, address: m.address.replace(/:\d+$/, ''), state: s.s })))
+            .map(([instance, s]) => {
+              const port = Number(/:(\d+)$/.exec(s.a ?? '')?.[1] ?? 0)
+              const host = s.a === undefined ? hostOf(m.address) : hostOf(s.a)
+              return { instance, node: m.id, address: s.a ?? '', host, port, state: s.s }
+            }))
         send(200, out)
         return
       }

@@ -22,6 +22,7 @@ their seeds. SIGTERM or Ctrl-C leaves the cluster gracefully.
   --advertise HOST:PORT  address other nodes dial (default: the listen address)
   --seeds LIST       comma-separated HOST:PORT of nodes to join through
   --data DIR         data directory (node id, node.log)
+  --secrets DIR      folder of secret files services take env values from (default: IMAGE/secrets)
   --name ID          node id to take on first start (kept in the data dir afterwards)
   --spec URL[#REF]   spec repo (HTTP(S) git remote; #REF picks a branch, default the remote's HEAD)
   --spec-dir DIR     take the spec from a local directory, watched for changes (no git)
@@ -38,7 +39,8 @@ const options = {
   name: { type: 'string' },
   'log-level': { type: 'string' },
   spec: { type: 'string' },
-  'spec-dir': { type: 'string' }
+  'spec-dir': { type: 'string' },
+  secrets: { type: 'string' }
 } as const
 
 async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, keys: string }> {
@@ -50,6 +52,8 @@ async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, ke
     const dir = resolve(image)
     config = await readImageConfig(join(dir, 'image.json'))
     config.data = resolve(dir, config.data)
+    // An image's secrets live beside its keys: `secrets/` unless image.json names another folder.
+    config.secrets = resolve(dir, config.secrets ?? 'secrets')
     keys = values.keys ?? join(dir, 'keys')
   } else {
     const cluster = required(values, 'cluster', usage)
@@ -73,6 +77,7 @@ async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, ke
   }
   config = { ...config, ...flags }
   if (values.data !== undefined) config.data = resolve(values.data)
+  if (values.secrets !== undefined) config.secrets = resolve(values.secrets)
   if (values.spec !== undefined && values['spec-dir'] !== undefined) throw new OriginError('E_ARGS', 'give --spec or --spec-dir, not both')
   if (values.spec !== undefined) {
     const [url, ref] = values.spec.split('#')

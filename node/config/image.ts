@@ -16,7 +16,8 @@
  *   "spec": { "url": "https://git.example.com/ops/spec.git", "ref": "main", "token": "...",
  *             "pollIntervalMs": 5000, "webhookSecret": "...", "allowedSigners": ["ssh-ed25519 AAAA... alice"] },
  *   "specDir": "../spec",                   local development: a watched directory instead of git
- *   "log": { "level": "info", "maxBytes": 10485760, "keep": 5 }   node and instance logs rotate by size
+ *   "log": { "level": "info", "maxBytes": 10485760, "keep": 5 },  node and instance logs rotate by size
+ *   "secrets": "secrets"                    folder of secret files services take env values from
  * }
  */
 import { readFile } from 'node:fs/promises'
@@ -37,6 +38,8 @@ export interface ImageConfig {
   log: { level?: 'debug' | 'info' | 'warn' | 'error', maxBytes?: number, keep?: number }
   spec?: { url: string, ref?: string, token?: string, pollIntervalMs?: number, webhookSecret?: string, allowedSigners?: string[], tsTimeoutMs?: number }
   specDir?: string
+  /** Folder of secret files (env values `{ "secret": name }`), relative to the image. */
+  secrets?: string
 }
 
 // The port part is 0-65535 spelled out: a pattern cannot compare numbers, and five digits alone let 99999 through.
@@ -105,7 +108,8 @@ export const imageSchema = {
         tsTimeoutMs: { type: 'integer', minimum: 10, maximum: 60_000 }
       }
     },
-    specDir: { type: 'string', minLength: 1 }
+    specDir: { type: 'string', minLength: 1 },
+    secrets: { type: 'string', minLength: 1 }
   }
 }
 
@@ -145,7 +149,8 @@ export function parseImageConfig (text: string, source = 'image.json'): ImageCon
     hubs: v.hubs ?? {},
     log: v.log ?? {},
     spec: v.spec,
-    specDir: v.specDir
+    specDir: v.specDir,
+    secrets: v.secrets
   }
 }
 

@@ -18,6 +18,16 @@ export interface InstanceView {
   restarts?: number
   startedAt?: number
   version: string
+  /** `host:port` of its first port, reachable from other nodes (loopback for `bind: loopback`). */
+  address?: string
+  /** Its first port (PORT). */
+  port?: number
+  /** Every port by name. */
+  ports?: Record<string, number>
+  /** Why it does not run the version the spec asks for, while a rollout waits (`build failed: ...`). */
+  rollout?: string
+  /** What happened to its state directory when it started. */
+  stateNote?: string
 }
 
 export interface ServiceView {
@@ -44,7 +54,15 @@ export async function servicesView (c: ServicesComponents, only?: string): Promi
     } catch (err) {
       c.log.debug(`no report from ${m.id}: ${String(err)}`)
       return Object.entries(m.instances ?? {}).map(([instance, s]) => ({
-        instance, service: '', node: m.id, version: s.v, status: { state: s.s as InstanceReport['status']['state'], restarts: 0, reason: 'from gossip: the node did not answer' }, port: 0, logPath: ''
+        instance,
+        service: '',
+        node: m.id,
+        version: s.v,
+        status: { state: s.s as InstanceReport['status']['state'], restarts: 0, reason: 'from gossip: the node did not answer' },
+        port: Number(/:(\d+)$/.exec(s.a ?? '')?.[1] ?? 0),
+        ports: {},
+        address: s.a ?? '',
+        logPath: ''
       }))
     }
   }))
@@ -76,7 +94,11 @@ export async function servicesView (c: ServicesComponents, only?: string): Promi
 }
 
 function view (r: InstanceReport): InstanceView {
-  return { instance: r.instance, node: r.node, state: r.status.state, reason: r.status.reason, restarts: r.status.restarts, startedAt: r.status.startedAt, version: r.version }
+  const v: InstanceView = { instance: r.instance, node: r.node, state: r.status.state, reason: r.status.reason, restarts: r.status.restarts, startedAt: r.status.startedAt, version: r.version }
+  if (r.address !== '') { v.address = r.address; v.port = r.port; v.ports = r.ports }
+  if (r.rollout !== undefined) v.rollout = r.rollout
+  if (r.state !== undefined) v.stateNote = r.state
+  return v
 }
 
 function placementOf (c: ServicesComponents, name: string): string {

@@ -20,7 +20,12 @@ const memberSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['v', 's'],
-        properties: { v: { type: 'string', maxLength: 100 }, s: { type: 'string', maxLength: 20 } }
+        properties: {
+          v: { type: 'string', maxLength: 100 },
+          s: { type: 'string', maxLength: 20 },
+          g: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+          a: { type: 'string', maxLength: 300 }
+        }
       }
     },
     characteristics: {
@@ -32,7 +37,8 @@ const memberSchema = {
         memoryMb: { type: 'number', minimum: 0 },
         arch: { type: 'string', maxLength: 32 },
         labels: { type: 'object', additionalProperties: { type: 'string' }, maxProperties: 64 },
-        startedAt: { type: 'integer', minimum: 0 }
+        startedAt: { type: 'integer', minimum: 0 },
+        secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 1000 }
       }
     }
   }

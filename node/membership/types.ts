@@ -23,6 +23,8 @@ export interface Characteristics {
   labels: Record<string, string>
   /** When this incarnation started (ms since epoch); longer uptime = earlier. */
   startedAt: number
+  /** Names of the secrets the node's image carries (never their values). */
+  secrets?: string[]
 }
 
 export interface Member {
@@ -50,6 +52,10 @@ export interface InstanceSummary {
   v: string
   /** State, as the supervisor names it. */
   s: string
+  /** Generation of the instance's state directory (it grows each time the instance moves). */
+  g?: number
+  /** Where other nodes reach it (`host:port` of its first port). */
+  a?: string
 }
 
 /** Member id -> entry. Plain object so it crosses the wire as is. */

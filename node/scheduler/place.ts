@@ -30,6 +30,11 @@ import { compareIds } from '../membership/table'
 import type { PlacementKind, PlacementSpec, ServiceSpec } from '../spec/types'
 import type { Assignment, Unschedulable } from './types'
 
+/** The secret names a service's env refers to: only nodes whose image carries them all may run it. */
+export function secretsOf (svc: ServiceSpec): string[] {
+  return Object.values(svc.run.env ?? {}).flatMap((v) => typeof v === 'string' ? [] : [v.secret]).sort()
+}
+
 export interface Placement {
   assignments: Assignment[]
   unschedulable: Unschedulable[]
@@ -62,9 +67,9 @@ export function placeServices (services: Record<string, ServiceSpec>, hosts: Mem
 
 /** `every` / `hubs`: one instance `name@node` on each candidate that matches the selector. */
 function placeOnEach (name: string, svc: ServiceSpec, candidates: Member[], noun: string, free: Map<string, number>, out: Placement): void {
-  const matching = candidates.filter((m) => matches(svc.placement, m))
+  const matching = candidates.filter((m) => matches(svc, m))
   if (matching.length === 0) {
-    out.unschedulable.push({ service: name, reason: noMatchReason(svc.placement, candidates, noun) })
+    out.unschedulable.push({ service: name, reason: noMatchReason(svc, candidates, noun) })
     return
   }
   const need = svc.resources?.memoryMb ?? 0
@@ -82,9 +87,9 @@ function placeOnEach (name: string, svc: ServiceSpec, candidates: Member[], noun
 
 /** `singleton` / `replicas`: each instance by rendezvous hashing over the matching hosts with room. */
 function placeRanked (name: string, svc: ServiceSpec, instances: string[], hosts: Member[], free: Map<string, number>, out: Placement): void {
-  const matching = hosts.filter((m) => matches(svc.placement, m))
+  const matching = hosts.filter((m) => matches(svc, m))
   if (matching.length === 0) {
-    const reason = noMatchReason(svc.placement, hosts, 'alive node')
+    const reason = noMatchReason(svc, hosts, 'alive node')
     for (const instance of instances) out.unschedulable.push({ service: name, instance, reason })
     return
   }
@@ -163,9 +168,11 @@ function instanceIds (name: string, p: PlacementSpec): string[] {
 }
 
 // Selector fields are `== null` checked: the schema makes them nullable, so JSON may hold null.
-function matches (p: PlacementSpec, m: Member): boolean {
+function matches (svc: ServiceSpec, m: Member): boolean {
+  const p = svc.placement
   const c = m.characteristics
-  return labelsMatch(p.labels, c.labels) &&
+  return secretsOf(svc).every((name) => c.secrets?.includes(name) === true) &&
+    labelsMatch(p.labels, c.labels) &&
     (p.minCpus == null || c.cpus >= p.minCpus) &&
     (p.minMemoryMb == null || c.memoryMb >= p.minMemoryMb) &&
     (p.arch == null || c.arch === p.arch)
@@ -177,7 +184,8 @@ function labelsMatch (want: Record<string, string> | undefined, have: Record<str
 }
 
 /** Why no candidate matches: each selector no candidate meets on its own, or else their combination. */
-function noMatchReason (p: PlacementSpec, candidates: Member[], noun: string): string {
+function noMatchReason (svc: ServiceSpec, candidates: Member[], noun: string): string {
+  const p = svc.placement
   if (candidates.length === 0) return `no ${noun}s`
   const chars = candidates.map((m) => m.characteristics)
   const labels = Object.keys(p.labels ?? {}).sort(compareIds).map((k) => `${k}=${(p.labels ?? {})[k]}`)
@@ -200,6 +208,10 @@ function noMatchReason (p: PlacementSpec, candidates: Member[], noun: string): s
   if (p.arch != null) {
     terms.push(`arch ${p.arch}`)
     if (!chars.some((c) => c.arch === p.arch)) reasons.push(`arch ${p.arch}: no ${noun} has it`)
+  }
+  for (const secret of secretsOf(svc)) {
+    terms.push(`secret ${secret}`)
+    if (!chars.some((c) => c.secrets?.includes(secret) === true)) reasons.push(`needs the secret "${secret}", which no ${noun}'s image carries (in its secrets/ folder)`)
   }
   return reasons.length > 0 ? reasons.join('; ') : `no ${noun} matches all of: ${terms.join(', ')}`
 }

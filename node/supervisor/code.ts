@@ -1,19 +1,23 @@
 /**
- * Where a service's code comes from, on disk: the spec repo itself (the files of the
- * applied spec version, written once per version), or another git repo + ref fetched with
+ * Where a service's code comes from, on disk: its own paths of the spec repo (by default
+ * `services/<name>/`, written once per content), or another git repo + ref fetched with
  * isomorphic-git into the data dir, with an optional build command run once per commit.
  * Each prepared tree is written to a temp dir and renamed into place, so a half-written
- * tree is never run.
+ * tree is never run; file modes from git (the executable bit, symbolic links inside the
+ * tree) are kept. A preparation that fails (fetch, build) is retried with exponential
+ * backoff, like a crashing process, and what failed is kept for the operator to see.
  */
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { chmod, mkdir, open, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises'
+import { dirname, join, posix } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import { GitStore } from '../git/store'
 import type { Logger } from '../log'
+import type { Applied } from '../spec'
 import type { ServiceSpec } from '../spec/types'
+import { codeDigest, filesUnder, servicePaths } from './version'
 
 export interface PreparedCode {
   /** Directory the service runs in (before `run.cwd`). */
@@ -22,28 +26,34 @@ export interface PreparedCode {
   version: string
 }
 
-/** Spec files that describe the cluster rather than being code a service runs. */
-function isSpecFile (path: string): boolean {
-  return /^(cluster\.(json|ts)|services\/[^/]+\.(json|ts)|ops\/.*|plugins\/.*|README[^/]*)$/.test(path)
-}
+/** Backoff of failed preparations: first retry after `firstMs`, doubling up to `maxMs`. */
+export const prepareBackoff = { firstMs: 2000, maxMs: 300_000 }
 
-/** A digest of the code part of a spec version: editing one service's spec file does not restart the others. */
-export function specCodeDigest (files: Map<string, Buffer>): string {
-  const h = createHash('sha256')
-  for (const path of [...files.keys()].filter((p) => !isSpecFile(p)).sort()) {
-    h.update(path).update('\0').update(files.get(path) as Buffer).update('\0')
-  }
-  return h.digest('hex').slice(0, 16)
-}
+/** A preparation that failed and when it may be tried again. */
+export interface PrepareFailure { reason: string, failures: number, retryAt: number, logPath?: string }
 
-async function writeTree (target: string, files: Map<string, Buffer>): Promise<void> {
+const SYMLINK = 0o120000
+
+async function writeTree (target: string, files: Map<string, Buffer>, modes: Map<string, number> = new Map()): Promise<void> {
   if (existsSync(target)) return
   const tmp = `${target}.tmp-${process.pid}-${Date.now()}`
   for (const [path, content] of files) {
     const file = join(tmp, path)
     if (!file.startsWith(tmp + '/')) throw new OriginError('E_SPEC_INVALID', `refusing to write ${path} outside the code directory`)
     await mkdir(dirname(file), { recursive: true })
+    const mode = modes.get(path)
+    if (mode === SYMLINK) {
+      // A link that stays inside the tree is kept; one that leaves it would be a way out of the tree.
+      const linkTarget = content.toString('utf8')
+      const resolved = posix.normalize(posix.join(posix.dirname(path), linkTarget))
+      if (posix.isAbsolute(linkTarget) || resolved.startsWith('../') || resolved === '..') {
+        throw new OriginError('E_SPEC_INVALID', `${path} is a symbolic link to ${linkTarget}, outside the code tree`, { file: path })
+      }
+      await symlink(linkTarget, file)
+      continue
+    }
     await writeFile(file, content)
+    if (mode !== undefined) await chmod(file, mode)
   }
   await mkdir(tmp, { recursive: true })
   await mkdir(dirname(target), { recursive: true })
@@ -59,21 +69,47 @@ export class CodeCache {
 
   constructor (private readonly dataDir: string, private readonly nodeId: string, private readonly log: Logger) {}
 
+  /** Failed preparations by service, until one succeeds. */
+  private readonly failures = new Map<string, PrepareFailure>()
+
   /**
-   * The code for `service` under spec version `specVersion`, prepared once; concurrent
-   * callers share the work, and a failure is forgotten so the next reconcile tries again.
-   * A `code.ref` that names a branch is resolved when the spec version is first seen: to
-   * deploy new app code, change the spec (or pin a commit), as with an image tag.
+   * The code for `service` under the applied spec, prepared once per spec version;
+   * concurrent callers share the work. A failure is kept with a backoff: until its retry
+   * time, prepare fails at once with the same reason (no request to the code repo, no
+   * build). A `code.ref` that names a branch is resolved when the spec version is first
+   * seen: to deploy new app code, change the spec (or pin a commit), as with an image tag.
    */
-  async prepare (service: string, svc: ServiceSpec, specVersion: string, specFiles: Map<string, Buffer>): Promise<PreparedCode> {
-    const key = `${specVersion}:${service}`
+  async prepare (service: string, svc: ServiceSpec, applied: Pick<Applied, 'version' | 'files' | 'modes'>, now = Date.now()): Promise<PreparedCode> {
+    const key = `${applied.version}:${service}`
     let p = this.prepared.get(key)
     if (p === undefined) {
-      p = svc.code === undefined ? this.fromSpec(specFiles) : this.fromRepo(service, svc.code)
+      const failed = this.failures.get(service)
+      if (failed !== undefined && now < failed.retryAt) {
+        throw new OriginError('E_START_FAILED', `${failed.reason}; retrying in ${Math.ceil((failed.retryAt - now) / 1000)} s (attempt ${failed.failures + 1})`, { service })
+      }
+      p = svc.code === undefined ? this.fromSpec(service, svc, applied) : this.fromRepo(service, svc.code)
       this.prepared.set(key, p)
-      p.catch(() => { if (this.prepared.get(key) === p) this.prepared.delete(key) })
+      p.then(() => { this.failures.delete(service) }, (err) => {
+        if (this.prepared.get(key) === p) this.prepared.delete(key)
+        const failures = (this.failures.get(service)?.failures ?? 0) + 1
+        const delay = Math.min(prepareBackoff.firstMs * 2 ** (failures - 1), prepareBackoff.maxMs)
+        const reason = errorMessage(err)
+        this.failures.set(service, { reason, failures, retryAt: Date.now() + delay, logPath: (err as OriginError).data?.logPath as string | undefined })
+        this.log.warn(`preparing the code of ${service} failed (attempt ${failures}): ${reason}; next try in ${(delay / 1000).toFixed(0)} s`)
+      })
     }
     return await p
+  }
+
+  /** The failed preparation of `service`, if its last one failed. */
+  failure (service: string): PrepareFailure | undefined {
+    return this.failures.get(service)
+  }
+
+  /** When the earliest failed preparation may be retried. */
+  nextRetry (): number | undefined {
+    const times = [...this.failures.values()].map((f) => f.retryAt)
+    return times.length === 0 ? undefined : Math.min(...times)
   }
 
   /**
@@ -104,10 +140,12 @@ export class CodeCache {
     for (const key of this.prepared.keys()) if (!key.startsWith(`${specVersion}:`)) this.prepared.delete(key)
   }
 
-  private async fromSpec (files: Map<string, Buffer>): Promise<PreparedCode> {
-    const version = specCodeDigest(files)
-    const dir = join(this.dataDir, 'code', `spec-${version}`)
-    await writeTree(dir, files)
+  private async fromSpec (service: string, svc: ServiceSpec, applied: Pick<Applied, 'files' | 'modes'>): Promise<PreparedCode> {
+    const files = filesUnder(servicePaths(service, svc), applied.files)
+    const modes = filesUnder(servicePaths(service, svc), applied.modes)
+    const version = codeDigest(files, modes)
+    const dir = join(this.dataDir, 'code', `${service}-spec-${version}`)
+    await writeTree(dir, files, modes)
     return { dir, version: `spec-${version}` }
   }
 
@@ -116,14 +154,21 @@ export class CodeCache {
     const store = new GitStore(join(this.dataDir, 'code', 'repos', `${repoKey}.git`))
     await store.init()
     const remote = { url: code.repo, ref: code.ref, userAgent: `origin-node/${this.nodeId}` }
-    const head = await store.remoteHead(remote)
-    if (!await store.has(head.oid)) await store.fetch(remote, head.ref)
+    let head: { ref: string, oid: string }
+    try {
+      head = await store.remoteHead(remote)
+      if (!await store.has(head.oid)) await store.fetch(remote, head.ref)
+    } catch (err) {
+      throw new OriginError('E_START_FAILED', `fetching ${code.repo}${code.ref === undefined ? '' : ` ${code.ref}`} failed: ${errorMessage(err)}`, { service })
+    }
     const buildKey = code.build === undefined ? '' : `-${createHash('sha256').update(code.build).digest('hex').slice(0, 8)}`
     const dir = join(this.dataDir, 'code', `${service}-${head.oid.slice(0, 12)}${buildKey}`)
     if (!existsSync(dir)) {
       const staging = `${dir}.staging-${process.pid}`
       await rm(staging, { recursive: true, force: true })
-      await writeTree(staging, await store.files(head.oid))
+      const modes = new Map<string, number>()
+      const files = await store.files(head.oid, modes)
+      await writeTree(staging, files, modes)
       if (code.build !== undefined) await this.build(service, code.build, staging)
       await rename(staging, dir)
     }
@@ -142,7 +187,7 @@ export class CodeCache {
         child.once('exit', (c, sig) => resolve(c ?? sig ?? 'unknown'))
         child.once('error', (err) => resolve(errorMessage(err)))
       })
-      if (code !== 0) throw new OriginError('E_START_FAILED', `build of ${service} failed (${typeof code === 'number' ? `exit ${code}` : code}); see ${logPath}`, { service })
+      if (code !== 0) throw new OriginError('E_START_FAILED', `build failed: ${typeof code === 'number' ? `exit ${code}` : code}; see ${logPath}`, { service, logPath })
     } finally {
       await out.close()
     }

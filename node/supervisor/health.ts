@@ -9,25 +9,27 @@ export interface CheckResult { ok: boolean, detail: string }
 
 /**
  * Runs the one check the spec names; `detail` says what was tried and what came back.
- * An http or tcp check without a port checks the instance's PORT (from `env`).
+ * An http or tcp check without a port checks the instance's PORT (from `env`), on `host`
+ * (where the instance listens, as the supervisor resolved its `bind`; default loopback).
  */
-export async function runHealthCheck (h: HealthSpec, timeoutMs: number, cwd: string, env: Record<string, string>): Promise<CheckResult> {
+export async function runHealthCheck (h: HealthSpec & { host?: string }, timeoutMs: number, cwd: string, env: Record<string, string>): Promise<CheckResult> {
+  const host = h.host ?? '127.0.0.1'
   const portOf = (port: number | undefined): number | undefined => port ?? (/^[0-9]+$/.test(env.PORT ?? '') ? Number(env.PORT) : undefined)
   const noPort = { ok: false, detail: 'no port to check: the health check names none and PORT is not in the environment' }
   if (h.http !== undefined) {
     const port = portOf(h.http.port)
-    return port === undefined ? noPort : await httpCheck(port, h.http.path ?? '/', timeoutMs)
+    return port === undefined ? noPort : await httpCheck(host, port, h.http.path ?? '/', timeoutMs)
   }
   if (h.tcp !== undefined) {
     const port = portOf(h.tcp.port)
-    return port === undefined ? noPort : await tcpCheck(port, timeoutMs)
+    return port === undefined ? noPort : await tcpCheck(host, port, timeoutMs)
   }
   if (h.command !== undefined) return await commandCheck(h.command.command, h.command.args ?? [], timeoutMs, cwd, env)
   return { ok: true, detail: 'no check' }
 }
 
-async function httpCheck (port: number, path: string, timeoutMs: number): Promise<CheckResult> {
-  const url = `http://127.0.0.1:${port}${path.startsWith('/') ? path : '/' + path}`
+async function httpCheck (host: string, port: number, path: string, timeoutMs: number): Promise<CheckResult> {
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}${path.startsWith('/') ? path : '/' + path}`
   return await new Promise((resolve) => {
     const req = http.get(url, { agent: false }, (res) => {
       res.resume()
@@ -47,10 +49,10 @@ async function httpCheck (port: number, path: string, timeoutMs: number): Promis
   })
 }
 
-async function tcpCheck (port: number, timeoutMs: number): Promise<CheckResult> {
-  const where = `TCP 127.0.0.1:${port}`
+async function tcpCheck (host: string, port: number, timeoutMs: number): Promise<CheckResult> {
+  const where = `TCP ${host}:${port}`
   return await new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port })
+    const sock = net.connect({ host, port })
     const timer = setTimeout(() => finish({ ok: false, detail: `${where} -> no connection within ${timeoutMs} ms` }), timeoutMs)
     sock.once('connect', () => finish({ ok: true, detail: `${where} -> connected` }))
     sock.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, detail: `${where} -> ${err.code ?? err.message}` }))

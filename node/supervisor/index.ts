@@ -11,7 +11,6 @@
  *   const s = supervisor({ dataDir })({ spec, membership, hubs, api, log })
  *   s.report()   // this node's instances with status, restarts, uptime
  */
-import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
@@ -25,9 +24,12 @@ import { assignmentsFor, schedule, serviceOfInstance, type Assignment, type Phas
 import type { SpecLayer } from '../spec'
 import type { ServiceSpec } from '../spec/types'
 import { CodeCache } from './code'
-import { freePort } from './ports'
-import { ManagedProcess, type InstanceStatus } from './process'
+import { bindHosts, expandVars, hostOf, instanceEnvironment, joinHostPort, portNames, resolveHealth } from './environment'
+import { PortBook } from './ports'
+import { ManagedProcess, type InstanceState, type InstanceStatus } from './process'
 import { mayReplace, runningElsewhere, singletonQuorum } from './rolling'
+import { resolveEnv } from './secrets'
+import { serviceVersion } from './version'
 
 export interface SupervisorInit {
   dataDir: string
@@ -41,18 +43,32 @@ export interface SupervisorInit {
   logMaxBytes?: number
   /** Instance log rotation: rotated parts kept. @default 5 */
   logKeep?: number
+  /** The image's secrets folder (env values `{ "secret": name }` are read from it). @default none */
+  secretsDir?: string
 }
 
 export interface SupervisorComponents { spec: SpecLayer, membership: Membership, hubs: Hubs, api: LocalApi, log: Logger }
+
+/** An instance's status, or `pending`: assigned here and not running, with the reason. */
+export type ReportStatus = Omit<InstanceStatus, 'state'> & { state: InstanceState | 'pending' }
 
 export interface InstanceReport {
   instance: string
   service: string
   node: string
   version: string
-  status: InstanceStatus
+  status: ReportStatus
+  /** Its first port (PORT); 0 while pending. */
   port: number
+  /** Every port by name. */
+  ports: Record<string, number>
+  /** `host:port` where other nodes reach its first port (127.0.0.1:port for `bind: loopback`). */
+  address: string
   logPath: string
+  /** Why it does not run the version the spec asks for, while a new version waits. */
+  rollout?: string
+  /** What happened to its state directory when it started here, in words. */
+  state?: string
 }
 
 export interface Supervisor {
@@ -72,11 +88,15 @@ export interface Supervisor {
 interface Instance {
   assignment: Assignment
   version: string
-  port: number
+  ports: Array<[string, number]>
+  address: string
   proc: ManagedProcess
   logPath: string
   /** The prepared code tree it runs in (kept on disk while it runs). */
   codeDir: string
+  stateDir: string
+  stateNote: string
+  generation?: number
 }
 
 export function supervisor (init: SupervisorInit) {
@@ -90,7 +110,14 @@ class Reconciler implements Supervisor {
   private readonly busy = new Set<string>()
   /** Why an assigned instance is not running (code could not be prepared, waiting for a handover). */
   private readonly waiting = new Map<string, string>()
+  /**
+   * Instances being replaced by a new version here: still announced (as `replacing`) between
+   * the old process's exit and the new one's start, so the schedule keeps them on this node
+   * rather than sending them back to their rendezvous "home".
+   */
+  private readonly held = new Map<string, InstanceSummary>()
   private readonly code: CodeCache
+  private readonly ports: PortBook
   private sched?: Schedule
   private phase?: Phase
   private running = false
@@ -110,6 +137,7 @@ class Reconciler implements Supervisor {
 
   constructor (private readonly init: SupervisorInit, private readonly c: SupervisorComponents) {
     this.code = new CodeCache(init.dataDir, c.membership.id, c.log)
+    this.ports = new PortBook(join(init.dataDir, 'ports.json'))
   }
 
   current (): Schedule | undefined { return this.sched }
@@ -121,15 +149,35 @@ class Reconciler implements Supervisor {
   }
 
   report (): InstanceReport[] {
-    return [...this.instances.values()].map((i) => ({
+    const running = [...this.instances.values()].map((i): InstanceReport => ({
       instance: i.assignment.instance,
       service: i.assignment.service,
       node: this.c.membership.id,
       version: i.version,
       status: i.proc.status(),
-      port: i.port,
-      logPath: i.logPath
-    })).sort((a, b) => (a.instance < b.instance ? -1 : 1))
+      port: i.ports[0]?.[1] ?? 0,
+      ports: Object.fromEntries(i.ports),
+      address: i.address,
+      logPath: i.logPath,
+      rollout: this.waiting.get(i.assignment.instance),
+      state: i.stateNote
+    }))
+    const pending = [...this.waiting].filter(([id]) => !this.instances.has(id)).map(([id, reason]): InstanceReport => ({
+      instance: id,
+      service: serviceOfInstance(id),
+      node: this.c.membership.id,
+      version: '',
+      status: { state: 'pending', restarts: 0, reason },
+      port: 0,
+      ports: {},
+      address: '',
+      logPath: this.logPathOf(id)
+    }))
+    return [...running, ...pending].sort((a, b) => (a.instance < b.instance ? -1 : 1))
+  }
+
+  private logPathOf (instance: string): string {
+    return join(this.init.dataDir, 'logs', `${instance}.log`)
   }
 
   async start (): Promise<void> {
@@ -216,31 +264,34 @@ class Reconciler implements Supervisor {
       }
     }
     for (const id of this.waiting.keys()) if (!mine.has(id)) this.waiting.delete(id)
+    for (const id of this.held.keys()) if (!mine.has(id)) this.held.delete(id)
     for (const a of mine.values()) {
       if (this.busy.has(a.instance)) continue
       const svc = applied.spec.services[a.service]
       let version: string
       let dir: string
       try {
-        const code = await this.code.prepare(a.service, svc, applied.version, applied.files)
+        const code = await this.code.prepare(a.service, svc, applied)
         dir = code.dir
-        version = instanceVersion(svc, code.version)
+        version = serviceVersion(svc, code.version)
       } catch (err) {
-        this.wait(a.instance, `cannot prepare code: ${errorMessage(err)}`, 'warn')
-        this.retryLater()
+        // The old version (if any) keeps running; the rollout shows as stuck with the reason.
+        this.wait(a.instance, errorMessage(err), 'warn')
+        this.retryAt(this.code.nextRetry())
         continue
       }
       const existing = this.instances.get(a.instance)
       if (existing !== undefined && existing.version === version) {
+        this.waiting.delete(a.instance)
         this.applyPhase(existing, sched.phase)
         continue
       }
       if (sched.phase.kind === 'degraded' && sched.phase.policy === 'pause') { this.wait(a.instance, 'phase degraded: nothing new starts'); continue }
       if (existing !== undefined) {
         const turn = mayReplace(a.instance, version, sched.assignments, table, (id) => this.summary(id))
-        if (!turn.ok) { this.wait(a.instance, `new version waits for ${turn.waitingFor ?? '?'} to be ready on it`); continue }
+        if (!turn.ok) { this.wait(a.instance, `new version ${version} waits for ${turn.waitingFor ?? '?'} to be ready on it`); continue }
         this.c.log.info(`replacing ${a.instance}: version ${existing.version} -> ${version}`)
-        void this.retire(existing, 'replaced by a new version').then(() => this.kick())
+        void this.retire(existing, 'replaced by a new version', false, true)
         continue
       }
       if (svc.placement.kind === 'singleton') {
@@ -251,7 +302,10 @@ class Reconciler implements Supervisor {
         if (elsewhere.length > 0) { this.wait(a.instance, `singleton still ${elsewhere[0].s} on ${elsewhere[0].node}; starting once it stops`); continue }
       }
       this.waiting.delete(a.instance)
-      await this.launch(a, svc, dir, version, applied.version)
+      this.busy.add(a.instance)
+      void this.launch(a, svc, dir, version, applied.version)
+        .catch((err) => { this.wait(a.instance, `cannot start: ${errorMessage(err)}`, 'warn'); this.retryAt(Date.now() + 5000) })
+        .finally(() => { this.busy.delete(a.instance); this.publish(); this.kick() })
     }
     this.publish()
     // Only when what runs changed: reconcile also runs on a clock while a singleton is held.
@@ -263,12 +317,14 @@ class Reconciler implements Supervisor {
     }
   }
 
-  private retryTimer?: NodeJS.Timeout
-  /** Something failed that time may mend (a git server down, a flaky build): reconcile again in a while. */
-  private retryLater (): void {
-    if (this.retryTimer !== undefined) return
-    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.kick() }, 5000)
-    this.retryTimer.unref()
+  private retryTimer?: { at: number, timer: NodeJS.Timeout }
+  /** Something failed that time may mend (a git server down, a flaky build): reconcile again at `at`. */
+  private retryAt (at: number | undefined): void {
+    if (at === undefined || (this.retryTimer !== undefined && this.retryTimer.at <= at)) return
+    clearTimeout(this.retryTimer?.timer)
+    const timer = setTimeout(() => { this.retryTimer = undefined; this.kick() }, Math.max(0, at - Date.now()) + 10)
+    timer.unref()
+    this.retryTimer = { at, timer }
   }
 
   private wait (instance: string, reason: string, level: 'info' | 'warn' = 'info'): void {
@@ -293,53 +349,67 @@ class Reconciler implements Supervisor {
   }
 
   private async launch (a: Assignment, svc: ServiceSpec, codeDir: string, version: string, specVersion: string): Promise<void> {
-    const port = Number(svc.run.env?.PORT ?? await freePort())
-    const logPath = join(this.init.dataDir, 'logs', `${a.instance}.log`)
-    const env: Record<string, string> = {
-      PORT: String(port),
-      ...svc.run.env,
-      ORIGIN_NODE_ID: a.node,
-      ORIGIN_SERVICE: a.service,
-      ORIGIN_INSTANCE: a.instance,
-      ORIGIN_SPEC: specVersion,
-      ORIGIN_API: this.c.api.url,
-      ORIGIN_API_KEY: this.c.api.keyFor(a.service)
-    }
-    const health = svc.health === undefined
-      ? undefined
-      : {
-          ...svc.health,
-          http: svc.health.http === undefined ? undefined : { ...svc.health.http, port: svc.health.http.port ?? port },
-          tcp: svc.health.tcp === undefined ? undefined : { port: svc.health.tcp.port ?? port }
-        }
+    const fromSpec = await resolveEnv(svc, this.init.secretsDir)
+    const hosts = bindHosts(svc.bind, hostOf(this.c.membership.address))
+    const pinned: Record<string, number | undefined> = Object.fromEntries(Object.entries(svc.ports ?? {}).map(([name, p]) => [name, p.port]))
+    // A PORT set in the spec's env pins the first port, as it did before named ports.
+    const names = portNames(svc)
+    if (/^[0-9]+$/.test(fromSpec.PORT ?? '') && pinned[names[0]] === undefined) pinned[names[0]] = Number(fromSpec.PORT)
+    const ports = await this.ports.portsFor(a.instance, names, pinned, hosts.listen)
+    const stateDir = join(this.init.dataDir, 'state', a.instance)
+    await mkdir(stateDir, { recursive: true })
+    const stateNote = 'local directory'
+    const logPath = this.logPathOf(a.instance)
+    const env = instanceEnvironment({
+      node: a.node,
+      service: a.service,
+      instance: a.instance,
+      spec: specVersion,
+      api: this.c.api.url,
+      apiKey: this.c.api.keyFor(a.service),
+      ports,
+      listenHost: hosts.listen,
+      stateDir,
+      env: fromSpec
+    })
+    const command = expandVars(svc.run.command, env)
+    const args = (svc.run.args ?? []).map((x) => expandVars(x, env))
     const proc = new ManagedProcess({
       id: a.instance,
-      ...withParentDeathSignal(svc.run.command, svc.run.args ?? []),
+      ...withParentDeathSignal(command, args),
       env,
       cwd: join(codeDir, svc.run.cwd ?? '.'),
       logPath,
       log: this.c.log,
       restart: { policy: svc.restart?.policy ?? 'always', backoffMs: svc.restart?.backoffMs, maxBackoffMs: svc.restart?.maxBackoffMs },
-      health,
+      health: resolveHealth(svc.health, env, ports[0][1], hosts.dial),
       memoryLimitMb: svc.resources?.memoryMb,
       stopGraceMs: svc.stopGraceMs,
       logMaxBytes: this.init.logMaxBytes,
       logKeep: this.init.logKeep
     })
-    const inst: Instance = { assignment: a, version, port, proc, logPath, codeDir }
+    if (!this.running || this.instances.has(a.instance)) return
+    const address = joinHostPort(hosts.dial, ports[0][1])
+    const inst: Instance = { assignment: a, version, ports, address, proc, logPath, codeDir, stateDir, stateNote }
     this.instances.set(a.instance, inst)
+    this.held.delete(a.instance)
     proc.on('status', (s) => {
       this.publish()
       if (s.state === 'ready') this.kick() // the next instance of a rolling replacement may go
     })
-    this.c.log.info(`starting ${a.instance} (${svc.run.command} ${(svc.run.args ?? []).join(' ')}; version ${version}; port ${port})`)
+    const portsText = ports.map(([n, p]) => (names.length === 1 ? String(p) : `${n} ${p}`)).join(', ')
+    this.c.log.info(`starting ${a.instance} (${command} ${args.join(' ')}; version ${version}; ${ports.length === 1 ? 'port' : 'ports'} ${portsText}; state ${stateNote})`)
     proc.start()
   }
 
-  /** Stop an instance (at once with `now`: SIGKILL, no grace) and forget it; the id stays busy until it has exited. */
-  private async retire (inst: Instance, why: string, now = false): Promise<void> {
+  /**
+   * Stop an instance (at once with `now`: SIGKILL, no grace) and forget it; the id stays busy
+   * until it has exited. With `replacing`, the instance stays announced until its new version starts.
+   */
+  private async retire (inst: Instance, why: string, now = false, replacing = false): Promise<void> {
     const id = inst.assignment.instance
     this.busy.add(id)
+    if (replacing) this.held.set(id, { v: inst.version, s: 'replacing', ...(inst.generation === undefined ? {} : { g: inst.generation }) })
     this.c.log[now ? 'warn' : 'info'](`stopping ${id}${now ? ' at once' : ''}: ${why}`)
     try {
       if (now) inst.proc.kill()
@@ -353,8 +423,10 @@ class Reconciler implements Supervisor {
   }
 
   private publish (): void {
-    const out: Record<string, InstanceSummary> = {}
-    for (const [id, i] of this.instances) out[id] = { v: i.version, s: i.proc.status().state }
+    const out: Record<string, InstanceSummary> = Object.fromEntries(this.held)
+    for (const [id, i] of this.instances) {
+      out[id] = { v: i.version, s: i.proc.status().state, a: i.address, ...(i.generation === undefined ? {} : { g: i.generation }) }
+    }
     this.c.membership.setInstances(out)
   }
 }
@@ -371,9 +443,3 @@ const hasSetpriv = process.platform === 'linux' && existsSync(SETPRIV)
 function withParentDeathSignal (command: string, args: string[]): { command: string, args: string[] } {
   return hasSetpriv ? { command: SETPRIV, args: ['--pdeathsig', 'KILL', '--', command, ...args] } : { command, args }
 }
-
-/** The version of an instance: its service definition and its code. Same on every node. */
-export function instanceVersion (svc: ServiceSpec, codeVersion: string): string {
-  return createHash('sha256').update(JSON.stringify(svc)).update('\0').update(codeVersion).digest('hex').slice(0, 12)
-}
-

@@ -1,13 +1,81 @@
-/** A free TCP port on loopback: each instance gets its own in PORT. */
+/**
+ * Ports for instances. Each instance gets one port per name its service declares, free on
+ * the host it listens on; an instance keeps its ports across restarts and node restarts
+ * where they are still free (the book is kept in the data dir), so clients that cached an
+ * address are not sent elsewhere for nothing.
+ */
 import net from 'node:net'
+import { readFile, rename, writeFile } from 'node:fs/promises'
 
-export async function freePort (): Promise<number> {
+/** A TCP port nobody listens on at `host` (the OS picks it). */
+export async function freePort (host = '127.0.0.1'): Promise<number> {
   return await new Promise((resolve, reject) => {
     const s = net.createServer()
     s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const port = (s.address() as net.AddressInfo).port
       s.close(() => resolve(port))
     })
   })
+}
+
+/** Whether `port` can be listened on at `host` now. */
+export async function portIsFree (host: string, port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const s = net.createServer()
+    s.once('error', () => resolve(false))
+    s.listen(port, host, () => s.close(() => resolve(true)))
+  })
+}
+
+type Book = Record<string, Record<string, number>>
+
+export class PortBook {
+  private book: Book | undefined
+  private writing: Promise<void> = Promise.resolve()
+
+  constructor (private readonly file: string) {}
+
+  /**
+   * Ports for `instance`, by name in `names` order. `pinned` ports are used as given;
+   * others reuse the instance's last port when it is free on `host`, else a new free one.
+   */
+  async portsFor (instance: string, names: string[], pinned: Record<string, number | undefined>, host: string): Promise<Array<[string, number]>> {
+    const book = await this.load()
+    const last = book[instance] ?? {}
+    const out: Array<[string, number]> = []
+    for (const name of names) {
+      const fixed = pinned[name]
+      if (fixed !== undefined) { out.push([name, fixed]); continue }
+      const before = last[name]
+      const taken = new Set(out.map(([, p]) => p))
+      out.push([name, before !== undefined && !taken.has(before) && await portIsFree(host, before) ? before : await freePort(host)])
+    }
+    book[instance] = Object.fromEntries(out)
+    await this.save()
+    return out
+  }
+
+  private async load (): Promise<Book> {
+    if (this.book === undefined) {
+      const text = await readFile(this.file, 'utf8').catch(() => '{}')
+      try {
+        const parsed = JSON.parse(text) as unknown
+        this.book = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed as Book : {}
+      } catch {
+        this.book = {} // a damaged book costs only new ports
+      }
+    }
+    return this.book
+  }
+
+  private async save (): Promise<void> {
+    const text = JSON.stringify(this.book)
+    this.writing = this.writing.then(async () => {
+      const tmp = `${this.file}.tmp`
+      await writeFile(tmp, text)
+      await rename(tmp, this.file)
+    }).catch(() => {})
+    await this.writing
+  }
 }
