@@ -8,7 +8,7 @@
  *   cluster.spec   -> SpecView     the spec applied, per node which version it runs, the last rejection
  *   cluster.sync   -> SyncResult[] fetch the spec repo now (hubs do; others ask them)
  *   cluster.services / cluster.where -> ServicesView   what runs where, and why not
- *   cluster.logs   -> stream of LogChunk               a service's log on one node
+ *   cluster.logs   -> stream of LogItem                a service's logs on one node, running or not; 'node': the node log
  */
 import type { Hubs, HubPolicy } from '../hubs'
 import type { Logger } from '../log'
@@ -18,7 +18,7 @@ import type { SpecLayer, SyncResult, Rejection } from '../spec'
 import type { CommitInfo } from '../git/store'
 import type { Supervisor } from '../supervisor'
 import { servicesView } from './services'
-import { localLogs, logsPayload, type LogChunk, type LogsRequest } from './logs'
+import { localLogs, logsPayload, type LogItem, type LogsRequest } from './logs'
 import { OriginError } from '../errors'
 
 export interface NodeRow {
@@ -86,7 +86,7 @@ export function control () {
       }
     })
     c.transport.handle({ kind: 'unary', name: 'supervisor.report', role: 'node', handler: () => c.supervisor.report() })
-    c.transport.handle({ kind: 'stream', name: 'supervisor.logs', role: 'node', payload: logsPayload, handler: (p: LogsRequest, ctx) => localLogs(c.supervisor, p, ctx.signal) })
+    c.transport.handle({ kind: 'stream', name: 'supervisor.logs', role: 'node', payload: logsPayload, handler: (p: LogsRequest, ctx) => localLogs(c, p, ctx.signal) })
     c.transport.handle({
       kind: 'stream',
       name: 'cluster.logs',
@@ -147,17 +147,26 @@ async function specView (c: ControlComponents): Promise<SpecView> {
 }
 
 /** Logs from this node, or relayed from the node that has them. */
-async function * relayLogs (c: ControlComponents, p: LogsRequest, signal: AbortSignal): AsyncIterable<LogChunk> {
-  if (p.node === c.membership.id) { yield * localLogs(c.supervisor, p, signal); return }
+async function * relayLogs (c: ControlComponents, p: LogsRequest, signal: AbortSignal): AsyncIterable<LogItem> {
+  if (p.node === c.membership.id) { yield * localLogs(c, p, signal); return }
   const m = c.membership.table()[p.node]
   if (m === undefined) throw new OriginError('E_NOT_FOUND', `no node "${p.node}" in the member table`, { node: p.node })
   if (m.status !== 'alive' && m.status !== 'suspect') throw new OriginError('E_UNREACHABLE', `node ${p.node} is ${m.status}`, { node: p.node })
   const conn = await c.transport.peer(m.address)
-  const it = conn.stream<LogChunk>('supervisor.logs', p)[Symbol.asyncIterator]()
-  signal.addEventListener('abort', () => { void it.return?.() })
-  for (;;) {
-    const r = await it.next()
-    if (r.done === true) return
-    yield r.value
+  const it = conn.stream<LogItem>('supervisor.logs', p)[Symbol.asyncIterator]()
+  // A cancelled stream's pending next() never settles: the abort ends the wait instead.
+  const aborted = new Promise<IteratorResult<LogItem>>((resolve) => {
+    const stop = (): void => { void it.return?.(); resolve({ done: true, value: undefined }) }
+    if (signal.aborted) stop()
+    else signal.addEventListener('abort', stop, { once: true })
+  })
+  try {
+    for (;;) {
+      const r = await Promise.race([it.next(), aborted])
+      if (r.done === true) return
+      yield r.value
+    }
+  } finally {
+    void it.return?.() // the caller went away: so does the stream from the other node
   }
 }
