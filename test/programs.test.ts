@@ -1,0 +1,178 @@
+/**
+ * Ordinary programs run unchanged: versions that restart only what changed, instances
+ * replaced where they run, `$PORT` in args, executable files, addresses in `where()`,
+ * secrets from the image, failing builds that back off and say so.
+ */
+import test from 'ava'
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { startGitServer } from './helpers/git-server'
+import { specDirCluster } from './helpers/spec-dir'
+import { waitFor } from './helpers/wait'
+
+const procs = resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs')
+const sleeper = (placement: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  run: { command: 'node', args: [join(procs, 'sleeper.js')] }, placement, stopGraceMs: 1000, ...extra
+})
+
+test.serial('versions: a change to one service\'s files restarts only that service, and scaling 2 -> 3 restarts none', async (t) => {
+  const s = await specDirCluster(t)
+  for (const n of ['a', 'b', 'c']) await s.c.start({ name: n, image: { specDir: s.dir } })
+  await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+  await s.write('services/web/page.txt', 'one')
+  await s.write('services/api/page.txt', 'one')
+  await s.write('services/web.json', sleeper({ kind: 'replicas', count: 2 }))
+  await s.write('services/api.json', sleeper({ kind: 'every' }))
+  const web = await s.waitInstances('a', 'web', 2)
+  const api = await s.waitInstances('a', 'api', 3)
+  const started = (list: Array<{ instance: string, startedAt?: number }>): Record<string, number | undefined> => Object.fromEntries(list.map((i) => [i.instance, i.startedAt]))
+
+  await s.write('services/web/page.txt', 'two')
+  const webV2 = await waitFor(async () => {
+    const now = await s.instances('a', 'web', 'ready')
+    return now.length === 2 && now.every((i) => i.version !== web[0].version) ? now : undefined
+  }, { what: 'web to run its new version' })
+  t.not(webV2[0].version, web[0].version)
+  t.deepEqual(started(await s.instances('a', 'api')), started(api), 'api did not restart')
+
+  await s.write('services/web.json', sleeper({ kind: 'replicas', count: 3 }))
+  const three = await s.waitInstances('a', 'web', 3)
+  const before = started(webV2)
+  for (const i of three.filter((x) => before[x.instance] !== undefined)) t.is(i.startedAt, before[i.instance], `${i.instance} kept running`)
+  t.is(new Set(three.map((i) => i.version)).size, 1, 'the new replica runs the same version')
+  t.deepEqual(started(await s.instances('a', 'api')), started(api), 'api still did not restart')
+})
+
+test.serial('versions: a changed singleton is replaced on the node that runs it, not moved back home after a failover', async (t) => {
+  const s = await specDirCluster(t)
+  for (const n of ['a', 'b', 'c']) await s.c.start({ name: n, image: { specDir: s.dir } })
+  await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+  await s.write('services/one.json', sleeper({ kind: 'singleton' }))
+  const [home] = await s.waitInstances('a', 'one', 1)
+  const watcher = ['a', 'b', 'c'].find((n) => n !== home.node) as string
+  // The home node leaves; the singleton moves; the home node comes back on the same data dir.
+  const node = s.c.node(home.node)
+  node.proc.signal('SIGTERM')
+  await node.proc.exited
+  const [moved] = await waitFor(async () => { const r = await s.instances(watcher, 'one', 'ready'); return r.length === 1 && r[0].node !== home.node ? r : undefined }, { what: 'the singleton to move' })
+  await s.c.start({ name: home.node, address: node.address, image: { specDir: s.dir } })
+  await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' }, { on: [watcher] })
+  await s.write('services/one.json', sleeper({ kind: 'singleton' }, { run: { command: 'node', args: [join(procs, 'sleeper.js')], env: { CHANGED: '1' } } }))
+  const [replaced] = await waitFor(async () => { const r = await s.instances(watcher, 'one', 'ready'); return r.length === 1 && r[0].version !== moved.version ? r : undefined }, { what: 'the new version to run' })
+  t.is(replaced.node, moved.node, 'replaced where it ran, not on its rendezvous home')
+})
+
+test.serial('programs: $PORT and named ports in args, an executable script, bind, and the address in where()', async (t) => {
+  const s = await specDirCluster(t)
+  const a = await s.c.start({ name: 'a', image: { specDir: s.dir } })
+  await s.write('services/files/start.sh', '#!/bin/sh\necho "args: $*"\nexec python3 -m http.server "$1" --bind "$2"\n', 0o755)
+  await s.write('services/files.json', {
+    run: { command: './start.sh', args: ['$PORT', '${ORIGIN_HOST}', 'admin=${PORT_ADMIN}', '$NOT_OURS'], cwd: 'services/files' },
+    placement: { kind: 'singleton' },
+    ports: { http: {}, admin: {} },
+    health: { http: { path: '/' }, intervalMs: 200 },
+    stopGraceMs: 1000
+  })
+  const [inst] = await s.waitInstances('a', 'files', 1)
+  const host = a.address.split(':')[0]
+  t.regex(inst.address ?? '', new RegExp(`^${host.replace(/\./g, '\\.')}:\\d+$`), 'reachable on the node\'s advertised host')
+  t.is(inst.port, inst.ports?.http)
+  t.not(inst.ports?.admin, inst.ports?.http)
+  const res = await fetch(`http://${inst.address ?? ''}/start.sh`)
+  t.is(res.status, 200, 'the program serves on the address where() gives')
+  const client = await s.c.client('a')
+  const where = await client.where('files')
+  t.is(where.services[0].instances[0].address, inst.address, 'where() gives the address too')
+  const log = await readFile(join(a.dir, 'data', 'logs', 'files-0.log'), 'utf8')
+  t.regex(log, new RegExp(`args: ${inst.port ?? 0} ${host.replace(/\./g, '\\.')} admin=${inst.ports?.admin ?? 0} \\$NOT_OURS`))
+  // A restart keeps the ports.
+  await s.write('services/files.json', {
+    run: { command: './start.sh', args: ['$PORT', '${ORIGIN_HOST}', 'admin=${PORT_ADMIN}', 'v2'], cwd: 'services/files' },
+    placement: { kind: 'singleton' },
+    ports: { http: {}, admin: {} },
+    health: { http: { path: '/' }, intervalMs: 200 },
+    stopGraceMs: 1000
+  })
+  const [again] = await waitFor(async () => { const r = await s.instances('a', 'files', 'ready'); return r.length === 1 && r[0].version !== inst.version ? r : undefined }, { what: 'the new version' })
+  t.deepEqual(again.ports, inst.ports, 'the instance kept its ports across the restart')
+})
+
+test.serial('programs: env values from the image\'s secrets, placed only where the secret is; a missing one is unschedulable in words', async (t) => {
+  const s = await specDirCluster(t)
+  await s.c.start({ name: 'a', image: { specDir: s.dir } })
+  // Only b's image carries the secret (an image's secrets/ folder sits beside its image.json).
+  await mkdir(join(s.c.dir, 'b', 'secrets'), { recursive: true })
+  await writeFile(join(s.c.dir, 'b', 'secrets', 'db-password'), 's3cret\n')
+  const withSecret = await s.c.start({ name: 'b', image: { specDir: s.dir } })
+  await s.c.waitForView({ a: 'alive', b: 'alive' })
+  await s.write('services/app.json', {
+    run: { command: 'sh', args: ['-c', 'echo "password is $PASSWORD"; exec sleep 1000'], env: { PASSWORD: { secret: 'db-password' } } },
+    placement: { kind: 'singleton' },
+    stopGraceMs: 500
+  })
+  await s.write('services/lost.json', { ...sleeper({ kind: 'singleton' }), run: { command: 'true', env: { X: { secret: 'nowhere' } } } })
+  const [inst] = await s.waitInstances('a', 'app', 1)
+  t.is(inst.node, 'b', 'only b carries the secret')
+  const log = await waitFor(async () => { const l = await readFile(join(withSecret.dir, 'data', 'logs', 'app-0.log'), 'utf8').catch(() => ''); return l.includes('password is') ? l : undefined }, { what: 'the app to print its env' })
+  t.regex(log, /password is s3cret$/m)
+  const lost = (await s.services('a')).services.find((x) => x.name === 'lost')
+  t.regex(lost?.unschedulable[0]?.reason ?? '', /needs the secret "nowhere", which no alive node's image carries/)
+})
+
+test.serial('programs: a failing build backs off, shows as the rollout\'s reason, and the old version keeps running', async (t) => {
+  const s = await specDirCluster(t)
+  const git = await startGitServer()
+  t.teardown(async () => await git.stop())
+  const w = await git.workdir()
+  await w.write('app.sh', '#!/bin/sh\necho "app $1"\nexec sleep 1000\n')
+  await chmod(join(w.dir, 'app.sh'), 0o755)
+  await w.commit('an executable app')
+  await w.push()
+  const a = await s.c.start({ name: 'a', image: { specDir: s.dir } })
+  const app = (build: string): Record<string, unknown> => ({ run: { command: './app.sh', args: ['v'] }, code: { repo: git.url, ref: 'main', build }, placement: { kind: 'singleton' }, stopGraceMs: 500 })
+  await s.write('services/app.json', app('echo built'))
+  const [running] = await s.waitInstances('a', 'app', 1)
+  t.truthy(running, 'the executable bit of app.sh survived the checkout')
+  await s.write('services/app.json', app('echo failing build; exit 3'))
+  const stuck = await waitFor(async () => { const r = await s.instances('a', 'app'); return r[0]?.rollout !== undefined ? r[0] : undefined }, { what: 'the rollout to show as stuck' })
+  t.regex(stuck.rollout ?? '', /build failed: exit 3; see .*build-app\.log/)
+  t.is(stuck.state, 'ready', 'the old version keeps running')
+  t.is(stuck.version, running.version)
+  const requestsThen = git.requestsBy('origin-node/a')
+  // Within a few seconds the backoff allows only a few attempts (it doubles from 2 s).
+  await waitFor(async () => /retrying in \d+ s \(attempt [3-9]\)/.test((await s.instances('a', 'app'))[0]?.rollout ?? ''), { what: 'a third attempt', timeoutMs: 20_000 })
+  const builds = ((await readFile(join(a.dir, 'data', 'logs', 'build-app.log'), 'utf8')).match(/failing build/g) ?? []).length
+  t.true(builds >= 2 && builds <= 4, `${builds} builds in ~6 s, not hundreds`)
+  t.true(git.requestsBy('origin-node/a') - requestsThen <= 12, 'a few requests to the code repo, not one per reconcile')
+  const client = await s.c.client('a')
+  t.regex(String((await client.services()).services[0]?.instances[0]?.rollout), /build failed/)
+})
+
+test.serial('programs: redis keeps its data in ORIGIN_STATE_DIR across a new version and a node restart', async (t) => {
+  if (!existsSync('/usr/bin/redis-server')) { t.log('redis-server is not installed (apt-get install redis-server); skipped'); t.pass(); return }
+  const s = await specDirCluster(t)
+  const a = await s.c.start({ name: 'a', image: { specDir: s.dir } })
+  const redis = (extra: Record<string, string>): Record<string, unknown> => ({
+    run: { command: 'redis-server', args: ['--port', '$PORT', '--bind', '$ORIGIN_HOST', '--dir', '$ORIGIN_STATE_DIR', '--appendonly', 'yes', '--save', ''], env: extra },
+    placement: { kind: 'singleton' },
+    health: { tcp: {}, intervalMs: 200 },
+    stopGraceMs: 2000
+  })
+  await s.write('services/redis.json', redis({}))
+  const cli = (address: string, ...args: string[]): string => {
+    const [host, port] = address.split(':')
+    return execFileSync('redis-cli', ['-h', host, '-p', port, ...args], { encoding: 'utf8' }).trim()
+  }
+  const [first] = await s.waitInstances('a', 'redis', 1)
+  t.is(cli(first.address ?? '', 'SET', 'greeting', 'hello'), 'OK')
+  await s.write('services/redis.json', redis({ VERSION: '2' }))
+  const [second] = await waitFor(async () => { const r = await s.instances('a', 'redis', 'ready'); return r.length === 1 && r[0].version !== first.version ? r : undefined }, { what: 'redis version 2' })
+  t.is(cli(second.address ?? '', 'GET', 'greeting'), 'hello', 'the data survived a new version')
+  a.proc.signal('SIGTERM')
+  await a.proc.exited
+  await s.c.start({ name: 'a', address: a.address, image: { specDir: s.dir } })
+  const [third] = await s.waitInstances('a', 'redis', 1)
+  t.is(cli(third.address ?? '', 'GET', 'greeting'), 'hello', 'the data survived a node restart')
+})
