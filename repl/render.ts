@@ -72,11 +72,15 @@ export class SpecReport {
   readonly applied?: SpecView['applied']
   readonly nodes: SpecView['nodes']
   readonly lastRejected?: SpecView['lastRejected']
+  readonly rollout: SpecView['rollout']
+  readonly waiting: SpecView['waiting']
   constructor (v: SpecView) {
     this.answeredBy = v.answeredBy
     this.applied = v.applied
     this.nodes = v.nodes
     this.lastRejected = v.lastRejected
+    this.rollout = v.rollout
+    this.waiting = v.waiting
   }
 
   [inspect.custom] (): string {
@@ -85,6 +89,10 @@ export class SpecReport {
       ? 'applied: (no spec yet)'
       : `applied: ${short(a.id)} "${a.message.split('\n')[0]}" by ${a.author}, ${a.date}`]
     lines.push('', textTable(['node', 'status', 'runs'], this.nodes.map((n) => [n.id, n.status, short(n.spec)])))
+    if (this.waiting.length > 0) {
+      lines.push('', 'rollout waiting:')
+      for (const w of this.waiting) lines.push(`  ${w.instance} on ${w.node}: ${w.reason}`)
+    }
     const r = this.lastRejected
     if (r !== undefined) {
       lines.push('', `last rejected: ${short(r.version)} "${r.info.message.split('\n')[0]}" by ${r.info.author}, at ${r.at}`)

@@ -148,6 +148,9 @@ test.serial('programs: a failing build backs off, shows as the rollout\'s reason
   t.true(git.requestsBy('origin-node/a') - requestsThen <= 12, 'a few requests to the code repo, not one per reconcile')
   const client = await s.c.client('a')
   t.regex(String((await client.services()).services[0]?.instances[0]?.rollout), /build failed/)
+  const spec = await client.spec()
+  t.is(spec.rollout, 'waiting')
+  t.regex(spec.waiting.map((w) => `${w.instance} ${w.reason}`).join('\n'), /app-0 build failed: exit 3/)
 })
 
 test.serial('programs: redis keeps its data in ORIGIN_STATE_DIR across a new version and a node restart', async (t) => {

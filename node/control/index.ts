@@ -41,6 +41,10 @@ export interface SpecView {
   applied?: CommitInfo
   nodes: Array<{ id: string, status: MemberStatus, spec?: string }>
   lastRejected?: Omit<Rejection, 'at'> & { at: string }
+  /** `done` when every instance runs what the applied spec asks; `waiting` with the reasons otherwise. */
+  rollout: 'done' | 'waiting'
+  /** Instances not (yet) running the applied spec's version, and why (`build failed: ...`). */
+  waiting: Array<{ instance: string, node: string, reason: string }>
 }
 
 export interface ControlComponents { transport: Transport, membership: Membership, hubs: Hubs, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger }
@@ -138,11 +142,16 @@ async function specView (c: ControlComponents): Promise<SpecView> {
       }
     }
   }
+  // A rollout that waits (a build failing, a replica not getting ready) is part of the spec's story.
+  const waiting = (await servicesView(c)).services.flatMap((s) => s.instances.flatMap((i) =>
+    i.rollout === undefined && !(i.state === 'pending' && i.reason !== undefined) ? [] : [{ instance: i.instance, node: i.node, reason: i.rollout ?? i.reason ?? '' }]))
   return {
     answeredBy: c.membership.id,
     applied: c.spec.current()?.info,
     nodes: Object.values(table).sort((a, b) => (a.id < b.id ? -1 : 1)).map((m) => ({ id: m.id, status: m.status, spec: m.spec })),
-    lastRejected: rejected === undefined ? undefined : { ...rejected, at: new Date(rejected.at).toISOString() }
+    lastRejected: rejected === undefined ? undefined : { ...rejected, at: new Date(rejected.at).toISOString() },
+    rollout: waiting.length === 0 ? 'done' : 'waiting',
+    waiting
   }
 }
 
