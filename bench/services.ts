@@ -1,7 +1,7 @@
 /**
  * Service benchmarks: time from a node's death to its instances running elsewhere, time
- * for a spec change to replace 10 instances, and the supervisor's CPU with 50 idle
- * instances. Real node processes on loopback; the spec comes from a watched directory.
+ * for a spec change to replace 10 instances, what a change to one of 10 services restarts,
+ * and the supervisor's CPU with 50 idle instances. Real node processes on loopback; the spec comes from a watched directory.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -74,6 +74,34 @@ async function rollingReplace (): Promise<void> {
   }
 }
 
+/** Ten services, each with its own folder; a file of one changes: how many instances restart. */
+async function oneOfTen (): Promise<void> {
+  const services: Record<string, unknown> = {}
+  for (let i = 0; i < 10; i++) services[`s${i}`] = { run: { command: 'node', args: [join(procs, 'sleeper.js')] }, placement: { kind: 'every' }, stopGraceMs: 1000 }
+  const dir = await specDir(services)
+  for (let i = 0; i < 10; i++) { await mkdir(join(dir, 'services', `s${i}`)); await writeFile(join(dir, 'services', `s${i}`, 'page.txt'), 'one') }
+  const c = await TestCluster.create({ cluster: 'bench' })
+  try {
+    for (const n of ['n1', 'n2', 'n3']) await c.start({ name: n, membership: defaults, logLevel: 'info', image: { specDir: dir } })
+    const client = await waitFor(async () => await connectCluster({ keys: c.keys, as: 'op', address: c.node('n1').address }), { what: 'n1' })
+    const all = async () => (await client.services()).services.flatMap((s) => s.instances.filter((i) => i.state === 'ready'))
+    const before = await waitFor(async () => { const r = await all(); return r.length === 30 ? r : undefined }, { what: '30 ready', timeoutMs: 60_000 })
+    const t0 = performance.now()
+    await writeFile(join(dir, 'services', 's3', 'page.txt'), 'two')
+    const after = await waitFor(async () => {
+      const r = await all()
+      return r.length === 30 && r.filter((i) => i.instance.startsWith('s3@')).every((i) => i.version !== before.find((b) => b.instance === i.instance)?.version) ? r : undefined
+    }, { intervalMs: 20, timeoutMs: 60_000, what: 's3 replaced' })
+    const ms = performance.now() - t0
+    const restarted = after.filter((i) => before.find((b) => b.instance === i.instance)?.startedAt !== i.startedAt)
+    row('a file of one of 10 services changes (3 nodes, 30 instances): instances restarted', `${restarted.length} (${[...new Set(restarted.map((i) => i.instance.split('@')[0]))].join(', ')}) in ${ms.toFixed(0)} ms`)
+    client.close()
+  } finally {
+    await c.cleanup()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 async function cpuTicks (pid: number): Promise<number> {
   const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
   return Number(f[11]) + Number(f[12]) // utime + stime, in clock ticks
@@ -106,5 +134,6 @@ export async function benchServices (): Promise<void> {
   await failover(defaults, 'default timings: dead after 5 s')
   await failover({ gossipIntervalMs: 100, suspectAfterMs: 1000, deadAfterMs: 2000, seedRetryMs: 300 }, 'dead after 2 s')
   await rollingReplace()
+  await oneOfTen()
   await idleCpu()
 }
