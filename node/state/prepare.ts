@@ -24,13 +24,15 @@ export async function prepareState (ctx: Ctx, instance: string, spec: StateSpec 
   const mode: StateMode = spec?.mode ?? 'local'
   const startedAt = Date.now()
   const failed: string[] = []
+  /** The newest generation a copy failed from: falling back to older data (or to nothing) instead would lose it quietly. */
+  let failedGeneration = 0
   const isFailed = (s: Source): boolean => failed.some((f) => f.startsWith(`${s.kind} on ${s.node}:`))
   for (;;) {
     const local = await localView(ctx, instance)
     const sources = (await gather(ctx, instance)).filter((s) => !isFailed(s))
     const seen = ctx.seen.get(instance)
     const d = decide({ self: ctx.self, mode, local, seen: seen ?? { generation: 0 }, sources })
-    if (d.kind === 'empty' && failed.length > 0) {
+    if (failed.length > 0 && (d.kind === 'empty' || (d.kind === 'restore' && d.from.generation < failedGeneration))) {
       throw new OriginError('E_UNREACHABLE', `${instance}: could not copy its state (${failed.join('; ')}); nothing changed, try again later`, { instance })
     }
     let whileRunning = false
@@ -47,6 +49,7 @@ export async function prepareState (ctx: Ctx, instance: string, spec: StateSpec 
       if (!(err instanceof TransferFailed)) throw err
       ctx.c.log.warn(`${instance}: copying its state failed: ${err.message}; trying the next source`)
       failed.push(err.message)
+      if (d.kind === 'restore') failedGeneration = Math.max(failedGeneration, d.from.generation)
     }
   }
 }
