@@ -4,7 +4,10 @@
  * commit its hubs run over the mesh, checks each object against its id, and validates it
  * the same way. A commit is applied only if the whole spec validates (and, when signers
  * are configured, is signed by one of them); otherwise the last good spec keeps running
- * and the rejection is kept with its errors for `cluster.spec()`.
+ * and the rejection is kept with its errors for `cluster.spec()`. TS spec files run in a
+ * separate process under limits (time, memory, sizes: `SpecLimits`); a version past one is
+ * rejected like any other bad one. Rejected versions are remembered in
+ * `DATA/spec/rejected.json`, so one is never evaluated again, even after a restart.
  *
  * For local development the source can be a working directory, watched for changes.
  *
@@ -22,6 +25,8 @@ import type { Transport } from '../transport'
 import { type CommitInfo, GitStore, type GitObject } from '../git/store'
 import { verifyCommitSignature } from './signature'
 import { loadSpec, formatSpecError, type Spec, type SpecFiles } from './load'
+import { specLimits, type SpecLimits } from './limits'
+import { RejectedVersions } from './rejections'
 import { watchSpecDir } from './watch'
 import { executablesIn } from './modes'
 import { webhookHandler } from './webhook'
@@ -34,8 +39,10 @@ export interface SpecInit {
   source: SpecSource
   /** The node's data dir; the spec store lives in `spec.git` under it. */
   dataDir: string
-  /** Time limit for evaluating one `*.ts` spec file. @default 1000 */
+  /** Time limit for evaluating one `*.ts` spec file (`limits.fileMs`). @default 1000 */
   tsTimeoutMs?: number
+  /** What evaluating one commit may cost (time, memory, sizes); see `SpecLimits` for the defaults. */
+  limits?: Partial<SpecLimits>
 }
 
 export interface SpecComponents {
@@ -78,10 +85,17 @@ class GitSpec implements SpecLayer {
   private readonly seenFromHubs = new Set<string>()
   private readonly superseded = new Set<string>()
   private running = false
+  /** Rejected versions, kept in DATA/spec/rejected.json: never evaluated again under the same limits. */
+  private readonly remembered: RejectedVersions
+  private readonly limits: SpecLimits
+  /** Versions are considered one after another, so a slow TS commit cannot be applied after a later one. */
+  private considering: Promise<unknown> = Promise.resolve()
   private readonly onMembers = (): void => { this.onViewChange() }
 
   constructor (private readonly init: SpecInit, private readonly c: SpecComponents) {
     this.store = new GitStore(join(init.dataDir, 'spec.git'))
+    this.limits = specLimits({ ...init.limits, ...(init.tsTimeoutMs === undefined ? {} : { fileMs: init.tsTimeoutMs }) })
+    this.remembered = new RejectedVersions(join(init.dataDir, 'spec', 'rejected.json'), JSON.stringify(this.limits))
     c.transport.handle({
       kind: 'stream',
       name: 'spec.objects',
@@ -110,10 +124,16 @@ class GitSpec implements SpecLayer {
     if (this.running) return
     this.running = true
     await this.store.init()
+    const unreadable = await this.remembered.load()
+    if (unreadable !== undefined) this.c.log.warn(`remembered spec rejections: ${unreadable}`)
     const src = this.init.source
     if (src.kind === 'dir') {
       this.c.log.info(`taking the spec from the directory ${src.dir} (watched; no git)`)
-      this.stopWatching = await watchSpecDir(src.dir, (files, version) => { void executablesIn(src.dir, files.keys()).then(async (modes) => await this.consider(version, files, { dir: src.dir }, modes)) }, this.c.log)
+      this.stopWatching = await watchSpecDir(src.dir, (files, version) => {
+        void executablesIn(src.dir, files.keys())
+          .then(async (modes) => await this.consider(version, files, { dir: src.dir }, modes))
+          .catch((err) => this.c.log.warn(`cannot take the spec directory's version ${version}: ${errorMessage(err)}`))
+      }, this.c.log)
       return
     }
     this.c.hubs.events.on('change', this.onMembers)
@@ -285,18 +305,36 @@ class GitSpec implements SpecLayer {
     const signers = src.kind === 'git' ? src.allowedSigners : undefined
     if (signers !== undefined && signers.length > 0) {
       const check = verifyCommitSignature(await this.store.rawCommit(commit), signers)
-      if (!check.ok) return this.reject(commit, info, [`commit ${short(commit)}: ${check.reason}`])
+      if (!check.ok) return await this.reject(commit, info, [`commit ${short(commit)}: ${check.reason}`])
     }
     const modes = new Map<string, number>()
     return await this.consider(commit, await this.store.files(commit, modes), info, modes)
   }
 
   private async consider (version: string, files: SpecFiles, info: CommitInfo | { dir: string }, modes: Map<string, number>): Promise<Omit<SyncResult, 'node'>> {
+    const turn = this.considering.then(async () => await this.considerNow(version, files, info, modes))
+    this.considering = turn.catch(() => {})
+    return await turn
+  }
+
+  private async considerNow (version: string, files: SpecFiles, info: CommitInfo | { dir: string }, modes: Map<string, number>): Promise<Omit<SyncResult, 'node'>> {
     if (version === this.applied?.version) return { outcome: 'unchanged', commit: version }
-    const loaded = loadSpec(files, { tsTimeoutMs: this.init.tsTimeoutMs })
-    if (!loaded.ok) return this.reject(version, info, loaded.errors.map(formatSpecError))
+    const remembered = this.remembered.get(version)
+    if (remembered !== undefined) {
+      this.c.log.info(`spec ${short(version)} was rejected before (${new Date(remembered.at).toISOString()}): rejected again from memory, not evaluated again`)
+      return await this.reject(version, info, remembered.errors)
+    }
+    let loaded
+    try {
+      loaded = await loadSpec(files, { limits: this.limits, onEvaluate: (ts) => this.c.log.debug(`evaluating ${ts.length} TS spec file(s) of ${short(version)} in a separate process`) })
+    } catch (err) {
+      // The evaluator could not run at all: not the spec's fault, so it is neither rejected nor remembered.
+      this.c.log.warn(`cannot evaluate spec ${short(version)}: ${errorMessage(err)}`)
+      return { outcome: 'failed', commit: version, error: errorMessage(err) }
+    }
+    if (!loaded.ok) return await this.reject(version, info, loaded.errors.map(formatSpecError), true)
     if (loaded.spec.cluster.name !== this.c.cluster) {
-      return this.reject(version, info, [`cluster.json: name "${loaded.spec.cluster.name}" is not this cluster ("${this.c.cluster}")`])
+      return await this.reject(version, info, [`cluster.json: name "${loaded.spec.cluster.name}" is not this cluster ("${this.c.cluster}")`], true)
     }
     return this.apply(version, loaded.spec, files, info, modes)
   }
@@ -311,11 +349,16 @@ class GitSpec implements SpecLayer {
     return { outcome: 'applied', commit: version }
   }
 
-  private reject (version: string, info: CommitInfo | { dir: string }, errors: string[]): Omit<SyncResult, 'node'> {
+  /** `remember`: the files themselves are bad, so the verdict is kept across restarts. */
+  private async reject (version: string, info: CommitInfo | { dir: string }, errors: string[], remember = false): Promise<Omit<SyncResult, 'node'>> {
     this.rejected = { version, info: describe(version, info), errors, at: Date.now() }
     const keeping = this.applied === undefined ? 'no spec was applied before' : `keeping ${short(this.applied.version)}`
     this.c.log.warn(`rejected spec ${describeLine(this.rejected.info)} (${keeping}):\n  ${errors.join('\n  ')}`)
     this.events.emit('rejected', this.rejected)
+    if (remember) {
+      const problem = await this.remembered.add(version, errors)
+      if (problem !== undefined) this.c.log.warn(`cannot remember the rejection of ${short(version)}: ${problem}`)
+    }
     return { outcome: 'rejected', commit: version, errors }
   }
 }

@@ -7,40 +7,76 @@
  * helpers, listed with their source, not run here); `plugins/**` (listed). Anything else is
  * ignored unless a TS spec imports it.
  *
+ * JSON files are parsed here; TS files are evaluated in a separate process under the
+ * limits of `SpecLimits` (evaluator.ts), which is started only for a spec that has TS
+ * files. What it returns is JSON text, parsed and validated here like a JSON file.
+ *
  * @example
- *   const loaded = loadSpec(await readSpecDir('specs'))
+ *   const loaded = await loadSpec(await readSpecDir('specs'))
  *   if (!loaded.ok) console.error(loaded.errors.map(formatSpecError).join('\n'))
  */
 import { createHash } from 'node:crypto'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join, posix } from 'node:path'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { OriginError, errorMessage } from '../errors'
 import { defaultHubPolicy } from '../hubs/types'
-import { SpecSandbox } from './sandbox'
+import { evaluateTs, type EvaluateResult } from './evaluator'
+import { parseJson } from './json'
+import { formatBytes, specLimits, type SpecLimits } from './limits'
 import { validateCluster, validateService, type SpecValidator } from './schema'
 import type { ClusterSpec, ResolvedClusterSpec, ServiceSpec, Spec, SpecError, SpecFiles } from './types'
 
 export { formatSpecError } from './types'
 export type { Spec, SpecError, SpecFiles } from './types'
+export { parseJson, type JsonParse } from './json'
+export { defaultSpecLimits, specLimits, type SpecLimits } from './limits'
 
 export interface LoadOptions {
-  /** Time limit for evaluating one TS spec file with what it imports. @default 1000 */
+  /** Time limit for running one TS spec file with what it imports (`limits.fileMs`). @default 1000 */
   tsTimeoutMs?: number
+  /** What reading the spec may cost; see `SpecLimits` for each limit and its default. */
+  limits?: Partial<SpecLimits>
+  /** Called with the TS entry files just before the evaluator process is started for them. */
+  onEvaluate?: (files: string[]) => void
 }
 
 export type LoadResult = { ok: true, spec: Spec } | { ok: false, errors: SpecError[] }
 
 const SERVICE_NAME = /^[a-z][a-z0-9-]{0,62}$/
+/** Deeper than this, an evaluated value is refused before the schema sees it. */
+const MAX_DEPTH = 64
 
-/** Validate a spec repo's files; collects the errors of all files rather than stopping at the first. */
-export function loadSpec (files: SpecFiles, opts: LoadOptions = {}): LoadResult {
+/**
+ * Validate a spec repo's files; collects the errors of all files rather than stopping at
+ * the first. Never throws for anything in the files: a spec that goes past a limit is an
+ * error like any other. It throws (E_START_FAILED) only if the evaluator cannot be started.
+ */
+export async function loadSpec (files: SpecFiles, opts: LoadOptions = {}): Promise<LoadResult> {
+  const limits = specLimits({ ...opts.limits, ...(opts.tsTimeoutMs === undefined ? {} : { fileMs: opts.tsTimeoutMs }) })
   const errors: SpecError[] = []
-  let sandbox: SpecSandbox | undefined
   const text = (file: string): string => (files.get(file) ?? Buffer.alloc(0)).toString('utf8').replace(/^\uFEFF/, '')
-  const jsonErrors = (file: string): SpecError[] => {
-    const r = parseJson(text(file))
-    return r.ok ? [] : [{ file, line: r.line, column: r.column, message: r.message }]
+
+  const clusterFiles = ['cluster.json', 'cluster.ts'].filter((f) => files.has(f))
+  const serviceEntries = [...files.keys()].sort().filter((f) => /^services\/[^/]+\.(json|ts)$/.test(f) && !f.endsWith('.d.ts'))
+  const budget = new SpecBudget(files, limits)
+  for (const file of [...clusterFiles, ...serviceEntries]) {
+    const over = budget.take(file)
+    if (over !== undefined) return { ok: false, errors: [{ file, message: over }] }
   }
+
+  const tsEntries = [...clusterFiles, ...serviceEntries].filter((f) => f.endsWith('.ts'))
+  let evaluated: EvaluateResult = { results: new Map() }
+  if (tsEntries.length > 0) {
+    opts.onEvaluate?.(tsEntries)
+    const read = (path: string): { ok: true, text: string } | { ok: false, message: string } => {
+      if (!files.has(path)) return { ok: false, message: 'not found' }
+      const over = budget.take(path)
+      return over === undefined ? { ok: true, text: text(path) } : { ok: false, message: over }
+    }
+    evaluated = await evaluateTs({ entries: tsEntries, paths: [...files.keys()], read, limits })
+  }
+  let stopReported = false
 
   /** The file's value, parsed or evaluated, then validated; undefined (errors noted) if it is not good. */
   function read<T> (file: string, validate: SpecValidator<T>): T | undefined {
@@ -53,13 +89,22 @@ export function loadSpec (files: SpecFiles, opts: LoadOptions = {}): LoadResult 
       }
       value = r.value
     } else {
-      sandbox ??= new SpecSandbox({ files, timeoutMs: opts.tsTimeoutMs, jsonErrors })
-      const r = sandbox.evaluate(file)
-      if (!r.ok) {
-        errors.push(...r.errors)
+      const r = evaluated.results.get(file)
+      if (r === undefined) {
+        // not evaluated: the evaluator was stopped at this file, or before it
+        if (evaluated.stopped?.file === file) { errors.push(evaluated.stopped); stopReported = true }
         return undefined
       }
-      value = r.value
+      if (!r.ok) {
+        errors.push(...(r.errors.length > 0 ? r.errors : [{ file, message: 'could not be evaluated' }]))
+        return undefined
+      }
+      const parsed = evaluatedValue(r.json)
+      if (typeof parsed === 'string') {
+        errors.push({ file, message: parsed })
+        return undefined
+      }
+      value = parsed.value
     }
     const v = validate(value)
     if (v.ok) return v.value
@@ -67,7 +112,6 @@ export function loadSpec (files: SpecFiles, opts: LoadOptions = {}): LoadResult 
     return undefined
   }
 
-  const clusterFiles = ['cluster.json', 'cluster.ts'].filter((f) => files.has(f))
   if (clusterFiles.length === 0) {
     errors.push({ file: 'cluster.json', message: 'not found: the spec repo needs a cluster.json or a cluster.ts at its root' })
   } else if (clusterFiles.length === 2) {
@@ -77,10 +121,8 @@ export function loadSpec (files: SpecFiles, opts: LoadOptions = {}): LoadResult 
 
   const services: Record<string, ServiceSpec> = {}
   const serviceFiles = new Map<string, string>()
-  for (const file of [...files.keys()].sort()) {
-    const m = /^services\/([^/]+)\.(json|ts)$/.exec(file)
-    if (m === null || file.endsWith('.d.ts')) continue
-    const name = m[1]
+  for (const file of serviceEntries) {
+    const name = file.slice('services/'.length).replace(/\.(json|ts)$/, '')
     if (!SERVICE_NAME.test(name)) {
       errors.push({ file, message: `the service name "${name}" (the file name) must match ${String(SERVICE_NAME)}` })
     } else if (serviceFiles.has(name)) {
@@ -89,7 +131,9 @@ export function loadSpec (files: SpecFiles, opts: LoadOptions = {}): LoadResult 
     serviceFiles.set(name, serviceFiles.get(name) ?? file)
     const service = read<ServiceSpec>(file, validateService)
     if (service !== undefined && serviceFiles.get(name) === file) services[name] = service
+    if (file.endsWith('.json')) await nextTurn() // JSON is parsed on the node's event loop: let it breathe between files
   }
+  if (evaluated.stopped !== undefined && !stopReported) errors.push(evaluated.stopped)
 
   const paths = [...files.keys()].sort()
   const ops = Object.fromEntries(paths.filter((f) => /^ops\/[^/]+\.ts$/.test(f) && !f.endsWith('.d.ts')).map((f) => [f, text(f)]))
@@ -97,6 +141,49 @@ export function loadSpec (files: SpecFiles, opts: LoadOptions = {}): LoadResult 
 
   if (errors.length > 0 || clusters.length !== 1 || clusters[0] === undefined) return { ok: false, errors: unique(errors) }
   return { ok: true, spec: { cluster: resolveCluster(clusters[0]), services, ops, plugins } }
+}
+
+/** Counts the bytes of spec files read (each file once) against maxSpecBytes, and of TS files against maxTsBytes. */
+class SpecBudget {
+  private readonly taken = new Set<string>()
+  private spec = 0
+  private ts = 0
+
+  constructor (private readonly files: SpecFiles, private readonly limits: SpecLimits) {}
+
+  /** Count `file`; the reason it does not fit, or undefined. */
+  take (file: string): string | undefined {
+    if (this.taken.has(file)) return undefined
+    const size = this.files.get(file)?.length ?? 0
+    if (file.endsWith('.ts') && this.ts + size > this.limits.maxTsBytes) {
+      return `too much TypeScript: the TS files of this spec add up to more than ${formatBytes(this.limits.maxTsBytes)} with this one (${formatBytes(size)}); keep large data out of the spec`
+    }
+    if (this.spec + size > this.limits.maxSpecBytes) {
+      return `the spec files add up to more than ${formatBytes(this.limits.maxSpecBytes)} with this one (${formatBytes(size)}); keep large data out of the spec`
+    }
+    this.taken.add(file)
+    this.spec += size
+    if (file.endsWith('.ts')) this.ts += size
+    return undefined
+  }
+}
+
+/** What the evaluator sent for a file, parsed here from text and checked to be plain data of a sane depth (or why not). */
+function evaluatedValue (json: string): { value: unknown } | string {
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    return 'the evaluated value is not valid JSON'
+  }
+  const stack: Array<[unknown, number]> = [[value, 0]]
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number]
+    if (v === null || typeof v !== 'object') continue
+    if (depth >= MAX_DEPTH) return `the exported value is nested more than ${MAX_DEPTH} levels deep`
+    for (const child of Object.values(v)) stack.push([child, depth + 1])
+  }
+  return { value }
 }
 
 /** A cluster spec with every default filled in. */
@@ -170,100 +257,4 @@ export function specDigest (files: SpecFiles): string {
     hash.update(content)
   }
   return hash.digest('hex')
-}
-
-export type JsonParse = { ok: true, value: unknown } | { ok: false, line: number, column: number, message: string }
-
-class JsonSyntax {
-  constructor (readonly at: number, readonly message: string) {}
-}
-
-const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y
-const LITERALS: Array<[string, unknown]> = [['true', true], ['false', false], ['null', null]]
-
-/**
- * Strict JSON with the line and column of the first error (JSON.parse's messages do not
- * carry a position on every Node version). Duplicate field names are an error too.
- */
-export function parseJson (text: string): JsonParse {
-  let i = 0
-  const fail = (message: string, at = i): never => { throw new JsonSyntax(at, message) }
-  const found = (): string => i >= text.length ? 'the end of the file' : JSON.stringify(text[i])
-  const space = (): void => { while (i < text.length && ' \t\n\r'.includes(text[i])) i++ }
-
-  function string (): string {
-    const start = i++
-    for (;;) {
-      if (i >= text.length) fail('unterminated string', start)
-      const c = text.charCodeAt(i)
-      if (c === 0x22) break
-      if (c < 0x20) fail('a string cannot hold a raw line break or control character (write \\n)')
-      if (c !== 0x5c) { i++; continue }
-      const e = text[i + 1] ?? ''
-      if (e === 'u' ? !/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6)) : e === '' || !'"\\/bfnrt'.includes(e)) fail('invalid escape sequence')
-      i += e === 'u' ? 6 : 2
-    }
-    i++
-    return JSON.parse(text.slice(start, i)) as string
-  }
-
-  function list<T> (close: string, what: string, item: () => T): T[] {
-    const items: T[] = []
-    i++
-    space()
-    if (text[i] === close) { i++; return items }
-    for (;;) {
-      items.push(item())
-      space()
-      if (text[i] === close) { i++; return items }
-      if (text[i] !== ',') fail(`expected "," or "${close}" after ${what}, found ${found()}`)
-      const comma = i++
-      space()
-      if (text[i] === close) fail('a trailing comma is not allowed in JSON', comma)
-    }
-  }
-
-  function value (depth: number): unknown {
-    if (depth > 256) fail('nested too deeply')
-    space()
-    const c = text[i]
-    if (c === '"') return string()
-    if (c === '[') return list(']', 'an array item', () => value(depth + 1))
-    if (c === '{') {
-      const obj: Record<string, unknown> = {}
-      list('}', 'a field', () => {
-        space()
-        if (text[i] !== '"') fail(`expected a field name in double quotes, found ${found()}`)
-        const at = i
-        const key = string()
-        if (Object.prototype.hasOwnProperty.call(obj, key)) fail(`duplicate field ${JSON.stringify(key)}`, at)
-        space()
-        if (text[i] !== ':') fail(`expected ":" after the field name, found ${found()}`)
-        i++
-        // defineProperty: a field named "__proto__" stays a field
-        Object.defineProperty(obj, key, { value: value(depth + 1), enumerable: true, writable: true, configurable: true })
-      })
-      return obj
-    }
-    NUMBER.lastIndex = i
-    const n = NUMBER.exec(text)
-    if (n !== null) { i += n[0].length; return Number(n[0]) }
-    const literal = LITERALS.find(([word]) => text.startsWith(word, i))
-    if (literal !== undefined) { i += literal[0].length; return literal[1] }
-    return fail(i >= text.length ? 'unexpected end of the file' : `unexpected ${found()}`)
-  }
-
-  try {
-    space()
-    if (i >= text.length) fail('the file is empty')
-    const v = value(0)
-    space()
-    if (i < text.length) fail(`unexpected ${found()} after the end of the JSON value`)
-    return { ok: true, value: v }
-  } catch (err) {
-    if (!(err instanceof JsonSyntax)) throw err
-    const before = text.slice(0, err.at)
-    const line = before.split('\n').length
-    return { ok: false, line, column: err.at - before.lastIndexOf('\n'), message: `invalid JSON: ${err.message}` }
-  }
 }

@@ -1,30 +1,34 @@
 /**
- * Evaluates the spec repo's TS files: transpiled with TypeScript, run in their own `vm`
- * context under a time limit, able to `require` only other files of the spec repo and
- * `origin/spec`. What a file exports comes back as plain JSON data (serialized inside the
- * context), so no getter, proxy or function of a spec ever runs in the node's own realm.
+ * Evaluates the spec repo's TS files, inside the evaluator process (evaluator-child.ts; the
+ * node never loads this file): each entry file is transpiled with TypeScript and run in a
+ * fresh `vm` context of its own under a time limit, able to `require` only other files of
+ * the spec repo and `origin/spec`. What a file exports comes back as JSON text, serialized
+ * inside its context, so no getter, proxy or function of a spec runs outside it, and one
+ * file's changes to builtins (`Object.prototype.toJSON = ...`) are not seen by the next.
  *
  * This guards against mistakes (a loop, an import of `fs`, a typo), not against a hostile
  * author: whoever can push to the spec repo already decides what the cluster runs. It
  * still closes the cheap escapes: no host object reaches spec code, and `eval` / `new
- * Function` are disabled in the context.
+ * Function` are disabled in the context. Memory, total time and output are bounded by the
+ * process around it (evaluator.ts).
  */
 import { SourceMap } from 'node:module'
 import { posix } from 'node:path'
 import vm from 'node:vm'
 import type * as TS from 'typescript'
 import * as define from './define'
-import type { SpecError, SpecFiles } from './types'
+import { parseJson } from './json'
+import type { SpecError } from './types'
 
 export interface SandboxInit {
-  files: SpecFiles
-  /** Time limit for evaluating one entry file, with everything it imports. @default 1000 */
-  timeoutMs?: number
-  /** Problems with a JSON file a TS file imports ([] if it parses). */
-  jsonErrors: (file: string) => SpecError[]
+  /** Whether the spec repo has this file (contents are read only when imported). */
+  has: (path: string) => boolean
+  /** The text of a file of the spec repo, or why it may not be read. Called once a file. */
+  read: (path: string) => { ok: true, text: string } | { ok: false, message: string }
 }
 
-export type Evaluation = { ok: true, value: unknown } | { ok: false, errors: SpecError[] }
+/** One entry file's exported value as JSON text, or what went wrong. */
+export type Evaluation = { ok: true, json: string } | { ok: false, errors: SpecError[] }
 
 /** What `host.resolve` tells the loader inside the context about one `require(id)`. */
 type Resolved =
@@ -33,20 +37,24 @@ type Resolved =
   | { kind: 'json', key: string, text: string }
   | { kind: 'error', message: string, reported: boolean }
 
-/** What the loader inside the context reports for one entry, as JSON text. */
+/** What the loader inside the context reports for one entry (through host.done / host.fail). */
 type Outcome =
   | { ok: true, json: string }
-  | { ok: false, message: string, stack?: string, loader: boolean, reported: boolean }
+  | { ok: false, message: string, stack: string, loader: boolean, reported: boolean }
 
 interface Transpiled { js: string, map?: SourceMap, errors: SpecError[] }
+
+/** Longest message or stack taken from spec code: an error message is not a data channel. */
+const MAX_TEXT = 4000
 
 const PREFIX = '(function (exports, require, module, __filename, __dirname) {'
 const DEFINE_NAMES = Object.keys(define).filter((k) => typeof (define as Record<string, unknown>)[k] === 'function')
 
 /**
  * The loader, run inside the context. Strict code, builtins captured before any spec runs.
- * Defines a non-writable global `__originRun(key)` that evaluates an entry and returns an
- * Outcome as JSON.
+ * Defines a non-writable global `__originRun(key)` that evaluates an entry and hands the
+ * outcome to the host as primitives (host.done(json) or host.fail(...)): nothing the spec
+ * may have changed (a toJSON on Object.prototype, say) is used to wrap it.
  */
 const LOADER = `'use strict';
 (function (host, defineNames) {
@@ -110,26 +118,25 @@ const LOADER = `'use strict';
       }
       if (value === undefined || value === null) throw loaderError('exports nothing (write: export default ...)')
       if (typeof value.then === 'function') throw loaderError('exports a Promise; a spec must be a plain value')
-      return stringify({ ok: true, json: stringify(value, plain) })
+      const json = stringify(value, plain)
+      if (typeof json !== 'string') throw loaderError('exports a value JSON cannot hold (does a toJSON method return undefined?)')
+      host.done(json)
     } catch (e) {
-      let out
       try {
         const isError = e !== null && typeof e === 'object' && typeof e.message === 'string'
-        out = isError
-          ? { ok: false, message: (e.originLoader === true ? '' : 'threw ' + StringC(e.name) + ': ') + e.message, stack: StringC(e.stack), loader: e.originLoader === true, reported: e.originReported === true }
-          : { ok: false, message: 'threw ' + StringC(e), loader: false, reported: false }
+        if (isError) host.fail((e.originLoader === true ? '' : 'threw ' + StringC(e.name) + ': ') + e.message, StringC(e.stack), e.originLoader === true, e.originReported === true)
+        else host.fail('threw ' + StringC(e), '', false, false)
       } catch (_) {
-        out = { ok: false, message: 'threw a value that cannot be described', loader: false, reported: false }
+        host.fail('threw a value that cannot be described', '', false, false)
       }
-      return stringify(out)
     }
   }
   Object.defineProperty(globalThis, '__originRun', { value: run })
 })`
 
 let ts: typeof TS | undefined
-/** TypeScript is loaded on first use: a spec repo of JSON files never pays for it. */
-function typescript (): typeof TS {
+/** TypeScript, loaded once (the evaluator loads it before it says it is ready). */
+export function typescript (): typeof TS {
   ts ??= require('typescript') as typeof TS
   return ts
 }
@@ -151,68 +158,97 @@ function transpile (file: string, source: string): Transpiled {
   return { js: out.outputText.replace(/\/\/# sourceMappingURL=.*\s*$/, ''), map, errors }
 }
 
+const clip = (text: unknown, fallback: string): string => typeof text === 'string' ? text.slice(0, MAX_TEXT) : fallback
+
 export class SpecSandbox {
-  private readonly timeoutMs: number
+  /** Transpiled files and imported JSON texts: plain host data, shared by all entries. */
   private readonly transpiled = new Map<string, Transpiled>()
+  private readonly texts = new Map<string, { ok: true, text: string } | { ok: false, message: string }>()
   private context!: vm.Context
   private functions = new Map<string, unknown>()
   private running: string[] = []
   private found: SpecError[] = []
+  private outcome?: Outcome
 
-  constructor (private readonly init: SandboxInit) {
-    this.timeoutMs = init.timeoutMs ?? 1000
-    this.reset()
-  }
+  constructor (private readonly init: SandboxInit) {}
 
-  /** Evaluate one TS file: the value it exports, as plain data, or what went wrong. */
-  evaluate (file: string): Evaluation {
-    const own = this.transpile(file)
-    if (own.errors.length > 0) return { ok: false, errors: own.errors }
+  /** Evaluate one TS file in a context of its own: the value it exports, as JSON text, or what went wrong. */
+  evaluate (file: string, timeoutMs: number): Evaluation {
     this.found = []
-    this.running = []
-    let text: string
+    const own = this.transpile(file)
+    if (own === undefined) return { ok: false, errors: this.found.splice(0) }
+    if (own.errors.length > 0) return { ok: false, errors: own.errors }
+    this.reset()
     try {
-      text = new vm.Script(`__originRun(${JSON.stringify(file)})`, { filename: 'origin:run' })
-        .runInContext(this.context, { timeout: this.timeoutMs }) as string
+      new vm.Script(`__originRun(${JSON.stringify(file)})`, { filename: 'origin:run' })
+        .runInContext(this.context, { timeout: timeoutMs })
     } catch (err) {
       const culprit = this.running.at(-1) ?? file
-      this.reset() // the loader's state is cut mid-way: start the next entry afresh
       if ((err as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
-        return { ok: false, errors: [...this.found, { file: culprit, message: `ran past its ${this.timeoutMs} ms time limit` }] }
+        return { ok: false, errors: [...this.found, { file: culprit, message: `ran past its ${timeoutMs} ms time limit` }] }
       }
       return { ok: false, errors: [...this.found, { file: culprit, message: `could not be evaluated: ${String(err)}` }] }
     }
-    const outcome = JSON.parse(text) as Outcome
-    if (outcome.ok) return { ok: true, value: JSON.parse(outcome.json) }
+    const outcome = this.outcome
+    if (outcome === undefined) return { ok: false, errors: [...this.found, { file, message: 'could not be evaluated (the loader gave no outcome)' }] }
+    if (outcome.ok) return { ok: true, json: outcome.json }
     if (outcome.reported) return { ok: false, errors: this.found }
     return { ok: false, errors: [...this.found, { ...this.locate(outcome.stack, file), message: outcome.message }] }
   }
 
+  /** A fresh context for the next entry: nothing one spec file changed is seen by another. */
   private reset (): void {
+    this.found = []
+    this.running = []
+    this.outcome = undefined
+    this.functions = new Map()
     this.context = vm.createContext(Object.create(null), {
       name: 'origin spec',
       codeGeneration: { strings: false, wasm: false },
       microtaskMode: 'afterEvaluate'
     })
     const boot = new vm.Script(LOADER, { filename: 'origin:loader' }).runInContext(this.context) as (host: object, names: string) => void
+    // Only primitives cross from the context to the host, and only host-made plain objects
+    // (which the loader alone sees) cross back.
     boot({
       resolve: (from: string, id: string): Resolved => {
         // a host Error must not reach spec code (its constructor is the host's Function)
-        try { return this.resolve(from, id) } catch (err) { return { kind: 'error', message: String(err), reported: false } }
+        try { return this.resolve(String(from), String(id)) } catch (err) { return { kind: 'error', message: String(err), reported: false } }
       },
-      enter: (key: string) => { this.running.push(key) },
-      leave: () => { this.running.pop() }
+      enter: (key: string) => { this.running.push(String(key)) },
+      leave: () => { this.running.pop() },
+      done: (json: unknown) => {
+        this.outcome = typeof json === 'string' ? { ok: true, json } : { ok: false, message: 'exports a value JSON cannot hold', stack: '', loader: true, reported: false }
+      },
+      fail: (message: unknown, stack: unknown, loader: unknown, reported: unknown) => {
+        this.outcome = { ok: false, message: clip(message, 'threw a value that cannot be described'), stack: clip(stack, ''), loader: loader === true, reported: reported === true }
+      }
     }, DEFINE_NAMES.join(','))
-    this.functions = new Map()
   }
 
-  private transpile (file: string): Transpiled {
+  /** The file transpiled (cached), or undefined with the reason in `found` if it may not be read. */
+  private transpile (file: string): Transpiled | undefined {
     let t = this.transpiled.get(file)
     if (t === undefined) {
-      t = transpile(file, (this.init.files.get(file) ?? Buffer.alloc(0)).toString('utf8'))
+      const text = this.text(file)
+      if (!text.ok) {
+        this.found.push({ file, message: text.message })
+        return undefined
+      }
+      t = transpile(file, text.text)
       this.transpiled.set(file, t)
     }
     return t
+  }
+
+  private text (file: string): { ok: true, text: string } | { ok: false, message: string } {
+    let r = this.texts.get(file)
+    if (r === undefined) {
+      r = this.init.read(file)
+      if (r.ok) r = { ok: true, text: r.text.replace(/^\uFEFF/, '') }
+      this.texts.set(file, r)
+    }
+    return r
   }
 
   private resolve (from: string, id: string): Resolved {
@@ -222,18 +258,27 @@ export class SpecSandbox {
     const base = posix.normalize(posix.join(posix.dirname(from), id))
     if (base === '..' || base.startsWith('../')) return refused
     const candidates = /\.(ts|json)$/.test(base) ? [base] : [`${base}.ts`, `${base}.json`, `${base}/index.ts`]
-    const key = candidates.find((c) => this.init.files.has(c))
+    const key = candidates.find((c) => this.init.has(c))
     if (key === undefined) {
-      const other = this.init.files.has(base) ? ` (${base} is neither .ts nor .json)` : ` (looked for ${candidates.join(', ')})`
+      const other = this.init.has(base) ? ` (${base} is neither .ts nor .json)` : ` (looked for ${candidates.join(', ')})`
       return { kind: 'error', message: `cannot find ${JSON.stringify(id)}${other}`, reported: false }
     }
     if (key.endsWith('.json')) {
-      const errors = this.init.jsonErrors(key)
-      this.found.push(...errors)
-      if (errors.length > 0) return { kind: 'error', message: `${key} is not valid JSON`, reported: true }
-      return { kind: 'json', key, text: this.init.files.get(key)?.toString('utf8').replace(/^\uFEFF/, '') ?? '' }
+      const text = this.text(key)
+      if (!text.ok) return { kind: 'error', message: `cannot import ${key}: ${text.message}`, reported: false }
+      const parsed = parseJson(text.text)
+      if (!parsed.ok) {
+        this.found.push({ file: key, line: parsed.line, column: parsed.column, message: parsed.message })
+        return { kind: 'error', message: `${key} is not valid JSON`, reported: true }
+      }
+      return { kind: 'json', key, text: text.text }
     }
     const t = this.transpile(key)
+    if (t === undefined) {
+      if (key === from) return { kind: 'error', message: 'cannot be read', reported: true }
+      const why = this.found.pop()
+      return { kind: 'error', message: `cannot import ${key}: ${why?.message ?? 'it cannot be read'}`, reported: false }
+    }
     if (t.errors.length > 0) {
       if (key !== from) this.found.push(...t.errors)
       return { kind: 'error', message: `${key} has syntax errors`, reported: true }

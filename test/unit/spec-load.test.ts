@@ -16,14 +16,14 @@ const cluster = { 'cluster.json': '{ "name": "test" }' }
 const service = (placement: object, extra: object = {}): string =>
   JSON.stringify({ run: { command: 'node', args: ['x.js'] }, placement, ...extra }, null, 2)
 
-function loaded (t: ExecutionContext, entries: Record<string, string>): Spec {
-  const r = loadSpec(files(entries))
+async function loaded (t: ExecutionContext, entries: Record<string, string>): Promise<Spec> {
+  const r = await loadSpec(files(entries))
   if (!r.ok) t.fail(r.errors.map(formatSpecError).join('\n'))
   return (r as { spec: Spec }).spec
 }
 
-function errorsOf (t: ExecutionContext, entries: Record<string, string>, opts = {}): SpecError[] {
-  const r = loadSpec(files(entries), opts)
+async function errorsOf (t: ExecutionContext, entries: Record<string, string>, opts = {}): Promise<SpecError[]> {
+  const r = await loadSpec(files(entries), opts)
   if (r.ok) return t.fail('expected the spec to be refused') as never
   return r.errors
 }
@@ -31,7 +31,7 @@ function errorsOf (t: ExecutionContext, entries: Record<string, string>, opts = 
 const lines = (errors: SpecError[]): string[] => errors.map(formatSpecError)
 
 test('spec: the default specs/ directory loads, one example service per placement kind', async (t) => {
-  const r = loadSpec(await readSpecDir(join(root, 'specs')))
+  const r = await loadSpec(await readSpecDir(join(root, 'specs')))
   if (!r.ok) return t.fail(r.errors.map(formatSpecError).join('\n'))
   t.is(r.spec.cluster.name, 'demo')
   t.is(r.spec.cluster.hubs.count, 3)
@@ -41,8 +41,8 @@ test('spec: the default specs/ directory loads, one example service per placemen
   t.deepEqual(Object.keys(r.spec.ops), ['ops/helpers.ts'])
 })
 
-test('spec: defaults are filled in the resolved cluster', (t) => {
-  const spec = loaded(t, { 'cluster.json': '{ "name": "prod", "revokedSerials": ["0A:1b"] }' })
+test('spec: defaults are filled in the resolved cluster', async (t) => {
+  const spec = await loaded(t, { 'cluster.json': '{ "name": "prod", "revokedSerials": ["0A:1b"] }' })
   t.deepEqual(spec.cluster, {
     name: 'prod',
     minNodes: 1,
@@ -51,41 +51,41 @@ test('spec: defaults are filled in the resolved cluster', (t) => {
     revokedSerials: ['0a1b']
   })
   t.deepEqual(spec.services, {})
-  const partial = loaded(t, { 'cluster.json': '{ "name": "prod", "minNodes": 3, "hubs": { "count": 5 } }' })
+  const partial = await loaded(t, { 'cluster.json': '{ "name": "prod", "minNodes": 3, "hubs": { "count": 5 } }' })
   t.is(partial.cluster.minNodes, 3)
   t.deepEqual(partial.cluster.hubs, { count: 5, ranking: ['memory', 'cpus', 'uptime', 'id'], memoryMargin: 0.1 })
 })
 
-test('spec: invalid JSON is reported with file, line and column', (t) => {
-  const errors = errorsOf(t, { ...cluster, 'services/web.json': '{\n  "run": { "command": "node" },\n  "placement": { "kind": "every" },\n}\n' })
+test('spec: invalid JSON is reported with file, line and column', async (t) => {
+  const errors = await errorsOf(t, { ...cluster, 'services/web.json': '{\n  "run": { "command": "node" },\n  "placement": { "kind": "every" },\n}\n' })
   t.deepEqual(lines(errors), ['services/web.json:3:35: invalid JSON: a trailing comma is not allowed in JSON'])
-  const [missingColon] = errorsOf(t, { ...cluster, 'services/web.json': '{\n  "run" {}\n}' })
+  const [missingColon] = await errorsOf(t, { ...cluster, 'services/web.json': '{\n  "run" {}\n}' })
   t.like(missingColon, { file: 'services/web.json', line: 2, column: 9 })
   t.regex(missingColon.message, /expected ":"/)
-  t.like(errorsOf(t, { ...cluster, 'services/web.json': '' })[0], { line: 1, column: 1, message: 'invalid JSON: the file is empty' })
-  t.like(errorsOf(t, { ...cluster, 'services/web.json': '{"run": 1, "run": 2}' })[0], { column: 12, message: 'invalid JSON: duplicate field "run"' })
+  t.like((await errorsOf(t, { ...cluster, 'services/web.json': '' }))[0], { line: 1, column: 1, message: 'invalid JSON: the file is empty' })
+  t.like((await errorsOf(t, { ...cluster, 'services/web.json': '{"run": 1, "run": 2}' }))[0], { column: 12, message: 'invalid JSON: duplicate field "run"' })
 })
 
-test('spec: an unknown field is named with its JSON path', (t) => {
-  const errors = errorsOf(t, { ...cluster, 'services/web.json': service({ kind: 'every', zone: 'a' }) })
+test('spec: an unknown field is named with its JSON path', async (t) => {
+  const errors = await errorsOf(t, { ...cluster, 'services/web.json': service({ kind: 'every', zone: 'a' }) })
   t.deepEqual(errors, [{
     file: 'services/web.json',
     path: '/placement/zone',
     message: 'unknown field "zone" (allowed: kind, count, labels, minCpus, minMemoryMb, arch)'
   }])
   t.is(formatSpecError(errors[0]), 'services/web.json:/placement/zone: unknown field "zone" (allowed: kind, count, labels, minCpus, minMemoryMb, arch)')
-  t.like(errorsOf(t, { 'cluster.json': '{ "name": "x", "minNode": 2 }' })[0], { file: 'cluster.json', path: '/minNode' })
+  t.like((await errorsOf(t, { 'cluster.json': '{ "name": "x", "minNode": 2 }' }))[0], { file: 'cluster.json', path: '/minNode' })
 })
 
-test('spec: a bad enum value lists the allowed values', (t) => {
-  const errors = errorsOf(t, { ...cluster, 'services/web.json': service({ kind: 'everywhere' }) })
+test('spec: a bad enum value lists the allowed values', async (t) => {
+  const errors = await errorsOf(t, { ...cluster, 'services/web.json': service({ kind: 'everywhere' }) })
   t.deepEqual(lines(errors), ['services/web.json:/placement/kind: must be equal to one of the allowed values (every, hubs, singleton, replicas)'])
-  t.deepEqual(lines(errorsOf(t, { 'cluster.json': '{ "name": "x", "belowMinNodes": "panic" }' })),
+  t.deepEqual(lines(await errorsOf(t, { 'cluster.json': '{ "name": "x", "belowMinNodes": "panic" }' })),
     ['cluster.json:/belowMinNodes: must be equal to one of the allowed values (pause, stop, keep)'])
 })
 
-test('spec: replicas need a count and other kinds may not have one', (t) => {
-  const errors = errorsOf(t, {
+test('spec: replicas need a count and other kinds may not have one', async (t) => {
+  const errors = await errorsOf(t, {
     ...cluster,
     'services/a.json': service({ kind: 'replicas' }),
     'services/b.json': service({ kind: 'singleton', count: 2 }),
@@ -96,11 +96,11 @@ test('spec: replicas need a count and other kinds may not have one', (t) => {
     'services/b.json:/placement/count: is allowed only when kind is "replicas"',
     'services/c.json:/placement/count: must be >= 1'
   ])
-  t.truthy(loaded(t, { ...cluster, 'services/a.json': service({ kind: 'replicas', count: 3 }) }).services.a)
+  t.truthy((await loaded(t, { ...cluster, 'services/a.json': service({ kind: 'replicas', count: 3 }) })).services.a)
 })
 
-test('spec: null is refused for an optional field, and health uses at most one check', (t) => {
-  const errors = errorsOf(t, {
+test('spec: null is refused for an optional field, and health uses at most one check', async (t) => {
+  const errors = await errorsOf(t, {
     ...cluster,
     'services/a.json': service({ kind: 'every', arch: null }),
     'services/b.json': service({ kind: 'every' }, { health: { http: { port: 80 }, tcp: { port: 81 } } })
@@ -111,30 +111,30 @@ test('spec: null is refused for an optional field, and health uses at most one c
   ])
 })
 
-test('spec: cluster.json and cluster.ts together are refused', (t) => {
-  const errors = errorsOf(t, { ...cluster, 'cluster.ts': 'export default { name: "test" }' })
+test('spec: cluster.json and cluster.ts together are refused', async (t) => {
+  const errors = await errorsOf(t, { ...cluster, 'cluster.ts': 'export default { name: "test" }' })
   t.deepEqual(lines(errors), ['cluster.ts: cluster.json exists too: keep one of the two'])
 })
 
-test('spec: a repo with neither cluster.json nor cluster.ts is refused', (t) => {
-  const errors = errorsOf(t, { 'services/web.json': service({ kind: 'every' }) })
+test('spec: a repo with neither cluster.json nor cluster.ts is refused', async (t) => {
+  const errors = await errorsOf(t, { 'services/web.json': service({ kind: 'every' }) })
   t.deepEqual(lines(errors), ['cluster.json: not found: the spec repo needs a cluster.json or a cluster.ts at its root'])
 })
 
-test('spec: a service file name that is not a valid service name is refused', (t) => {
-  const errors = errorsOf(t, { ...cluster, 'services/Web_1.json': service({ kind: 'every' }) })
+test('spec: a service file name that is not a valid service name is refused', async (t) => {
+  const errors = await errorsOf(t, { ...cluster, 'services/Web_1.json': service({ kind: 'every' }) })
   t.deepEqual(lines(errors), ['services/Web_1.json: the service name "Web_1" (the file name) must match /^[a-z][a-z0-9-]{0,62}$/'])
-  const twice = errorsOf(t, { ...cluster, 'services/web.json': service({ kind: 'every' }), 'services/web.ts': `export default ${service({ kind: 'every' })}` })
+  const twice = await errorsOf(t, { ...cluster, 'services/web.json': service({ kind: 'every' }), 'services/web.ts': `export default ${service({ kind: 'every' })}` })
   t.deepEqual(lines(twice), ['services/web.ts: service "web" is defined by services/web.json too: keep one of the two'])
 })
 
-test('spec: files in subfolders of services/ are code, not specs', (t) => {
-  const spec = loaded(t, { ...cluster, 'services/web/config.json': '{ not json', 'services/web/Server.ts': 'syntax error (', 'services/README.md': '#' })
+test('spec: files in subfolders of services/ are code, not specs', async (t) => {
+  const spec = await loaded(t, { ...cluster, 'services/web/config.json': '{ not json', 'services/web/Server.ts': 'syntax error (', 'services/README.md': '#' })
   t.deepEqual(spec.services, {})
 })
 
-test('spec: a TS spec may import other spec repo files and origin/spec', (t) => {
-  const spec = loaded(t, {
+test('spec: a TS spec may import other spec repo files and origin/spec', async (t) => {
+  const spec = await loaded(t, {
     'cluster.ts': "import { defineCluster } from 'origin/spec'\nexport default defineCluster({ name: 'ts', minNodes: 2 })",
     'services/api.ts': [
       "import { defineService } from 'origin/spec'",
@@ -150,27 +150,28 @@ test('spec: a TS spec may import other spec repo files and origin/spec', (t) => 
   t.deepEqual(spec.services.api, { run: { command: 'node' }, placement: { kind: 'every' }, health: { http: { port: 8081 } } })
 })
 
-test('spec: a TS syntax error is reported with file, line and column', (t) => {
-  const errors = errorsOf(t, { ...cluster, 'services/web.ts': "export default {\n  run: { command: 'node' ,\n  placement: { kind: 'every' }\n" })
+test('spec: a TS syntax error is reported with file, line and column', async (t) => {
+  const errors = await errorsOf(t, { ...cluster, 'services/web.ts': "export default {\n  run: { command: 'node' ,\n  placement: { kind: 'every' }\n" })
   t.is(errors.length, 1)
   t.like(errors[0], { file: 'services/web.ts', line: 4, column: 1 })
   t.regex(formatSpecError(errors[0]), /^services\/web\.ts:4:1: '\}' expected/)
 })
 
-test('spec: a TS spec that throws is reported with its message, file and line', (t) => {
-  const errors = errorsOf(t, {
+test('spec: a TS spec that throws is reported with its message, file and line', async (t) => {
+  const errors = await errorsOf(t, {
     ...cluster,
     'services/web.ts': "import { check } from '../lib/check'\n\ncheck(3)\nexport default {}",
     'lib/check.ts': '// checks\nexport function check (n: number): void {\n  if (n > 2) {\n    throw new RangeError(`too many: ${n}`)\n  }\n}'
   })
   t.deepEqual(lines(errors), ['lib/check.ts:4:11: threw RangeError: too many: 3'])
-  const own = errorsOf(t, { ...cluster, 'services/web.ts': "const a: string = 'x'\nthrow new Error('no ' + a)" })
+  const own = await errorsOf(t, { ...cluster, 'services/web.ts': "const a: string = 'x'\nthrow new Error('no ' + a)" })
   t.deepEqual(lines(own), ['services/web.ts:2:7: threw Error: no x'])
 })
 
-test('spec: a TS spec that never finishes is stopped by the time limit, and the next one still loads', (t) => {
+// serial: evaluations queue one at a time, and this one is timed
+test.serial('spec: a TS spec that never finishes is stopped by the time limit, and the next one still loads', async (t) => {
   const start = Date.now()
-  const errors = errorsOf(t, {
+  const errors = await errorsOf(t, {
     ...cluster,
     'services/a.ts': 'while (true) {}',
     'services/b.ts': `export default ${service({ kind: 'every' })}`,
@@ -178,11 +179,11 @@ test('spec: a TS spec that never finishes is stopped by the time limit, and the 
   })
   t.deepEqual(lines(errors), ['services/a.ts: ran past its 1000 ms time limit', 'services/c.ts: ran past its 1000 ms time limit'])
   t.true(Date.now() - start < 5000)
-  t.deepEqual(lines(errorsOf(t, { ...cluster, 'services/a.ts': 'for (;;) {}' }, { tsTimeoutMs: 50 })), ['services/a.ts: ran past its 50 ms time limit'])
+  t.deepEqual(lines(await errorsOf(t, { ...cluster, 'services/a.ts': 'for (;;) {}' }, { tsTimeoutMs: 50 })), ['services/a.ts: ran past its 50 ms time limit'])
 })
 
-test('spec: a TS spec may import only files of the spec repo and origin/spec', (t) => {
-  const errors = errorsOf(t, {
+test('spec: a TS spec may import only files of the spec repo and origin/spec', async (t) => {
+  const errors = await errorsOf(t, {
     ...cluster,
     'services/a.ts': "const fs = require('fs')\nexport default fs.readFileSync('/etc/passwd', 'utf8')",
     'services/b.ts': "import * as cp from 'child_process'\nexport default cp",
@@ -200,8 +201,8 @@ test('spec: a TS spec may import only files of the spec repo and origin/spec', (
   t.true(errors.every((e) => e.line === 1))
 })
 
-test('spec: a TS spec sees no process and cannot reach the host through constructors', (t) => {
-  const errors = errorsOf(t, {
+test('spec: a TS spec sees no process and cannot reach the host through constructors', async (t) => {
+  const errors = await errorsOf(t, {
     ...cluster,
     'services/a.ts': 'export default (process as any).env',
     'services/b.ts': "export default (globalThis as any).constructor.constructor('return process')()",
@@ -213,8 +214,8 @@ test('spec: a TS spec sees no process and cannot reach the host through construc
   for (const e of errors.slice(1)) t.regex(e.message, /EvalError: Code generation from strings disallowed/)
 })
 
-test('spec: a TS import cycle, a missing import and a non-data export are reported', (t) => {
-  const errors = errorsOf(t, {
+test('spec: a TS import cycle, a missing import and a non-data export are reported', async (t) => {
+  const errors = await errorsOf(t, {
     ...cluster,
     'services/a.ts': "import '../lib/x'\nexport default {}",
     'lib/x.ts': "import './y'\nexport const x = 1",
@@ -231,8 +232,8 @@ test('spec: a TS import cycle, a missing import and a non-data export are report
   ])
 })
 
-test('spec: errors from several files are all reported', (t) => {
-  const errors = errorsOf(t, {
+test('spec: errors from several files are all reported', async (t) => {
+  const errors = await errorsOf(t, {
     'cluster.json': '{ "name": "x", "minNodes": 0 }',
     'services/a.json': '{',
     'services/b.json': service({ kind: 'hubs' }, { restart: { policy: 'sometimes' } }),
@@ -243,8 +244,8 @@ test('spec: errors from several files are all reported', (t) => {
   t.deepEqual(errors.map((e) => e.file), ['cluster.json', 'services/a.json', 'services/b.json', 'services/c.ts', 'services/d.ts'])
 })
 
-test('spec: ops helpers and plugins are listed, not evaluated', (t) => {
-  const spec = loaded(t, {
+test('spec: ops helpers and plugins are listed, not evaluated', async (t) => {
+  const spec = await loaded(t, {
     ...cluster,
     'ops/helpers.ts': 'while (true) {}',
     'ops/lib/more.ts': 'x',
@@ -256,7 +257,7 @@ test('spec: ops helpers and plugins are listed, not evaluated', (t) => {
   t.deepEqual(spec.plugins, ['plugins/README.md', 'plugins/etcd-lease/index.js'])
 })
 
-test('spec: formatSpecError writes file, line and column or JSON path', (t) => {
+test('spec: formatSpecError writes file, line and column or JSON path', async (t) => {
   t.is(formatSpecError({ file: 'cluster.ts', line: 12, column: 5, message: 'boom' }), 'cluster.ts:12:5: boom')
   t.is(formatSpecError({ file: 'services/web.json', path: '/placement/kind', message: 'bad' }), 'services/web.json:/placement/kind: bad')
   t.is(formatSpecError({ file: 'cluster.json', message: 'missing' }), 'cluster.json: missing')
