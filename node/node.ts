@@ -71,7 +71,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     self: { id, address: config.advertise, characteristics: { ...measureCharacteristics(config.characteristics, config.labels, Date.now()), secrets: await listSecrets(config.secrets) } }
   })
   const hubLayer = layers.hubs({ policy: config.hubs })({ membership: membershipLayer, log: root.child('hubs') })
-  const specLayer = layers.spec({ source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs })({
+  const specLayer = layers.spec({ source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs, limits: config.spec?.limits })({
     transport, membership: membershipLayer, hubs: hubLayer, log: root.child('spec'), cluster: config.cluster
   })
   // The spec flows back up as events: hub policy and revoked certificates take effect at once.

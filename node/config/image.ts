@@ -22,6 +22,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { OriginError, errorMessage } from '../errors'
+import type { SpecLimits } from '../spec/limits'
 import { validator } from '../validate'
 
 export interface ImageConfig {
@@ -36,7 +37,7 @@ export interface ImageConfig {
   membership: { gossipIntervalMs?: number, fanout?: number, suspectAfterMs?: number, deadAfterMs?: number, seedRetryMs?: number }
   hubs: { count?: number, memoryMargin?: number, ranking?: Array<'memory' | 'cpus' | 'uptime' | 'id'> }
   log: { level?: 'debug' | 'info' | 'warn' | 'error', maxBytes?: number, keep?: number }
-  spec?: { url: string, ref?: string, token?: string, pollIntervalMs?: number, webhookSecret?: string, allowedSigners?: string[], tsTimeoutMs?: number }
+  spec?: { url: string, ref?: string, token?: string, pollIntervalMs?: number, webhookSecret?: string, allowedSigners?: string[], tsTimeoutMs?: number, limits?: Partial<SpecLimits> }
   specDir?: string
   /** Folder of secret files (env values `{ "secret": name }`), relative to the image. */
   secrets?: string
@@ -105,7 +106,19 @@ export const imageSchema = {
         pollIntervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000 },
         webhookSecret: { type: 'string', minLength: 8 },
         allowedSigners: { type: 'array', items: { type: 'string', pattern: '^(\\S+ )?(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$' } },
-        tsTimeoutMs: { type: 'integer', minimum: 10, maximum: 60_000 }
+        tsTimeoutMs: { type: 'integer', minimum: 10, maximum: 60_000 },
+        limits: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            totalMs: { type: 'integer', minimum: 10, maximum: 600_000 },
+            fileMs: { type: 'integer', minimum: 10, maximum: 600_000 },
+            memoryMb: { type: 'integer', minimum: 16, maximum: 65_536 },
+            maxSpecBytes: { type: 'integer', minimum: 1024 },
+            maxTsBytes: { type: 'integer', minimum: 1024 },
+            maxOutputBytes: { type: 'integer', minimum: 1024 }
+          }
+        }
       }
     },
     specDir: { type: 'string', minLength: 1 },
