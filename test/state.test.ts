@@ -234,6 +234,7 @@ test.serial('state: a restarted node still knows, from what gossip said before, 
   await a.state.stop()
   await waitFor(async () => (await readFile(join(a.data, 'state', '.meta', 'seen.json'), 'utf8').catch(() => '')).includes('"q-0"'))
 
+  await mkdir(join(a.data, 'state', '.tmp-interrupted'))
   const fresh = new Table()
   // The same data dir, a new layer (a's transport already serves the first one's methods).
   const again = state({ dataDir: a.data, ...fast })({ transport: { handle: () => {}, peer: async (x) => await a.transport.peer(x) }, membership: fresh.view('a'), log: silentLogger })
@@ -244,4 +245,25 @@ test.serial('state: a restarted node still knows, from what gossip said before, 
   t.regex(p.note, /^moved the stale directory of generation 1 aside to state\/q-0\.stale-g1-.*; starts empty: the state of generation 2 stayed on b \(mode local\); now generation 3$/)
   t.is(await readFile(join(p.movedAside ?? '', 'old'), 'utf8'), 'pre-crash')
   t.deepEqual(await readdir(p.dir), [])
+  t.false((await readdir(join(a.data, 'state'))).includes('.tmp-interrupted'), 'a transfer a crash interrupted is cleaned up at start')
+})
+
+test.serial('state: a failing before hook skips the snapshot and says so; the copies keep the last good one', async (t) => {
+  const table = new Table()
+  const [a, b] = [await node(t, table, 'a'), await node(t, table, 'b')]
+  const good: StateSpec = { mode: 'replicate', copies: 1, intervalMs: 3_600_000 }
+  const p = await a.state.prepare('cache-0', good)
+  await writeFile(join(p.dir, 'v'), 'one')
+  a.state.attach('cache-0', good, hookEnv(p.dir))
+  await a.state.snapshotNow('cache-0')
+  await a.state.detach('cache-0', { graceful: false })
+  const failing: StateSpec = { ...good, before: { command: 'sh', args: ['-c', 'echo cannot save >&2; exit 3'] } }
+  t.like(await a.state.prepare('cache-0', failing), { outcome: 'kept', generation: 1 })
+  await writeFile(join(p.dir, 'v'), 'two')
+  a.state.attach('cache-0', failing, hookEnv(p.dir))
+  await a.state.snapshotNow('cache-0')
+  t.is((await a.state.status('cache-0'))?.lastError, 'snapshot skipped: before hook "sh -c echo cannot save >&2; exit 3" exited with code 3: cannot save')
+  const copies = join(b.data, 'state-copies', 'cache-0')
+  const held = await readdir(copies)
+  t.is(await readFile(join(copies, held[0], 'data', 'v'), 'utf8'), 'one')
 })

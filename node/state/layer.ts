@@ -1,5 +1,6 @@
 /** The state layer itself: lifecycle, gossip of generations, mesh methods, status. */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { InstanceSummary } from '../membership'
 import type { StateSpec } from '../spec/types'
@@ -7,7 +8,7 @@ import type { CallContext } from '../transport'
 import { pack, type ArchiveItem } from './archive'
 import type { Ctx } from './context'
 import { CopyStore } from './copies'
-import { exists } from './files'
+import { exists, removeTree } from './files'
 import { runHook, type HookEnv } from './hook'
 import { KeyedLock } from './lock'
 import { SeenStore, readMarker, writeMarker } from './meta'
@@ -31,6 +32,14 @@ interface Entry {
   replicator?: Replicator
   snapshot?: StateStatus['snapshot']
   lastError?: string
+}
+
+/** Transfers a crash interrupted (nothing is under way before start): `state/.tmp-*`, `state-copies/<instance>/.tmp-*`. */
+async function removeLeftovers (paths: StatePaths): Promise<void> {
+  const temps = async (dir: string): Promise<string[]> => (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith('.tmp-')).map((n) => join(dir, n))
+  const found = [...await temps(paths.stateRoot)]
+  for (const name of await readdir(paths.copiesRoot).catch(() => [] as string[])) found.push(...await temps(join(paths.copiesRoot, name)))
+  for (const dir of found) await removeTree(dir).catch(() => {})
 }
 
 /** `g` of an instance summary, when it is a generation (older nodes publish none). */
@@ -61,6 +70,7 @@ export class StateNode implements StateLayer {
     await mkdir(paths.metaDir, { recursive: true, mode: 0o700 })
     await mkdir(paths.copiesRoot, { recursive: true, mode: 0o700 })
     await this.ctx.seen.load()
+    await removeLeftovers(paths)
     this.register()
     this.running = true
     this.c.membership.events.on('change', this.onTable)
@@ -96,8 +106,9 @@ export class StateNode implements StateLayer {
       e.generation = p.generation
       e.note = p.note
       e.spec = spec
-      const quiet = p.outcome === 'kept' || (p.outcome === 'empty' && p.generation === 1 && p.movedAside === undefined)
-      this.c.log[quiet ? 'info' : 'warn'](`${instance}: ${p.note}`)
+      // Loud when state was left behind or set aside: that is what an operator must not miss.
+      const loud = p.movedAside !== undefined || (p.outcome === 'empty' && p.generation > 1) || p.note.includes('not reachable')
+      this.c.log[loud ? 'warn' : 'info'](`${instance}: ${p.note}`)
       return p
     })
   }
@@ -151,7 +162,7 @@ export class StateNode implements StateLayer {
     return {
       instance,
       node: this.ctx.self,
-      mode: e?.spec?.mode ?? 'local',
+      mode: e === undefined ? undefined : e.spec?.mode ?? 'local',
       running: e?.running ?? false,
       dir: e?.dir,
       generation: e?.generation,

@@ -57,7 +57,8 @@ export interface StateStatus {
   instance: string
   /** The node that answers. */
   node: string
-  mode: StateMode
+  /** The mode it was prepared or attached with here; absent when this node only holds a copy. */
+  mode?: StateMode
   /** The instance runs here now. */
   running: boolean
   dir?: string
