@@ -16,7 +16,8 @@
  *   s.events.on('applied', (applied) => ...)
  */
 import { EventEmitter } from 'node:events'
-import { join } from 'node:path'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
@@ -136,9 +137,24 @@ class GitSpec implements SpecLayer {
       }, this.c.log)
       return
     }
+    await this.resumeLastApplied()
     this.c.hubs.events.on('change', this.onMembers)
     this.c.membership.events.on('change', this.onMembers)
     this.onViewChange()
+  }
+
+  private get lastAppliedFile (): string { return join(this.init.dataDir, 'spec', 'applied') }
+
+  /**
+   * A restarted node runs the commit it ran before at once, from its own store: it does not
+   * wait for the remote or the hubs, and a remote whose head is a rejected commit (or down)
+   * does not leave it with no spec at all. Newer commits follow as usual.
+   */
+  private async resumeLastApplied (): Promise<void> {
+    const last = (await readFile(this.lastAppliedFile, 'utf8').catch(() => '')).trim()
+    if (!/^[0-9a-f]{40}$/.test(last) || !await this.store.has(last)) return
+    const result = await this.considerCommit(last).catch((err) => ({ outcome: 'failed', error: errorMessage(err) }))
+    if (result.outcome === 'applied') this.c.log.info(`resumed the spec this node ran before (${short(last)}) while it looks for newer ones`)
   }
 
   async stop (): Promise<void> {
@@ -344,6 +360,10 @@ class GitSpec implements SpecLayer {
     this.superseded.delete(version)
     this.applied = { version, spec: s, files, modes, info: describe(version, info), appliedAt: Date.now() }
     this.c.membership.setSpec(version)
+    if (!version.startsWith('dir:')) {
+      void mkdir(dirname(this.lastAppliedFile), { recursive: true }).then(async () => await writeFile(this.lastAppliedFile, version + '\n'))
+        .catch((err) => this.c.log.warn(`cannot record the applied spec: ${errorMessage(err)}`))
+    }
     this.c.log.info(`applied spec ${describeLine(this.applied.info)}: ${Object.keys(s.services).length} services, minNodes ${s.cluster.minNodes}`)
     this.events.emit('applied', this.applied)
     return { outcome: 'applied', commit: version }
