@@ -1,26 +1,31 @@
 /**
- * One supervised process: spawned in its own process group, its output stamped into a
- * rotating instance log, restarted by policy with exponential backoff, stopped after a
- * crash loop, health-checked, held to a memory limit, and never left behind as orphans.
+ * One supervised instance: its command spawned contained (its own PID namespace where the
+ * node can, see contain.ts; else its own process group), its output and that of everything
+ * it starts stamped into a rotating instance log, restarted by policy with exponential
+ * backoff, stopped after a crash loop, health-checked, held to a memory limit over all its
+ * processes, and never left behind: no process outlives its instance.
  *
  * @example
  *   const p = new ManagedProcess({ id: 'web-1', command: 'node', args: ['server.js'], env: { PORT: '8080' },
  *     cwd: '/srv/web', logPath: '/var/origin/logs/web-1.log', log, restart: { policy: 'always' },
- *     health: { http: { port: 8080, path: '/health' } }, memoryLimitMb: 256 })
+ *     health: { http: { port: 8080, path: '/health' } }, memoryLimitMb: 256,
+ *     containment: await probeContainment(), recordDir: '/var/origin/run' })
  *   p.on('status', (s) => log.info(`${s.state} ${s.reason ?? ''}`))
  *   p.start()
  *   await waitReady(p, 30_000)
- *   await p.stop()          // SIGTERM to the group, SIGKILL after stopGraceMs
+ *   await p.stop()          // SIGTERM to the instance, SIGKILL after stopGraceMs
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
-import { statSync } from 'node:fs'
+import { accessSync, constants, statSync } from 'node:fs'
+import { delimiter, resolve as resolvePath } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { HealthSpec } from '../spec/types'
+import { InstanceProcesses, containCommand, groupContainment, type Containment } from './contain'
 import { runHealthCheck } from './health'
 import { RotatingLog, lineStamper, stampLine } from './logfile'
-import { groupRssKb, signalGroup, waitGroupGone } from './procfs'
+import type { Usage } from './procfs'
 
 export type InstanceState = 'starting' | 'ready' | 'unhealthy' | 'backoff' | 'paused' | 'stopping' | 'stopped' | 'failed'
 
@@ -28,7 +33,7 @@ export interface InstanceStatus {
   state: InstanceState
   /** Why the instance is in this state, in words (`exited with code 3; restarting in 0.5 s (attempt 1)`). */
   reason?: string
-  /** The group leader's pid, while it runs. */
+  /** The pid of the spawned process (setpriv, then unshare, in PID namespace mode), while it runs. */
   pid?: number
   /** Restarts done so far (the first start does not count). */
   restarts: number
@@ -37,7 +42,7 @@ export interface InstanceStatus {
   /** How the last process ended. */
   exitCode?: number | null
   signal?: string | null
-  /** RSS of the whole process group at the last sample. */
+  /** RSS of the whole instance (its namespace or process group) at the last sample. */
   rssMb?: number
 }
 
@@ -74,17 +79,29 @@ export interface ManagedProcessOptions {
   }
   /** Without one the process is ready as soon as it is spawned. */
   health?: HealthSpec
-  /** The group's RSS above this gets it killed and restarted by policy. @default none */
+  /** The instance's RSS (all its processes) above this gets it killed and restarted by policy. @default none */
   memoryLimitMb?: number
   /** Time between SIGTERM and SIGKILL on stop. Longer lets a process finish its work. @default 10000 */
   stopGraceMs?: number
-  /** How often the group's RSS is read. Shorter catches a fast leak sooner, costs /proc reads. @default 1000 */
+  /** How often the instance's RSS is read. Shorter catches a fast leak sooner, costs /proc reads. @default 1000 */
   sampleIntervalMs?: number
   /** A process up this long resets the backoff to its first delay. @default 10000 */
   stableAfterMs?: number
   /** Instance log rotation. @default 10 MiB, 5 parts */
   logMaxBytes?: number
   logKeep?: number
+  /**
+   * How instances are contained: probeContainment() once per node. A PID namespace means
+   * nothing an instance starts outlives it; a process group (the default) lets what leaves
+   * the group escape. @default groupContainment()
+   */
+  containment?: Containment
+  /**
+   * Where a running instance keeps a record of its processes (DATA/run), so that a node
+   * restarting after a crash ends them with endLeftovers() before it starts anything.
+   * @default none: nothing is recorded
+   */
+  recordDir?: string
 }
 
 /** Every default in one place. The health defaults apply where the HealthSpec leaves a field out. */
@@ -101,7 +118,7 @@ export const processDefaults = {
   healthStartPeriodMs: 0,
   /** Consecutive failed checks that turn a ready process unhealthy. */
   unhealthyAfter: 3,
-  /** After the leader exits, how long to wait for its pipes to close (a process that left the group may hold them). */
+  /** After the spawned process exits, how long to wait for its pipes to close (a process that left the group may hold them). */
   drainMs: 1000
 } as const
 
@@ -109,6 +126,7 @@ export const processDefaults = {
 interface Run {
   child: ChildProcess
   pid: number
+  procs: InstanceProcesses
   startedAt: number
   exited: boolean
   closed: Promise<void>
@@ -139,6 +157,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
   private stopWaiters: Array<() => void> = []
   private prePause: { state: InstanceState, reason?: string } | undefined
   private writeFailing = false
+  private readonly containment: Containment
 
   constructor (opts: ManagedProcessOptions) {
     super()
@@ -146,10 +165,20 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     this.o = opts
     this.log = opts.log.child(opts.id)
     this.file = new RotatingLog({ path: opts.logPath, maxBytes: opts.logMaxBytes, keep: opts.logKeep })
+    this.containment = opts.containment ?? (defaultContainment ??= groupContainment())
   }
 
   status (): InstanceStatus {
     return { ...this.st }
+  }
+
+  /**
+   * The live processes of the running instance (host pids), their summed RSS and CPU time
+   * (clock ticks, USER_HZ); undefined when nothing runs. From a /proc scan shared with every
+   * instance asking within 250 ms.
+   */
+  async usage (): Promise<Usage | undefined> {
+    return await this.run?.procs.usage()
   }
 
   /** Starts the process; a no-op if it runs, waits in backoff or is paused. After stop() or failed, starts afresh. */
@@ -165,7 +194,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     this.spawnRun()
   }
 
-  /** SIGTERM to the process group, SIGKILL after stopGraceMs; resolves once the process has exited. */
+  /** SIGTERM to the instance (every process in it), SIGKILL after stopGraceMs; resolves once it has exited. */
   async stop (): Promise<void> {
     this.noRestart = true
     this.startAfterStop = false
@@ -183,41 +212,40 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     if (this.st.state !== 'stopping') {
       const grace = this.o.stopGraceMs ?? processDefaults.stopGraceMs
       this.stopDeadline = Date.now() + grace
-      const reason = `stopping: SIGTERM to the group, SIGKILL after ${fmtDelay(grace)}`
+      const reason = `stopping: SIGTERM to ${run.procs.what}, SIGKILL after ${fmtDelay(grace)}`
       this.origin(reason)
       this.update({ state: 'stopping', reason })
-      signalGroup(run.pid, 'SIGTERM', this.log)
-      signalGroup(run.pid, 'SIGCONT', this.log) // a paused process must run to handle SIGTERM
+      run.procs.terminate() // with SIGCONT: a paused process must run to handle SIGTERM
       this.graceTimer = setTimeout(() => {
-        this.origin(`still running after ${fmtDelay(grace)}: SIGKILL to the group`)
+        this.origin(`still running after ${fmtDelay(grace)}: SIGKILL to ${run.procs.what}`)
         this.log.warn(`did not stop within ${fmtDelay(grace)}: SIGKILL`)
-        signalGroup(run.pid, 'SIGKILL', this.log)
+        run.procs.kill()
       }, grace)
     }
     return await done
   }
 
-  /** SIGKILL to the group now, no restart; synchronous, for a node going down. */
+  /** SIGKILL to the instance now, no restart; synchronous, for a node going down. */
   kill (): void {
     this.noRestart = true
     this.startAfterStop = false
     this.clearBackoff()
     if (this.run !== undefined) {
-      this.origin('killed: the node is shutting down (SIGKILL to the group)')
-      signalGroup(this.run.pid, 'SIGKILL', this.log)
+      this.origin(`killed: the node is shutting down (SIGKILL to ${this.run.procs.what})`)
+      this.run.procs.kill()
     } else if (this.st.state !== 'stopped' && this.st.state !== 'failed') {
       this.update({ state: 'stopped', reason: 'the node is shutting down' })
     }
   }
 
-  /** SIGSTOP to the group. Paused during backoff, the restart waits for resume(). */
+  /** SIGSTOP to every process of the instance. Paused during backoff, the restart waits for resume(). */
   pause (): void {
     const s = this.st.state
     if (s === 'paused' || s === 'stopping' || s === 'stopped' || s === 'failed') return
     this.prePause = { state: s, reason: this.st.reason }
     if (this.run !== undefined) {
-      signalGroup(this.run.pid, 'SIGSTOP', this.log)
-      this.origin('paused (SIGSTOP to the group)')
+      this.run.procs.pause()
+      this.origin(`paused (SIGSTOP to ${this.run.procs.what})`)
     } else {
       this.clearBackoff()
       this.origin('paused during backoff; the restart waits for resume')
@@ -226,7 +254,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     this.update({ state: 'paused', reason: 'paused on request' })
   }
 
-  /** SIGCONT to the group (or the restart that pause() held back). */
+  /** SIGCONT to every process of the instance (or the restart that pause() held back). */
   resume (): void {
     if (this.st.state !== 'paused') return
     const prev = this.prePause ?? { state: 'ready' }
@@ -237,9 +265,9 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
       this.spawnRun()
       return
     }
-    signalGroup(this.run.pid, 'SIGCONT', this.log)
+    this.run.procs.resume()
     this.run.failures = 0
-    this.origin('resumed (SIGCONT to the group)')
+    this.origin(`resumed (SIGCONT to ${this.run.procs.what})`)
     this.update({ state: prev.state, reason: prev.reason })
   }
 
@@ -248,10 +276,14 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
   private spawnRun (): void {
     this.killReason = undefined
     const { command, args, cwd } = this.o
+    const env = childEnv(this.o.env)
     let child: ChildProcess
     try {
       if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`working directory ${cwd} does not exist`)
-      child = spawn(command, args, { cwd, env: childEnv(this.o.env), detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+      // Checked here: behind the wrapper, a missing command would only be an exit code 127.
+      checkExecutable(command, cwd, env.PATH)
+      const wrapped = containCommand(this.containment, command, args)
+      child = spawn(wrapped.command, wrapped.args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     } catch (err) {
       this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, exitCode: undefined, signal: undefined, reason: undefined })
       this.decide(`could not start: ${errorMessage(err)}`, true, null, null)
@@ -266,6 +298,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     const run: Run = {
       child,
       pid: child.pid,
+      procs: new InstanceProcesses(this.containment, child.pid, { id: this.id, recordDir: this.o.recordDir, log: this.log }),
       startedAt: Date.now(),
       exited: false,
       closed: new Promise((resolve) => child.once('close', () => resolve())),
@@ -308,15 +341,13 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     run.timers.add(t)
   }
 
-  /** The leader is gone: clear what is left of its group, let its output drain, then decide. */
-  private async afterExit (run: Run, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+  /** The spawned process is gone: end what is left of the instance, let its output drain, then decide. */
+  private async afterExit (run: Run, exitCode: number | null, exitSignal: NodeJS.Signals | null): Promise<void> {
     run.exited = true
     for (const t of run.timers) clearTimeout(t)
     run.timers.clear()
-    // While stopping, the rest of the group gets the grace period to finish; otherwise a
-    // group without its leader is orphans in the making, killed at once.
-    if (this.st.state === 'stopping') await waitGroupGone(run.pid, this.stopDeadline)
-    signalGroup(run.pid, 'SIGKILL', this.log)
+    const { code, signal } = run.procs.exitOf(exitCode, exitSignal)
+    await run.procs.ended(this.st.state === 'stopping', this.stopDeadline)
     let drainTimer: NodeJS.Timeout | undefined
     const drained = await Promise.race([
       run.closed.then(() => true),
@@ -459,17 +490,18 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     if (run.sampling || run.exited) return
     run.sampling = true
     try {
-      const rssKb = await groupRssKb(run.pid)
+      const { rssKb, pids } = await run.procs.usage()
       if (run.exited || this.run !== run) return
       const rssMb = Math.round(rssKb / 1024)
       this.st.rssMb = rssMb // a sample, not a change of state: no 'status' event
       const limit = this.o.memoryLimitMb
       if (limit === undefined || rssKb <= limit * 1024 || this.killReason !== undefined || this.st.state === 'stopping') return
-      const reason = `exceeded memory limit ${limit} MB: rss ${rssMb} MB`
+      const whole = this.containment.pidNamespace ? 'the whole instance' : 'the whole process group'
+      const reason = `exceeded memory limit ${limit} MB: rss ${rssMb} MB (${whole}, ${pids.length} process${pids.length === 1 ? '' : 'es'})`
       this.killReason = reason
-      this.origin(`${reason}: SIGKILL to the group`)
+      this.origin(`${reason}: SIGKILL to ${run.procs.what}`)
       this.log.warn(`${reason}: killing it`)
-      signalGroup(run.pid, 'SIGKILL', this.log)
+      run.procs.kill()
     } catch (err) {
       this.log.debug(`could not sample memory of pid ${run.pid}: ${errorMessage(err)}`)
     } finally {
@@ -505,7 +537,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
   }
 }
 
-/** SIGKILL every group now, no restarts: for a node shutting down (synchronous, so usable on 'exit'). */
+/** SIGKILL every instance now (its namespace or group), no restarts: for a node shutting down (synchronous, so usable on 'exit'). */
 export function killAllGroups (processes: Iterable<ManagedProcess>): void {
   for (const p of processes) p.kill()
 }
@@ -535,7 +567,10 @@ export async function waitReady (p: ManagedProcess, timeoutMs: number): Promise<
   })
 }
 
-// ---- helpers: environment, signals, /proc, health checks ----
+// ---- helpers: environment, formatting ----
+
+/** Shared by every ManagedProcess not given a containment: looking for setpriv once is enough. */
+let defaultContainment: Containment | undefined
 
 function childEnv (env: Record<string, string>): Record<string, string> {
   const base: Record<string, string> = {}
@@ -546,6 +581,20 @@ function childEnv (env: Record<string, string>): Record<string, string> {
   return { ...base, ...env }
 }
 
+/** Throws, in words, unless `command` names an executable file (on `path` when it has no slash). */
+function checkExecutable (command: string, cwd: string, path: string | undefined): void {
+  const candidates = command.includes('/')
+    ? [resolvePath(cwd, command)]
+    : (path ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter).map((dir) => resolvePath(cwd, dir, command))
+  for (const file of candidates) {
+    try {
+      if (!statSync(file).isFile()) continue
+      accessSync(file, constants.X_OK)
+      return
+    } catch {}
+  }
+  throw new Error(command.includes('/') ? `${command} is not an executable file` : `${command} not found on the PATH`)
+}
 
 function fmtDelay (ms: number): string {
   return ms < 100 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
