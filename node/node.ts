@@ -17,6 +17,7 @@ import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
 import { spec as defaultSpec, type SpecLayer, type SpecSource } from './spec'
 import { localApi } from './api'
+import { state } from './state'
 import { supervisor as defaultSupervisor, type Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
 
@@ -80,7 +81,8 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     transport.setRevoked(spec.cluster.revokedSerials)
   })
   const api = localApi()({ membership: membershipLayer, hubs: hubLayer, log: root.child('api') })
-  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, log: root.child('supervisor') })
+  const stateLayer = state({ dataDir })({ transport, membership: membershipLayer, log: root.child('state') })
+  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, log: root.child('supervisor') })
   const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },
@@ -88,6 +90,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     { name: 'hubs', component: hubLayer },
     { name: 'spec', component: specLayer },
     { name: 'api', component: api },
+    { name: 'state', component: stateLayer },
     { name: 'supervisor', component: supervisorLayer },
     { name: 'control', component: controlLayer }
   ], root)

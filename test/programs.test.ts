@@ -6,7 +6,7 @@
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { startGitServer } from './helpers/git-server'
 import { specDirCluster } from './helpers/spec-dir'
@@ -178,4 +178,60 @@ test.serial('programs: redis keeps its data in ORIGIN_STATE_DIR across a new ver
   await s.c.start({ name: 'a', address: a.address, image: { specDir: s.dir } })
   const [third] = await s.waitInstances('a', 'redis', 1)
   t.is(cli(third.address ?? '', 'GET', 'greeting'), 'hello', 'the data survived a node restart')
+})
+
+/** A singleton that records, in its state dir, the node it was first started on, and says so at each start. */
+const remembersBirth = (state: Record<string, unknown>): Record<string, unknown> => ({
+  run: { command: 'sh', args: ['-c', '[ -f "$ORIGIN_STATE_DIR/born" ] || echo "$ORIGIN_NODE_ID" > "$ORIGIN_STATE_DIR/born"; echo "born on $(cat "$ORIGIN_STATE_DIR/born")"; exec sleep 1000'] },
+  placement: { kind: 'singleton' },
+  state,
+  stopGraceMs: 500
+})
+
+async function birthSaid (dir: string): Promise<string | undefined> {
+  const log = await readFile(join(dir, 'data', 'logs', 'keeper-0.log'), 'utf8').catch(() => '')
+  return / out born on (\S+)/.exec(log)?.[1]
+}
+
+for (const mode of ['local', 'migrate'] as const) {
+  test.serial(`state: with ${mode}, a graceful move ${mode === 'local' ? 'starts empty and says so' : 'brings the directory along'}`, async (t) => {
+    const s = await specDirCluster(t)
+    for (const n of ['a', 'b', 'c']) await s.c.start({ name: n, image: { specDir: s.dir } })
+    await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+    await s.write('services/keeper.json', remembersBirth({ mode }))
+    const [first] = await s.waitInstances('a', 'keeper', 1)
+    t.is(await waitFor(async () => await birthSaid(s.c.node(first.node).dir), { what: 'the first start' }), first.node)
+    const watcher = ['a', 'b', 'c'].find((n) => n !== first.node) as string
+    s.c.node(first.node).proc.signal('SIGTERM')
+    const [moved] = await waitFor(async () => { const r = await s.instances(watcher, 'keeper', 'ready'); return r.length === 1 && r[0].node !== first.node ? r : undefined }, { what: 'the singleton to move' })
+    const born = await waitFor(async () => await birthSaid(s.c.node(moved.node).dir), { what: 'the moved instance to start' })
+    if (mode === 'migrate') {
+      t.is(born, first.node, 'the state directory came along')
+      t.regex(moved.stateNote ?? '', new RegExp(first.node))
+    } else {
+      t.is(born, moved.node, 'the moved instance starts empty')
+      t.regex(moved.stateNote ?? '', /empty/)
+      t.regex(moved.stateNote ?? '', new RegExp(first.node), 'and says where the state stayed')
+    }
+  })
+}
+
+test.serial('state: with replicate, the directory is there after kill -9 of its node, at most one interval old', async (t) => {
+  const s = await specDirCluster(t)
+  for (const n of ['a', 'b', 'c']) await s.c.start({ name: n, image: { specDir: s.dir } })
+  await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+  await s.write('services/keeper.json', remembersBirth({ mode: 'replicate', intervalMs: 300, copies: 2 }))
+  const [first] = await s.waitInstances('a', 'keeper', 1)
+  await waitFor(async () => await birthSaid(s.c.node(first.node).dir), { what: 'the first start' })
+  const others = ['a', 'b', 'c'].filter((n) => n !== first.node)
+  // Both other nodes hold a copy before the kill.
+  const holdsCopy = async (n: string): Promise<boolean> => (await readdir(join(s.c.node(n).dir, 'data', 'state-copies'), { recursive: true }).catch(() => [] as string[])).some((f) => f.endsWith('born'))
+  await waitFor(async () => (await Promise.all(others.map(holdsCopy))).every(Boolean), { what: 'copies on the other nodes' })
+  s.c.node(first.node).proc.signal('SIGKILL')
+  const [moved] = await waitFor(async () => { const r = await s.instances(others[0], 'keeper', 'ready'); return r.length === 1 && r[0].node !== first.node ? r : undefined }, { what: 'the singleton to run elsewhere', timeoutMs: 20_000 })
+  t.log(moved.stateNote)
+  if (await waitFor(async () => await birthSaid(s.c.node(moved.node).dir), { what: 'the restored instance to start' }) !== first.node) t.log((await s.c.node(moved.node).log()).split('\n').filter((l) => /state|copy|snapshot/.test(l)).join('\n'), (await s.c.node(first.node).log()).split('\n').filter((l) => /state|copy|snapshot/.test(l)).join('\n'))
+  t.is(await birthSaid(s.c.node(moved.node).dir), first.node, 'restored from the snapshot')
+  t.regex(moved.stateNote ?? '', /snapshot/)
+  t.log(moved.stateNote)
 })

@@ -22,6 +22,7 @@ import type { Logger } from '../log'
 import type { InstanceSummary, Membership } from '../membership'
 import { assignmentsFor, schedule, serviceOfInstance, type Assignment, type Phase, type Schedule } from '../scheduler'
 import type { SpecLayer } from '../spec'
+import type { StateLayer } from '../state'
 import type { ServiceSpec } from '../spec/types'
 import { CodeCache } from './code'
 import { bindHosts, expandVars, hostOf, instanceEnvironment, joinHostPort, portNames, resolveHealth } from './environment'
@@ -47,7 +48,7 @@ export interface SupervisorInit {
   secretsDir?: string
 }
 
-export interface SupervisorComponents { spec: SpecLayer, membership: Membership, hubs: Hubs, api: LocalApi, log: Logger }
+export interface SupervisorComponents { spec: SpecLayer, membership: Membership, hubs: Hubs, api: LocalApi, state: StateLayer, log: Logger }
 
 /** An instance's status, or `pending`: assigned here and not running, with the reason. */
 export type ReportStatus = Omit<InstanceStatus, 'state'> & { state: InstanceState | 'pending' }
@@ -212,7 +213,10 @@ class Reconciler implements Supervisor {
     await this.pass
     const all = [...this.instances.values()]
     if (all.length > 0) this.c.log.info(`stopping ${all.length} instances`)
-    await Promise.all(all.map(async (i) => await i.proc.stop()))
+    await Promise.all(all.map(async (i) => {
+      await i.proc.stop()
+      await this.c.state.detach(i.assignment.instance, { graceful: true }).catch((err) => this.c.log.warn(`${i.assignment.instance}: ${errorMessage(err)}`))
+    }))
     this.instances.clear()
     this.publish()
   }
@@ -334,7 +338,7 @@ class Reconciler implements Supervisor {
 
   private summary (instance: string): InstanceSummary | undefined {
     const i = this.instances.get(instance)
-    return i === undefined ? undefined : { v: i.version, s: i.proc.status().state }
+    return i === undefined ? undefined : { v: i.version, s: i.proc.status().state, ...(i.generation === undefined ? {} : { g: i.generation }) }
   }
 
   private applyPhase (inst: Instance, phase: Phase): void {
@@ -356,9 +360,11 @@ class Reconciler implements Supervisor {
     const names = portNames(svc)
     if (/^[0-9]+$/.test(fromSpec.PORT ?? '') && pinned[names[0]] === undefined) pinned[names[0]] = Number(fromSpec.PORT)
     const ports = await this.ports.portsFor(a.instance, names, pinned, hosts.listen)
-    const stateDir = join(this.init.dataDir, 'state', a.instance)
-    await mkdir(stateDir, { recursive: true })
-    const stateNote = 'local directory'
+    // Where the state comes from (kept, migrated, restored from a snapshot, or empty) is
+    // decided before the process starts; a source that cannot be reached yet stops the start.
+    const st = await this.c.state.prepare(a.instance, svc.state)
+    const stateDir = st.dir
+    const stateNote = st.note
     const logPath = this.logPathOf(a.instance)
     const env = instanceEnvironment({
       node: a.node,
@@ -390,7 +396,7 @@ class Reconciler implements Supervisor {
     })
     if (!this.running || this.instances.has(a.instance)) return
     const address = joinHostPort(hosts.dial, ports[0][1])
-    const inst: Instance = { assignment: a, version, ports, address, proc, logPath, codeDir, stateDir, stateNote }
+    const inst: Instance = { assignment: a, version, ports, address, proc, logPath, codeDir, stateDir, stateNote, generation: st.generation }
     this.instances.set(a.instance, inst)
     this.held.delete(a.instance)
     proc.on('status', (s) => {
@@ -398,8 +404,9 @@ class Reconciler implements Supervisor {
       if (s.state === 'ready') this.kick() // the next instance of a rolling replacement may go
     })
     const portsText = ports.map(([n, p]) => (names.length === 1 ? String(p) : `${n} ${p}`)).join(', ')
-    this.c.log.info(`starting ${a.instance} (${command} ${args.join(' ')}; version ${version}; ${ports.length === 1 ? 'port' : 'ports'} ${portsText}; state ${stateNote})`)
+    this.c.log[st.outcome === 'empty' && st.movedAside !== undefined ? 'warn' : 'info'](`starting ${a.instance} (${command} ${args.join(' ')}; version ${version}; ${ports.length === 1 ? 'port' : 'ports'} ${portsText}; state: ${stateNote})`)
     proc.start()
+    this.c.state.attach(a.instance, svc.state, { cwd: join(codeDir, svc.run.cwd ?? '.'), env })
   }
 
   /**
@@ -414,6 +421,7 @@ class Reconciler implements Supervisor {
     try {
       if (now) inst.proc.kill()
       await inst.proc.stop()
+      await this.c.state.detach(id, { graceful: !now }).catch((err) => this.c.log.warn(`${id}: ${errorMessage(err)}`))
     } finally {
       if (this.instances.get(id) === inst) this.instances.delete(id)
       this.busy.delete(id)
