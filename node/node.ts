@@ -20,6 +20,7 @@ import { localApi } from './api'
 import { state } from './state'
 import { supervisor as defaultSupervisor, type Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
+import { probeContainment } from './supervisor/contain'
 
 export interface NodeOptions {
   config: ImageConfig
@@ -62,6 +63,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   if (identity.info.cluster !== config.cluster) {
     throw new Error(`the node certificate is for cluster "${identity.info.cluster}", but this node is configured for cluster "${config.cluster}"`)
   }
+  const containment = await probeContainment()
   const transport = layers.transport({ listen: config.listen })({
     identity: { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster },
     log: root.child('transport')
@@ -69,7 +71,15 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const membershipLayer = layers.membership({ seeds: config.seeds, ...config.membership })({
     transport,
     log: root.child('membership'),
-    self: { id, address: config.advertise, characteristics: { ...measureCharacteristics(config.characteristics, config.labels, Date.now()), secrets: await listSecrets(config.secrets) } }
+    self: {
+      id,
+      address: config.advertise,
+      characteristics: {
+        ...measureCharacteristics(config.characteristics, config.labels, Date.now()),
+        secrets: await listSecrets(config.secrets),
+        containment: containment.pidNamespace ? 'pid-namespace' : 'process-group'
+      }
+    }
   })
   const hubLayer = layers.hubs({ policy: config.hubs })({ membership: membershipLayer, log: root.child('hubs') })
   const specLayer = layers.spec({ source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs, limits: config.spec?.limits })({
@@ -82,7 +92,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   })
   const api = localApi()({ membership: membershipLayer, hubs: hubLayer, log: root.child('api') })
   const stateLayer = state({ dataDir })({ transport, membership: membershipLayer, log: root.child('state') })
-  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, log: root.child('supervisor') })
+  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets, containment })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, log: root.child('supervisor') })
   const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },

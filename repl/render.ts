@@ -43,9 +43,10 @@ export class NodeTable extends Array<NodeRow> {
       `${(n.memoryMb / 1024).toFixed(1)} GiB`,
       n.arch,
       n.status === 'alive' || n.status === 'suspect' ? formatDuration(at - n.startedAt) : '',
+      n.containment === 'process-group' ? 'process group (a process may outlive its instance)' : n.containment === 'pid-namespace' ? 'pid namespace' : '',
       Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')
     ])
-    return textTable(['id', 'address', 'status', 'role', 'cpus', 'memory', 'arch', 'uptime', 'labels'], rows)
+    return textTable(['id', 'address', 'status', 'role', 'cpus', 'memory', 'arch', 'uptime', 'contains', 'labels'], rows)
   }
 }
 

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import { TestCluster } from './helpers/cluster'
 import { startGitServer } from './helpers/git-server'
 import { waitFor } from './helpers/wait'
-import { gone } from './helpers/procs'
+import { gone, running } from './helpers/procs'
 import type { ServicesReport } from '../repl/render'
 
 const procs = resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs')
@@ -182,10 +182,8 @@ test.serial('supervisor: a killed node\'s singleton moves elsewhere, never runni
   const first = await waitFor(async () => (await instances(s.c, 'a', 'single'))[0], { what: 'the singleton to run' })
   const victim = first.node
   const observer = ['a', 'b', 'c'].find((n) => n !== victim) as string
-  const pidsAlive = async (): Promise<number> => {
-    const pids = (await readFile(marks, 'utf8')).split('\n').filter(Boolean).map((l) => Number(l.split(' ')[1]))
-    return (await Promise.all(pids.map(gone))).filter((g) => !g).length
-  }
+  // Counted as the host sees them: the pids an instance prints are its PID namespace's.
+  const pidsAlive = async (): Promise<number> => (await running('node', join(s.dir, 'single.js'))).length
   const killedAt = Date.now()
   s.c.node(victim).proc.signal('SIGKILL')
   const moved = await s.c.explainFailure(async () => await waitFor(async () => {
@@ -210,8 +208,9 @@ test.serial('supervisor: no process outlives a node that stops', async (t) => {
   await s.write('services/forker.json', { run: { command: 'node', args: [fixture('forker.js')] }, placement: { kind: 'every' }, stopGraceMs: 1000 })
   const a = await s.c.start({ name: 'a', image: { specDir: s.dir } })
   await waitFor(async () => (await instances(s.c, 'a', 'forker')).length === 1, { what: 'the forker to run' })
-  const log = await waitFor(async () => { const l = await readFile(join(a.dir, 'data', 'logs', 'forker@a.log'), 'utf8').catch(() => ''); return /grandchild pid \d+/.test(l) ? l : undefined }, { what: 'the grandchild pid' })
-  const pids = [...log.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]))
+  await waitFor(async () => /grandchild pid \d+/.test(await readFile(join(a.dir, 'data', 'logs', 'forker@a.log'), 'utf8').catch(() => '')), { what: 'the grandchild to start' })
+  // Host pids of the forker and its grandchild (node -e ...): what the instance printed are namespace pids.
+  const pids = await running('node', fixture('forker.js'))
   t.true(pids.length >= 2)
   a.proc.signal('SIGTERM')
   await a.proc.exited

@@ -32,6 +32,10 @@ export interface NodeRow {
   labels: Record<string, string>
   startedAt: number
   incarnation: number
+  /** `pid-namespace`: nothing an instance starts outlives it; `process-group`: a process that leaves its group may. */
+  containment?: string
+  /** Names of the secrets its image carries. */
+  secrets?: string[]
 }
 
 export interface HubsView { hubs: string[], policy: HubPolicy, answeredBy: string }
@@ -64,7 +68,9 @@ export function control () {
           arch: m.characteristics.arch,
           labels: m.characteristics.labels,
           startedAt: m.characteristics.startedAt,
-          incarnation: m.incarnation
+          incarnation: m.incarnation,
+          containment: m.characteristics.containment,
+          secrets: m.characteristics.secrets
         }))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     }

@@ -38,7 +38,8 @@ const memberSchema = {
         arch: { type: 'string', maxLength: 32 },
         labels: { type: 'object', additionalProperties: { type: 'string' }, maxProperties: 64 },
         startedAt: { type: 'integer', minimum: 0 },
-        secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 1000 }
+        secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 1000 },
+        containment: { enum: ['pid-namespace', 'process-group'] }
       }
     }
   }

@@ -25,6 +25,12 @@ export interface Characteristics {
   startedAt: number
   /** Names of the secrets the node's image carries (never their values). */
   secrets?: string[]
+  /**
+   * How the node contains its instances: `pid-namespace` (nothing an instance starts
+   * outlives it, however the node dies) or `process-group` (a process that leaves its
+   * group may outlive its instance).
+   */
+  containment?: 'pid-namespace' | 'process-group'
 }
 
 export interface Member {

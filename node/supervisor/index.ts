@@ -11,7 +11,6 @@
  *   const s = supervisor({ dataDir })({ spec, membership, hubs, api, log })
  *   s.report()   // this node's instances with status, restarts, uptime
  */
-import { existsSync } from 'node:fs'
 import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -25,6 +24,7 @@ import type { SpecLayer } from '../spec'
 import type { StateLayer } from '../state'
 import type { ServiceSpec } from '../spec/types'
 import { CodeCache } from './code'
+import { endLeftovers, groupContainment, probeContainment, type Containment } from './contain'
 import { bindHosts, expandVars, hostOf, instanceEnvironment, joinHostPort, portNames, resolveHealth } from './environment'
 import { PortBook } from './ports'
 import { ManagedProcess, type InstanceState, type InstanceStatus } from './process'
@@ -46,6 +46,8 @@ export interface SupervisorInit {
   logKeep?: number
   /** The image's secrets folder (env values `{ "secret": name }` are read from it). @default none */
   secretsDir?: string
+  /** How instances are contained, as probed once for the node. @default probed at start */
+  containment?: Containment
 }
 
 export interface SupervisorComponents { spec: SpecLayer, membership: Membership, hubs: Hubs, api: LocalApi, state: StateLayer, log: Logger }
@@ -119,6 +121,7 @@ class Reconciler implements Supervisor {
   private readonly held = new Map<string, InstanceSummary>()
   private readonly code: CodeCache
   private readonly ports: PortBook
+  private containment: Containment = groupContainment()
   private sched?: Schedule
   private phase?: Phase
   private running = false
@@ -185,6 +188,11 @@ class Reconciler implements Supervisor {
     if (this.running) return
     this.running = true
     await mkdir(join(this.init.dataDir, 'logs'), { recursive: true })
+    // Said once, at start: what this node can guarantee about processes outliving instances.
+    this.containment = this.init.containment ?? await probeContainment()
+    this.c.log[this.containment.pidNamespace ? 'info' : 'warn'](this.containment.detail)
+    // A previous run of this node (same data dir) that died hard may have left instances behind.
+    for (const line of await endLeftovers(join(this.init.dataDir, 'run'), this.c.log)) this.c.log.warn(line)
     this.c.spec.events.on('applied', this.onSpec)
     this.c.membership.events.on('change', this.onView)
     this.c.hubs.events.on('change', this.onView)
@@ -382,7 +390,10 @@ class Reconciler implements Supervisor {
     const args = (svc.run.args ?? []).map((x) => expandVars(x, env))
     const proc = new ManagedProcess({
       id: a.instance,
-      ...withParentDeathSignal(command, args),
+      command,
+      args,
+      containment: this.containment,
+      recordDir: join(this.init.dataDir, 'run'),
       env,
       cwd: join(codeDir, svc.run.cwd ?? '.'),
       logPath,
@@ -439,17 +450,4 @@ class Reconciler implements Supervisor {
     for (const [id, held] of this.held) out[id] = held
     this.c.membership.setInstances(out)
   }
-}
-
-const SETPRIV = '/usr/bin/setpriv'
-const hasSetpriv = process.platform === 'linux' && existsSync(SETPRIV)
-
-/**
- * On Linux the process is started through `setpriv --pdeathsig KILL` (util-linux): if the
- * node dies without stopping it (kill -9), the kernel kills the process too, so a singleton
- * cannot keep running beside its replacement. (Its own children are not covered; a
- * graceful stop kills the whole process group.)
- */
-function withParentDeathSignal (command: string, args: string[]): { command: string, args: string[] } {
-  return hasSetpriv ? { command: SETPRIV, args: ['--pdeathsig', 'KILL', '--', command, ...args] } : { command, args }
 }

@@ -1,7 +1,22 @@
-/** Whether a process is gone: no such pid, or a zombie (PID 1 here may not reap orphans; a zombie runs nothing). */
-import { readFile } from 'node:fs/promises'
+/** Processes on this machine, as the host sees them (instances run in PID namespaces, so the pids they print are not these). */
+import { readdir, readFile } from 'node:fs/promises'
 
+/** Whether a process is gone: no such pid, or a zombie (PID 1 here may not reap orphans; a zombie runs nothing). */
 export async function gone (pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
   return stat === '' || /^\d+ \(.*\) Z/.test(stat)
+}
+
+/**
+ * Host pids of live processes whose program is `program` (the basename of argv[0]) and whose
+ * arguments include `marker`: the instance's own processes, not the wrappers that start them.
+ */
+export async function running (program: string, marker: string): Promise<number[]> {
+  const pids = (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number)
+  const found = await Promise.all(pids.map(async (pid) => {
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean)
+    if (argv.length === 0 || argv[0].split('/').pop() !== program || !argv.some((a) => a.includes(marker))) return undefined
+    return await gone(pid) ? undefined : pid
+  }))
+  return found.filter((p): p is number => p !== undefined)
 }
