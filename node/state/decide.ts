@@ -23,6 +23,8 @@ export interface Source {
   running: boolean
   /** live: the instance there has a `before` hook, so a copy taken while it runs is consistent. */
   hook: boolean
+  /** copy: the node that took the snapshot (it may have handed it over to `node`). */
+  takenBy?: string
 }
 
 export interface DecisionInput {
@@ -54,9 +56,11 @@ export function decide (i: DecisionInput): Decision {
   const next = Math.max(top.generation, localGen) + 1
   const stale = i.local.exists ? localGen : undefined
   const own: Source[] = i.local.exists ? [{ node: i.self, kind: 'live', generation: localGen, ageMs: i.local.ageMs, running: false, hook: false }] : []
+  // migrate takes directories, and a copy only when it is of the newest generation: what a
+  // leaving node handed over after its instance stopped, which is the directory itself.
   const candidates = i.mode === 'local'
     ? []
-    : [...own, ...i.sources.filter((s) => i.mode === 'replicate' || s.kind === 'live')]
+    : [...own, ...i.sources.filter((s) => i.mode === 'replicate' || s.kind === 'live' || s.generation >= top.generation)]
   const from = candidates.sort(fresherFirst(i.self))[0]
   if (from === undefined) return { kind: 'empty', generation: next, stale, reason: emptyReason(i, top, localGen, next) }
   const inPlace = from.node === i.self && from.kind === 'live'
@@ -98,7 +102,8 @@ function restoreReason (self: string, from: Source, next: number): string {
     return `copied the directory of generation ${from.generation} from ${from.node} (${when}); now generation ${next}`
   }
   const where = from.node === self ? 'this node' : from.node
-  return `restored the snapshot of generation ${from.generation} from ${where}, taken ${formatAge(from.ageMs)} ago; now generation ${next}`
+  const by = from.takenBy !== undefined && from.takenBy !== from.node ? ` (taken on ${from.takenBy})` : ''
+  return `restored the snapshot of generation ${from.generation} from ${where}${by}, taken ${formatAge(from.ageMs)} ago; now generation ${next}`
 }
 
 /** `850 ms`, `2.4 s`, `3 min`, `5.0 h`, `2.1 days`. */

@@ -16,7 +16,7 @@ import { StatePaths } from './paths'
 import { fetch, prepareState } from './prepare'
 import { Replicator } from './replicate'
 import { snapshotRound } from './snapshot'
-import { replicateDefaults, type PreparedState, type StateComponents, type StateInit, type StateLayer, type StateStatus } from './types'
+import { replicateDefaults, type CopyResult, type PreparedState, type StateComponents, type StateInit, type StateLayer, type StateStatus } from './types'
 import {
   fetchPayload, holdingsPayload, offerPayload, statusPayload,
   type FetchRequest, type Holdings, type HoldingsRequest, type OfferRequest, type StatusRequest
@@ -139,6 +139,13 @@ export class StateNode implements StateLayer {
   }
 
   /** A snapshot round now, for tests and benchmarks; no-op unless the instance runs here with mode replicate. */
+  async handOver (instance: string, spec: StateSpec, node: string): Promise<CopyResult> {
+    const e = this.entry(instance, spec)
+    await this.ctx.lock.run(instance, async () => { await snapshotRound(this.ctx, instance, spec, undefined, false, e, [node]) })
+    const copy = e.snapshot?.copies.find((c) => c.node === node)
+    return copy ?? { node, ok: false, detail: e.lastError ?? 'no snapshot was taken' }
+  }
+
   async snapshotNow (instance: string): Promise<void> {
     await this.entries.get(instance)?.replicator?.now()
   }

@@ -79,7 +79,7 @@ async function gather (ctx: Ctx, instance: string): Promise<Source[]> {
   const sources = answers.flat()
   const own = await ctx.copies.current(instance)
   if (own !== undefined) {
-    sources.push({ node: ctx.self, kind: 'copy', generation: own.meta.generation, ageMs: ctx.copies.ageMs(own.meta), running: false, hook: false })
+    sources.push({ node: ctx.self, kind: 'copy', generation: own.meta.generation, ageMs: ctx.copies.ageMs(own.meta), running: false, hook: false, takenBy: own.meta.source })
     if (own.meta.source !== ctx.self) ctx.seen.observe(instance, own.meta.generation, own.meta.source)
   }
   for (const s of sources) if (s.node !== ctx.self) ctx.seen.observe(instance, s.generation, s.node)

@@ -17,7 +17,8 @@ import type { OfferRequest } from './wire'
 /** What a round reports into: the instance's status. */
 export type SnapshotStatus = Pick<StateStatus, 'snapshot' | 'lastError'>
 
-export async function snapshotRound (ctx: Ctx, instance: string, spec: StateSpec, hook: HookEnv | undefined, useHook: boolean, status: SnapshotStatus): Promise<void> {
+/** `targets`: the members to copy to instead of the rendezvous choice (a hand-over to the node that takes the instance next). */
+export async function snapshotRound (ctx: Ctx, instance: string, spec: StateSpec, hook: HookEnv | undefined, useHook: boolean, status: SnapshotStatus, targets?: string[]): Promise<void> {
   const fail = (why: string): void => {
     if (status.lastError !== why) ctx.c.log.warn(`${instance}: ${why}`)
     status.lastError = why
@@ -35,9 +36,9 @@ export async function snapshotRound (ctx: Ctx, instance: string, spec: StateSpec
       summary = await copyDir(ctx.paths.live(instance), into, { generation: marker.generation, takenAt, ageMs: 0 })
       return summary
     })
-    const want = spec.copies ?? replicateDefaults.copies
+    const want = targets?.length ?? spec.copies ?? replicateDefaults.copies
     const alive = Object.values(ctx.c.membership.table()).filter((m) => m.id !== ctx.self && m.status === 'alive').map((m) => m.id)
-    const holders = copyHolders(instance, alive, want)
+    const holders = targets ?? copyHolders(instance, alive, want)
     const offer: OfferRequest = { instance, from: ctx.self, generation: marker.generation, takenAt }
     const copies = await Promise.all(holders.map(async (node): Promise<CopyResult> => {
       try {

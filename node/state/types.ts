@@ -89,6 +89,12 @@ export interface StateLayer {
   detach (instance: string, o: { graceful: boolean }): Promise<void>
   /** A snapshot round now (replicate, instance running here), in turn with the clock's; for the REPL, tests and benchmarks. */
   snapshotNow (instance: string): Promise<void>
+  /**
+   * The instance stopped here for good because this node is leaving: copy its directory to
+   * `node`, the member that takes the instance next, before this node goes (migrate on a
+   * node's graceful stop). Resolves with what the copy did; never throws.
+   */
+  handOver (instance: string, spec: StateSpec, node: string): Promise<CopyResult>
   /** The generation the instance runs with here (set by `prepare`). */
   generation (instance: string): number | undefined
   status (instance: string): Promise<StateStatus | undefined>

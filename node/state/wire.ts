@@ -68,7 +68,7 @@ export function sourcesOf (node: string, answer: unknown): Source[] {
   if (h.node !== node) throw new OriginError('E_PAYLOAD_INVALID', `asked ${node} what it holds, and ${h.node} answered`, { node })
   const out: Source[] = []
   if (h.live !== undefined) out.push({ node, kind: 'live', generation: h.live.generation, ageMs: h.live.ageMs, running: h.live.running, hook: h.live.hook })
-  if (h.copy !== undefined) out.push({ node, kind: 'copy', generation: h.copy.generation, ageMs: h.copy.ageMs, running: false, hook: false })
+  if (h.copy !== undefined) out.push({ node, kind: 'copy', generation: h.copy.generation, ageMs: h.copy.ageMs, running: false, hook: false, takenBy: h.copy.source })
   return out
 }
 

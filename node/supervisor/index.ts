@@ -221,12 +221,32 @@ class Reconciler implements Supervisor {
     await this.pass
     const all = [...this.instances.values()]
     if (all.length > 0) this.c.log.info(`stopping ${all.length} instances`)
+    const next = this.successors()
     await Promise.all(all.map(async (i) => {
+      const id = i.assignment.instance
       await i.proc.stop()
-      await this.c.state.detach(i.assignment.instance, { graceful: true }).catch((err) => this.c.log.warn(`${i.assignment.instance}: ${errorMessage(err)}`))
+      await this.c.state.detach(id, { graceful: true }).catch((err) => this.c.log.warn(`${id}: ${errorMessage(err)}`))
+      // migrate: this node is leaving, so the node taking the instance next gets the directory now.
+      const svc = this.c.spec.current()?.spec.services[i.assignment.service]
+      const to = next.get(id)
+      if (svc?.state?.mode === 'migrate' && to !== undefined) {
+        const r = await this.c.state.handOver(id, svc.state, to)
+        this.c.log[r.ok ? 'info' : 'warn'](`${id}: ${r.ok ? `state directory handed over to ${to}` : `could not hand the state directory over to ${to}: ${r.detail ?? '?'}`}`)
+      }
     }))
     this.instances.clear()
     this.publish()
+  }
+
+  /** Who runs each of this node's instances once it has left: the same pure schedule, with this node gone. */
+  private successors (): Map<string, string> {
+    const applied = this.c.spec.current()
+    if (applied === undefined) return new Map()
+    const self = this.c.membership.id
+    const table = { ...this.c.membership.table() }
+    if (table[self] !== undefined) table[self] = { ...table[self], status: 'left', instances: {} }
+    const after = schedule({ spec: applied.spec, table, hubs: this.c.hubs.current().filter((h) => h !== self), previousPhase: this.phase?.kind })
+    return new Map(after.assignments.filter((a) => this.instances.has(a.instance)).map((a) => [a.instance, a.node]))
   }
 
   /** Reconcile soon; passes never overlap, and a request during one runs one more. */
