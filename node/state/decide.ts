@@ -56,17 +56,25 @@ export function decide (i: DecisionInput): Decision {
   const next = Math.max(top.generation, localGen) + 1
   const stale = i.local.exists ? localGen : undefined
   const own: Source[] = i.local.exists ? [{ node: i.self, kind: 'live', generation: localGen, ageMs: i.local.ageMs, running: false, hook: false }] : []
-  // migrate takes directories, and a copy only when it is of the newest generation: what a
-  // leaving node handed over after its instance stopped, which is the directory itself.
   const candidates = i.mode === 'local'
     ? []
-    : [...own, ...i.sources.filter((s) => i.mode === 'replicate' || s.kind === 'live' || s.generation >= top.generation)]
+    : [...own, ...i.sources.filter((s) => i.mode === 'replicate' || s.kind === 'live' || isHandOver(s, top))]
   const from = candidates.sort(fresherFirst(i.self))[0]
   if (from === undefined) return { kind: 'empty', generation: next, stale, reason: emptyReason(i, top, localGen, next) }
   const inPlace = from.node === i.self && from.kind === 'live'
-  let reason = restoreReason(i.self, from, next)
+  let reason = i.mode === 'migrate' && from.kind === 'copy'
+    ? `copied the directory of generation ${from.generation} that ${from.takenBy ?? '?'} handed over when it left; now generation ${next}`
+    : restoreReason(i.self, from, next)
   if (from.generation < top.generation) reason += `; generation ${top.generation} (last on ${top.node ?? 'another node'}) is not reachable: what was written there is not in it`
   return { kind: 'restore', generation: next, from, stale: inPlace ? undefined : stale, reason }
+}
+
+/**
+ * migrate takes directories, and a copy only when it is what a leaving node handed over: of
+ * the newest generation, taken by the node that ran it (after its instance stopped there).
+ */
+function isHandOver (s: Source, top: { generation: number, node?: string }): boolean {
+  return s.kind === 'copy' && s.generation >= top.generation && s.takenBy !== undefined && s.takenBy === top.node
 }
 
 /** The highest generation known anywhere but this node's own directory, and where it was. */
@@ -102,8 +110,7 @@ function restoreReason (self: string, from: Source, next: number): string {
     return `copied the directory of generation ${from.generation} from ${from.node} (${when}); now generation ${next}`
   }
   const where = from.node === self ? 'this node' : from.node
-  const by = from.takenBy !== undefined && from.takenBy !== from.node ? ` (taken on ${from.takenBy})` : ''
-  return `restored the snapshot of generation ${from.generation} from ${where}${by}, taken ${formatAge(from.ageMs)} ago; now generation ${next}`
+  return `restored the snapshot of generation ${from.generation} from ${where}, taken ${formatAge(from.ageMs)} ago; now generation ${next}`
 }
 
 /** `850 ms`, `2.4 s`, `3 min`, `5.0 h`, `2.1 days`. */

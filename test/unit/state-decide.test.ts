@@ -102,3 +102,13 @@ test('state ages read as a person says them', (t) => {
   t.is(formatAge(5 * 3_600_000), '5.0 h')
   t.is(formatAge(3 * 86_400_000), '3.0 days')
 })
+
+test('state decision: migrate takes the copy a leaving node handed over, and no other copy', (t) => {
+  const handed = { ...copy('a', 2, 20), takenBy: 'b' }
+  const d = decide(input({ mode: 'migrate', seen: { generation: 2, node: 'b' }, sources: [handed] }))
+  t.like(d, { kind: 'restore', generation: 3, from: { node: 'a', kind: 'copy' } })
+  t.is(d.reason, 'copied the directory of generation 2 that b handed over when it left; now generation 3')
+  const older = { ...copy('a', 2, 20), takenBy: 'c' }
+  t.is(decide(input({ mode: 'migrate', seen: { generation: 2, node: 'b' }, sources: [older] })).kind, 'empty', 'a snapshot another node took is not the directory')
+  t.like(decide(input({ mode: 'migrate', seen: { generation: 2, node: 'b' }, sources: [handed, live('b', 2, 100)] })), { from: { node: 'b', kind: 'live' } })
+})
