@@ -110,5 +110,6 @@ test('state decision: migrate takes the copy a leaving node handed over, and no 
   t.is(d.reason, 'copied the directory of generation 2 that b handed over when it left; now generation 3')
   const older = { ...copy('a', 2, 20), takenBy: 'c' }
   t.is(decide(input({ mode: 'migrate', seen: { generation: 2, node: 'b' }, sources: [older] })).kind, 'empty', 'a snapshot another node took is not the directory')
-  t.like(decide(input({ mode: 'migrate', seen: { generation: 2, node: 'b' }, sources: [handed, live('b', 2, 100)] })), { from: { node: 'b', kind: 'live' } })
+  // The hand-over is the stopped directory itself, already here: no second transfer.
+  t.like(decide(input({ mode: 'migrate', seen: { generation: 2, node: 'b' }, sources: [handed, live('b', 2, 100)] })), { from: { node: 'a', kind: 'copy' } })
 })
