@@ -10,6 +10,7 @@ import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { startGitServer } from './helpers/git-server'
 import { specDirCluster } from './helpers/spec-dir'
+import { running, workingIn } from './helpers/procs'
 import { waitFor } from './helpers/wait'
 
 const procs = resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs')
@@ -234,4 +235,38 @@ test.serial('state: with replicate, the directory is there after kill -9 of its 
   t.is(await birthSaid(s.c.node(moved.node).dir), first.node, 'restored from the snapshot')
   t.regex(moved.stateNote ?? '', /snapshot/)
   t.log(moved.stateNote)
+})
+
+test.serial('containment: after kill -9 of a node, nothing its instances started is left, sh -c without exec and nginx workers included', async (t) => {
+  if (!existsSync('/usr/sbin/nginx')) { t.log('nginx is not installed (apt-get install nginx-light); skipped'); t.pass(); return }
+  const s = await specDirCluster(t)
+  for (const n of ['a', 'b', 'c']) await s.c.start({ name: n, image: { specDir: s.dir } })
+  await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+  // nginx as a team would run it: a config template filled in at start, master and workers.
+  await s.write('services/web/nginx.conf', [
+    'worker_processes 2;', 'error_log stderr;', 'pid STATE/nginx.pid;', 'events {}',
+    'http {', '  access_log off;', '  client_body_temp_path STATE/body; proxy_temp_path STATE/proxy; fastcgi_temp_path STATE/fcgi; uwsgi_temp_path STATE/uwsgi; scgi_temp_path STATE/scgi;',
+    '  server { listen HOST:PORT; location / { return 200 "hello from NODE\\n"; } }', '}', ''
+  ].join('\n'))
+  await s.write('services/web/start.sh', '#!/bin/sh\nsed -e "s|STATE|$ORIGIN_STATE_DIR|g; s|HOST|$ORIGIN_HOST|; s|PORT|$PORT|; s|NODE|$ORIGIN_NODE_ID|" nginx.conf > "$ORIGIN_STATE_DIR/nginx.conf"\nexec nginx -c "$ORIGIN_STATE_DIR/nginx.conf" -g "daemon off;"\n', 0o755)
+  await s.write('services/web.json', { run: { command: './start.sh', cwd: 'services/web' }, placement: { kind: 'replicas', count: 2 }, health: { http: { path: '/' }, intervalMs: 200 }, stopGraceMs: 2000 })
+  // A singleton the natural way: sh -c with a background child and no exec.
+  await s.write('services/one.json', { run: { command: 'sh', args: ['-c', `sleep 1000 & python3 -m http.server $PORT --bind $ORIGIN_HOST --directory ${s.dir}`] }, placement: { kind: 'singleton' }, health: { tcp: {}, intervalMs: 200 }, stopGraceMs: 1000 })
+  const web = await s.waitInstances('a', 'web', 2)
+  const [one] = await s.waitInstances('a', 'one', 1)
+  t.is((await (await fetch(`http://${web[0].address ?? ''}/`)).text()).trim(), `hello from ${web[0].node}`)
+  // The victim runs the singleton and, if placement allows, a web replica.
+  const victim = s.c.node(one.node)
+  const code = join(victim.dir, 'data')
+  const before = await workingIn(code)
+  t.true(before.length >= 3, `the victim runs several processes (${before.length})`)
+  const watcher = ['a', 'b', 'c'].find((n) => n !== one.node) as string
+  victim.proc.signal('SIGKILL')
+  await victim.proc.exited
+  await waitFor(async () => (await workingIn(code)).length === 0, { what: 'every process of the killed node\'s instances to be gone', timeoutMs: 5000 })
+  const [moved] = await waitFor(async () => { const r = await s.instances(watcher, 'one', 'ready'); return r.length === 1 && r[0].node !== one.node ? r : undefined }, { what: 'the singleton to run elsewhere', timeoutMs: 20_000 })
+  t.is((await running('python3', s.dir)).length, 1, 'the singleton runs exactly once')
+  t.is((await s.c.view(watcher))[one.node]?.status, 'dead')
+  t.not(moved.node, one.node)
+  t.deepEqual(await workingIn(code), [], 'still nothing left of the killed node\'s instances')
 })

@@ -1,5 +1,5 @@
 /** Processes on this machine, as the host sees them (instances run in PID namespaces, so the pids they print are not these). */
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, readlink } from 'node:fs/promises'
 
 /** Whether a process is gone: no such pid, or a zombie (PID 1 here may not reap orphans; a zombie runs nothing). */
 export async function gone (pid: number): Promise<boolean> {
@@ -16,6 +16,21 @@ export async function running (program: string, marker: string): Promise<number[
   const found = await Promise.all(pids.map(async (pid) => {
     const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean)
     if (argv.length === 0 || argv[0].split('/').pop() !== program || !argv.some((a) => a.includes(marker))) return undefined
+    return await gone(pid) ? undefined : pid
+  }))
+  return found.filter((p): p is number => p !== undefined)
+}
+
+/**
+ * Host pids of live processes whose working directory is inside `dir`: every process of a
+ * node's instances runs in a code tree under the node's data dir, whatever it renamed
+ * itself to (nginx workers rewrite their command line).
+ */
+export async function workingIn (dir: string): Promise<number[]> {
+  const pids = (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number)
+  const found = await Promise.all(pids.map(async (pid) => {
+    const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '')
+    if (cwd !== dir && !cwd.startsWith(dir + '/')) return undefined
     return await gone(pid) ? undefined : pid
   }))
   return found.filter((p): p is number => p !== undefined)
