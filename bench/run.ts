@@ -1,8 +1,9 @@
-/** `npm run bench`: prints figures, next to the floors of ../shared/FLOORS.md. Never pass/fail. */
+/** `npm run bench`: prints figures, next to floors for this kind of machine. Never pass/fail. */
 import os from 'node:os'
 import { benchCluster } from './cluster'
 import { benchSpec } from './spec'
 import { benchServices } from './services'
+import { benchState } from './state'
 
 async function main (): Promise<void> {
   console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
@@ -10,6 +11,7 @@ async function main (): Promise<void> {
   if (only === undefined || only === 'cluster') for (const size of [3, 10]) await benchCluster(size)
   if (only === undefined || only === 'spec') await benchSpec()
   if (only === undefined || only === 'services') await benchServices()
+  if (only === undefined || only === 'state') await benchState()
 }
 
 main().catch((err) => { console.error(err); process.exitCode = 1 })

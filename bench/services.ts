@@ -102,6 +102,37 @@ async function oneOfTen (): Promise<void> {
   }
 }
 
+/** kill -9 of the node running a singleton whose replicated state dir holds 10 MB: time to ready elsewhere, and how old the restored snapshot was. */
+async function replicatedFailover (): Promise<void> {
+  const dir = await specDir({
+    keeper: {
+      run: { command: 'sh', args: ['-c', '[ -f "$ORIGIN_STATE_DIR/blob" ] || head -c 10485760 /dev/urandom > "$ORIGIN_STATE_DIR/blob"; exec sleep 100000'] },
+      placement: { kind: 'singleton' },
+      state: { mode: 'replicate', intervalMs: 1000, copies: 2 },
+      stopGraceMs: 1000
+    }
+  })
+  const c = await TestCluster.create({ cluster: 'bench' })
+  try {
+    for (const n of ['n1', 'n2', 'n3']) await c.start({ name: n, membership: defaults, logLevel: 'info', image: { specDir: dir } })
+    const client = await waitFor(async () => await connectCluster({ keys: c.keys, as: 'op', address: c.node('n1').address }), { what: 'n1' })
+    const first = await waitFor(async () => (await ready(client, 'keeper'))[0], { what: 'keeper ready', timeoutMs: 30_000 })
+    // Let a few snapshot rounds copy the 10 MB out.
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    const victim = first.node === 'n1' ? 'n1' : first.node
+    const observer = victim === 'n1' ? await connectCluster({ keys: c.keys, as: 'op', address: c.node('n2').address }) : client
+    const t0 = performance.now()
+    c.node(victim).proc.signal('SIGKILL')
+    const moved = await waitFor(async () => (await ready(observer, 'keeper')).find((i) => i.node !== victim), { intervalMs: 20, timeoutMs: 60_000, what: 'keeper elsewhere' })
+    row('kill -9 to a singleton ready elsewhere, 10 MB replicated state', `${(performance.now() - t0).toFixed(0)} ms`, `(${moved.stateNote ?? '?'})`)
+    client.close()
+    observer.close()
+  } finally {
+    await c.cleanup()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 async function cpuTicks (pid: number): Promise<number> {
   const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
   return Number(f[11]) + Number(f[12]) // utime + stime, in clock ticks
@@ -135,5 +166,6 @@ export async function benchServices (): Promise<void> {
   await failover({ gossipIntervalMs: 100, suspectAfterMs: 1000, deadAfterMs: 2000, seedRetryMs: 300 }, 'dead after 2 s')
   await rollingReplace()
   await oneOfTen()
+  await replicatedFailover()
   await idleCpu()
 }

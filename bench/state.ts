@@ -4,8 +4,7 @@
  * that holds no copy (ask the members, stream it over mutual TLS, rename into place).
  * Three state layers on real transports in one process; the member table is written by
  * hand (no gossip), so the figures are the state layer's and the transport's only.
- *
- * Not yet in run.ts: add `if (only === undefined || only === 'state') await benchState()`.
+ * (The same with real node processes and a kill -9 is in services.ts: `replicatedFailover`.)
  */
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
