@@ -504,3 +504,12 @@ test('scheduler: once instances run, a member joining moves no replica or single
   }))
   t.pass()
 })
+
+test('scheduler: a service that takes a secret is placed only on nodes whose image carries it, or is unschedulable in words', (t) => {
+  const withSecret = (id: string, secrets: string[]): Member => ({ ...member(id), characteristics: { ...member(id).characteristics, secrets } })
+  const table = tableOf(withSecret('a', []), withSecret('b', ['db', 'other']), withSecret('c', ['other']))
+  const svc: ServiceSpec = { run: { command: 'x', env: { PASSWORD: { secret: 'db' }, PLAIN: 'p' } }, placement: { kind: 'every' } }
+  const s = schedule({ spec: specOf({ app: svc, lost: { ...svc, run: { command: 'x', env: { X: { secret: 'nowhere' } } }, placement: { kind: 'singleton' } } }), table, hubs: [] })
+  t.deepEqual(s.assignments.filter((x) => x.service === 'app').map((x) => x.node), ['b'])
+  t.deepEqual(s.unschedulable, [{ service: 'lost', instance: 'lost-0', reason: 'needs the secret "nowhere", which no alive node\'s image carries (in its secrets/ folder)' }])
+})
