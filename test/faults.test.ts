@@ -4,12 +4,12 @@
  */
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { TestCluster } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
-import { gone } from './helpers/procs'
+import { running as runningProcs } from './helpers/procs'
 
 function iptablesWorks (): boolean {
   if (process.getuid?.() !== 0) return false
@@ -38,19 +38,17 @@ faultTest('faults: a node cut off by the network is seen dead, gives its singlet
   let heal = (): void => {}
   t.teardown(async () => { heal(); await c.cleanup(); await rm(dir, { recursive: true, force: true }) })
   await mkdir(join(dir, 'services'))
-  // Outside the spec directory: a write there would be a spec change.
-  const marks = join(os.tmpdir(), `origin-marks-${process.pid}-${Date.now()}`)
-  t.teardown(async () => { await rm(marks, { force: true }) })
-  await writeFile(marks, '')
   await writeFile(join(dir, 'cluster.json'), JSON.stringify({ name: 'test' }))
-  await writeFile(join(dir, 'single.js'), `require('fs').appendFileSync(${JSON.stringify(marks)}, process.pid + ' ' + process.env.ORIGIN_NODE_ID + '\\n'); setInterval(() => {}, 1000)`)
+  await writeFile(join(dir, 'single.js'), 'setInterval(() => {}, 1000)')
   await writeFile(join(dir, 'services', 'single.json'), JSON.stringify({ run: { command: 'node', args: [join(dir, 'single.js')] }, placement: { kind: 'singleton' }, stopGraceMs: 500 }))
   for (const n of ['a', 'b', 'c']) await c.start({ name: n, image: { specDir: dir } })
   await c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+  // As the host sees them (instances print their PID namespace's pids): which node runs each
+  // live copy, from the node data dir its working directory is in.
   const running = async (): Promise<Array<{ pid: number, node: string }>> => {
-    const all = (await readFile(marks, 'utf8')).split('\n').filter(Boolean).map((l) => ({ pid: Number(l.split(' ')[0]), node: l.split(' ')[1] }))
-    const alive = await Promise.all(all.map(async (p) => !(await gone(p.pid))))
-    return all.filter((_, i) => alive[i])
+    const pids = await runningProcs('node', join(dir, 'single.js'))
+    const cwds = await Promise.all(pids.map(async (pid) => await readlink(`/proc/${pid}/cwd`).catch(() => '')))
+    return pids.map((pid, i) => ({ pid, node: ['a', 'b', 'c'].find((n) => cwds[i].startsWith(c.node(n).dir + '/')) ?? '?' }))
   }
   const first = await waitFor(async () => (await running())[0], { what: 'the singleton to run' })
   const cut = first.node
