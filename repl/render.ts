@@ -145,7 +145,7 @@ export class ServicesReport {
       }
       for (const i of s.instances) {
         if (i.rollout !== undefined) lines.push(`  new version of ${i.instance} on ${i.node} waits: ${i.rollout}`)
-        if (i.stateNote !== undefined && i.stateNote !== '' && !/^(kept|local directory)/.test(i.stateNote)) lines.push(`  state of ${i.instance}: ${i.stateNote}`)
+        if (i.stateNote !== undefined && i.stateNote !== '' && !/^(kept|starts empty \(first start)/.test(i.stateNote)) lines.push(`  state of ${i.instance}: ${i.stateNote}`)
       }
       for (const u of s.unschedulable) lines.push(`  unschedulable${u.instance === undefined ? '' : ` ${u.instance}`}: ${u.reason}`)
     }
