@@ -111,8 +111,9 @@ export class GitStore {
    * file that is not a plain file: 0o755 for executables, 0o120000 for symbolic links (whose
    * content is the link's target, as git stores it).
    */
-  async files (commit: string, modes?: Map<string, number>): Promise<Map<string, Buffer>> {
+  async files (commit: string, modes?: Map<string, number>, maxBytes = Infinity): Promise<Map<string, Buffer>> {
     const files = new Map<string, Buffer>()
+    let total = 0
     const { commit: parsed } = await iso().git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache })
     const walk = async (treeOid: string, prefix: string): Promise<void> => {
       const { tree } = await iso().git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })
@@ -121,6 +122,8 @@ export class GitStore {
         if (e.type === 'tree') await walk(e.oid, path + '/')
         else if (e.type === 'blob') {
           const { blob } = await iso().git.readBlob({ fs, gitdir: this.gitdir, oid: e.oid, cache: this.cache })
+          total += blob.length
+          if (total > maxBytes) throw tooLarge(commit, files, path, blob.length, maxBytes)
           files.set(path, Buffer.from(blob))
           if (e.mode === '100755') modes?.set(path, 0o755)
           else if (e.mode === '120000') modes?.set(path, 0o120000)
@@ -146,6 +149,13 @@ export class GitStore {
       message: c.message.trim()
     }
   }
+}
+
+/** A commit over the size limit, naming its largest files (read one at a time: never the whole commit in memory). */
+function tooLarge (commit: string, files: Map<string, Buffer>, path: string, size: number, maxBytes: number): OriginError {
+  const sizes = [...files].map(([p, b]) => [p, b.length] as const).concat([[path, size]]).sort((a, b) => b[1] - a[1]).slice(0, 3)
+  const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`
+  return new OriginError('E_SPEC_INVALID', `commit ${commit.slice(0, 12)} is over the ${mib(maxBytes)} limit (maxCommitMb in cluster.json); largest files: ${sizes.map(([p, n]) => `${p} (${mib(n)})`).join(', ')}`, { commit, file: sizes[0][0] })
 }
 
 function fullRef (ref: string): string {

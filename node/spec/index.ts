@@ -23,9 +23,10 @@ import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import type { Transport } from '../transport'
-import { type CommitInfo, GitStore, type GitObject } from '../git/store'
+import { type CommitInfo, GitStore } from '../git/store'
 import { verifyCommitSignature } from './signature'
-import { loadSpec, formatSpecError, type Spec, type SpecFiles } from './load'
+import { defaultMaxCommitMb, loadSpec, formatSpecError, type Spec, type SpecFiles } from './load'
+import { ObjectAssembler, objectPieces, type ObjectPiece } from './transfer'
 import { specLimits, type SpecLimits } from './limits'
 import { RejectedVersions } from './rejections'
 import { watchSpecDir } from './watch'
@@ -66,7 +67,6 @@ export interface SpecLayer {
   readonly events: EventEmitter
 }
 
-const BATCH_BYTES = 1 << 20
 
 export function spec (init: SpecInit) {
   return (c: SpecComponents): SpecLayer => new GitSpec(init, c)
@@ -162,6 +162,8 @@ class GitSpec implements SpecLayer {
     this.running = false
     clearInterval(this.pollTimer)
     this.pollTimer = undefined
+    clearTimeout(this.followTimer)
+    this.followTimer = undefined
     this.c.hubs.events.off('change', this.onMembers)
     this.c.membership.events.off('change', this.onMembers)
     await this.stopWatching?.()
@@ -275,6 +277,15 @@ class GitSpec implements SpecLayer {
     }
   }
 
+  /** Failed attempts to take a commit from a hub: retried with backoff, not in a loop. */
+  private readonly followFailures = new Map<string, { count: number, retryAt: number }>()
+  private followTimer?: NodeJS.Timeout
+
+  /** The largest commit this node takes: the applied spec says (its value judges the next one). */
+  private get maxCommitBytes (): number {
+    return (this.applied?.spec.cluster.maxCommitMb ?? defaultMaxCommitMb) * 2 ** 20
+  }
+
   /** Take the commit the hubs run, from a hub, over the mesh. */
   private follow (explicit?: { commit: string, hub: string, address: string }): void {
     const target = explicit ?? followTarget(this.c.membership.table(), this.c.hubs.current(), this.c.membership.id)
@@ -283,19 +294,33 @@ class GitSpec implements SpecLayer {
     // on gossip alone (a hub that really goes back announces it).
     if (explicit === undefined && this.superseded.has(target.commit)) return
     if (this.following === target.commit) return
+    const failed = this.followFailures.get(target.commit)
+    if (failed !== undefined && Date.now() < failed.retryAt) {
+      if (this.followTimer === undefined) {
+        this.followTimer = setTimeout(() => { this.followTimer = undefined; if (this.running) this.follow() }, failed.retryAt - Date.now())
+        this.followTimer.unref()
+      }
+      return
+    }
     this.following = target.commit
     void (async () => {
       try {
         if (!await this.store.has(target.commit)) {
           const conn = await this.c.transport.peer(target.address)
-          const objects: GitObject[] = []
-          for await (const batch of conn.stream<GitObject[]>('spec.objects', { commit: target.commit })) objects.push(...batch)
-          await this.store.importObjects(target.commit, objects.map((o) => ({ ...o, data: Buffer.from(o.data) })))
+          const assembler = new ObjectAssembler(this.maxCommitBytes)
+          for await (const batch of conn.stream<ObjectPiece[]>('spec.objects', { commit: target.commit })) for (const piece of batch) assembler.add(piece)
+          await this.store.importObjects(target.commit, assembler.objects().map((o) => ({ ...o, data: Buffer.from(o.data) })))
           this.c.log.info(`received ${short(target.commit)} from hub ${target.hub} (every object checked against its id)`)
         }
+        this.followFailures.delete(target.commit)
         await this.considerCommit(target.commit)
       } catch (err) {
-        this.c.log.warn(`cannot take spec ${short(target.commit)} from hub ${target.hub}: ${errorMessage(err)}`)
+        const count = (this.followFailures.get(target.commit)?.count ?? 0) + 1
+        const delay = Math.min(500 * 2 ** (count - 1), 60_000)
+        this.followFailures.set(target.commit, { count, retryAt: Date.now() + delay })
+        // Bounded: only the commits the hubs ran lately are remembered.
+        if (this.followFailures.size > 16) this.followFailures.delete(this.followFailures.keys().next().value as string)
+        this.c.log.warn(`cannot take spec ${short(target.commit)} from hub ${target.hub} (attempt ${count}; next in ${(delay / 1000).toFixed(1)} s): ${errorMessage(err)}`)
       } finally {
         this.following = undefined
       }
@@ -303,16 +328,9 @@ class GitSpec implements SpecLayer {
     })()
   }
 
-  private async * objectBatches (commit: string): AsyncIterable<GitObject[]> {
+  private async * objectBatches (commit: string): AsyncIterable<ObjectPiece[]> {
     if (commit !== this.applied?.version) throw new OriginError('E_NOT_FOUND', `this node does not run ${short(commit)}`)
-    let batch: GitObject[] = []
-    let size = 0
-    for (const o of await this.store.objectsOf(commit)) {
-      batch.push(o)
-      size += o.data.length
-      if (size > BATCH_BYTES) { yield batch; batch = []; size = 0 }
-    }
-    if (batch.length > 0) yield batch
+    yield * objectPieces(await this.store.objectsOf(commit))
   }
 
   private async considerCommit (commit: string): Promise<Omit<SyncResult, 'node'>> {
@@ -324,7 +342,14 @@ class GitSpec implements SpecLayer {
       if (!check.ok) return await this.reject(commit, info, [`commit ${short(commit)}: ${check.reason}`])
     }
     const modes = new Map<string, number>()
-    return await this.consider(commit, await this.store.files(commit, modes), info, modes)
+    let files: SpecFiles
+    try {
+      files = await this.store.files(commit, modes, this.maxCommitBytes)
+    } catch (err) {
+      if (err instanceof OriginError && err.code === 'E_SPEC_INVALID') return await this.reject(commit, info, [errorMessage(err)], true)
+      throw err
+    }
+    return await this.consider(commit, files, info, modes)
   }
 
   private async consider (version: string, files: SpecFiles, info: CommitInfo | { dir: string }, modes: Map<string, number>): Promise<Omit<SyncResult, 'node'>> {

@@ -197,9 +197,13 @@ export function resolveCluster (c: ClusterSpec): ResolvedClusterSpec {
       ranking: c.hubs?.ranking ?? [...defaultHubPolicy.ranking],
       memoryMargin: c.hubs?.memoryMargin ?? defaultHubPolicy.memoryMargin
     },
-    revokedSerials: (c.revokedSerials ?? []).map((s) => s.replace(/:/g, '').toLowerCase())
+    revokedSerials: (c.revokedSerials ?? []).map((s) => s.replace(/:/g, '').toLowerCase()),
+    maxCommitMb: c.maxCommitMb ?? defaultMaxCommitMb
   }
 }
+
+/** The largest commit taken when no spec says otherwise. */
+export const defaultMaxCommitMb = 64
 
 function unique (errors: SpecError[]): SpecError[] {
   const seen = new Set<string>()

@@ -49,7 +49,8 @@ export const clusterSchema: JSONSchemaType<ClusterSpec> = {
       items: { type: 'string', pattern: '^[0-9A-Fa-f:]{1,128}$' },
       maxItems: 100_000,
       nullable: true
-    }
+    },
+    maxCommitMb: { type: 'integer', minimum: 1, maximum: 4096, nullable: true }
   }
 }
 

@@ -26,6 +26,12 @@ export interface ClusterSpec {
   hubs?: HubsSpec
   /** Certificate serials (hex, colons allowed) refused at the TLS handshake. @default [] */
   revokedSerials?: string[]
+  /**
+   * The largest next commit nodes take, all files together, in MiB: a bigger one is
+   * rejected naming its largest files (the applied spec's value judges the next commit).
+   * @default 64
+   */
+  maxCommitMb?: number
 }
 
 /** The hub policy as written; see `HubPolicy` for what each field controls. */
@@ -50,6 +56,8 @@ export interface ResolvedClusterSpec {
   hubs: HubPolicy
   /** Revoked serials, lower-case hex without colons (as node-forge prints them). */
   revokedSerials: string[]
+  /** The largest next commit taken, in MiB. */
+  maxCommitMb: number
 }
 
 export type PlacementKind = 'every' | 'hubs' | 'singleton' | 'replicas'

@@ -34,7 +34,7 @@ function service (placement: PlacementSpec, resources?: ResourcesSpec): ServiceS
 }
 
 function specOf (services: Record<string, ServiceSpec>, minNodes = 1, belowMinNodes: BelowMinNodes = 'pause'): Spec {
-  const cluster = { name: 'test', minNodes, belowMinNodes, hubs: defaultHubPolicy, revokedSerials: [] }
+  const cluster = { name: 'test', minNodes, belowMinNodes, hubs: defaultHubPolicy, revokedSerials: [], maxCommitMb: 64 }
   return { cluster, services, ops: {}, plugins: [] }
 }
 

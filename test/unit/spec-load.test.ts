@@ -48,7 +48,8 @@ test('spec: defaults are filled in the resolved cluster', async (t) => {
     minNodes: 1,
     belowMinNodes: 'pause',
     hubs: { count: 3, ranking: ['memory', 'cpus', 'uptime', 'id'], memoryMargin: 0.1 },
-    revokedSerials: ['0a1b']
+    revokedSerials: ['0a1b'],
+    maxCommitMb: 64
   })
   t.deepEqual(spec.services, {})
   const partial = await loaded(t, { 'cluster.json': '{ "name": "prod", "minNodes": 3, "hubs": { "count": 5 } }' })
