@@ -1,6 +1,8 @@
 /**
- * The wire format: every websocket message is one msgpack-encoded frame, bounded in size
- * and validated against the frame schema before anything acts on it.
+ * The wire format: every websocket message is one msgpack-encoded frame, bounded in bytes,
+ * scanned for its number of values and nesting before it is decoded (scan.ts), and
+ * validated against the frame schema before anything acts on it. Error frames we send are
+ * bounded too (`boundedError`).
  *
  *   req   { t: 'req', id, m: method, p: payload }      caller -> callee
  *   res   { t: 'res', id, v: value }                    the answer
@@ -12,6 +14,8 @@
 import { Packr } from 'msgpackr'
 import { OriginError, type OriginErrorJSON } from '../errors'
 import { validator } from '../validate'
+import { errorFrameBounds, transportDefaults } from './config'
+import { scanMsgpack, type ScanLimits } from './scan'
 
 export type Frame =
   | { t: 'req', id: number, m: string, p?: unknown }
@@ -55,11 +59,18 @@ export function encodeFrame (frame: Frame): Buffer {
   return packr.pack(frame)
 }
 
-/** Bytes from the wire -> a valid frame, or E_FRAME_TOO_LARGE / E_FRAME_INVALID saying why. */
-export function decodeFrame (bytes: Buffer, maxBytes: number): Frame {
+const defaultScan: ScanLimits = { maxElements: transportDefaults.maxFrameElements, maxDepth: transportDefaults.maxFrameDepth }
+
+/**
+ * Bytes from the wire -> a valid frame, or E_FRAME_TOO_LARGE (over `maxBytes`, or more
+ * values or nesting than `limits` allow) / E_FRAME_INVALID saying why. The bytes are
+ * scanned before they are decoded, so a refused frame costs at most a pass over its headers.
+ */
+export function decodeFrame (bytes: Buffer, maxBytes: number, limits: ScanLimits = defaultScan): Frame {
   if (bytes.length > maxBytes) {
     throw new OriginError('E_FRAME_TOO_LARGE', `frame of ${bytes.length} bytes is over the ${maxBytes} byte limit`, { size: bytes.length, maxBytes })
   }
+  scanMsgpack(bytes, limits)
   let value: unknown
   try {
     value = packr.unpack(bytes)
@@ -67,4 +78,32 @@ export function decodeFrame (bytes: Buffer, maxBytes: number): Frame {
     throw new OriginError('E_FRAME_INVALID', `frame is not valid msgpack: ${(err as Error).message}`)
   }
   return checkFrame(value)
+}
+
+/** `s` cut to `max` characters, saying how much was cut. */
+export function clip (s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}... (${s.length - max} more characters)`
+}
+
+/**
+ * An error as it may go on the wire: code kept, message and caller clipped, and data that
+ * encodes over `errorFrameBounds.dataBytes` replaced by its small scalar fields plus a note
+ * of what was dropped. Whatever a handler throws, the error frame stays a few kB.
+ */
+export function boundedError (e: OriginErrorJSON): OriginErrorJSON {
+  const out: OriginErrorJSON = { code: e.code, message: clip(String(e.message), errorFrameBounds.messageChars) }
+  if (e.caller !== undefined) out.caller = clip(String(e.caller), errorFrameBounds.callerChars)
+  if (e.data === undefined) return out
+  let size: number
+  try { size = packr.pack(e.data).length } catch { size = Infinity }
+  if (size <= errorFrameBounds.dataBytes) { out.data = e.data; return out }
+  const kept: Record<string, unknown> = {}
+  const dropped: string[] = []
+  for (const [k, v] of Object.entries(e.data).slice(0, 50)) {
+    const small = v === null || typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'string' && v.length <= 200)
+    if (small && k.length <= 100) kept[k] = v
+    else dropped.push(clip(k, 100))
+  }
+  out.data = { ...kept, truncated: { bytes: size === Infinity ? null : size, dropped } }
+  return out
 }

@@ -1,7 +1,9 @@
 /**
  * transport: one TLS port per node, mutual TLS 1.3 (client certificate required and
  * verified against the cluster CA), websockets carrying msgpack frames, RPC with request
- * ids, timeouts, coded errors and server-to-client streams.
+ * ids, timeouts, coded errors and server-to-client streams. Every bound (frame bytes and
+ * values, handshake time, unauthenticated and total connections) is in config.ts with its
+ * trade-off; refused connections are logged as counted summaries (refusals.ts).
  *
  * @example
  *   const t = webSocketTransport({ listen: '127.0.0.1:7400' })({ identity, log })
@@ -21,38 +23,37 @@ import { OriginError, errorMessage } from '../errors'
 import { normalizeSerial } from '../keys/read'
 import { silentLogger, type Logger } from '../log'
 import { dial, describeSocketError, splitAddress, PATH } from './dial'
+import { Admission } from './admission'
+import { clientConfig, transportConfig, type TransportConfig, type TransportInit } from './config'
 import { peerOf, remoteOf } from './peer'
+import { RefusalLog } from './refusals'
 import { RpcConnection, Router } from './rpc'
 import type { Connection, HttpHandler, Method, Transport } from './types'
 
 export type { Connection, Method, Peer, PeerRole, CallContext, Transport, UnaryMethod, StreamMethod, HttpHandler, HttpRequest } from './types'
+export { transportDefaults, errorFrameBounds, type TransportInit } from './config'
 
 const MAX_HTTP_BODY = 1 << 20
-
-export interface TransportInit {
-  /** host:port to listen on; port 0 lets the OS pick. */
-  listen: string
-  /**
-   * Largest frame accepted, in bytes. Bigger frames close the connection. Larger allows
-   * bigger member tables and log chunks in one frame; smaller bounds what a peer can make
-   * us buffer. @default 4 MiB
-   */
-  maxFrameBytes?: number
-  /** How long a call waits for its answer. @default 5000 */
-  callTimeoutMs?: number
-  /** How long opening a connection may take (TCP + TLS + websocket upgrade). @default 3000 */
-  connectTimeoutMs?: number
-}
 
 export interface TransportComponents {
   identity: { ca: string, cert: string, key: string, cluster: string }
   log: Logger
 }
 
-export const transportDefaults = { maxFrameBytes: 4 << 20, callTimeoutMs: 5000, connectTimeoutMs: 3000 }
-
 /** Remote addresses by raw socket: a TLS socket that failed its handshake no longer knows its peer. */
 const remotes = new WeakMap<object, string>()
+
+/** The TCP socket under a server-side TLS socket (what the admission counts). */
+function rawOf (socket: object): Socket {
+  return ((socket as { _parent?: Socket })._parent ?? socket) as Socket
+}
+
+/** How a failed TLS handshake is counted in the refusal summary. */
+function tlsFailureKind (err: Error & { code?: string }): string {
+  if (err.code === 'ECONNRESET') return 'reset during the TLS handshake'
+  if (err.code?.includes('UNKNOWN_CA') === true) return "client does not trust this cluster's CA"
+  return 'failed TLS handshake'
+}
 
 export function webSocketTransport (init: TransportInit) {
   return (components: TransportComponents): Transport => new WebSocketTransport(init, components)
@@ -63,8 +64,10 @@ class WebSocketTransport implements Transport {
   private readonly router = new Router()
   private readonly routes = new Map<string, HttpHandler>()
   private readonly pool = new Map<string, Promise<Connection>>()
-  private readonly opts: Required<TransportInit>
+  private readonly opts: TransportConfig
   private readonly connections = new Set<RpcConnection>()
+  private readonly refusals: RefusalLog
+  private admission?: Admission
   private revoked = new Set<string>()
   private readonly context: tls.SecureContext
   private server?: https.Server
@@ -72,7 +75,8 @@ class WebSocketTransport implements Transport {
   private bound = ''
 
   constructor (init: TransportInit, private readonly c: TransportComponents) {
-    this.opts = { ...transportDefaults, ...init }
+    this.opts = transportConfig(init)
+    this.refusals = new RefusalLog(c.log, this.opts.refusalLogIntervalMs)
     // One secure context per identity, reused by every outbound connection.
     this.context = tls.createSecureContext({ key: c.identity.key, cert: c.identity.cert, ca: c.identity.ca, minVersion: 'TLSv1.3' })
   }
@@ -149,14 +153,27 @@ class WebSocketTransport implements Transport {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.3'
-    }, (req, res) => { void this.serveHttp(req, res) })
+    }, (req, res) => { admission.request(rawOf(req.socket)); void this.serveHttp(req, res) })
     const wss = new WebSocketServer({ noServer: true, maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false })
-    server.on('connection', (socket: Socket) => { remotes.set(socket, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`) })
-    server.on('tlsClientError', (err, socket) => {
-      const remote = remotes.get((socket as unknown as { _parent?: Socket })._parent ?? socket) ?? remoteOf(socket)
-      this.c.log.warn(`refused a TLS connection from ${remote}: ${describeSocketError(err)}`)
+    const admission = new Admission(this.opts, (socket, kind, why) => {
+      this.refusals.refused(kind, `refused a connection from ${remotes.get(socket) ?? '?'}: ${why}`)
     })
-    server.on('upgrade', (req, socket, head) => this.onUpgrade(wss, req, socket, head))
+    // Beyond this Node closes new connections itself and says so with 'drop'.
+    server.maxConnections = this.opts.maxConnections
+    server.on('drop', (d?: { remoteAddress?: string, remotePort?: number }) => {
+      this.refusals.refused('too many connections', `refused a connection from ${d?.remoteAddress ?? '?'}:${d?.remotePort ?? '?'}: ${this.opts.maxConnections} connections are open (the limit)`)
+    })
+    server.on('connection', (socket: Socket) => {
+      remotes.set(socket, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`)
+      admission.admit(socket)
+    })
+    server.on('tlsClientError', (err, socket) => {
+      const raw = rawOf(socket)
+      if (admission.closedByUs(raw)) return // already told: a timeout or a limit
+      const remote = remotes.get(raw) ?? remoteOf(socket)
+      this.refusals.refused(tlsFailureKind(err), `refused a TLS connection from ${remote}: ${describeSocketError(err)}`)
+    })
+    server.on('upgrade', (req, socket, head) => this.onUpgrade(wss, admission, req, socket, head))
     server.on('clientError', (err, socket) => { socket.destroy(); this.c.log.debug(`bad HTTP from a client: ${err.message}`) })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -166,6 +183,7 @@ class WebSocketTransport implements Transport {
     this.bound = typeof a === 'object' && a !== null ? `${host}:${a.port}` : this.opts.listen
     this.server = server
     this.wss = wss
+    this.admission = admission
     this.c.log.info(`listening on ${this.bound} (mutual TLS 1.3, cluster ${this.c.identity.cluster})`)
   }
 
@@ -174,6 +192,8 @@ class WebSocketTransport implements Transport {
     if (server === undefined) return
     this.server = undefined
     this.pool.clear()
+    this.admission?.stop()
+    this.refusals.stop()
     for (const conn of this.connections) conn.close('node stopping')
     await Promise.race([
       Promise.all([...this.connections].map((c) => c.closed)),
@@ -200,18 +220,20 @@ class WebSocketTransport implements Transport {
     return this.track(conn)
   }
 
-  private onUpgrade (wss: WebSocketServer, req: import('node:http').IncomingMessage, socket: Duplex, head: Buffer): void {
+  private onUpgrade (wss: WebSocketServer, admission: Admission, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const tlsSocket = socket as TLSSocket
     try {
-      if (req.url !== PATH) throw new OriginError('E_NOT_FOUND', `unknown path ${req.url ?? ''}`)
+      if (req.url !== PATH) throw new OriginError('E_NOT_FOUND', `unknown path ${(req.url ?? '').slice(0, 200)}`, { kind: 'unknown path' })
       const peer = peerOf(tlsSocket, this.c.identity.cluster, this.revoked)
       wss.handleUpgrade(req, socket, head, (ws) => {
+        admission.authenticated(rawOf(tlsSocket))
         const conn = this.track(new RpcConnection(ws, peer, this.router, this.opts, this.c.log))
         this.c.log.debug(`accepted ${conn.describePeer()}`)
         this.events.emit('connection', conn)
       })
     } catch (err) {
-      this.c.log.warn(`refused a connection from ${remoteOf(tlsSocket)}: ${errorMessage(err)}`)
+      const kind = err instanceof OriginError && typeof err.data.kind === 'string' ? err.data.kind : 'refused'
+      this.refusals.refused(kind, `refused a connection from ${remoteOf(tlsSocket)}: ${errorMessage(err)}`)
       socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${errorMessage(err)}\n`)
       socket.destroy()
     }
@@ -231,7 +253,8 @@ export async function connectTo (
   identity: TransportComponents['identity'],
   opts: Partial<Omit<TransportInit, 'listen'>> & { log?: Logger } = {}
 ): Promise<Connection> {
-  const o = { ...transportDefaults, ...opts }
+  const { log, ...init } = opts
+  const o = clientConfig(init)
   return await dial({
     ...o,
     address,
@@ -240,6 +263,6 @@ export async function connectTo (
     revoked: new Set(),
     router: new Router(),
     timeoutMs: o.connectTimeoutMs,
-    log: opts.log ?? silentLogger
+    log: log ?? silentLogger
   })
 }

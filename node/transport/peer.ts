@@ -9,6 +9,18 @@ import type { Peer, PeerRole } from './types'
 
 const roles: readonly string[] = ['node', 'operator']
 
+/** How a refusal is counted in the refusal log's summary, by OpenSSL verification code. */
+const verifyKinds: Record<string, string> = {
+  CERT_HAS_EXPIRED: 'expired',
+  CERT_NOT_YET_VALID: 'not yet valid',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'another CA',
+  UNABLE_TO_GET_ISSUER_CERT: 'another CA',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'another CA',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'another CA',
+  SELF_SIGNED_CERT_IN_CHAIN: 'another CA',
+  CERT_SIGNATURE_FAILURE: 'bad signature'
+}
+
 /** OpenSSL verification codes in words. */
 const verifyErrors: Record<string, string> = {
   CERT_HAS_EXPIRED: 'certificate has expired',
@@ -31,29 +43,32 @@ export function remoteOf (socket: TLSSocket): string {
   return `${host.includes(':') ? `[${host}]` : host}:${socket.remotePort ?? '?'}`
 }
 
-/** The verified peer on `socket`, or an OriginError saying why it may not talk to us. */
+/**
+ * The verified peer on `socket`, or an OriginError saying why it may not talk to us; its
+ * `data.kind` names the kind of refusal in a few words (no certificate, another CA, ...).
+ */
 export function peerOf (socket: TLSSocket, cluster: string, revoked: ReadonlySet<string>): Peer {
   const remote = remoteOf(socket)
   const cert = socket.getPeerCertificate()
   if (cert === null || cert === undefined || Object.keys(cert).length === 0) {
-    throw new OriginError('E_CERT_INVALID', 'no client certificate (origin requires mutual TLS)', { remote })
+    throw new OriginError('E_CERT_INVALID', 'no client certificate (origin requires mutual TLS)', { remote, kind: 'no certificate' })
   }
   if (!socket.authorized) {
     const code = String(socket.authorizationError ?? 'unknown')
-    throw new OriginError('E_CERT_INVALID', `certificate "${field(cert.subject, 'CN') ?? '?'}" refused: ${verifyErrors[code] ?? code}`, { remote, reason: code })
+    throw new OriginError('E_CERT_INVALID', `certificate "${field(cert.subject, 'CN') ?? '?'}" refused: ${verifyErrors[code] ?? code}`, { remote, reason: code, kind: verifyKinds[code] ?? 'certificate refused' })
   }
   const role = field(cert.subject, 'OU')
   const certCluster = field(cert.subject, 'O')
   const name = field(cert.subject, 'CN') ?? '?'
   const serial = normalizeSerial(cert.serialNumber ?? '')
   if (role === undefined || !roles.includes(role)) {
-    throw new OriginError('E_FORBIDDEN_ROLE', `certificate "${name}" has role ${role ?? '(none)'}; only node and operator certificates may connect`, { remote, role })
+    throw new OriginError('E_FORBIDDEN_ROLE', `certificate "${name}" has role ${role ?? '(none)'}; only node and operator certificates may connect`, { remote, role, kind: 'wrong role' })
   }
   if (certCluster !== cluster) {
-    throw new OriginError('E_CERT_INVALID', `certificate "${name}" is for cluster ${certCluster ?? '(none)'}, this is cluster ${cluster}`, { remote, cluster: certCluster })
+    throw new OriginError('E_CERT_INVALID', `certificate "${name}" is for cluster ${certCluster ?? '(none)'}, this is cluster ${cluster}`, { remote, cluster: certCluster, kind: 'another cluster' })
   }
   if (revoked.has(serial)) {
-    throw new OriginError('E_CERT_INVALID', `certificate "${name}" (serial ${serial}) is revoked`, { remote, serial })
+    throw new OriginError('E_CERT_INVALID', `certificate "${name}" (serial ${serial}) is revoked`, { remote, serial, kind: 'revoked' })
   }
   return { role: role as PeerRole, cluster, name, serial, remote }
 }

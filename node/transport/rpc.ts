@@ -2,27 +2,40 @@
  * RPC over one websocket: request ids, timeouts, errors with codes, server-to-client
  * streams. Symmetric: either end can call methods the other has registered. A frame that
  * does not decode or breaks the schema closes the connection (the sender is broken or
- * hostile) after saying why; the node goes on serving everyone else.
+ * hostile) after saying why; the node goes on serving everyone else. A payload is checked
+ * against its method's schema before the handler sees it; a method registered without one
+ * takes no payload, and a call that sends one is refused. Error frames are bounded.
  */
 import { EventEmitter } from 'node:events'
 import type WebSocket from 'ws'
 import { OriginError, asOriginError } from '../errors'
 import type { Logger } from '../log'
 import { validator, type Check } from '../validate'
-import { decodeFrame, encodeFrame, type Frame } from './frames'
+import { boundedError, clip, decodeFrame, encodeFrame, type Frame } from './frames'
+import { scanMsgpack, type ScanLimits } from './scan'
 import type { CallOptions, Connection, Method, Peer } from './types'
 
 export class Router {
-  private readonly methods = new Map<string, { method: Method, check?: Check<unknown> }>()
+  private readonly methods = new Map<string, { method: Method, check: Check<unknown> }>()
 
   add (method: Method): void {
     if (this.methods.has(method.name)) throw new Error(`method ${method.name} is registered twice`)
-    const check = method.payload === undefined ? undefined : validator<unknown>(method.payload, `payload of ${method.name}`)
+    // First error only: a peer's invalid payload should not cost more to report than to send.
+    const check = method.payload === undefined ? noPayload(method.name) : validator<unknown>(method.payload, `payload of ${method.name}`, 'E_PAYLOAD_INVALID', { firstError: true })
     this.methods.set(method.name, { method, check })
   }
 
-  get (name: string): { method: Method, check?: Check<unknown> } | undefined {
+  get (name: string): { method: Method, check: Check<unknown> } | undefined {
     return this.methods.get(name)
+  }
+}
+
+/** The check of a method without a payload schema: nothing (or nil) is all it takes. */
+function noPayload (name: string): Check<unknown> {
+  return (payload: unknown) => {
+    if (payload === undefined || payload === null) return undefined
+    const got = Array.isArray(payload) ? 'an array' : typeof payload === 'object' ? 'an object' : `a ${typeof payload}`
+    throw new OriginError('E_PAYLOAD_INVALID', `${name} takes no payload, and this call sent ${got}`, { method: name })
   }
 }
 
@@ -53,7 +66,12 @@ class LazyAbort {
   }
 }
 
-export interface RpcOptions { maxFrameBytes: number, callTimeoutMs: number }
+export interface RpcOptions { maxFrameBytes: number, maxFrameElements: number, maxFrameDepth: number, callTimeoutMs: number }
+
+const an = (word: string): string => /^[aeiou]/.test(word) ? 'an' : 'a'
+
+/** Longest text from a peer (an error message) copied into our log lines. */
+const LOGGED_CHARS = 500
 
 export class RpcConnection extends EventEmitter implements Connection {
   readonly closed: Promise<void>
@@ -61,6 +79,7 @@ export class RpcConnection extends EventEmitter implements Connection {
   private readonly pending = new Map<number, Pending>()
   private readonly sinks = new Map<number, StreamSink>()
   private readonly serving = new Map<number, LazyAbort>()
+  private readonly scan: ScanLimits
 
   constructor (
     private readonly ws: WebSocket,
@@ -70,6 +89,7 @@ export class RpcConnection extends EventEmitter implements Connection {
     private readonly log: Logger
   ) {
     super()
+    this.scan = { maxElements: opts.maxFrameElements, maxDepth: opts.maxFrameDepth }
     this.closed = new Promise((resolve) => ws.once('close', () => resolve()))
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('error', (err) => this.log.warn(`connection with ${this.describePeer()}: ${err.message}`))
@@ -153,13 +173,31 @@ export class RpcConnection extends EventEmitter implements Connection {
 
   private send (frame: Frame): void {
     if (!this.isOpen) return
-    const bytes = encodeFrame(frame)
-    if (bytes.length <= this.opts.maxFrameBytes || frame.t === 'err') { this.corked(); this.ws.send(bytes); return }
+    // An error frame is cut to a few kB (config.ts, errorFrameBounds), so it always fits.
+    const bytes = encodeFrame(frame.t === 'err' ? { ...frame, e: boundedError(frame.e) } : frame)
+    const problem = this.unsendable(bytes, frame.t)
+    if (problem === undefined) { this.corked(); this.ws.send(bytes); return }
     // The peer would close the connection on it: answer that one call with the reason instead.
-    const e = new OriginError('E_FRAME_TOO_LARGE', `a ${frame.t} frame of ${bytes.length} bytes is over the ${this.opts.maxFrameBytes} byte limit`, { size: bytes.length })
-    this.log.warn(`not sending ${e.message} to ${this.describePeer()}`)
-    if (frame.t === 'req') throw e
-    this.ws.send(encodeFrame({ t: 'err', id: frame.id, e: e.toJSON() }))
+    this.log.warn(`not sending ${problem.message} to ${this.describePeer()}`)
+    if (frame.t === 'req') throw problem
+    if (frame.t === 'err') { this.ws.send(encodeFrame({ t: 'err', id: frame.id, e: { code: frame.e.code, message: clip(frame.e.message, 200) } })); return }
+    this.send({ t: 'err', id: frame.id, e: problem.toJSON() })
+  }
+
+  /** Why the peer would refuse these bytes, if it would: the limits are the same on both ends. */
+  private unsendable (bytes: Buffer, t: Frame['t']): OriginError | undefined {
+    if (bytes.length > this.opts.maxFrameBytes) {
+      return new OriginError('E_FRAME_TOO_LARGE', `${an(t)} ${t} frame of ${bytes.length} bytes is over the ${this.opts.maxFrameBytes} byte limit`, { size: bytes.length })
+    }
+    // A frame with fewer bytes than either limit cannot cross it (every value takes a byte).
+    if (bytes.length <= Math.min(this.scan.maxElements, this.scan.maxDepth)) return undefined
+    try {
+      scanMsgpack(bytes, this.scan)
+      return undefined
+    } catch (err) {
+      const e = asOriginError(err)
+      return new OriginError(e.code, `${an(t)} ${t} ${e.message}`, e.data)
+    }
   }
 
   private cork = false
@@ -181,7 +219,7 @@ export class RpcConnection extends EventEmitter implements Connection {
     let frame: Frame
     try {
       if (!isBinary) throw new OriginError('E_FRAME_INVALID', 'text message where a binary msgpack frame was expected')
-      frame = decodeFrame(data, this.opts.maxFrameBytes)
+      frame = decodeFrame(data, this.opts.maxFrameBytes, this.scan)
     } catch (err) {
       const e = asOriginError(err)
       this.log.warn(`refused a frame from ${this.describePeer()}: ${e.message}; closing the connection`)
@@ -200,7 +238,7 @@ export class RpcConnection extends EventEmitter implements Connection {
   }
 
   private onError (id: number, err: OriginError): void {
-    if (id === 0) { this.log.warn(`${this.describePeer()} refused our frame: ${err.message}`); return }
+    if (id === 0) { this.log.warn(`${this.describePeer()} refused our frame: ${clip(err.message, LOGGED_CHARS)}`); return }
     const sink = this.sinks.get(id)
     if (sink !== undefined) sink.fail(err)
     else this.settle(id, undefined, err)
@@ -225,7 +263,7 @@ export class RpcConnection extends EventEmitter implements Connection {
         this.log.warn(`refused ${name} from ${this.describePeer()}: needs role ${entry.method.role}, certificate has role ${this.peer.role}`)
         throw new OriginError('E_FORBIDDEN_ROLE', `${name} needs ${entry.method.role === 'operator' ? 'an' : 'a'} ${entry.method.role} certificate; yours has role ${this.peer.role}`, { method: name, need: entry.method.role, have: this.peer.role })
       }
-      const p = entry.check === undefined ? payload : entry.check(payload)
+      const p = entry.check(payload)
       const peer = this.peer
       const ctx = { peer, get signal () { return controller.signal } }
       if (entry.method.kind === 'unary') {
@@ -241,7 +279,7 @@ export class RpcConnection extends EventEmitter implements Connection {
       }
     } catch (err) {
       const e = asOriginError(err, name)
-      if (e.code === 'E_INTERNAL') this.log.error(`${name} failed for ${this.describePeer()}: ${e.message}`)
+      if (e.code === 'E_INTERNAL') this.log.error(`${name} failed for ${this.describePeer()}: ${clip(e.message, LOGGED_CHARS)}`)
       this.send({ t: 'err', id, e: e.toJSON() })
     } finally {
       this.serving.delete(id)

@@ -25,7 +25,13 @@ interface MethodBase<P> {
   name: string
   /** The certificate role a caller needs. */
   role: PeerRole
-  /** JSON Schema for the payload (ajv); omit for methods without one. */
+  /**
+   * JSON Schema for the payload (ajv), checked before the handler runs (first error only).
+   * Omit it for a method that takes no payload: a call that sends one anyway (anything but
+   * undefined or nil) is refused with E_PAYLOAD_INVALID. Bound every string, array and map
+   * in it (maxLength, maxItems, maxProperties): the frame limits bound what a payload costs
+   * to decode, the schema what it may make the handler do.
+   */
   payload?: object
   /** Tells the type checker what the schema guarantees. */
   readonly __payload?: P

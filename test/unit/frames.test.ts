@@ -3,7 +3,8 @@ import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import { Packr } from 'msgpackr'
 import { OriginError, type ErrorCode } from '../../node/errors'
-import { decodeFrame, encodeFrame, type Frame } from '../../node/transport/frames'
+import { boundedError, decodeFrame, encodeFrame, type Frame } from '../../node/transport/frames'
+import { errorFrameBounds, transportDefaults } from '../../node/transport/config'
 
 const MAX = 1 << 20
 /** Encodes anything, as a sender that does not follow the frame schema would. */
@@ -43,6 +44,73 @@ test('frames: bytes that are not msgpack are refused with E_FRAME_INVALID', (t) 
     t.is(code(err), 'E_FRAME_INVALID', bytes.toString('hex'))
     t.regex(err.message, /not valid msgpack/)
   }
+})
+
+/** A valid req frame whose payload is `n` empty maps: n + 1 values in the payload for n + 5 bytes. */
+function emptyMapsRequest (method: string, n: number): Buffer {
+  const head = encodeFrame({ t: 'req', id: 1, m: method, p: null }).subarray(0, -1) // without the nil payload
+  const array = Buffer.alloc(5 + n, 0x80)
+  array[0] = 0xdd
+  array.writeUInt32BE(n, 1)
+  return Buffer.concat([head, array])
+}
+
+test('frames: 4 MiB of empty maps is refused before it is decoded, in bounded time and memory', (t) => {
+  const max = transportDefaults.maxFrameBytes
+  const bytes = emptyMapsRequest('supervisor.report', max - 40)
+  t.true(bytes.length <= max, 'within the byte limit')
+  const heap = process.memoryUsage().heapUsed
+  const started = process.hrtime.bigint()
+  const err = t.throws(() => decodeFrame(bytes, max))
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  const grewMb = (process.memoryUsage().heapUsed - heap) / 1e6
+  t.is(code(err), 'E_FRAME_TOO_LARGE')
+  t.regex(err.message, /more than 524288 values/)
+  t.true(ms < 200, `refused in ${ms.toFixed(1)} ms`) // decoding it took 700 ms and 270 MB
+  t.true(grewMb < 20, `heap grew ${grewMb.toFixed(1)} MB`)
+  // Up to the limit it decodes: the frame map, its 4 keys, 4 values (the last is the array) and the maps.
+  const atLimit = emptyMapsRequest('x', transportDefaults.maxFrameElements - 9)
+  t.is((decodeFrame(atLimit, max) as { p: unknown[] }).p.length, transportDefaults.maxFrameElements - 9)
+  t.is(code(t.throws(() => decodeFrame(emptyMapsRequest('x', transportDefaults.maxFrameElements - 8), max))), 'E_FRAME_TOO_LARGE')
+})
+
+test('frames: the element and depth limits can be set per call', (t) => {
+  const frame = encodeFrame({ t: 'res', id: 1, v: [[[[1, 2, 3]]]] })
+  t.notThrows(() => decodeFrame(frame, MAX, { maxElements: 13, maxDepth: 5 }))
+  t.regex(t.throws(() => decodeFrame(frame, MAX, { maxElements: 12, maxDepth: 5 })).message, /more than 12 values/)
+  t.regex(t.throws(() => decodeFrame(frame, MAX, { maxElements: 13, maxDepth: 4 })).message, /deeper than 4 levels/)
+})
+
+test("frames: msgpackr's structured-clone references, which expand exponentially, are refused", (t) => {
+  // 30 levels of [x, x]: 40 bytes that walk as 2^30 leaves once the references are followed.
+  const clone = new Packr({ structuredClone: true })
+  let v: unknown = 'leaf'
+  for (let i = 0; i < 30; i++) v = [v, v]
+  const bytes = clone.pack({ t: 'res', id: 1, v })
+  t.true(bytes.length < 1000)
+  const err = t.throws(() => decodeFrame(bytes, MAX))
+  t.is(code(err), 'E_FRAME_INVALID')
+  t.regex(err.message, /extension type .* is not accepted/)
+})
+
+test('frames: an error is bounded for the wire: code kept, message and caller cut, big data reduced to its small fields', (t) => {
+  const huge = boundedError({
+    code: 'E_PAYLOAD_INVALID',
+    message: 'x'.repeat(5_000_000),
+    caller: 'c'.repeat(10_000),
+    data: { method: 'mesh.gossip', count: 9000, ok: false, errors: Array.from({ length: 50_000 }, (_, i) => ({ path: `/table/n${i}`, message: 'must be string' })), long: 'y'.repeat(1000) }
+  })
+  t.is(huge.code, 'E_PAYLOAD_INVALID')
+  t.true(huge.message.length <= errorFrameBounds.messageChars + 50)
+  t.regex(huge.message, /\.\.\. \(4998000 more characters\)$/)
+  t.true((huge.caller ?? '').length <= errorFrameBounds.callerChars + 50)
+  const { truncated, ...kept } = huge.data ?? {}
+  t.deepEqual(kept, { method: 'mesh.gossip', count: 9000, ok: false }, 'small fields are kept')
+  t.like(truncated, { dropped: ['errors', 'long'] })
+  t.true((truncated as { bytes: number }).bytes > 1_000_000, 'says how big the data was')
+  t.true(encodeFrame({ t: 'err', id: 1, e: huge }).length < 10_000)
+  const small = { code: 'E_NOT_FOUND' as const, message: 'no node n9', data: { node: 'n9', tried: [1, 2] }, caller: 'control.node' }
+  t.deepEqual(boundedError(small), small, 'a normal error passes unchanged')
 })
 
 test('frames: trailing bytes after a valid frame are refused', (t) => {

@@ -6,6 +6,8 @@ import { join } from 'node:path'
 import { OriginError } from '../../node/errors'
 import { loadIdentity, type Identity } from '../../node/keys'
 import { silentLogger } from '../../node/log'
+import WebSocket from 'ws'
+import { decodeFrame, encodeFrame, type Frame } from '../../node/transport/frames'
 import { connectTo, webSocketTransport, type CallContext, type Connection, type Method, type Transport, type TransportInit } from '../../node/transport'
 import { makeKeys } from '../helpers/cluster'
 import { waitFor } from '../helpers/wait'
@@ -36,8 +38,8 @@ function unary (name: string, handler: (p: any, ctx: CallContext) => unknown, ex
   return { kind: 'unary', name, role: 'node', handler: async (p: any, ctx: CallContext) => await handler(p, ctx), ...extra } as Method
 }
 
-function stream (name: string, handler: (p: any, ctx: CallContext) => AsyncIterable<unknown>): Method {
-  return { kind: 'stream', name, role: 'node', handler }
+function stream (name: string, handler: (p: any, ctx: CallContext) => AsyncIterable<unknown>, extra: Partial<Method> = {}): Method {
+  return { kind: 'stream', name, role: 'node', handler, ...extra } as Method
 }
 
 /** Resolves once `signal` is aborted. */
@@ -74,7 +76,8 @@ async function collect<T> (items: AsyncIterable<T>): Promise<T[]> {
   return out
 }
 
-const echo = unary('test.echo', (p) => ({ got: p }))
+/** Takes any payload: `{}` is the schema that accepts everything (without one, a method takes none). */
+const echo = unary('test.echo', (p) => ({ got: p }), { payload: {} })
 
 test('rpc: a unary call returns its value', async (t) => {
   const { conn } = await pair(t, [echo])
@@ -156,7 +159,7 @@ test('rpc: 200 concurrent calls each get their own answer', async (t) => {
   const double = unary('test.double', async (p: { n: number }) => {
     await new Promise((resolve) => setTimeout(resolve, (200 - p.n) % 17))
     return { n: p.n, twice: p.n * 2 }
-  })
+  }, { payload: { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } } })
   const { conn } = await pair(t, [double])
   const answers = await Promise.all(Array.from({ length: 200 }, async (_, n) => await conn.call('test.double', { n })))
   t.deepEqual(answers, Array.from({ length: 200 }, (_, n) => ({ n, twice: n * 2 })))
@@ -165,7 +168,7 @@ test('rpc: 200 concurrent calls each get their own answer', async (t) => {
 test('rpc: a stream yields its items in order, then ends', async (t) => {
   const count = stream('test.count', async function * (p: { to: number }) {
     for (let i = 0; i < p.to; i++) yield i
-  })
+  }, { payload: { type: 'object', required: ['to'], properties: { to: { type: 'integer', maximum: 1000 } } } })
   const { conn } = await pair(t, [count])
   t.deepEqual(await collect(conn.stream('test.count', { to: 100 })), Array.from({ length: 100 }, (_, i) => i))
   t.deepEqual(await collect(conn.stream('test.count', { to: 0 })), [])
@@ -225,7 +228,9 @@ test('rpc: closing a connection rejects pending calls and streams with E_CLOSED 
 
 test('rpc: the accepting side can call methods of the side that dialed', async (t) => {
   const server = await transport(t)
-  const client = await transport(t, [unary('client.hello', (p: { from: string }, ctx) => `hello ${p.from}, I am ${ctx.peer.role === 'node' ? 'a node' : '?'}`)])
+  const client = await transport(t, [unary('client.hello', (p: { from: string }, ctx) => `hello ${p.from}, I am ${ctx.peer.role === 'node' ? 'a node' : '?'}`, {
+    payload: { type: 'object', required: ['from'], properties: { from: { type: 'string', maxLength: 100 } } }
+  })])
   const inbound = once(server.events, 'connection') as Promise<[Connection]>
   const conn = await client.connect(server.address)
   const [back] = await inbound
@@ -267,4 +272,134 @@ test('rpc: stop closes every connection, rejects pending calls, and is idempoten
   t.false(conn.isOpen)
   t.false(opConn.isOpen)
   t.is(code(await t.throwsAsync(connectTo(server.address, op, { connectTimeoutMs: 2000 }))), 'E_UNREACHABLE')
+})
+
+test('rpc: a method registered without a payload schema takes no payload: a call that sends one is refused, the handler never runs', async (t) => {
+  let calls = 0
+  const report = unary('test.report', () => { calls++; return 'ok' })
+  const { conn } = await pair(t, [report])
+  t.is(await conn.call('test.report'), 'ok')
+  t.is(await conn.call('test.report', null), 'ok', 'nil is no payload')
+  for (const [payload, got] of [[{}, 'an object'], [[], 'an array'], ['x', 'a string'], [0, 'a number'], [false, 'a boolean']] as const) {
+    const err = await t.throwsAsync(conn.call('test.report', payload))
+    t.is(code(err), 'E_PAYLOAD_INVALID')
+    t.is(err.message, `test.report takes no payload, and this call sent ${got}`)
+  }
+  t.is(calls, 2)
+  t.true(conn.isOpen, 'a refused call does not close the connection')
+})
+
+test('rpc: a huge error thrown by a handler reaches the caller bounded, with its code', async (t) => {
+  const { conn } = await pair(t, [
+    unary('test.huge', () => { throw new OriginError('E_NOT_FOUND', 'n'.repeat(10_000_000), { node: 'n9', list: Array.from({ length: 200_000 }, (_, i) => i) }) }),
+    unary('test.crash', () => { throw new Error('boom '.repeat(2_000_000)) }),
+    echo
+  ])
+  const err = await t.throwsAsync(conn.call('test.huge')) as OriginError
+  t.is(err.code, 'E_NOT_FOUND')
+  t.true(err.message.startsWith('nnnn') && err.message.length < 2100, `message of ${err.message.length} characters`)
+  t.like(err.data, { node: 'n9', truncated: { dropped: ['list'] } })
+  t.true(JSON.stringify(err.toJSON()).length < 5000)
+  const crash = await t.throwsAsync(conn.call('test.crash')) as OriginError
+  t.is(crash.code, 'E_INTERNAL')
+  t.true(crash.message.length < 2100)
+  t.deepEqual(await conn.call('test.echo', 1), { got: 1 })
+})
+
+test('rpc: an invalid payload of 9,000 members is refused quickly with a small error naming the first problem', async (t) => {
+  let calls = 0
+  const member = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'address', 'incarnation', 'status', 'hub'],
+    properties: {
+      id: { type: 'string', pattern: '^[a-z0-9]+$' },
+      address: { type: 'string', minLength: 3 },
+      incarnation: { type: 'integer', minimum: 0 },
+      heartbeat: { type: 'integer', minimum: 0 },
+      status: { enum: ['alive', 'suspect', 'dead'] },
+      hub: { type: 'boolean' },
+      characteristics: { type: 'object', required: ['cpus', 'memoryMb'], properties: { cpus: { type: 'integer' }, memoryMb: { type: 'number' } } }
+    }
+  }
+  const gossip = { type: 'object', required: ['from', 'table'], properties: { from: { type: 'string' }, table: { type: 'object', additionalProperties: member } } }
+  const { conn } = await pair(t, [unary('test.gossip', () => { calls++ }, { payload: gossip })])
+  const table: Record<string, unknown> = {}
+  for (let i = 0; i < 9000; i++) table[`n${i}`] = { id: `N${i}`, address: 'x', incarnation: -1, heartbeat: 0, status: 'zombie', hub: 1, characteristics: {} }
+  const started = Date.now()
+  const err = await t.throwsAsync(conn.call('test.gossip', { from: 'x', table }, { timeoutMs: 20_000 })) as OriginError
+  const ms = Date.now() - started
+  t.is(err.code, 'E_PAYLOAD_INVALID')
+  t.regex(err.message, /^payload of test\.gossip is invalid: \/table\/n0/)
+  // It was an 18 MB error frame (every problem of every member, each with its params).
+  const size = encodeFrame({ t: 'err', id: 1, e: err.toJSON() }).length
+  t.true(size < 5000, `error frame of ${size} bytes`)
+  t.true(ms < 5000, `answered in ${ms} ms`)
+  t.is(calls, 0)
+})
+
+test('rpc: an answer the caller would refuse for its number of values fails that call instead, and the connection stays', async (t) => {
+  const { conn } = await pair(t, [
+    unary('test.many', () => new Array(600_000).fill(0)),
+    stream('test.manyItems', async function * () { yield 1; yield new Array(600_000).fill(0) }),
+    echo
+  ])
+  const err = await t.throwsAsync(conn.call('test.many', undefined, { timeoutMs: 20_000 }))
+  t.is(code(err), 'E_FRAME_TOO_LARGE')
+  t.is(err.message, 'a res frame holds more than 524288 values')
+  const seen: unknown[] = []
+  const failed = await t.throwsAsync(async () => { for await (const v of conn.stream('test.manyItems')) seen.push(v) })
+  t.deepEqual(seen, [1])
+  t.is(failed.message, 'an item frame holds more than 524288 values')
+  t.deepEqual(await conn.call('test.echo', 'still open'), { got: 'still open' })
+})
+
+/** A raw websocket with the node certificate, to send bytes no RpcConnection would. */
+async function rawSocket (t: ExecutionContext, address: string): Promise<{ ws: WebSocket, frames: Frame[], closed: Promise<number> }> {
+  const ws = new WebSocket(`wss://${address}/origin/v1`, { ca: node.ca, cert: node.cert, key: node.key, checkServerIdentity: () => undefined } as unknown as WebSocket.ClientOptions)
+  const frames: Frame[] = []
+  ws.on('message', (data) => frames.push(decodeFrame(data as Buffer, 1 << 20)))
+  const closed = new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)))
+  await once(ws, 'open')
+  t.teardown(() => { ws.terminate() })
+  return { ws, frames, closed }
+}
+
+/** A valid req frame whose payload is `n` empty maps. */
+function emptyMapsRequest (method: string, n: number): Buffer {
+  const head = encodeFrame({ t: 'req', id: 7, m: method, p: null }).subarray(0, -1)
+  const array = Buffer.alloc(5 + n, 0x80)
+  array[0] = 0xdd
+  array.writeUInt32BE(n, 1)
+  return Buffer.concat([head, array])
+}
+
+test('rpc: a 4 MiB frame of empty maps closes that connection before it is decoded; the server goes on', async (t) => {
+  const report = unary('test.report', () => 'ok')
+  const { server, conn } = await pair(t, [report, echo])
+  const { ws, frames, closed } = await rawSocket(t, server.address)
+  const heap = process.memoryUsage().heapUsed
+  const started = Date.now()
+  ws.send(emptyMapsRequest('test.report', (4 << 20) - 40))
+  t.is(await closed, 1002)
+  const ms = Date.now() - started
+  const grewMb = (process.memoryUsage().heapUsed - heap) / 1e6
+  t.like(frames[0], { t: 'err', id: 0, e: { code: 'E_FRAME_TOO_LARGE' } })
+  t.true(ms < 2000, `closed after ${ms} ms`)
+  t.true(grewMb < 60, `heap grew ${grewMb.toFixed(0)} MB`) // decoding it took 270 MB
+  t.deepEqual(await conn.call('test.echo', 'still here'), { got: 'still here' })
+})
+
+test('rpc: under the element limit, empty maps sent to a method without a payload are refused and the connection stays', async (t) => {
+  let calls = 0
+  const report = unary('test.report', () => { calls++; return 'ok' })
+  const { server } = await pair(t, [report])
+  const { ws, frames } = await rawSocket(t, server.address)
+  ws.send(emptyMapsRequest('test.report', 100_000))
+  await waitFor(() => frames.length === 1, { what: 'the answer' })
+  t.like(frames[0], { t: 'err', id: 7, e: { code: 'E_PAYLOAD_INVALID', message: 'test.report takes no payload, and this call sent an array' } })
+  ws.send(encodeFrame({ t: 'req', id: 8, m: 'test.report' }))
+  await waitFor(() => frames.length === 2, { what: 'the second answer' })
+  t.deepEqual(frames[1], { t: 'res', id: 8, v: 'ok' })
+  t.is(calls, 1)
 })

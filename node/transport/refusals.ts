@@ -1,0 +1,77 @@
+/**
+ * Refused connections, logged as a counted summary rather than a line each: a client that
+ * retries, or a flood, must not fill the disk with identical warnings. The first refusal of
+ * each kind is logged in full; the rest are counted, and one line per interval says how
+ * many there were while they go on:
+ *
+ *   refused a connection from 10.0.0.9:51234: no client certificate (origin requires mutual TLS)
+ *   refused 4,999 more connections in the last 10 s: 4,990 no certificate, 9 another CA
+ *
+ * After an interval with no refusal at all, the next one of any kind is logged in full again.
+ */
+import type { Logger } from '../log'
+
+const number = new Intl.NumberFormat('en-US')
+
+export class RefusalLog {
+  /** Kinds logged in full since the last quiet interval. */
+  private readonly shown = new Set<string>()
+  private counts = new Map<string, number>()
+  private suppressed = 0
+  private seenThisInterval = false
+  private timer?: NodeJS.Timeout
+
+  constructor (private readonly log: Logger, private readonly intervalMs: number) {}
+
+  /**
+   * One refused connection: `kind` groups it in the summary ("no certificate"), `line` is
+   * what is logged when it is the first of its kind ("refused a connection from ...: ...").
+   */
+  refused (kind: string, line: string): void {
+    this.seenThisInterval = true
+    this.schedule()
+    if (!this.shown.has(kind)) {
+      this.shown.add(kind)
+      this.log.warn(line)
+      return
+    }
+    this.suppressed++
+    this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1)
+  }
+
+  /** Whether refusals are being counted (false after a quiet interval: the next is logged in full). */
+  get active (): boolean { return this.timer !== undefined }
+
+  /** Log what is counted now (at stop, so nothing counted is lost). */
+  flush (): void {
+    if (this.suppressed > 0) {
+      const kinds = [...this.counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${number.format(n)} ${k}`)
+      const s = this.suppressed === 1 ? '' : 's'
+      this.log.warn(`refused ${number.format(this.suppressed)} more connection${s} in the last ${this.intervalMs / 1000} s: ${kinds.join(', ')}`)
+    }
+    this.suppressed = 0
+    this.counts = new Map()
+  }
+
+  stop (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.flush()
+    this.shown.clear()
+  }
+
+  private schedule (): void {
+    if (this.timer !== undefined) return
+    this.timer = setTimeout(() => this.tick(), this.intervalMs)
+    this.timer.unref()
+  }
+
+  private tick (): void {
+    this.timer = undefined
+    this.flush()
+    if (!this.seenThisInterval) { this.shown.clear(); return } // a quiet interval: start over
+    this.seenThisInterval = false
+    this.timer = setTimeout(() => this.tick(), this.intervalMs)
+    this.timer.unref()
+  }
+}
