@@ -15,6 +15,7 @@ import { silentLogger } from '../node/log'
 import type { InstanceSummary, Member, MemberStatus, MemberTable } from '../node/membership'
 import type { StateSpec } from '../node/spec/types'
 import { copyHolders, state, type StateLayer } from '../node/state'
+import { fetchPayload, holdingsPayload } from '../node/state/wire'
 import { webSocketTransport, type Method, type Transport } from '../node/transport'
 import { makeKeys } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
@@ -175,11 +176,12 @@ test.serial('state: migrate does not copy a directory still in use without a hoo
 /** A node whose state methods claim generation 5 and send a stream that breaks halfway. */
 function brokenMethods (id: string): Method[] {
   return [
-    { kind: 'unary', name: 'state.holdings', role: 'node', handler: () => ({ node: id, live: { generation: 5, ageMs: 10, running: false, hook: false }, copy: { generation: 5, ageMs: 10, takenAt: Date.now(), source: id } }) },
+    { kind: 'unary', name: 'state.holdings', role: 'node', payload: holdingsPayload, handler: () => ({ node: id, live: { generation: 5, ageMs: 10, running: false, hook: false }, copy: { generation: 5, ageMs: 10, takenAt: Date.now(), source: id } }) },
     {
       kind: 'stream',
       name: 'state.fetch',
       role: 'node',
+      payload: fetchPayload,
       handler: async function * () {
         yield { k: 'head', v: 1, generation: 5, takenAt: Date.now(), ageMs: 0, mode: 0o700 }
         yield { k: 'file', p: 'data.bin', m: 0o644, t: 0 }

@@ -33,10 +33,10 @@ export const logsPayload = {
   additionalProperties: false,
   required: ['node', 'service'],
   properties: {
-    node: { type: 'string', minLength: 1 },
+    node: { type: 'string', minLength: 1, maxLength: 63 },
     // A service name, `node` (the node log) or `build-<service>` (a build's output).
     service: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' },
-    lines: { type: 'integer', minimum: 1, maximum: 10_000_000 },
+    lines: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     since: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2})$' },
     follow: { type: 'boolean' }
   }

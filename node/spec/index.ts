@@ -109,7 +109,7 @@ class GitSpec implements SpecLayer {
       kind: 'unary',
       name: 'spec.announce',
       role: 'node',
-      payload: { type: 'object', additionalProperties: false, required: ['commit', 'from'], properties: { commit: { type: 'string', pattern: '^[0-9a-f]{40}$' }, from: { type: 'string' } } },
+      payload: { type: 'object', additionalProperties: false, required: ['commit', 'from'], properties: { commit: { type: 'string', pattern: '^[0-9a-f]{40}$' }, from: { type: 'string', maxLength: 63 } } },
       handler: (p: { commit: string, from: string }) => { this.onAnnounce(p.commit, p.from) }
     })
     c.transport.handle({ kind: 'unary', name: 'spec.status', role: 'node', handler: () => ({ applied: this.applied?.info, rejected: this.rejected }) })
