@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `origin`: the one command. `origin <keys|node|repl|demo> --help` for each.
+ * `origin`: the one command. `origin <keys|node|repl|build|demo> --help` for each.
  * Argument errors print what is wrong and exit 2; other failures exit 1.
  */
 import { OriginError, errorMessage } from '../errors'
@@ -11,6 +11,7 @@ const commands: Record<string, { summary: string, load: () => Command }> = {
   keys: { summary: 'create a cluster CA and node certificate, or issue an operator certificate', load: () => (require('./keys') as typeof import('./keys')).keysCommand },
   node: { summary: 'run a node (originates the cluster or joins it)', load: () => (require('./node') as typeof import('./node')).nodeCommand },
   repl: { summary: 'TypeScript REPL against the live cluster (-e for one expression)', load: () => (require('./repl') as typeof import('./repl')).replCommand },
+  build: { summary: 'build a node image: one executable with the keys inside, plus Dockerfile, k8s and systemd', load: () => (require('./build') as typeof import('./build')).buildCommand },
   demo: { summary: 'boot a local 3-node cluster and open the REPL on it', load: () => (require('./demo') as typeof import('./demo')).demoCommand }
 }
 

@@ -4,8 +4,10 @@
  */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { parseImageConfig, readImageConfig, type ImageConfig } from '../config/image'
+import { applyEnvironment, parseImageConfig, readImageConfig, type ImageConfig } from '../config/image'
 import { OriginError, errorMessage } from '../errors'
+import { certificateExpiry } from '../keys/expiry'
+import { loadIdentity } from '../keys/files'
 import { startNode } from '../node'
 import { hostPort, parse, required, type Command } from './args'
 
@@ -26,7 +28,12 @@ their seeds. SIGTERM or Ctrl-C leaves the cluster gracefully.
   --name ID          node id to take on first start (kept in the data dir afterwards)
   --spec URL[#REF]   spec repo (HTTP(S) git remote; #REF picks a branch, default the remote's HEAD)
   --spec-dir DIR     take the spec from a local directory, watched for changes (no git)
-  --log-level LEVEL  debug | info | warn | error`
+  --log-level LEVEL  debug | info | warn | error
+
+Environment (deploy-time facts that differ per machine; flags override them):
+  ORIGIN_LISTEN, ORIGIN_ADVERTISE   HOST:PORT, as --listen and --advertise
+  ORIGIN_DATA                       data directory, as --data
+  ORIGIN_SEEDS                      HOST:PORT list separated by commas or spaces, as --seeds`
 
 const options = {
   image: { type: 'string' },
@@ -58,10 +65,14 @@ async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, ke
   } else {
     const cluster = required(values, 'cluster', usage)
     keys = required(values, 'keys', usage)
-    required(values, 'listen', usage)
-    required(values, 'data', usage)
+    if (process.env.ORIGIN_LISTEN === undefined) required(values, 'listen', usage)
+    if (process.env.ORIGIN_DATA === undefined) required(values, 'data', usage)
     config = parseImageConfig(JSON.stringify({ cluster }), 'command line')
   }
+  // The environment overrides the image (ORIGIN_DATA relative to the working directory).
+  const env = applyEnvironment(config, process.env)
+  config = env.config
+  if (env.applied.includes('ORIGIN_DATA')) config.data = resolve(config.data)
   // Flags override the image; each goes through the same checks as image.json.
   const flags: Record<string, unknown> = {}
   if (values.cluster !== undefined) flags.cluster = values.cluster
@@ -100,26 +111,46 @@ async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, ke
 export const nodeCommand: Command = {
   usage,
   async run (argv) {
-    const { config, keys } = await resolveConfig(argv)
-    // Signals are caught from the start: a SIGTERM while the node is still starting must
-    // still end in a graceful leave, not in the default kill.
-    let signalled: string | undefined
-    let wake = (): void => {}
-    const onSignal = (signal: string): void => {
-      if (signalled !== undefined) { process.stderr.write(`${signal} again: exiting at once\n`); process.exit(1) }
-      signalled = signal
-      wake()
-    }
-    process.on('SIGTERM', () => onSignal('SIGTERM'))
-    process.on('SIGINT', () => onSignal('SIGINT'))
-    const node = await startNode({ config, keys })
-    if (signalled === undefined) await new Promise<void>((resolve) => { wake = resolve })
-    node.log.info(`${signalled ?? 'signal'}: leaving the cluster`)
-    try {
-      await node.stop()
-    } catch (err) {
-      node.log.error(`stop failed: ${errorMessage(err)}`)
-    }
-    return 0
+    return await runNode(await resolveConfig(argv))
   }
+}
+
+/** How often a running node looks at its certificate's expiry again. */
+const EXPIRY_CHECK_MS = 12 * 3600 * 1000
+
+/**
+ * Runs a node until SIGTERM or SIGINT, then leaves the cluster gracefully; resolves 0.
+ * `keys` is a directory or a label held in memory (see holdKeys). Warns in the node log
+ * when the node certificate is within weeks of its expiry, and again twice a day.
+ */
+export async function runNode ({ config, keys }: { config: ImageConfig, keys: string }): Promise<number> {
+  // Signals are caught from the start: a SIGTERM while the node is still starting must
+  // still end in a graceful leave, not in the default kill.
+  let signalled: string | undefined
+  let wake = (): void => {}
+  const onSignal = (signal: string): void => {
+    if (signalled !== undefined) { process.stderr.write(`${signal} again: exiting at once\n`); process.exit(1) }
+    signalled = signal
+    wake()
+  }
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
+  process.on('SIGINT', () => onSignal('SIGINT'))
+  const node = await startNode({ config, keys })
+  const { info } = await loadIdentity({ keys })
+  const checkExpiry = (first: boolean): void => {
+    const e = certificateExpiry(info, Date.now())
+    if (e.level !== 'ok') node.log.warn(`node ${e.message}`)
+    else if (first) node.log.info(`node ${e.message}`)
+  }
+  checkExpiry(true)
+  const expiryTimer = setInterval(() => { checkExpiry(false) }, EXPIRY_CHECK_MS).unref()
+  if (signalled === undefined) await new Promise<void>((resolve) => { wake = resolve })
+  clearInterval(expiryTimer)
+  node.log.info(`${signalled ?? 'signal'}: leaving the cluster`)
+  try {
+    await node.stop()
+  } catch (err) {
+    node.log.error(`stop failed: ${errorMessage(err)}`)
+  }
+  return 0
 }

@@ -19,6 +19,10 @@
  *   "log": { "level": "info", "maxBytes": 10485760, "keep": 5 },  node and instance logs rotate by size
  *   "secrets": "secrets"                    folder of secret files services take env values from
  * }
+ *
+ * Deploy-time facts that differ per machine come from the environment (`applyEnvironment`):
+ * ORIGIN_LISTEN, ORIGIN_ADVERTISE, ORIGIN_DATA and ORIGIN_SEEDS override image.json, checked
+ * against the same schema; a bad value is refused naming the variable.
  */
 import { readFile } from 'node:fs/promises'
 import { OriginError, errorMessage } from '../errors'
@@ -175,4 +179,59 @@ export async function readImageConfig (path: string): Promise<ImageConfig> {
     throw new OriginError('E_CONFIG_INVALID', `cannot read ${path}: ${errorMessage(err)}`, { file: path })
   }
   return parseImageConfig(text, path)
+}
+
+/** The variables `applyEnvironment` reads, and the image.json field each overrides. */
+export const ENVIRONMENT_OVERRIDES = {
+  ORIGIN_LISTEN: 'listen',
+  ORIGIN_ADVERTISE: 'advertise',
+  ORIGIN_DATA: 'data',
+  ORIGIN_SEEDS: 'seeds'
+} as const
+
+export type EnvironmentVariable = keyof typeof ENVIRONMENT_OVERRIDES
+
+const checkField = Object.fromEntries(Object.entries(ENVIRONMENT_OVERRIDES).map(([name, field]) => [
+  name,
+  validator<unknown>((imageSchema.properties as Record<string, object>)[field], name, 'E_CONFIG_INVALID')
+])) as Record<EnvironmentVariable, (value: unknown) => unknown>
+
+const hostPortHint = 'HOST:PORT with a port from 0 to 65535 (e.g. 10.0.0.5:7400 or [fd00::5]:7400)'
+
+/** One variable's value checked as its image.json field; E_CONFIG_INVALID naming the variable. */
+function checkVariable (name: EnvironmentVariable, raw: string, value: unknown): void {
+  try {
+    checkField[name](value)
+  } catch {
+    const hint = name === 'ORIGIN_DATA' ? 'a directory path' : name === 'ORIGIN_SEEDS' ? `a list of ${hostPortHint}, separated by commas or spaces` : hostPortHint
+    let detail = ''
+    if (name === 'ORIGIN_SEEDS' && Array.isArray(value)) {
+      const bad = value.findIndex((s) => { try { checkField.ORIGIN_LISTEN(s); return false } catch { return true } })
+      if (bad >= 0) detail = ` (entry ${bad + 1}, "${String(value[bad])}", is not HOST:PORT)`
+      else if (value.length > 100) detail = ` (${value.length} entries; at most 100)`
+    }
+    throw new OriginError('E_CONFIG_INVALID', `${name} must be ${hint}, got "${raw.length > 200 ? `${raw.slice(0, 200)}...` : raw}"${detail}`, { variable: name, field: ENVIRONMENT_OVERRIDES[name] })
+  }
+}
+
+/**
+ * `config` with the ORIGIN_* overrides found in `env` applied. An empty ORIGIN_SEEDS means
+ * no seeds; the other variables may not be empty. ORIGIN_DATA is returned as given: the
+ * caller resolves a relative path (against the working directory, like a flag).
+ */
+export function applyEnvironment (config: ImageConfig, env: NodeJS.ProcessEnv | Record<string, string | undefined>): { config: ImageConfig, applied: EnvironmentVariable[] } {
+  const out: ImageConfig = { ...config }
+  const applied: EnvironmentVariable[] = []
+  for (const name of Object.keys(ENVIRONMENT_OVERRIDES) as EnvironmentVariable[]) {
+    const raw = env[name]
+    if (raw === undefined) continue
+    const value = name === 'ORIGIN_SEEDS' ? raw.split(/[\s,]+/).filter((s) => s !== '') : raw.trim()
+    checkVariable(name, raw, value)
+    if (name === 'ORIGIN_LISTEN') out.listen = value as string
+    else if (name === 'ORIGIN_ADVERTISE') out.advertise = value as string
+    else if (name === 'ORIGIN_DATA') out.data = value as string
+    else out.seeds = value as string[]
+    applied.push(name)
+  }
+  return { config: out, applied }
 }

@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { OriginError, errorMessage } from '../errors'
+import { heldKeyFile } from './image'
 import { keyMatchesCert, parseCertificate, verifyIssuedBy } from './read'
 
 /** node-forge is loaded only to make keys, never by a running node. */
@@ -52,6 +53,8 @@ async function writeAllNew (targets: Target[]): Promise<string[]> {
 
 /** A file's text, or E_KEY_MISSING naming its path. */
 async function readKeyFile (file: string): Promise<string> {
+  const held = heldKeyFile(file)
+  if (held !== undefined) return held
   try {
     return await fs.readFile(file, 'utf8')
   } catch (err) {

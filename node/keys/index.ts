@@ -19,6 +19,8 @@
 export type { Role, CertAndKey, CertInfo, Identity } from './types'
 export { createCa, issueCertificate, type IssueOptions } from './certs'
 export { parseCertificate, normalizeSerial } from './read'
+export { certificateExpiry, EXPIRY_WARN_DAYS, type CertificateExpiry } from './expiry'
+export { issueImageIdentity, holdKeys, NODE_KEY_FILES, type NodeKeyFile, type IssueImageIdentityOptions } from './image'
 export {
   initKeys, issueOperator, loadIdentity,
   type InitKeysOptions, type IssueOperatorOptions, type LoadIdentityOptions

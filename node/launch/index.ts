@@ -17,6 +17,15 @@ export interface LaunchOptions {
   /** Where the process's stdout and stderr go. @default discarded */
   logFile?: string
   env?: NodeJS.ProcessEnv
+  /**
+   * An `origin-node` executable (made by `origin build`) to run instead of this checkout's
+   * CLI; `args` are then passed to it as they are (it takes its settings from `env`).
+   */
+  executable?: string
+  /** Working directory of the process. @default this process's */
+  cwd?: string
+  /** Start from this process's environment (`env` is added to it); false: `env` alone. @default true */
+  inheritEnv?: boolean
 }
 
 export interface NodeProcess {
@@ -32,9 +41,10 @@ export interface NodeProcess {
 
 export function launchNode (args: string[], o: LaunchOptions = {}): NodeProcess {
   const fd = o.logFile === undefined ? 'ignore' : openSync(o.logFile, 'a')
-  const child = spawn(process.execPath, [cliPath, 'node', ...args], {
+  const child = spawn(o.executable ?? process.execPath, o.executable === undefined ? [cliPath, 'node', ...args] : args, {
     stdio: ['ignore', fd, fd],
-    env: { ...process.env, ...o.env }
+    cwd: o.cwd,
+    env: { ...(o.inheritEnv === false ? {} : process.env), ...o.env }
   })
   if (typeof fd === 'number') closeSync(fd)
   let running = true

@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { StringDecoder } from 'node:string_decoder'
 import { promisify } from 'node:util'
 import { OriginError, errorMessage } from '../errors'
+import { childAvailable, childProgram } from '../launch/self'
 import type { FromEvaluator, ToEvaluator } from './eval-protocol'
 import { formatBytes, formatMs, type SpecLimits } from './limits'
 import type { Evaluation } from './sandbox'
@@ -84,14 +85,16 @@ class EvaluatorRun {
   private get finished (): boolean { return this.state === 'done' }
 
   async run (): Promise<EvaluateResult> {
-    if (!existsSync(CHILD)) throw new OriginError('E_START_FAILED', `the spec evaluator ${CHILD} is missing (is the build complete?)`)
+    if (!childAvailable(CHILD)) throw new OriginError('E_START_FAILED', `the spec evaluator ${CHILD} is missing (is the build complete?)`)
     const done = new Promise<EvaluateResult>((resolve, reject) => { this.resolve = resolve; this.reject = reject })
     const { memoryMb } = this.init.limits
-    this.child = spawn(process.execPath, [`--max-old-space-size=${memoryMb + 64}`, CHILD], {
+    // From an origin-node executable this is the executable again, with ORIGIN_ENTRY (launch/self.ts).
+    const program = childProgram('spec-evaluator', CHILD, [`--max-old-space-size=${memoryMb + 64}`])
+    this.child = spawn(program.command, program.args, {
       stdio: ['pipe', 'pipe', 'pipe'],
       // Nothing of the node's environment (tokens, NODE_OPTIONS); few malloc arenas, each of
       // which would reserve 64 MiB of the address space the limit counts.
-      env: { MALLOC_ARENA_MAX: '2' }
+      env: { MALLOC_ARENA_MAX: '2', ...program.env }
     })
     const decoder = new StringDecoder('utf8')
     this.child.stdout.on('data', (chunk: Buffer) => {

@@ -1,0 +1,71 @@
+/**
+ * Image benchmarks: `origin build` time, the size of `origin-node`, start to first operator
+ * answer for `origin-node` next to the same node run from this checkout (`node dist/...
+ * node --image DIR`), and the idle RSS of each. Run alone: `node dist/bench/image.js`.
+ */
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { cliPath, launchNode, type NodeProcess } from '../node/launch'
+import { connectCluster } from '../repl/client'
+import { freeAddress, makeKeys } from '../test/helpers/cluster'
+import { waitFor } from '../test/helpers/wait'
+import { row, summarize } from './stats'
+
+const RUNS = 5
+
+async function rssMiB (pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024
+}
+
+/** Starts a node with `start`, returns ms from spawn to its first operator answer, and its RSS after 3 s idle. */
+async function firstAnswer (keys: string, start: (address: string) => NodeProcess): Promise<{ ms: number, rss: number }> {
+  const address = await freeAddress()
+  const t0 = performance.now()
+  const proc = start(address)
+  try {
+    const c = await waitFor(async () => await connectCluster({ keys, as: 'op', address, timeoutMs: 500 }), { intervalMs: 5, timeoutMs: 30_000, what: 'the node to answer' })
+    await c.nodes()
+    const ms = performance.now() - t0
+    c.close()
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    return { ms, rss: await rssMiB(proc.pid) }
+  } finally {
+    await proc.stop(3000)
+  }
+}
+
+export async function benchImage (): Promise<void> {
+  const dir = await mkdtemp(join(os.tmpdir(), 'origin-bench-image-'))
+  try {
+    console.log('\nnode image (origin build, one node, default timings)')
+    const keys = await makeKeys(join(dir, 'keys'), 'bench')
+    await writeFile(join(dir, 'image.json'), JSON.stringify({ cluster: 'bench', log: { level: 'warn' } }))
+    const image = join(dir, 'image')
+    const t0 = performance.now()
+    await promisify(execFile)(process.execPath, [cliPath, 'build', '--keys', keys, '--config', join(dir, 'image.json'), '--out', image])
+    row('origin build (sign, bundle, blob, inject, forms)', `${((performance.now() - t0) / 1000).toFixed(1)} s`)
+    row('origin-node size', `${((await stat(join(image, 'origin-node'))).size / 2 ** 20).toFixed(1)} MiB`, `(node ${process.version} itself: ${((await stat(process.execPath)).size / 2 ** 20).toFixed(1)} MiB)`)
+
+    const exe: Array<{ ms: number, rss: number }> = []
+    const checkout: Array<{ ms: number, rss: number }> = []
+    for (let i = 0; i < RUNS; i++) {
+      const data = join(dir, `data-${i}`)
+      exe.push(await firstAnswer(keys, (address) => launchNode([], { executable: join(image, 'origin-node'), inheritEnv: false, cwd: dir, env: { PATH: '/usr/bin:/bin', ORIGIN_LISTEN: address, ORIGIN_DATA: `${data}-exe` } })))
+      checkout.push(await firstAnswer(keys, (address) => launchNode(['--image', image, '--listen', address, '--data', `${data}-checkout`])))
+    }
+    const e = summarize(exe.map((r) => r.ms))
+    const c = summarize(checkout.map((r) => r.ms))
+    row(`start to first operator answer, origin-node (p50 of ${RUNS})`, `${e.p50.toFixed(0)} ms`)
+    row(`start to first operator answer, checkout (p50 of ${RUNS})`, `${c.p50.toFixed(0)} ms`, `(node ${cliPath.replace(process.cwd() + '/', '')} node --image DIR)`)
+    row('idle RSS, origin-node (mean)', `${summarize(exe.map((r) => r.rss)).mean.toFixed(0)} MiB`)
+    row('idle RSS, checkout (mean)', `${summarize(checkout.map((r) => r.rss)).mean.toFixed(0)} MiB`)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+if (require.main === module) benchImage().catch((err) => { console.error(err); process.exitCode = 1 })

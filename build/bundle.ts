@@ -1,0 +1,53 @@
+/**
+ * Bundles the node program into one CommonJS file with esbuild (platform node, target
+ * node20), from the compiled `dist/` of this checkout. The build's image comes in as the
+ * module `origin-image`, which exists only inside the bundle.
+ *
+ * Optional native helpers stay out: msgpackr falls back to its JavaScript decoder, ws to
+ * its own masking, chokidar to node's fs.watch.
+ */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { OriginError } from '../node/errors'
+import type { EmbeddedImage } from './types'
+
+/** The compiled entry of the executable (executable.ts). */
+export const ENTRY = join(__dirname, 'executable.js')
+
+/** Optional packages the node program loads only if present. */
+const OPTIONAL = ['msgpackr-extract', 'bufferutil', 'utf-8-validate', 'fsevents']
+
+export interface BundleResult {
+  code: string
+  warnings: string[]
+}
+
+export async function bundle (image: EmbeddedImage): Promise<BundleResult> {
+  if (!existsSync(ENTRY)) throw new OriginError('E_START_FAILED', `${ENTRY} is missing: run 'npm run build' first`)
+  const esbuild = require('esbuild') as typeof import('esbuild')
+  const result = await esbuild.build({
+    entryPoints: [ENTRY],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    write: false,
+    outfile: 'origin-node.js',
+    logLevel: 'silent',
+    legalComments: 'none',
+    plugins: [{
+      name: 'origin-image',
+      setup (b) {
+        // An absent optional package throws on require, as when it is not installed; a
+        // single executable's own require would print a warning about loading from disk.
+        const optional = new RegExp(`^(${OPTIONAL.join('|')})(/|$)`)
+        b.onResolve({ filter: optional }, (a) => ({ path: a.path, namespace: 'absent' }))
+        b.onLoad({ filter: /.*/, namespace: 'absent' }, (a) => ({ contents: `throw new Error(${JSON.stringify(`${a.path} is not part of origin-node`)})`, loader: 'js' }))
+        b.onResolve({ filter: /^origin-image$/ }, () => ({ path: 'origin-image', namespace: 'origin-image' }))
+        b.onLoad({ filter: /.*/, namespace: 'origin-image' }, () => ({ contents: `module.exports = ${JSON.stringify(image)}`, loader: 'js' }))
+      }
+    }]
+  })
+  const warnings = esbuild.formatMessagesSync(result.warnings, { kind: 'warning', color: false })
+  return { code: result.outputFiles[0].text, warnings }
+}

@@ -1,0 +1,133 @@
+/**
+ * The ways to run an image besides the bare executable: a Dockerfile, a systemd unit, and
+ * the README that says how to run each form. Plain text made from the build's facts.
+ */
+import type { BuildFacts } from './types'
+
+export interface FormsOptions {
+  facts: BuildFacts
+  /** Mesh port. */
+  port: number
+  /** Container image name the README and k8s YAML use. */
+  imageName: string
+  keysInside: boolean
+  secrets: string[]
+  executableBytes?: number
+}
+
+/** Debian's slim image has what a node needs to supervise programs: sh, and util-linux's prlimit, setpriv and unshare. */
+export const DEFAULT_BASE = 'debian:bookworm-slim'
+
+export function dockerfile (o: FormsOptions): string {
+  return `# origin node image for cluster "${o.facts.cluster}", node certificate serial ${o.facts.serial}.
+#   docker build -t ${o.imageName} .
+# The base needs glibc, sh, and util-linux (prlimit, setpriv, unshare) for the programs
+# the node supervises; build on another with --build-arg BASE=...
+ARG BASE=${DEFAULT_BASE}
+FROM \${BASE}
+COPY origin-node /origin-node
+ENV ORIGIN_DATA=/var/lib/origin
+VOLUME ["/var/lib/origin"]
+EXPOSE ${o.port}
+# SIGTERM: the node leaves the cluster and stops what it runs before it exits.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/origin-node"]
+`
+}
+
+/** Only the executable goes to the docker daemon; keys/ and secrets/ stay out of the build context. */
+export const DOCKERIGNORE = '*\n!origin-node\n'
+
+export function systemdUnit (o: FormsOptions): string {
+  return `# origin node for cluster "${o.facts.cluster}" (certificate serial ${o.facts.serial}).
+# Install: cp origin-node /usr/local/bin/ && cp origin-node.service /etc/systemd/system/
+#          systemctl daemon-reload && systemctl enable --now origin-node
+# Per-machine settings go in /etc/origin/node.env (ORIGIN_LISTEN=, ORIGIN_ADVERTISE=, ORIGIN_SEEDS=).
+[Unit]
+Description=origin node (cluster ${o.facts.cluster})
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+ExecStart=/usr/local/bin/origin-node
+Environment=ORIGIN_DATA=/var/lib/origin
+EnvironmentFile=-/etc/origin/node.env
+StateDirectory=origin
+StateDirectoryMode=0700
+# SIGTERM to the node alone: it leaves the cluster and stops its programs itself;
+# whatever is left when the timeout ends is killed.
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStopSec=30
+Restart=always
+RestartSec=2
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+`
+}
+
+function mib (bytes: number | undefined): string {
+  return bytes === undefined ? '' : ` (${(bytes / 1024 / 1024).toFixed(1)} MiB)`
+}
+
+export function readme (o: FormsOptions): string {
+  const f = o.facts
+  return `# origin node image: cluster "${f.cluster}"
+
+Built ${f.builtAt} by origin ${f.origin}. This image's node certificate has serial
+\`${f.serial}\` and expires ${f.notAfter.slice(0, 10)}. If the image leaks, put that serial in
+\`revokedSerials\` of the spec's cluster.json: nodes of this image are refused, nodes of
+other images are not. To rotate: build a new image, roll it out, then revoke this serial.
+
+| file | what |
+|---|---|
+| \`origin-node\`${mib(o.executableBytes)} | the node: one executable with the program, \`image.json\`${o.keysInside ? ' and the keys' : ''} inside |
+| \`Dockerfile\` | a container image of \`origin-node\` alone |
+| \`k8s/\` | DaemonSet, headless Service, keys Secret: \`kubectl apply -f k8s/\` |
+| \`systemd/origin-node.service\` | a unit for bare machines |
+| \`image.json\`, \`keys/\`${o.secrets.length > 0 ? ', `secrets/`' : ''} | what is inside \`origin-node\`, as files |
+
+Settings that differ per machine come from the environment, never from flags; each
+overrides \`image.json\` and is checked like it:
+
+| variable | what | default |
+|---|---|---|
+| \`ORIGIN_LISTEN\` | \`HOST:PORT\` to listen on | image.json \`listen\` |
+| \`ORIGIN_ADVERTISE\` | \`HOST:PORT\` other nodes dial | the listen address |
+| \`ORIGIN_DATA\` | data directory (node id, logs) | image.json \`data\`, beside \`origin-node\` |
+| \`ORIGIN_SEEDS\` | \`HOST:PORT\` list, commas or spaces | image.json \`seeds\` |
+| \`ORIGIN_KEYS\` | a directory with \`ca.crt node.crt node.key\` to use instead | ${o.keysInside ? 'the keys inside' : 'none: required (built with --keys-outside)'} |
+
+## A machine
+
+    ./origin-node                       # starts the node; Ctrl-C or SIGTERM leaves the cluster
+    ORIGIN_LISTEN=10.0.0.5:${o.port} ORIGIN_SEEDS=10.0.0.4:${o.port} ./origin-node
+    ./origin-node --info                # cluster, certificate serial and expiry
+
+Nothing else is needed on the machine: no Node.js, no npm, no checkout.
+
+## systemd
+
+    cp origin-node /usr/local/bin/ && cp systemd/origin-node.service /etc/systemd/system/
+    echo ORIGIN_LISTEN=10.0.0.5:${o.port} > /etc/origin/node.env    # per machine
+    systemctl daemon-reload && systemctl enable --now origin-node
+
+## Docker
+
+    docker build -t ${o.imageName} .
+    docker run -d --network host -e ORIGIN_LISTEN=10.0.0.5:${o.port} -v origin-data:/var/lib/origin ${o.imageName}
+
+Use the host's network: peers dial the machine's address.
+
+## Kubernetes
+
+Push the Docker image where the cluster pulls from (the DaemonSet names \`${o.imageName}\`;
+edit \`k8s/daemonset.yaml\` to change it), then \`kubectl apply -f k8s/\`. One node runs on
+each machine, on the host network; they find each other through the headless Service.
+Keys come from the Secret in \`k8s/secret.yaml\` (\`ORIGIN_KEYS\`), so an image built with
+\`--keys-outside\` works the same.
+`
+}
