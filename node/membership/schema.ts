@@ -1,14 +1,31 @@
-/** JSON Schemas for what other nodes send the membership layer. */
+/**
+ * What other nodes send the membership layer, checked in two steps:
+ *
+ * 1. `gossipPayload(maxMembers)` is the method's payload schema, checked by the transport:
+ *    shape and sizes only (a `from` id, a table of at most `maxMembers` entries), so that a
+ *    frame too large is refused with one short error, not one error per member.
+ * 2. `checkFrame` checks every entry (bounds on every number and string), that each entry
+ *    is keyed by its own id, and that the sender is in its own table. It stops at the first
+ *    problem, so its error is short whatever the frame holds. It also checks answers,
+ *    which no transport schema covers.
+ */
+import Ajv from 'ajv'
+import { OriginError } from '../errors'
+import type { MemberTable } from './types'
 
-const memberSchema = {
+const SAFE = Number.MAX_SAFE_INTEGER
+
+export const idSchema = { type: 'string', maxLength: 63, pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }
+
+export const memberSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['id', 'address', 'incarnation', 'heartbeat', 'status', 'characteristics', 'hub'],
   properties: {
-    id: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' },
-    address: { type: 'string', minLength: 3, maxLength: 300 },
-    incarnation: { type: 'integer', minimum: 0 },
-    heartbeat: { type: 'integer', minimum: 0 },
+    id: idSchema,
+    address: { type: 'string', minLength: 3, maxLength: 300, pattern: '^\\S+:[0-9]{1,5}$' },
+    incarnation: { type: 'integer', minimum: 0, maximum: SAFE },
+    heartbeat: { type: 'integer', minimum: 0, maximum: SAFE },
     status: { enum: ['alive', 'suspect', 'dead', 'left'] },
     hub: { type: 'boolean' },
     spec: { type: 'string', maxLength: 100 },
@@ -23,7 +40,7 @@ const memberSchema = {
         properties: {
           v: { type: 'string', maxLength: 100 },
           s: { type: 'string', maxLength: 20 },
-          g: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+          g: { type: 'integer', minimum: 0, maximum: SAFE },
           a: { type: 'string', maxLength: 300 }
         }
       }
@@ -33,11 +50,11 @@ const memberSchema = {
       additionalProperties: false,
       required: ['cpus', 'memoryMb', 'arch', 'labels', 'startedAt'],
       properties: {
-        cpus: { type: 'integer', minimum: 1 },
-        memoryMb: { type: 'number', minimum: 0 },
+        cpus: { type: 'integer', minimum: 1, maximum: 1 << 16 },
+        memoryMb: { type: 'number', minimum: 0, maximum: 1 << 30 },
         arch: { type: 'string', maxLength: 32 },
-        labels: { type: 'object', additionalProperties: { type: 'string' }, maxProperties: 64 },
-        startedAt: { type: 'integer', minimum: 0 },
+        labels: { type: 'object', maxProperties: 64, propertyNames: { maxLength: 128 }, additionalProperties: { type: 'string', maxLength: 256 } },
+        startedAt: { type: 'integer', minimum: 0, maximum: SAFE },
         secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 1000 },
         containment: { enum: ['pid-namespace', 'process-group'] }
       }
@@ -45,15 +62,65 @@ const memberSchema = {
   }
 }
 
-export const tableSchema = {
-  type: 'object',
-  maxProperties: 10_000,
-  additionalProperties: memberSchema
+/** A gossip frame (mesh.join, mesh.gossip, and their answers): the sender's id and its table. */
+export interface GossipFrame { from: string, table: MemberTable }
+
+/** The payload schema the transport checks for mesh.join and mesh.gossip: shape and sizes. */
+export function gossipPayload (maxMembers: number): object {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['from', 'table'],
+    properties: { from: idSchema, table: { type: 'object', maxProperties: maxMembers } }
+  }
 }
 
-export const gossipPayload = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['from', 'table'],
-  properties: { from: { type: 'string' }, table: tableSchema }
+function frameSchema (maxMembers: number): object {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['from', 'table'],
+    properties: {
+      from: idSchema,
+      table: { type: 'object', maxProperties: maxMembers, propertyNames: idSchema, additionalProperties: memberSchema }
+    }
+  }
+}
+
+// Not the shared instance: that one collects every error (`allErrors`), and a frame of
+// thousands of bad entries would make an error of megabytes.
+const firstError = new Ajv({ allErrors: false, strict: true })
+const checkers = new Map<number, ReturnType<typeof firstError.compile>>()
+
+/** Longest error message `checkFrame` makes: what goes back to the sender stays small. */
+export const MAX_ERROR_CHARS = 400
+
+/**
+ * `value` as a gossip frame, or an `E_PAYLOAD_INVALID` naming the first problem only.
+ * `what` says what was checked (`payload of mesh.gossip`, `answer from 10.0.0.4:7400`).
+ */
+export function checkFrame (value: unknown, what: string, maxMembers: number): GossipFrame {
+  let check = checkers.get(maxMembers)
+  if (check === undefined) {
+    check = firstError.compile(frameSchema(maxMembers))
+    checkers.set(maxMembers, check)
+  }
+  if (!check(value)) {
+    const e = check.errors?.[0]
+    const at = e === undefined || e.instancePath === '' ? '(root)' : e.instancePath
+    const extra = e?.keyword === 'additionalProperties' ? ` "${String(e.params.additionalProperty)}"` : ''
+    throw invalid(what, `${at}: ${e?.message ?? 'is invalid'}${extra}`, at)
+  }
+  const frame = value as GossipFrame
+  for (const key of Object.keys(frame.table)) {
+    const id = frame.table[key].id
+    if (id !== key) throw invalid(what, `/table/${key}: the entry is keyed "${key}" but is member "${id}"`, `/table/${key}`)
+  }
+  if (!Object.hasOwn(frame.table, frame.from)) throw invalid(what, `/from: the sender "${frame.from}" is not in its own table`, '/from')
+  return frame
+}
+
+function invalid (what: string, problem: string, path: string): OriginError {
+  const message = `${what} is invalid: ${problem}`
+  return new OriginError('E_PAYLOAD_INVALID', message.length > MAX_ERROR_CHARS ? `${message.slice(0, MAX_ERROR_CHARS - 3)}...` : message, { path: path.slice(0, 200) })
 }

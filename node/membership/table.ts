@@ -77,20 +77,41 @@ export function markStatus (table: MemberTable, id: string, status: 'suspect' | 
  * What a member says about itself after seeing `seen`, the cluster's entry for its id,
  * so that its own word wins the merge:
  * - `seen` would not win over `self` (older, or equal): `self` unchanged.
- * - `seen` has a later status than mine (suspect / dead / left while I am alive), at an
- *   incarnation >= mine: I come back alive at `seen.incarnation + 1`, which outranks
- *   every status at `seen.incarnation`. (Only the member raises its own incarnation.)
- * - otherwise `seen` wins on incarnation or heartbeat with a status no later than mine
- *   (e.g. an entry from an earlier run of this id): I take its incarnation and a
- *   heartbeat past its own, so mine wins on heartbeat.
+ * - otherwise (a suspicion, a verdict, a `left` it never said, an entry from an earlier
+ *   run, or fields someone else wrote at its incarnation): it speaks again at
+ *   `seen.incarnation + 1`, which outranks every entry at `seen.incarnation`, with its
+ *   own fields and heartbeat. Only the member raises its own incarnation, so a heartbeat
+ *   or a status planted by someone else never outlasts its next word.
  * A member that has `left` keeps saying so: left outranks every status at an incarnation.
+ * How far `seen.incarnation` may be above `self` is the receiver's business (`hear`
+ * bounds it), so the answer stays a safe integer.
  */
 export function refute (self: Member, seen: Member | undefined): Member {
   if (seen === undefined || seen.id !== self.id || compareEntries(seen, self) <= 0) return self
-  if (statusRank[seen.status] > statusRank[self.status]) {
-    return { ...self, incarnation: seen.incarnation + 1, status: 'alive' }
+  return { ...self, incarnation: seen.incarnation + 1, status: self.status === 'left' ? 'left' : 'alive' }
+}
+
+/**
+ * A node restarted with a wiped data dir comes back under a new id at its old address:
+ * a dead member whose address an alive member (another id) now has is that old identity,
+ * and becomes `left` (so it no longer counts against the singleton majority). Members
+ * that are alive or suspect are left alone: two live entries at one address are not
+ * something to settle by guessing. Returns `table` itself when nothing changes.
+ */
+export function retireReplaced (table: MemberTable): MemberTable {
+  const aliveAt = new Map<string, string>()
+  for (const m of Object.values(table)) if (m.status === 'alive') aliveAt.set(m.address, m.id)
+  let out = table
+  for (const m of Object.values(table)) {
+    const successor = aliveAt.get(m.address)
+    if (m.status === 'dead' && successor !== undefined && successor !== m.id) out = markStatus(out, m.id, 'left')
   }
-  return { ...self, incarnation: seen.incarnation, heartbeat: Math.max(self.heartbeat, seen.heartbeat + 1) }
+  return out
+}
+
+/** The alive member that took over `m`'s address, if `m` was retired for that reason. */
+export function replacementOf (table: MemberTable, m: Member): Member | undefined {
+  return Object.values(table).find((x) => x.status === 'alive' && x.address === m.address && x.id !== m.id)
 }
 
 /** Members with status alive, sorted by id. */

@@ -3,11 +3,17 @@
  *
  * Entries are versioned by (incarnation, status rank, heartbeat):
  * - `incarnation` is owned by the member: set at start (above any incarnation the cluster
- *   remembers for its id) and raised to refute a suspicion.
+ *   remembers for its id) and raised to refute what others say of it. Others relay a raise
+ *   only a little above what the member told them itself (`hear.ts`), so it stays a safe
+ *   integer and a live member can always refute.
  * - `status` may be lowered by anyone (alive -> suspect -> dead) at the same incarnation;
- *   `left` is said only by the member itself, on a graceful stop.
+ *   `left` is said only by the member itself, on a graceful stop (or of a member already
+ *   dead: an operator's `forget`, or an identity replaced at its address).
  * - `heartbeat` is raised by the member on every gossip round; it carries the member's
  *   own fields (address, characteristics, hub claim) and feeds failure detection.
+ *
+ * A node's table holds only members it (or they) have talked to directly: members heard
+ * of from others wait outside it until then, so they never count anywhere.
  */
 
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left'

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import type { Member, MemberStatus, MemberTable } from '../../node/membership/types'
 import {
-  aliveMembers, changedIds, compareEntries, countByStatus, markStatus, mergeMember, mergeTables, refute
+  aliveMembers, changedIds, compareEntries, countByStatus, markStatus, mergeMember, mergeTables, refute, replacementOf, retireReplaced
 } from '../../node/membership/table'
 
 function member (id: string, over: Partial<Member> = {}): Member {
@@ -101,13 +101,52 @@ test('member table: refute makes a suspected live member win the merge about its
   t.is(mergeTables(suspected, { a: refuted }).a, refuted)
 })
 
-test('member table: refute outbids an alive entry from an earlier run on heartbeat', (t) => {
+test('member table: refute outbids an entry from an earlier run by speaking at the next incarnation', (t) => {
   const self = member('a', { incarnation: 1, heartbeat: 0 })
   const remembered = member('a', { incarnation: 5, heartbeat: 40, address: 'old:7000' })
   const refuted = refute(self, remembered)
-  t.is(refuted.incarnation, 5)
-  t.is(refuted.heartbeat, 41)
+  t.is(refuted.incarnation, 6)
+  t.is(refuted.heartbeat, 0, 'its own heartbeat')
+  t.is(refuted.address, self.address, 'its own fields')
   t.is(mergeMember(remembered, refuted), refuted)
+})
+
+test('member table: a heartbeat planted at the member\'s incarnation is refuted by incarnation, not matched', (t) => {
+  const self = member('a', { incarnation: 7, heartbeat: 3 })
+  const planted = { ...self, heartbeat: Number.MAX_SAFE_INTEGER, instances: {} }
+  const refuted = refute(self, planted)
+  t.is(refuted.incarnation, 8)
+  t.is(refuted.heartbeat, 3)
+  t.true(Number.isSafeInteger(refuted.heartbeat))
+  t.is(mergeMember(planted, refuted), refuted)
+})
+
+test('member table: a member that left keeps saying so when it outbids an entry', (t) => {
+  const self = member('a', { incarnation: 2, status: 'left' })
+  const refuted = refute(self, member('a', { incarnation: 4, status: 'alive' }))
+  t.is(refuted.status, 'left')
+  t.is(refuted.incarnation, 5)
+})
+
+test('member table: a dead member whose address a new id answers at is retired as left', (t) => {
+  const old = member('a', { address: 'h1:7400', status: 'dead' })
+  const fresh = member('z', { address: 'h1:7400' })
+  const other = member('b', { address: 'h2:7400', status: 'dead' })
+  const table = { a: old, b: other, z: fresh }
+  const retired = retireReplaced(table)
+  t.is(retired.a.status, 'left')
+  t.is(retired.a.incarnation, old.incarnation)
+  t.is(retired.b.status, 'dead', 'a dead member nobody replaced stays dead')
+  t.is(replacementOf(retired, retired.a)?.id, 'z')
+  t.is(retireReplaced(retired), retired, 'nothing more to do: the same table')
+  t.is(table.a.status, 'dead', 'the input is not mutated')
+})
+
+test('member table: a live member at an address another id claims is not retired', (t) => {
+  const table = { a: member('a', { address: 'h1:7400', status: 'suspect' }), z: member('z', { address: 'h1:7400' }) }
+  t.is(retireReplaced(table), table)
+  const dead = { a: member('a', { address: 'h1:7400', status: 'dead' }), z: member('z', { address: 'h1:7400', status: 'suspect' }) }
+  t.is(retireReplaced(dead), dead, 'the successor must be alive')
 })
 
 test('member table: refute leaves a member alone when the cluster agrees with it', (t) => {
