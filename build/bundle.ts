@@ -13,20 +13,32 @@ import type { EmbeddedImage } from './types'
 
 /** The compiled entry of the executable (executable.ts). */
 export const ENTRY = join(__dirname, 'executable.js')
+/** The spec evaluator's entry: bundled apart, with TypeScript, so the node never holds TypeScript's 9 MB of source. */
+export const EVALUATOR_ENTRY = join(__dirname, '..', 'node', 'spec', 'evaluator-child.js')
 
 /** Optional packages the node program loads only if present. */
 const OPTIONAL = ['msgpackr-extract', 'bufferutil', 'utf-8-validate', 'fsevents']
 
 export interface BundleResult {
+  /** The node program with the image. */
   code: string
+  /** The spec evaluator (an asset of the executable, run by it with ORIGIN_ENTRY=spec-evaluator). */
+  evaluator: string
   warnings: string[]
 }
 
 export async function bundle (image: EmbeddedImage): Promise<BundleResult> {
-  if (!existsSync(ENTRY)) throw new OriginError('E_START_FAILED', `${ENTRY} is missing: run 'npm run build' first`)
+  for (const entry of [ENTRY, EVALUATOR_ENTRY]) {
+    if (!existsSync(entry)) throw new OriginError('E_START_FAILED', `${entry} is missing: run 'npm run build' first`)
+  }
+  const [node, evaluator] = await Promise.all([bundleOne(ENTRY, image), bundleOne(EVALUATOR_ENTRY, image)])
+  return { code: node.code, evaluator: evaluator.code, warnings: [...node.warnings, ...evaluator.warnings] }
+}
+
+async function bundleOne (entry: string, image: EmbeddedImage): Promise<{ code: string, warnings: string[] }> {
   const esbuild = require('esbuild') as typeof import('esbuild')
   const result = await esbuild.build({
-    entryPoints: [ENTRY],
+    entryPoints: [entry],
     bundle: true,
     platform: 'node',
     target: 'node20',

@@ -10,13 +10,14 @@
  */
 import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
+import vm from 'node:vm'
 import { runNode } from '../node/cli/node'
 import { applyEnvironment, ENVIRONMENT_OVERRIDES, parseImageConfig } from '../node/config/image'
 import { errorMessage, OriginError } from '../node/errors'
 import { certificateExpiry } from '../node/keys/expiry'
 import { holdKeys } from '../node/keys/image'
 import { ENTRY_VARIABLE } from '../node/launch/self'
-import type { EmbeddedImage } from './types'
+import { EVALUATOR_ASSET, type EmbeddedImage } from './types'
 
 /** Where the held keys appear to be, in messages: `origin-node:keys/node.crt`. */
 const HELD_KEYS = 'origin-node:keys'
@@ -97,9 +98,20 @@ async function main (argv: string[]): Promise<number> {
   return await runNode({ config, keys })
 }
 
+/**
+ * The spec evaluator, bundled apart with TypeScript and carried as an asset, so the node
+ * process never parses TypeScript's source. It runs on load and reads requests on stdin;
+ * it needs only node's builtins, which is all a single executable's require loads.
+ */
+function runEvaluator (): void {
+  const code = (require('node:sea') as { getAsset: (name: string, encoding: string) => string }).getAsset(EVALUATOR_ASSET, 'utf8')
+  const wrapper = vm.runInThisContext(`(function (exports, require, module, __filename, __dirname) {${code}\n})`, { filename: EVALUATOR_ASSET }) as (...a: unknown[]) => void
+  const module = { exports: {} }
+  wrapper(module.exports, require, module, join(dirname(process.execPath), EVALUATOR_ASSET), dirname(process.execPath))
+}
+
 if (process.env[ENTRY_VARIABLE] === 'spec-evaluator') {
-  // The evaluator runs on load and reads its requests on stdin.
-  require('../node/spec/evaluator-child')
+  runEvaluator()
 } else if (process.env[ENTRY_VARIABLE] !== undefined && process.env[ENTRY_VARIABLE] !== '') {
   console.error(`origin-node: unknown ${ENTRY_VARIABLE} "${process.env[ENTRY_VARIABLE]}"`)
   process.exitCode = 2

@@ -16,6 +16,8 @@ const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
 export interface SeaOptions {
   /** The bundled program (one CommonJS file). */
   code: string
+  /** Files the program reads with `require('node:sea').getAsset(name)`: name -> content. */
+  assets?: Record<string, string>
   /** The node binary to copy; it also makes the blob. */
   node: string
   /** The executable to write. */
@@ -31,13 +33,18 @@ export async function makeBlob (o: SeaOptions): Promise<Buffer> {
     const main = join(dir, 'origin-node.js')
     const output = join(dir, 'origin-node.blob')
     await writeFile(main, o.code)
-    const config = { main, output, disableExperimentalSEAWarning: true, useCodeCache: o.codeCache ?? true }
+    const assets: Record<string, string> = {}
+    for (const [name, content] of Object.entries(o.assets ?? {})) {
+      assets[name] = join(dir, `asset-${Object.keys(assets).length}`)
+      await writeFile(assets[name], content)
+    }
+    const config = { main, output, disableExperimentalSEAWarning: true, useCodeCache: o.codeCache ?? true, assets }
     await writeFile(join(dir, 'sea-config.json'), JSON.stringify(config))
     try {
       await promisify(execFile)(o.node, ['--experimental-sea-config', join(dir, 'sea-config.json')], { cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, maxBuffer: 16 * 1024 * 1024 })
     } catch (err) {
       const stderr = (err as { stderr?: string }).stderr ?? ''
-      throw new OriginError('E_START_FAILED', `${o.node} could not make the single executable blob (Node.js 20 or newer is needed): ${stderr.trim() || errorMessage(err)}`)
+      throw new OriginError('E_START_FAILED', `${o.node} could not make the single executable blob (Node.js 20.12 or newer is needed): ${stderr.trim() || errorMessage(err)}`)
     }
     return await readFile(output)
   } finally {

@@ -29,3 +29,6 @@ export interface EmbeddedImage {
   secrets: Record<string, string>
   build: BuildFacts
 }
+
+/** The spec evaluator's bundle, an asset of the executable (`require('node:sea').getAsset`). */
+export const EVALUATOR_ASSET = 'spec-evaluator.js'
