@@ -1,8 +1,10 @@
 /**
  * api: the node's local HTTP API for the processes it runs, on loopback only. Each
- * service gets its own key (in ORIGIN_API_KEY); requests without a valid key are refused.
+ * instance gets its own key (in ORIGIN_API_KEY), bound to the instance: an instance that
+ * obtained another's key could act only as that one instance, and keys are new with each
+ * run of the node. Requests without a valid key are refused.
  *
- *   GET /v1/self           { node, service }              who am I
+ *   GET /v1/self           { node, service, instance }    who am I
  *   GET /v1/members        [{ id, address, hub, labels }]  alive members
  *   GET /v1/where/<svc>    [{ instance, node, address, host, port, state }] where a service runs:
  *                          `address` is host:port of the instance's first port
@@ -26,8 +28,8 @@ export interface LocalApi {
   stop (): Promise<void>
   /** http://127.0.0.1:PORT, once started. */
   readonly url: string
-  /** The key a process of `service` presents. */
-  keyFor (service: string): string
+  /** The key the processes of `instance` (e.g. `web-0`, `agent@node-1`) present. */
+  keyFor (instance: string): string
 }
 
 export function localApi () {
@@ -43,31 +45,32 @@ class HttpApi implements LocalApi {
 
   get url (): string { return this.address }
 
-  keyFor (service: string): string {
-    return `${service}.${createHmac('sha256', this.secret).update(service).digest('hex')}`
+  keyFor (instance: string): string {
+    return `${instance}.${createHmac('sha256', this.secret).update(`instance\0${instance}`).digest('hex')}`
   }
 
-  /** The service a key was issued to, or undefined. */
-  private serviceOf (auth: string | undefined): string | undefined {
+  /** The instance a key was issued to, or undefined. */
+  private instanceOf (auth: string | undefined): string | undefined {
     const key = /^Bearer (\S+)$/.exec(auth ?? '')?.[1]
-    const service = key?.split('.')[0]
-    if (key === undefined || service === undefined) return undefined
-    const expected = Buffer.from(this.keyFor(service))
+    const dot = key?.lastIndexOf('.') ?? -1
+    if (key === undefined || dot <= 0) return undefined
+    const instance = key.slice(0, dot)
+    const expected = Buffer.from(this.keyFor(instance))
     const given = Buffer.from(key)
-    return expected.length === given.length && timingSafeEqual(expected, given) ? service : undefined
+    return expected.length === given.length && timingSafeEqual(expected, given) ? instance : undefined
   }
 
   async start (): Promise<void> {
     if (this.server !== undefined) return
     const server = http.createServer((req, res) => {
-      const service = this.serviceOf(req.headers.authorization)
+      const instance = this.instanceOf(req.headers.authorization)
       const send = (status: number, body: unknown): void => { res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n') }
-      if (service === undefined) { send(401, { error: 'missing or invalid key: send "authorization: Bearer $ORIGIN_API_KEY"' }); return }
+      if (instance === undefined) { send(401, { error: 'missing or invalid key: send "authorization: Bearer $ORIGIN_API_KEY"' }); return }
       const table = this.c.membership.table()
       const hubs = new Set(this.c.hubs.current())
       const path = (req.url ?? '').split('?')[0]
       if (req.method !== 'GET') { send(405, { error: 'only GET' }); return }
-      if (path === '/v1/self') { send(200, { node: this.c.membership.id, service }); return }
+      if (path === '/v1/self') { send(200, { node: this.c.membership.id, service: serviceOfInstance(instance), instance }); return }
       if (path === '/v1/members') {
         send(200, Object.values(table).filter((m) => m.status === 'alive').map((m) => ({ id: m.id, address: m.address, hub: hubs.has(m.id), labels: m.characteristics.labels })))
         return

@@ -4,10 +4,17 @@
  * to everything in the namespace. When that init exits the kernel kills whatever is left,
  * and when the node dies (even by SIGKILL) a parent-death signal chain ends the init:
  *
- *   node ─ setpriv --pdeathsig KILL ─> unshare --pid --fork --kill-child=SIGKILL ─> sh (init, PID 1) ─> command ─> ...
+ *   node ─ setpriv --pdeathsig KILL ─> unshare --pid --fork --kill-child=SIGKILL ─> sh (init, PID 1) ─> [setpriv --reuid U ...] command ─> ...
  *
  * Elsewhere (no unshare, not permitted) instances run in their own process group with a
  * parent-death signal on the direct child: what leaves the group can outlive the instance.
+ *
+ * When the node is root, an instance can also run as a user of its own (see users.ts):
+ * privileges are dropped last, between the init and the command, so the init stays root
+ * (the node can signal it, it can signal everything in the namespace, and an instance
+ * cannot signal it or read its environment) and the parent-death signal set on the
+ * outer setpriv is not cleared by a change of user. Without a namespace, the one setpriv
+ * does both (it sets the parent-death signal after changing user).
  * Probe once per node and log `detail`.
  *
  * @example
@@ -38,13 +45,27 @@ export interface Containment {
   sh: string
   /** An `env` that can reset INT and QUIT to default (a shell starts background commands with them ignored). */
   env?: string
+  /** Instances can run as a user of their own (the node is root and setpriv changed user in the probe). */
+  users: boolean
+}
+
+/** Who an instance runs as, when not as the node's user (see users.ts). */
+export interface InstanceUser {
+  uid: number
+  gid: number
+  /** HOME of the instance. @default the node's HOME */
+  home?: string
+  /** TMPDIR of the instance, a directory of its own. @default none set */
+  tmpDir?: string
+  /** It may bind ports below 1024 (CAP_NET_BIND_SERVICE, and no other capability): a spec pins one. @default false */
+  lowPorts?: boolean
 }
 
 /** Today's behaviour, and the fallback: a process group, with a parent-death signal on Linux where setpriv exists. */
 export function groupContainment (detail = 'instances run in their own process group: a process that leaves it may outlive its instance'): Containment {
   const setpriv = process.platform === 'linux' ? findExecutable('setpriv') : undefined
   const killed = setpriv === undefined ? '; without setpriv, a killed node leaves its instances running until it starts again' : ''
-  return { pidNamespace: false, detail: detail + killed, setpriv, sh: '/bin/sh' }
+  return { pidNamespace: false, detail: detail + killed, setpriv, sh: '/bin/sh', users: false }
 }
 
 /**
@@ -80,15 +101,29 @@ const INIT = [
 /** The signals the init handles. */
 const TRAPPED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP']
 
-/** The command the node spawns for `command args`. */
-export function containCommand (c: Containment, command: string, args: string[]): { command: string, args: string[] } {
+/**
+ * setpriv flags that make a process `user`: its uid and gid, no supplementary groups
+ * (root's would stay otherwise), and no_new_privs, so no set-user-ID program gives it
+ * privileges back. A uid other than 0 loses every capability on the change, but the one
+ * to bind ports below 1024 where `lowPorts` asks for it (as an ambient capability).
+ */
+export function dropFlags (user: InstanceUser): string[] {
+  const low = user.lowPorts === true ? ['--inh-caps=+net_bind_service', '--ambient-caps=+net_bind_service'] : []
+  return [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', ...low, '--no-new-privs']
+}
+
+/** The command the node spawns for `command args`, run as `user` when given (which needs `c.setpriv`). */
+export function containCommand (c: Containment, command: string, args: string[], user?: InstanceUser): { command: string, args: string[] } {
+  if (user !== undefined && c.setpriv === undefined) throw new Error('cannot run an instance as its own user without setpriv')
+  const drop = user === undefined ? [] : dropFlags(user)
   let argv = [command, ...args]
   if (c.unshare !== undefined) {
+    const asUser = user === undefined ? [] : [c.setpriv as string, ...drop, '--']
     // env execs the command with INT and QUIT back to default; a command named `a=b` would read as an assignment.
-    const reset = c.env !== undefined && !command.includes('=') ? [c.env, '--default-signal=INT,QUIT'] : []
-    argv = [...c.unshare, '--', c.sh, '-c', INIT, 'origin-init', ...reset, ...argv]
+    const reset = c.env !== undefined && (user !== undefined || !command.includes('=')) ? [c.env, '--default-signal=INT,QUIT'] : []
+    argv = [...c.unshare, '--', c.sh, '-c', INIT, 'origin-init', ...reset, ...asUser, ...argv]
   }
-  if (c.setpriv !== undefined) argv = [c.setpriv, '--pdeathsig', 'KILL', '--', ...argv]
+  if (c.setpriv !== undefined) argv = [c.setpriv, '--pdeathsig', 'KILL', ...(c.unshare === undefined ? drop : []), '--', ...argv]
   return { command: argv[0], args: argv.slice(1) }
 }
 
@@ -100,9 +135,14 @@ export interface ProbeInit {
 /**
  * Finds what this node can do, by running the real wrapped command (`sh -c 'exit 3'`, which
  * must exit 3): a PID namespace (with its own /proc, so a process's pid and /proc agree)
- * as root; else inside an unprivileged user namespace; else a process group.
+ * as root; else inside an unprivileged user namespace; else a process group. As root it
+ * then runs the same as another user, to know whether instances can have users of their own.
  */
 export async function probeContainment (init: ProbeInit = {}): Promise<Containment> {
+  return await probeUsers(await probeProcesses(init))
+}
+
+async function probeProcesses (init: ProbeInit): Promise<Containment> {
   if (process.platform !== 'linux') return groupContainment(`not Linux (${process.platform}): instances run in their own process group, and a process that leaves it may outlive its instance`)
   const base = groupContainment()
   const unshare = init.unshare ?? findExecutable('unshare')
@@ -128,6 +168,28 @@ export async function probeContainment (init: ProbeInit = {}): Promise<Containme
     }
   }
   return groupContainment(`cannot give instances their own PID namespace (${firstError ?? '?'}): a process that leaves its process group may outlive its instance, and memory limits count only the group`)
+}
+
+/** The uid the probe changes to: `nobody` by convention; any unused id would do, none needs to exist. */
+const PROBE_USER: InstanceUser = { uid: 65534, gid: 65534 }
+
+/** Whether instances can run as users of their own, said at the end of `detail` either way. */
+async function probeUsers (c: Containment): Promise<Containment> {
+  const uid = process.getuid?.()
+  if (uid === undefined) return c
+  if (uid !== 0) {
+    // With a /proc of their own they do not see each other's processes; the files stay shared.
+    const what = c.unshare?.includes('--mount-proc') === true ? 'they can read' : 'each can read the others\' environment (ORIGIN_API_KEY included) and'
+    return { ...c, detail: `${c.detail}; instances run as this node's user (uid ${uid}, not root), so ${what} every file this node can, its keys included` }
+  }
+  if (c.setpriv === undefined) return { ...c, detail: `${c.detail}; instances run as root (no setpriv to change user), so each can read the others' environment and every file of this node, its keys included` }
+  const { command, args } = containCommand(c, c.sh, ['-c', 'exit 3'], PROBE_USER)
+  const r = await run(command, args)
+  if (r.code !== 3) {
+    const why = r.stderr.trim().split('\n')[0] || `exit code ${String(r.code)}`
+    return { ...c, detail: `${c.detail}; instances run as root (setpriv cannot change user: ${why}), so each can read the others' environment and every file of this node, its keys included` }
+  }
+  return { ...c, users: true, detail: `${c.detail}; each service runs as a user of its own, with no access to other services' processes or to this node's keys and data` }
 }
 
 function describe (userNs: boolean, ownProc: boolean, setpriv: boolean): string {
@@ -191,9 +253,12 @@ export class InstanceProcesses {
   private readonly found: Promise<Init | undefined>
   private exited = false
   private readonly record?: string
+  /** The spawned process's start time, read once: with the pid, names it across pid reuse. */
+  private readonly startTime: number | undefined
 
   constructor (private readonly c: Containment, readonly pid: number, private readonly o: { id: string, recordDir?: string, log: Logger }) {
     this.what = c.pidNamespace ? 'the instance' : 'the group'
+    this.startTime = startTimeOf(pid)
     if (o.recordDir !== undefined) this.record = join(o.recordDir, `${o.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.${pid}.json`)
     this.writeRecord()
     this.found = c.pidNamespace ? this.findInit() : Promise.resolve(undefined)
@@ -278,8 +343,22 @@ export class InstanceProcesses {
    */
   kill (): void {
     if (!this.c.pidNamespace) { signalGroup(this.pid, 'SIGKILL', this.o.log); return }
-    signalProcess(this.pid, 'SIGKILL', this.o.log)
+    // Once it has exited (and may have been reaped) its pid is not ours: ended() does the rest.
+    if (!this.exited) signalProcess(this.pid, 'SIGKILL', this.o.log)
     if (this.init !== undefined && !this.exited) signalProcess(this.init.pid, 'SIGKILL', this.o.log)
+  }
+
+  /**
+   * What the watchdog (watchdog.ts) SIGKILLs to end this run when the node cannot:
+   * `p:PID:START` for one process (the init first, then the spawned unshare, whose death
+   * kills the init too), `g:PID:START` for the process group PID leads. With the start
+   * time, a pid the kernel has since given to another process is never hit.
+   */
+  fenceTargets (): string[] {
+    if (this.exited || this.startTime === undefined) return []
+    if (!this.c.pidNamespace) return [`g:${this.pid}:${this.startTime}`]
+    const init = this.init === undefined ? [] : [`p:${this.init.pid}:${this.init.startTime}`]
+    return [...init, `p:${this.pid}:${this.startTime}`]
   }
 
   /** The live processes of the instance, their summed RSS and CPU time. */

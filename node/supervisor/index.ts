@@ -30,7 +30,9 @@ import { PortBook } from './ports'
 import { ManagedProcess, type InstanceState, type InstanceStatus } from './process'
 import { mayReplace, runningElsewhere, singletonQuorum } from './rolling'
 import { resolveEnv } from './secrets'
+import { instanceUsers, type InstanceUsers, type UidRange } from './users'
 import { serviceVersion } from './version'
+import { Watchdog } from './watchdog'
 
 export interface SupervisorInit {
   dataDir: string
@@ -48,6 +50,8 @@ export interface SupervisorInit {
   secretsDir?: string
   /** How instances are contained, as probed once for the node. @default probed at start */
   containment?: Containment
+  /** As root: the uids services run as (users.ts); false runs them as root. @default 61000-65000 */
+  instanceUids?: UidRange | false
 }
 
 export interface SupervisorComponents { spec: SpecLayer, membership: Membership, hubs: Hubs, api: LocalApi, state: StateLayer, log: Logger }
@@ -131,6 +135,8 @@ class Reconciler implements Supervisor {
   private fenceTimer?: NodeJS.Timeout
   private quorumSince?: number
   private prunedFor = ''
+  private users?: InstanceUsers
+  private watchdog?: Watchdog
   private get fenceAfterMs (): number { return this.init.fenceAfterMs ?? 2500 }
   private readonly onView = (): void => {
     const key = this.keyOfView()
@@ -193,6 +199,17 @@ class Reconciler implements Supervisor {
     this.c.log[this.containment.pidNamespace ? 'info' : 'warn'](this.containment.detail)
     // A previous run of this node (same data dir) that died hard may have left instances behind.
     for (const line of await endLeftovers(join(this.init.dataDir, 'run'), this.c.log)) this.c.log.warn(line)
+    if (this.init.instanceUids !== false) this.users = await instanceUsers({ containment: this.containment, dataDir: this.init.dataDir, range: this.init.instanceUids, secretsDir: this.init.secretsDir, log: this.c.log })
+    // Fencing a paused node's singletons (watchdog.ts); back from the gap, they are given up and decided afresh.
+    this.watchdog = new Watchdog({
+      timeoutMs: this.fenceAfterMs,
+      log: this.c.log,
+      onLapse: (ids, why) => {
+        this.quorumSince = undefined // as back from a partition: views settle before a singleton starts again
+        for (const id of ids) { const i = this.instances.get(id); if (i !== undefined && !this.busy.has(id)) void this.retire(i, why, true) }
+      }
+    })
+    await this.watchdog.start()
     this.c.spec.events.on('applied', this.onSpec)
     this.c.membership.events.on('change', this.onView)
     this.c.hubs.events.on('change', this.onView)
@@ -236,6 +253,8 @@ class Reconciler implements Supervisor {
     }))
     this.instances.clear()
     this.publish()
+    await this.watchdog?.stop()
+    this.users?.close()
   }
 
   /** Who runs each of this node's instances once it has left: the same pure schedule, with this node gone. */
@@ -394,13 +413,14 @@ class Reconciler implements Supervisor {
     const stateDir = st.dir
     const stateNote = st.note
     const logPath = this.logPathOf(a.instance)
+    const user = await this.users?.prepare({ service: a.service, instance: a.instance, stateDir, codeDir, ports })
     const env = instanceEnvironment({
       node: a.node,
       service: a.service,
       instance: a.instance,
       spec: specVersion,
       api: this.c.api.url,
-      apiKey: this.c.api.keyFor(a.service),
+      apiKey: this.c.api.keyFor(a.instance),
       ports,
       listenHost: hosts.listen,
       stateDir,
@@ -413,6 +433,8 @@ class Reconciler implements Supervisor {
       command,
       args,
       containment: this.containment,
+      user,
+      fence: svc.placement.kind === 'singleton' ? this.watchdog : undefined,
       recordDir: join(this.init.dataDir, 'run'),
       env,
       cwd: join(codeDir, svc.run.cwd ?? '.'),

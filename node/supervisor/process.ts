@@ -22,10 +22,11 @@ import { delimiter, resolve as resolvePath } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { HealthSpec } from '../spec/types'
-import { InstanceProcesses, containCommand, groupContainment, type Containment } from './contain'
+import { InstanceProcesses, containCommand, dropFlags, groupContainment, type Containment, type InstanceUser } from './contain'
 import { runHealthCheck } from './health'
 import { RotatingLog, lineStamper, stampLine } from './logfile'
 import type { Usage } from './procfs'
+import type { Fence, Fenced } from './watchdog'
 
 export type InstanceState = 'starting' | 'ready' | 'unhealthy' | 'backoff' | 'paused' | 'stopping' | 'stopped' | 'failed'
 
@@ -102,6 +103,18 @@ export interface ManagedProcessOptions {
    * @default none: nothing is recorded
    */
   recordDir?: string
+  /**
+   * Run the instance, and its command health check, as this user (users.ts; needs a
+   * containment with `users`). HOME and TMPDIR become its own directories.
+   * @default the node's user
+   */
+  user?: InstanceUser
+  /**
+   * The node's watchdog (watchdog.ts): while the process runs, the watchdog can kill it
+   * should this node stop renewing its lease (paused, frozen). For singletons.
+   * @default none
+   */
+  fence?: Fence
 }
 
 /** Every default in one place. The health defaults apply where the HealthSpec leaves a field out. */
@@ -136,7 +149,7 @@ interface Run {
   sampling: boolean
 }
 
-export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
+export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> implements Fenced {
   readonly id: string
   private readonly o: ManagedProcessOptions
   private readonly log: Logger
@@ -158,6 +171,8 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
   private prePause: { state: InstanceState, reason?: string } | undefined
   private writeFailing = false
   private readonly containment: Containment
+  /** The health check as run: a command check runs as the instance's user too. */
+  private readonly health: HealthSpec | undefined
 
   constructor (opts: ManagedProcessOptions) {
     super()
@@ -166,6 +181,12 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     this.log = opts.log.child(opts.id)
     this.file = new RotatingLog({ path: opts.logPath, maxBytes: opts.logMaxBytes, keep: opts.logKeep })
     this.containment = opts.containment ?? (defaultContainment ??= groupContainment())
+    this.health = healthAs(opts.health, opts.user, this.containment.setpriv)
+  }
+
+  /** How the watchdog ends the running instance without the node (see InstanceProcesses.fenceTargets). */
+  fenceTargets (): string[] {
+    return this.run?.procs.fenceTargets() ?? []
   }
 
   status (): InstanceStatus {
@@ -276,13 +297,13 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
   private spawnRun (): void {
     this.killReason = undefined
     const { command, args, cwd } = this.o
-    const env = childEnv(this.o.env)
+    const env = childEnv(this.o.env, this.o.user)
     let child: ChildProcess
     try {
       if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`working directory ${cwd} does not exist`)
       // Checked here: behind the wrapper, a missing command would only be an exit code 127.
       checkExecutable(command, cwd, env.PATH)
-      const wrapped = containCommand(this.containment, command, args)
+      const wrapped = containCommand(this.containment, command, args, this.o.user)
       child = spawn(wrapped.command, wrapped.args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     } catch (err) {
       this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, exitCode: undefined, signal: undefined, reason: undefined })
@@ -307,6 +328,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
       sampling: false
     }
     this.run = run
+    this.o.fence?.track(this)
     const out = lineStamper('out', (line) => this.append(line))
     const err = lineStamper('err', (line) => this.append(line))
     child.stdout?.on('data', out).on('end', () => out.end())
@@ -314,9 +336,9 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     child.on('error', (e) => this.log.warn(`child process error: ${e.message}`))
     child.once('exit', (code, signal) => { void this.afterExit(run, code, signal) })
 
-    this.origin(`started pid ${run.pid}: ${[command, ...args].join(' ')}`)
+    this.origin(`started pid ${run.pid}${this.o.user === undefined ? '' : ` as uid ${this.o.user.uid}`}: ${[command, ...args].join(' ')}`)
     this.log.info(`started pid ${run.pid}`)
-    const health = this.o.health
+    const health = this.health
     this.update({
       state: health === undefined ? 'ready' : 'starting',
       reason: health === undefined ? undefined : 'waiting for the first health check to pass',
@@ -347,7 +369,10 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
     for (const t of run.timers) clearTimeout(t)
     run.timers.clear()
     const { code, signal } = run.procs.exitOf(exitCode, exitSignal)
-    await run.procs.ended(this.st.state === 'stopping', this.stopDeadline)
+    const ending = run.procs.ended(this.st.state === 'stopping', this.stopDeadline)
+    // After ended() began: the pids of this run are no longer signalled, whatever untrack sets off.
+    this.o.fence?.untrack(this)
+    await ending
     let drainTimer: NodeJS.Timeout | undefined
     const drained = await Promise.race([
       run.closed.then(() => true),
@@ -446,7 +471,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
   // ---- health ----
 
   private async checkHealth (run: Run): Promise<void> {
-    const h = this.o.health
+    const h = this.health
     if (h === undefined || run.exited || this.run !== run) return
     const interval = h.intervalMs ?? processDefaults.healthIntervalMs
     const state = this.st.state
@@ -454,7 +479,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> {
       this.after(run, interval, () => { void this.checkHealth(run) })
       return
     }
-    const result = await runHealthCheck(h, h.timeoutMs ?? processDefaults.healthTimeoutMs, this.o.cwd, childEnv(this.o.env))
+    const result = await runHealthCheck(h, h.timeoutMs ?? processDefaults.healthTimeoutMs, this.o.cwd, childEnv(this.o.env, this.o.user))
     if (run.exited || this.run !== run) return
     this.after(run, interval, () => { void this.checkHealth(run) })
     const now = this.st.state
@@ -572,13 +597,23 @@ export async function waitReady (p: ManagedProcess, timeoutMs: number): Promise<
 /** Shared by every ManagedProcess not given a containment: looking for setpriv once is enough. */
 let defaultContainment: Containment | undefined
 
-function childEnv (env: Record<string, string>): Record<string, string> {
+function childEnv (env: Record<string, string>, user?: InstanceUser): Record<string, string> {
   const base: Record<string, string> = {}
   for (const k of ['PATH', 'HOME', 'LANG']) {
     const v = process.env[k]
     if (v !== undefined) base[k] = v
   }
+  // The node's HOME is none of an instance's business when it runs as a user of its own.
+  if (user?.home !== undefined) base.HOME = user.home
+  if (user?.tmpDir !== undefined) base.TMPDIR = user.tmpDir
   return { ...base, ...env }
+}
+
+/** A command health check runs as the instance's user: it is the service's code, and its state dir is the service's to write. */
+function healthAs (h: HealthSpec | undefined, user: InstanceUser | undefined, setpriv: string | undefined): HealthSpec | undefined {
+  if (h?.command === undefined || user === undefined) return h
+  if (setpriv === undefined) throw new Error('cannot run a health check as the instance\'s user without setpriv')
+  return { ...h, command: { command: setpriv, args: [...dropFlags(user), '--', h.command.command, ...(h.command.args ?? [])] } }
 }
 
 /** Throws, in words, unless `command` names an executable file (on `path` when it has no slash). */
