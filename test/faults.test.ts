@@ -4,7 +4,7 @@
  */
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { TestCluster } from './helpers/cluster'
@@ -39,6 +39,7 @@ faultTest('faults: a node cut off by the network is seen dead, gives its singlet
   t.teardown(async () => { heal(); await c.cleanup(); await rm(dir, { recursive: true, force: true }) })
   await mkdir(join(dir, 'services'))
   await writeFile(join(dir, 'cluster.json'), JSON.stringify({ name: 'test' }))
+  await chmod(dir, 0o755) // the service runs as its own user: what it runs must be readable by it
   await writeFile(join(dir, 'single.js'), 'setInterval(() => {}, 1000)')
   await writeFile(join(dir, 'services', 'single.json'), JSON.stringify({ run: { command: 'node', args: [join(dir, 'single.js')] }, placement: { kind: 'singleton' }, stopGraceMs: 500 }))
   for (const n of ['a', 'b', 'c']) await c.start({ name: n, image: { specDir: dir } })

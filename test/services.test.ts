@@ -1,5 +1,5 @@
 import test from 'ava'
-import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { TestCluster } from './helpers/cluster'
@@ -172,12 +172,9 @@ test.serial('supervisor: a killed node\'s singleton moves elsewhere, never runni
   const image = { specDir: s.dir }
   for (const n of ['a', 'b', 'c']) await s.c.start({ name: n, image })
   await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
-  // Outside the spec directory: a write there would be a spec change.
-  const marks = join(os.tmpdir(), `origin-marks-${process.pid}-${Date.now()}`)
-  t.teardown(async () => { await rm(marks, { force: true }) })
-  await writeFile(marks, '')
-  // The singleton appends "start <pid>" when it starts: more than one live pid at once would be a duplicate.
-  await writeFile(join(s.dir, 'single.js'), `const fs = require('fs'); fs.appendFileSync(${JSON.stringify(marks)}, 'start ' + process.pid + ' ' + process.env.ORIGIN_NODE_ID + '\\n'); process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1000)`)
+  // The service runs as its own user: the file it runs must be readable by it.
+  await chmod(s.dir, 0o755)
+  await writeFile(join(s.dir, 'single.js'), 'process.on(\'SIGTERM\', () => process.exit(0)); setInterval(() => {}, 1000)')
   await s.write('services/single.json', { run: { command: 'node', args: [join(s.dir, 'single.js')] }, placement: { kind: 'singleton' }, stopGraceMs: 1000 })
   const first = await waitFor(async () => (await instances(s.c, 'a', 'single'))[0], { what: 'the singleton to run' })
   const victim = first.node
@@ -241,7 +238,7 @@ test.serial('services: code from another git repo is fetched and built once per 
   }, { what: 'the app to print what the API said, with and without its key' })
   const text = await readFile(path, 'utf8')
   t.regex(text, /built: at \d+/)
-  t.regex(text, /self: \{"node":"a","service":"app"\}/)
+  t.regex(text, /self: \{"node":"a","service":"app","instance":"app-0"\}/)
   t.regex(text, /without key: 401/)
   t.true(git.requestsBy('origin-node/a') > 0, 'the node fetched the code repo')
   const codeDirs = await readdir(join(s.c.node('a').dir, 'data', 'code'))

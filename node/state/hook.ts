@@ -11,6 +11,9 @@ export interface HookEnv {
   cwd: string
   /** The instance's environment (PORT, ORIGIN_*, its own variables); PATH, HOME and LANG come from the node when absent. */
   env: Record<string, string>
+  /** The user the instance runs as (a node running as root gives each service its own): the hook runs as it too. */
+  uid?: number
+  gid?: number
 }
 
 export interface Hook { command: string, args?: string[], timeoutMs?: number }
@@ -33,7 +36,8 @@ export async function runHook (hook: Hook, where: HookEnv, defaultTimeoutMs: num
       const tail = out.trim().slice(-TAIL)
       reject(new OriginError('E_NOT_READY', `before hook "${what}" ${why}${tail === '' ? '' : `: ${tail}`}`, { command: what }))
     }
-    const child = spawn(hook.command, hook.args ?? [], { cwd: where.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    const user = where.uid === undefined ? {} : { uid: where.uid, gid: where.gid ?? where.uid }
+    const child = spawn(hook.command, hook.args ?? [], { cwd: where.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...user })
     const keep = (b: Buffer): void => { out = (out + b.toString('utf8')).slice(-TAIL * 2) }
     child.stdout.on('data', keep)
     child.stderr.on('data', keep)

@@ -27,6 +27,7 @@ import { CodeCache } from './code'
 import { endLeftovers, groupContainment, probeContainment, type Containment } from './contain'
 import { bindHosts, expandVars, hostOf, instanceEnvironment, joinHostPort, portNames, resolveHealth } from './environment'
 import { PortBook } from './ports'
+import type { Usage } from './procfs'
 import { ManagedProcess, type InstanceState, type InstanceStatus } from './process'
 import { mayReplace, runningElsewhere, singletonQuorum } from './rolling'
 import { resolveEnv } from './secrets'
@@ -86,6 +87,8 @@ export interface Supervisor {
   current (): Schedule | undefined
   /** This node's instances. */
   report (): InstanceReport[]
+  /** What each running instance uses now (its live processes, their RSS and CPU ticks), by instance id; for stats. */
+  usage? (): Promise<Record<string, Usage>>
   /** A service's placement kind in the applied spec, e.g. `replicas 2`. */
   placement (service: string): string | undefined
   /** Emits 'phase' (Phase) when the phase changes. */
@@ -184,6 +187,11 @@ class Reconciler implements Supervisor {
       logPath: this.logPathOf(id)
     }))
     return [...running, ...pending].sort((a, b) => (a.instance < b.instance ? -1 : 1))
+  }
+
+  async usage (): Promise<Record<string, Usage>> {
+    const all = await Promise.all([...this.instances.values()].map(async (i) => [i.assignment.instance, await i.proc.usage()] as const))
+    return Object.fromEntries(all.filter((e): e is readonly [string, Usage] => e[1] !== undefined))
   }
 
   private logPathOf (instance: string): string {
@@ -459,7 +467,7 @@ class Reconciler implements Supervisor {
     const portsText = ports.map(([n, p]) => (names.length === 1 ? String(p) : `${n} ${p}`)).join(', ')
     this.c.log[st.outcome === 'empty' && st.movedAside !== undefined ? 'warn' : 'info'](`starting ${a.instance} (${command} ${args.join(' ')}; version ${version}; ${ports.length === 1 ? 'port' : 'ports'} ${portsText}; state: ${stateNote})`)
     proc.start()
-    this.c.state.attach(a.instance, svc.state, { cwd: join(codeDir, svc.run.cwd ?? '.'), env })
+    this.c.state.attach(a.instance, svc.state, { cwd: join(codeDir, svc.run.cwd ?? '.'), env: { ...env, ...(user === undefined ? {} : { HOME: user.home, TMPDIR: user.tmpDir }) }, uid: user?.uid, gid: user?.gid })
   }
 
   /**
