@@ -4,6 +4,7 @@ import { benchCluster } from './cluster'
 import { benchSpec } from './spec'
 import { benchServices } from './services'
 import { benchState } from './state'
+import { benchImage } from './image'
 
 async function main (): Promise<void> {
   console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
@@ -12,6 +13,7 @@ async function main (): Promise<void> {
   if (only === undefined || only === 'spec') await benchSpec()
   if (only === undefined || only === 'services') await benchServices()
   if (only === undefined || only === 'state') await benchState()
+  if (only === undefined || only === 'image') await benchImage()
 }
 
 main().catch((err) => { console.error(err); process.exitCode = 1 })

@@ -180,7 +180,9 @@ export class Watchdog implements Fence {
   private spawn (): void {
     const shell = this.shell as string
     const setpriv = process.platform === 'linux' ? findExecutable('setpriv') : undefined
-    const argv = [shell, '-c', SCRIPT, 'origin-watchdog', (this.o.timeoutMs / 1000).toFixed(3)]
+    // bash reads ~/.bashrc when its stdin is a socket (it takes that for rsh): Node's pipes are sockets.
+    const quiet = /(^|\/)bash$/.test(shell) ? ['--norc', '--noprofile'] : []
+    const argv = [shell, ...quiet, '-c', SCRIPT, 'origin-watchdog', (this.o.timeoutMs / 1000).toFixed(3)]
     const full = setpriv === undefined ? argv : [setpriv, '--pdeathsig', 'KILL', '--', ...argv]
     const child = spawn(full[0], full.slice(1), { detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
     child.unref()
