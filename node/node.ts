@@ -77,7 +77,8 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
       characteristics: {
         ...measureCharacteristics(config.characteristics, config.labels, Date.now()),
         secrets: await listSecrets(config.secrets),
-        containment: containment.pidNamespace ? 'pid-namespace' : 'process-group'
+        containment: containment.pidNamespace ? 'pid-namespace' : 'process-group',
+        certificate: { serial: identity.info.serial, notAfter: identity.info.notAfter.getTime() }
       }
     }
   })

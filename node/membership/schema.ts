@@ -56,7 +56,13 @@ export const memberSchema = {
         labels: { type: 'object', maxProperties: 64, propertyNames: { maxLength: 128 }, additionalProperties: { type: 'string', maxLength: 256 } },
         startedAt: { type: 'integer', minimum: 0, maximum: SAFE },
         secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 1000 },
-        containment: { enum: ['pid-namespace', 'process-group'] }
+        containment: { enum: ['pid-namespace', 'process-group'] },
+        certificate: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['serial', 'notAfter'],
+          properties: { serial: { type: 'string', maxLength: 128 }, notAfter: { type: 'integer', minimum: 0 } }
+        }
       }
     }
   }

@@ -37,6 +37,8 @@ export interface Characteristics {
    * group may outlive its instance).
    */
   containment?: 'pid-namespace' | 'process-group'
+  /** The node certificate it runs with: its serial (to revoke one image) and when it expires (ms since epoch). */
+  certificate?: { serial: string, notAfter: number }
 }
 
 export interface Member {
