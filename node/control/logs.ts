@@ -11,12 +11,12 @@
  *     else process.stdout.write(item.text)
  *   }
  */
-import { open, readdir, type FileHandle } from 'node:fs/promises'
+import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { OriginError } from '../errors'
 import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
-import { logParts, readLog } from '../supervisor/logfile'
+import { logParts, namesIn, readLog } from '../supervisor/logfile'
 
 export interface LogsRequest { node: string, service: string, lines?: number, since?: string, follow?: boolean }
 /** A piece of one log, tagged with the instance that wrote it (`node` for the node log). */
@@ -90,13 +90,7 @@ async function logSources (dataDir: string, service: string): Promise<LogSource[
     return (await logParts(path)).length > 0 ? [{ instance: NODE_LOG, path }] : []
   }
   const dir = join(dataDir, 'logs')
-  let names: string[]
-  try {
-    names = await readdir(dir)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw err
-  }
+  const names = await namesIn(dir)
   const instances = new Set<string>()
   for (const name of names) {
     const m = /^(.+)\.log(\.[1-9][0-9]*)?$/.exec(name)

@@ -162,17 +162,21 @@ function charBoundary (buf: Buffer, start: number, at: number): number {
   return i === start ? at : i
 }
 
-/** The log's files that exist, oldest first: `x.log.5`, ..., `x.log.1`, `x.log`. */
-export async function logParts (path: string): Promise<string[]> {
-  const dir = dirname(path)
-  const base = basename(path)
-  let names: string[]
+/** The names in `dir`; none when it does not exist (yet). */
+export async function namesIn (dir: string): Promise<string[]> {
   try {
-    names = await readdir(dir)
+    return await readdir(dir)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
     throw err
   }
+}
+
+/** The log's files that exist, oldest first: `x.log.5`, ..., `x.log.1`, `x.log`. */
+export async function logParts (path: string): Promise<string[]> {
+  const dir = dirname(path)
+  const base = basename(path)
+  const names = await namesIn(dir)
   const rotated: Array<{ n: number, name: string }> = []
   for (const name of names) {
     if (!name.startsWith(base + '.')) continue
