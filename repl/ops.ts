@@ -16,6 +16,8 @@ export interface OpsNamespace { [name: string]: unknown }
 export class OpsLoader {
   private version = ''
   readonly ops: OpsNamespace = {}
+  /** Each helper's first line of documentation (its JSDoc), for `.help`. */
+  readonly docs: Record<string, string> = {}
   /** What went wrong loading the helpers, for the operator. */
   problems: string[] = []
 
@@ -36,6 +38,7 @@ export class OpsLoader {
 
   private load (files: Record<string, string>): void {
     for (const key of Object.keys(this.ops)) delete this.ops[key]
+    for (const key of Object.keys(this.docs)) delete this.docs[key]
     this.problems = []
     const cache = new Map<string, Record<string, unknown>>()
     const evaluate = (path: string, stack: string[]): Record<string, unknown> => {
@@ -64,9 +67,27 @@ export class OpsLoader {
           if (name in this.ops) this.problems.push(`${path}: ${name} is exported by another ops file too; this one wins`)
           this.ops[name] = value
         }
+        Object.assign(this.docs, docsOf(path, files[path] ?? ''))
       } catch (err) {
         this.problems.push(`${path}: ${errorMessage(err)}`)
       }
     }
   }
+}
+
+/** The first line of the JSDoc of each exported function or const in `source`. */
+function docsOf (path: string, source: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const file = ts.createSourceFile(path, source, ts.ScriptTarget.ES2022, true)
+  for (const st of file.statements) {
+    const exported = ts.canHaveModifiers(st) && (ts.getModifiers(st) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword)
+    if (!exported) continue
+    const names = ts.isFunctionDeclaration(st) && st.name !== undefined
+      ? [st.name.text]
+      : ts.isVariableStatement(st) ? st.declarationList.declarations.flatMap((d) => ts.isIdentifier(d.name) ? [d.name.text] : []) : []
+    const doc = ts.getJSDocCommentsAndTags(ts.isVariableStatement(st) ? st.declarationList.declarations[0] ?? st : st)
+      .map((d) => ts.getTextOfJSDocComment(d.comment) ?? '').find((t) => t !== '')
+    if (doc !== undefined) for (const n of names) out[n] = doc.split('\n')[0]!.trim()
+  }
+  return out
 }

@@ -67,3 +67,64 @@ test.serial('repl: open(path) hands a downloaded log to $EDITOR', async (t) => {
   t.is(future, '', 'nothing was written after a time to come')
   client.close()
 })
+
+/** An interactive session over pipes (no terminal), with its own config dir; `out` collects what it prints. */
+function session (t: { teardown (fn: () => void): void }, args: string[], env: NodeJS.ProcessEnv = {}): { write (line: string): void, out: () => string, exited: Promise<number | null> } {
+  const repl = spawn(process.execPath, [cliPath, 'repl', ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  t.teardown(() => { repl.kill('SIGKILL') })
+  let out = ''
+  repl.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  repl.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const exited = new Promise<number | null>((resolve) => repl.once('exit', (code) => resolve(code)))
+  return { write: (line) => repl.stdin.write(line + '\n'), out: () => out, exited }
+}
+
+test.serial('repl: .help and typing cluster list the methods; errors are one line with a code, .debug shows the stack; history is written', async (t) => {
+  const { c, dir } = await setup(t)
+  await c.start({ name: 'a', image: { specDir: dir } })
+  await c.waitForView({ a: 'alive' })
+  const config = join(dir, 'config')
+  const s = session(t, ['--keys', c.keys, '--as', 'op', '--connect', c.node('a').address], { XDG_CONFIG_HOME: config })
+  s.write('cluster')
+  await waitFor(() => s.out().includes('cluster.help('), { what: 'typing cluster to list the methods' })
+  t.regex(s.out(), /^(a> )?cluster: connected to a at .* as op$/m)
+  t.regex(s.out(), /^ {2}cluster\.stats\(\)\s+CPU, memory/m)
+  t.notRegex(s.out(), /#link|Link \{|WebSocket/, 'no insides')
+  s.write('.help')
+  await waitFor(() => /^ {2}\.debug\s+show the stack/m.test(s.out()), { what: '.help' })
+  t.regex(s.out(), /^ {2}open\(path\)\s+open a file/m)
+  t.regex(s.out(), /^ops: /m)
+  s.write("cluster.help('stats')")
+  await waitFor(() => s.out().includes('cluster.stats(opts?: { watch?: number })'), { what: "cluster.help('stats')" })
+  s.write("await cluster.where('nope')")
+  await waitFor(() => s.out().includes('E_NOT_FOUND: no service "nope"'), { what: 'the error line' })
+  const line = s.out().split('\n').find((l) => l.includes('E_NOT_FOUND'))!
+  t.regex(line, /^(a> )?E_NOT_FOUND: no service "nope" in the applied spec — check the name: cluster\.nodes\(\)/)
+  t.notRegex(s.out(), /at RpcConnection|caller: undefined|Uncaught/, 'no stack, no internals')
+  s.write('.debug')
+  await waitFor(() => s.out().includes('at RpcConnection.onMessage'), { what: '.debug to show the stack of the last error' })
+  s.write('.exit')
+  t.is(await s.exited, 0)
+  const history = await readFile(join(config, 'origin', 'repl_history'), 'utf8')
+  t.is(history, "cluster\n.help\ncluster.help('stats')\nawait cluster.where('nope')\n.debug\n.exit\n")
+})
+
+test.serial('repl: ORIGIN_KEYS, ORIGIN_AS, ORIGIN_CONNECT and saved contexts stand for the flags; flags win', async (t) => {
+  const { c, dir } = await setup(t)
+  await c.start({ name: 'a', image: { specDir: dir } })
+  await c.start({ name: 'b', image: { specDir: dir } })
+  await c.waitForView({ a: 'alive', b: 'alive' })
+  const env = { ...process.env, XDG_CONFIG_HOME: join(dir, 'config') }
+  const origin = async (args: string[], more: NodeJS.ProcessEnv = {}): Promise<string> => (await run(process.execPath, [cliPath, ...args], { env: { ...env, ...more } })).stdout.trim()
+  const ping = ['repl', '-e', '(await cluster.ping()).node']
+  t.is(await origin(ping, { ORIGIN_KEYS: c.keys, ORIGIN_AS: 'op', ORIGIN_CONNECT: c.node('a').address }), '"a"')
+  t.is(await origin([...ping, '--connect', c.node('b').address], { ORIGIN_KEYS: c.keys, ORIGIN_AS: 'op', ORIGIN_CONNECT: c.node('a').address }), '"b"', 'a flag wins over the environment')
+  t.regex(await origin(['context', 'save', 'test-a', '--keys', c.keys, '--as', 'op', '--connect', c.node('a').address]), /^saved context test-a: /)
+  t.is(await origin([...ping, '--context', 'test-a']), '"a"')
+  t.is(await origin([...ping, '--context', 'test-a', '--connect', c.node('b').address]), '"b"', 'a flag wins over the context')
+  t.is(await origin([...ping, '--context', 'test-a'], { ORIGIN_CONNECT: c.node('b').address }), '"a"', 'the context named wins over the environment')
+  t.regex(await origin(['context', 'list']), new RegExp(`^test-a {2}--keys ${c.keys} --as op --connect ${c.node('a').address.replace(/\./g, '\\.')}$`, 'm'))
+  const unknown = await t.throwsAsync(run(process.execPath, [cliPath, ...ping, '--context', 'nope'], { env })) as unknown as { code: number, stderr: string }
+  t.is(unknown.code, 2)
+  t.regex(unknown.stderr, /no context "nope" \(saved: test-a\)/)
+})

@@ -12,11 +12,14 @@ const commands: Record<string, { summary: string, load: () => Command }> = {
   node: { summary: 'run a node (originates the cluster or joins it)', load: () => (require('./node') as typeof import('./node')).nodeCommand },
   repl: { summary: 'TypeScript REPL against the live cluster (-e for one expression)', load: () => (require('./repl') as typeof import('./repl')).replCommand },
   build: { summary: 'build a node image: one executable with the keys inside, plus Dockerfile, k8s and systemd', load: () => (require('./build') as typeof import('./build')).buildCommand },
-  demo: { summary: 'boot a local 3-node cluster and open the REPL on it', load: () => (require('./demo') as typeof import('./demo')).demoCommand }
+  demo: { summary: 'boot a local 3-node cluster and open the REPL on it', load: () => (require('./demo') as typeof import('./demo')).demoCommand },
+  spec: { summary: 'check a spec repo as nodes would (spec check DIR: exit 0 valid, 1 not)', load: () => (require('./spec') as typeof import('./spec')).specCommand },
+  context: { summary: 'save --keys --as --connect under a name, for --context NAME', load: () => (require('./context') as typeof import('./context')).contextCommand },
+  completion: { summary: 'print a bash or zsh completion script', load: () => (require('./completion') as typeof import('./completion')).completionCommand() }
 }
 
 function overview (): string {
-  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(6)} ${c.summary}`)
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
   return `usage: origin <command> [options]\n\ncommands:\n${lines.join('\n')}\n\n'origin <command> --help' for a command's options.`
 }
 
@@ -26,6 +29,9 @@ async function main (argv: string[]): Promise<number> {
     console.log(overview())
     return name === undefined ? 2 : 0
   }
+  if (name === '--version') { console.log(`origin ${(require('./version') as typeof import('./version')).version()}`); return 0 }
+  // What the completion scripts (completion.ts) ask: candidates for the last word, one a line.
+  if (name === '__complete') { for (const c of await (require('./completion') as typeof import('./completion')).complete(commands, rest)) console.log(c); return 0 }
   const entry = commands[name]
   if (entry === undefined) {
     console.error(`origin: unknown command "${name}"\n\n${overview()}`)
@@ -40,7 +46,7 @@ async function main (argv: string[]): Promise<number> {
     return await command.run(rest)
   } catch (err) {
     if (err instanceof OriginError && err.code === 'E_ARGS') {
-      console.error(`origin ${name}: ${err.message}\n\n${command.usage}`)
+      console.error(`origin ${name}: ${err.message}\n'origin ${name} --help' for usage`)
       return 2
     }
     console.error(`origin ${name}: ${errorMessage(err)}`)

@@ -9,6 +9,7 @@
  *   cluster.sync   -> SyncResult[] fetch the spec repo now (hubs do; others ask them)
  *   cluster.services / cluster.where -> ServicesView   what runs where, and why not
  *   cluster.logs   -> stream of LogItem                a service's logs on one node, running or not; 'node': the node log
+ *   cluster.stats  -> StatsView    every node's CPU, memory, load, disk, event-loop delay, mesh connections and instances (stats.ts)
  */
 import type { Hubs, HubPolicy } from '../hubs'
 import type { Logger } from '../log'
@@ -20,6 +21,9 @@ import type { Supervisor } from '../supervisor'
 import { servicesView } from './services'
 import { localLogs, logsPayload, type LogItem, type LogsRequest } from './logs'
 import { OriginError } from '../errors'
+import { clusterStats } from './cluster-stats'
+import { meshCount } from './mesh'
+import { StatsSampler } from './stats'
 
 export interface NodeRow {
   id: string
@@ -55,6 +59,7 @@ export interface ControlComponents { transport: Transport, membership: Membershi
 
 export function control () {
   return (c: ControlComponents) => {
+    const sampler = new StatsSampler({ dataDir: c.dataDir, membership: c.membership, supervisor: c.supervisor, mesh: meshCount(c) })
     const nodes = (): NodeRow[] => {
       const hubSet = new Set(c.hubs.current())
       return Object.values(c.membership.table())
@@ -121,13 +126,15 @@ export function control () {
         return { forgotten: p.node }
       }
     })
+    c.transport.handle({ kind: 'unary', name: 'stats.node', role: 'node', handler: async () => await sampler.collect() })
+    c.transport.handle({ kind: 'unary', name: 'cluster.stats', role: 'operator', handler: async () => await clusterStats({ ...c, sampler }) })
     c.transport.handle({ kind: 'unary', name: 'cluster.ping', role: 'operator', handler: () => ({ node: c.membership.id, at: Date.now() }) })
     c.transport.events.on('connection', (conn) => {
       if (conn.peer.role !== 'operator') return
       c.log.debug(`operator ${conn.peer.name} connected from ${conn.peer.remote}`)
       conn.once('close', () => c.log.debug(`operator ${conn.peer.name} disconnected`))
     })
-    return { start: async () => {}, stop: async () => {} }
+    return { start: async () => { sampler.start() }, stop: async () => { sampler.stop() } }
   }
 }
 
