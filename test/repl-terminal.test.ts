@@ -108,6 +108,11 @@ serial('repl in a terminal: a stats watch redraws in place until Ctrl-C; Tab com
   await term.waitScreen(prompt, 'the prompt after Ctrl-C')
   await term.line("'after the watch'")
   await term.waitScreen((s) => s.includes("'after the watch'\na>\n"), 'the REPL to take input again')
+  // Ctrl-C also stops waiting for something that never ends.
+  await term.line('await new Promise(() => {})')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  await term.keys('C-c')
+  await term.waitScreen((s) => /\(stopped waiting; what was asked may still happen on the node\)\na>$/m.test(s), 'the prompt back after Ctrl-C')
 
   await term.keys('C-l')
   await term.type('cluster.wh')
@@ -125,11 +130,12 @@ serial('repl in a terminal: a stats watch redraws in place until Ctrl-C; Tab com
   await term.keys('C-u')
   await term.line('.exit')
   await term.waitScreen((s) => s.includes('REPL EXITED 0'), 'the REPL to leave')
-  t.regex(await readFile(join(dir, 'config', 'origin', 'repl_history'), 'utf8'), /'after the watch'\n\.exit\n$/)
+  t.regex(await readFile(join(dir, 'config', 'origin', 'repl_history'), 'utf8'), /'after the watch'\nawait new Promise\(\(\) => \{\}\)\n\.exit\n$/)
 
   const next = await Terminal.open(repl)
   t.teardown(async () => { await next.close() })
   await next.waitScreen(prompt, 'the prompt of the next session')
+  await next.keys('Up')
   await next.keys('Up')
   await next.keys('Up')
   await next.waitScreen((s) => /^a> 'after the watch'$/m.test(s), 'the last session\'s line from history')
