@@ -46,7 +46,10 @@ export class NodeTable extends Array<NodeRow> {
       n.containment === 'process-group' ? 'process group (a process may outlive its instance)' : n.containment === 'pid-namespace' ? 'pid namespace' : '',
       Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')
     ])
-    return textTable(['id', 'address', 'status', 'role', 'cpus', 'memory', 'arch', 'uptime', 'contains', 'labels'], rows)
+    const table = textTable(['id', 'address', 'status', 'role', 'cpus', 'memory', 'arch', 'uptime', 'contains', 'labels'], rows)
+    // A certificate close to its end is what an operator must not miss: one line each, under the table.
+    const warnings = this.filter((n) => n.certificate !== undefined && n.certificate.level !== 'ok').map((n) => `${n.id}: ${n.certificate?.message ?? ''}`)
+    return [table, ...warnings].join('\n')
   }
 }
 

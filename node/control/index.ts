@@ -21,6 +21,7 @@ import type { Supervisor } from '../supervisor'
 import { servicesView } from './services'
 import { localLogs, logsPayload, type LogItem, type LogsRequest } from './logs'
 import { OriginError } from '../errors'
+import { certificateExpiry, type CertificateExpiry } from '../keys/expiry'
 import { clusterStats } from './cluster-stats'
 import { meshCount } from './mesh'
 import { StatsSampler } from './stats'
@@ -40,6 +41,8 @@ export interface NodeRow {
   containment?: string
   /** Names of the secrets its image carries. */
   secrets?: string[]
+  /** Its node certificate: serial, expiry, and `ok` / `soon` / `expired` with what to do. */
+  certificate?: CertificateExpiry
 }
 
 export interface HubsView { hubs: string[], policy: HubPolicy, answeredBy: string }
@@ -75,7 +78,10 @@ export function control () {
           startedAt: m.characteristics.startedAt,
           incarnation: m.incarnation,
           containment: m.characteristics.containment,
-          secrets: m.characteristics.secrets
+          secrets: m.characteristics.secrets,
+          certificate: m.characteristics.certificate === undefined
+            ? undefined
+            : certificateExpiry({ serial: m.characteristics.certificate.serial, notAfter: new Date(m.characteristics.certificate.notAfter) }, Date.now())
         }))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     }
@@ -93,7 +99,7 @@ export function control () {
       kind: 'unary',
       name: 'cluster.where',
       role: 'operator',
-      payload: { type: 'object', additionalProperties: false, required: ['service'], properties: { service: { type: 'string' } } },
+      payload: { type: 'object', additionalProperties: false, required: ['service'], properties: { service: { type: 'string', maxLength: 63 } } },
       handler: async (p: { service: string }) => {
         const v = await servicesView(c, p.service)
         if (v.services.length === 0) throw new OriginError('E_NOT_FOUND', `no service "${p.service}" in the applied spec`, { service: p.service })
@@ -119,7 +125,7 @@ export function control () {
       kind: 'unary',
       name: 'cluster.forget',
       role: 'operator',
-      payload: { type: 'object', additionalProperties: false, required: ['node'], properties: { node: { type: 'string' } } },
+      payload: { type: 'object', additionalProperties: false, required: ['node'], properties: { node: { type: 'string', maxLength: 63 } } },
       handler: (p: { node: string }, ctx) => {
         c.log.info(`operator ${ctx.peer.name} forgets ${p.node}`)
         c.membership.forget(p.node)
