@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { ImageConfig } from './config/image'
 import { control } from './control'
+import { discovery } from './discovery'
 import { hubs as defaultHubs, type Hubs } from './hubs'
 import { loadNodeId, measureCharacteristics } from './identity'
 import { loadIdentity } from './keys/files'
@@ -68,7 +69,12 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     identity: { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster },
     log: root.child('transport')
   })
-  const membershipLayer = layers.membership({ seeds: config.seeds, ...config.membership })({
+  // Every discovery method at once; membership asks it for peers each time it tries seeds.
+  const { seeds: moreSeeds, ...methods } = config.discovery ?? {}
+  const discoveryLayer = discovery({ seeds: [...config.seeds, ...(moreSeeds ?? [])], ...methods })({
+    log: root.child('discovery'), dataDir, nodeId: id, listenPort: Number(config.listen.slice(config.listen.lastIndexOf(':') + 1))
+  })
+  const membershipLayer = layers.membership({ seeds: () => discoveryLayer.peers(), ...config.membership })({
     transport,
     log: root.child('membership'),
     self: {
@@ -97,6 +103,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },
+    { name: 'discovery', component: discoveryLayer },
     { name: 'membership', component: membershipLayer },
     { name: 'hubs', component: hubLayer },
     { name: 'spec', component: specLayer },

@@ -7,6 +7,12 @@
  *   "listen": "0.0.0.0:7400",               mesh port (mutual TLS)
  *   "advertise": "10.0.0.5:7400",           address others dial; default: listen
  *   "seeds": ["10.0.0.4:7400"],             nodes to try when joining
+ *   "discovery": {                          more ways to find nodes, all at once, peers merged
+ *     "seeds": ["10.0.0.6:7400"],
+ *     "dns": { "name": "origin.prod.svc.cluster.local", "port": 7400, "intervalMs": 5000, "server": "10.0.0.2:53" },
+ *     "git": { "url": "https://git.example.com/ops/peers.git", "ref": "main", "path": "prod", "token": "...", "intervalMs": 10000 },
+ *     "plugin": { "module": "discovery/consul.js", "config": { ... } }   relative to the image dir
+ *   },
  *   "data": "/var/lib/origin",              node id, logs; relative to the image dir
  *   "name": "edge-1",                       node id to take on first start (else generated)
  *   "labels": { "zone": "a" },
@@ -25,6 +31,7 @@
  * against the same schema; a bad value is refused naming the variable.
  */
 import { readFile } from 'node:fs/promises'
+import { dirname, isAbsolute, resolve } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { SpecLimits } from '../spec/limits'
 import { validator } from '../validate'
@@ -34,6 +41,13 @@ export interface ImageConfig {
   listen: string
   advertise?: string
   seeds: string[]
+  /** Ways to find nodes besides `seeds` (see node/discovery). */
+  discovery?: {
+    seeds?: string[]
+    dns?: { name: string, port?: number, intervalMs?: number, server?: string }
+    git?: { url: string, ref?: string, path: string, token?: string, intervalMs?: number }
+    plugin?: { module: string, config?: Record<string, unknown> }
+  }
   data: string
   name?: string
   labels: Record<string, string>
@@ -62,6 +76,46 @@ export const imageSchema = {
     listen: hostPort,
     advertise: hostPort,
     seeds: { type: 'array', items: hostPort, maxItems: 100 },
+    discovery: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        seeds: { type: 'array', items: hostPort, maxItems: 100 },
+        dns: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name'],
+          properties: {
+            // A DNS name: labels of letters, digits, '-' and '_' (SRV names start with '_'), an optional final dot.
+            name: { type: 'string', maxLength: 253, pattern: '^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.?$' },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            intervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000 },
+            server: { type: 'string', pattern: '^([0-9.]+|\\[[0-9a-fA-F:]+\\]|[0-9a-fA-F:]+)(:[0-9]{1,5})?$' }
+          }
+        },
+        git: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url', 'path'],
+          properties: {
+            url: { type: 'string', pattern: '^https?://' },
+            ref: { type: 'string', minLength: 1, pattern: '^[^\\s~^:?*\\[]+$' },
+            path: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[^\\s]+$' },
+            token: { type: 'string', minLength: 1 },
+            intervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000 }
+          }
+        },
+        plugin: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['module'],
+          properties: {
+            module: { type: 'string', minLength: 1 },
+            config: { type: 'object' }
+          }
+        }
+      }
+    },
     data: { type: 'string', minLength: 1 },
     name: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' },
     labels: { type: 'object', additionalProperties: { type: 'string', maxLength: 253 }, maxProperties: 64 },
@@ -158,6 +212,7 @@ export function parseImageConfig (text: string, source = 'image.json'): ImageCon
     listen: v.listen ?? '0.0.0.0:7400',
     advertise: v.advertise,
     seeds: v.seeds ?? [],
+    ...(v.discovery === undefined ? {} : { discovery: v.discovery }),
     data: v.data ?? 'data',
     name: v.name,
     labels: v.labels ?? {},
@@ -178,7 +233,11 @@ export async function readImageConfig (path: string): Promise<ImageConfig> {
   } catch (err) {
     throw new OriginError('E_CONFIG_INVALID', `cannot read ${path}: ${errorMessage(err)}`, { file: path })
   }
-  return parseImageConfig(text, path)
+  const config = parseImageConfig(text, path)
+  // A discovery plugin's path is the image's, like its other files.
+  const plugin = config.discovery?.plugin
+  if (plugin !== undefined && !isAbsolute(plugin.module)) plugin.module = resolve(dirname(resolve(path)), plugin.module)
+  return config
 }
 
 /** The variables `applyEnvironment` reads, and the image.json field each overrides. */

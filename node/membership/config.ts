@@ -4,8 +4,12 @@
  */
 
 export interface MembershipInit {
-  /** host:port of nodes to join through. Empty: originate. */
-  seeds: string[]
+  /**
+   * host:port of nodes to join through. Empty: originate. A function (discovery's
+   * `peers()`) is asked each time seeds are tried, so addresses found later are tried
+   * too; it must not block.
+   */
+  seeds: string[] | (() => string[])
   /** Time between gossip rounds. Shorter spreads news faster for more traffic. @default 200 */
   gossipIntervalMs?: number
   /** Peers contacted per round. @default 3 */

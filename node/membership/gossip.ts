@@ -270,7 +270,8 @@ export class GossipMembership implements Membership {
   }
 
   private otherSeeds (): string[] {
-    return [...new Set(this.o.seeds)].filter((s) => s !== this.self.address)
+    const seeds = typeof this.o.seeds === 'function' ? this.o.seeds() : this.o.seeds
+    return [...new Set(seeds)].filter((s) => s !== this.self.address)
   }
 
   private peers (): Member[] {
