@@ -3,7 +3,8 @@
  * parse arguments, call the builder, show each step, print the size and serial.
  */
 import { OriginError } from '../errors'
-import { parse, required, type Command } from './args'
+import { parse, type Command } from './args'
+import { requireAll } from './flags'
 
 const usage = `usage: origin build --keys KEYS --config image.json --out DIR [options]
 
@@ -56,9 +57,8 @@ export const buildCommand: Command = {
   usage,
   async run (argv) {
     const { values } = parse(argv, options, usage)
-    const keys = required(values, 'keys', usage)
-    const config = required(values, 'config', usage)
-    const out = required(values, 'out', usage)
+    requireAll(values, ['keys', 'config', 'out'], usage)
+    const [keys, config, out] = [values.keys, values.config, values.out] as string[]
     let validDays: number | undefined
     if (values['valid-days'] !== undefined) {
       validDays = Number(values['valid-days'])

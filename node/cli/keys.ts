@@ -5,6 +5,7 @@
 import { OriginError } from '../errors'
 import { initKeys, issueOperator } from '../keys'
 import { parse, required, type Command } from './args'
+import { requireAll } from './flags'
 
 const usage = `usage:
   origin keys init --out KEYS --cluster NAME [--node-name NODE]
@@ -21,8 +22,9 @@ async function init (argv: string[]): Promise<number> {
     cluster: { type: 'string' },
     'node-name': { type: 'string' }
   }, usage)
-  const out = required(values, 'out', usage)
-  const cluster = required(values, 'cluster', usage)
+  requireAll(values, ['out', 'cluster'], usage)
+  const out = values.out as string
+  const cluster = values.cluster as string
   const nodeName = values['node-name']
   if (nodeName === '') throw new OriginError('E_ARGS', '--node-name must not be empty', { usage })
   const { files } = await initKeys({ out, cluster, nodeName })

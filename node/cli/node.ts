@@ -9,7 +9,8 @@ import { OriginError, errorMessage } from '../errors'
 import { certificateExpiry } from '../keys/expiry'
 import { loadIdentity } from '../keys/files'
 import { startNode } from '../node'
-import { hostPort, parse, required, type Command } from './args'
+import { hostPort, parse, type Command } from './args'
+import { requireAll } from './flags'
 
 const usage = `usage: origin node --image DIR [overrides]
        origin node --keys KEYS --cluster NAME --listen HOST:PORT [--seeds HOST:PORT,...] --data DIR
@@ -63,11 +64,9 @@ async function resolveConfig (argv: string[]): Promise<{ config: ImageConfig, ke
     config.secrets = resolve(dir, config.secrets ?? 'secrets')
     keys = values.keys ?? join(dir, 'keys')
   } else {
-    const cluster = required(values, 'cluster', usage)
-    keys = required(values, 'keys', usage)
-    if (process.env.ORIGIN_LISTEN === undefined) required(values, 'listen', usage)
-    if (process.env.ORIGIN_DATA === undefined) required(values, 'data', usage)
-    config = parseImageConfig(JSON.stringify({ cluster }), 'command line')
+    requireAll(values, ['cluster', 'keys', ...(process.env.ORIGIN_LISTEN === undefined ? ['listen'] : []), ...(process.env.ORIGIN_DATA === undefined ? ['data'] : [])], usage, '(or --image DIR)')
+    keys = values.keys as string
+    config = parseImageConfig(JSON.stringify({ cluster: values.cluster }), 'command line')
   }
   // The environment overrides the image (ORIGIN_DATA relative to the working directory).
   const env = applyEnvironment(config, process.env)
