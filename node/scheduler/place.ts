@@ -53,14 +53,39 @@ export function placeServices (services: Record<string, ServiceSpec>, hosts: Mem
   const hubSet = new Set(hubs)
   const hubHosts = hosts.filter((m) => hubSet.has(m.id))
   const names = Object.keys(services).sort(compareIds)
+  const portClash = publishedPortClashes(services, names)
   for (const kind of kindOrder) {
     for (const name of names) {
       const svc = services[name]
       if (svc.placement.kind !== kind) continue
+      const clash = portClash.get(name)
+      if (clash !== undefined) { out.unschedulable.push({ service: name, reason: clash }); continue }
       if (kind === 'every') placeOnEach(name, svc, hosts, 'alive node', free, out)
       else if (kind === 'hubs') placeOnEach(name, svc, hubHosts, 'hub', free, out)
       else placeRanked(name, svc, instanceIds(name, svc.placement), hosts, free, out)
     }
+  }
+  return out
+}
+
+/**
+ * Services that publish a port another service already holds (publishes, or pins as one of
+ * its ports): the first by name keeps it, the others are not placed, with the reason.
+ */
+export function publishedPortClashes (services: Record<string, ServiceSpec>, names = Object.keys(services).sort(compareIds)): Map<string, string> {
+  const holders = new Map<number, string>()
+  for (const name of names) {
+    for (const [portName, p] of Object.entries(services[name].ports ?? {})) {
+      if (p.port !== undefined && !holders.has(p.port)) holders.set(p.port, `${name} pins it as its port ${portName}`)
+    }
+  }
+  const out = new Map<string, string>()
+  for (const name of names) {
+    const port = services[name].publish?.port
+    if (port === undefined) continue
+    const holder = holders.get(port)
+    if (holder !== undefined && !holder.startsWith(`${name} `)) out.set(name, `publishes port ${port}, which is taken: ${holder}`)
+    else holders.set(port, `${name} publishes it`)
   }
   return out
 }
@@ -131,15 +156,21 @@ function placeRanked (name: string, svc: ServiceSpec, instances: string[], hosts
 
 const finished = new Set(['stopped', 'failed'])
 
-/** The qualifying host with room that runs `instance` now (the best-scoring one, should two say so). */
+/**
+ * The qualifying host with room that runs `instance` now. Should two say so (a node back
+ * from a pause still announcing the copy it ran before it was replaced), the newer run
+ * wins: the higher state generation (it grows each time the instance starts on another
+ * node), then the best score.
+ */
 function currentHost (instance: string, matching: Member[], need: number, cap: number, free: Map<string, number>, load: Map<string, number>): string | undefined {
-  let best: { id: string, score: bigint } | undefined
+  let best: { id: string, g: number, score: bigint } | undefined
   for (const m of matching) {
     const running = m.instances?.[instance]
     if (running === undefined || finished.has(running.s)) continue
     if ((load.get(m.id) ?? 0) >= cap || (free.get(m.id) ?? 0) < need) continue
+    const g = running.g ?? 0
     const s = score(instance, m.id)
-    if (best === undefined || s > best.score || (s === best.score && compareIds(m.id, best.id) < 0)) best = { id: m.id, score: s }
+    if (best === undefined || g > best.g || (g === best.g && (s > best.score || (s === best.score && compareIds(m.id, best.id) < 0)))) best = { id: m.id, g, score: s }
   }
   return best?.id
 }

@@ -513,3 +513,11 @@ test('scheduler: a service that takes a secret is placed only on nodes whose ima
   t.deepEqual(s.assignments.filter((x) => x.service === 'app').map((x) => x.node), ['b'])
   t.deepEqual(s.unschedulable, [{ service: 'lost', instance: 'lost-0', reason: 'needs the secret "nowhere", which no alive node\'s image carries (in its secrets/ folder)' }])
 })
+
+test('scheduler: when two nodes claim an instance, the newer run (higher state generation) keeps it, not the better score', (t) => {
+  const claiming = (id: string, g: number): Member => ({ ...member(id), instances: { 'one-0': { v: 'x', s: 'ready', g } } })
+  for (const [older, newer] of [['a', 'b'], ['b', 'a']]) {
+    const s = schedule({ spec: specOf({ one: service({ kind: 'singleton' }) }), table: tableOf(claiming(older, 1), claiming(newer, 2), member('c')), hubs: [] })
+    t.is(s.assignments[0].node, newer, `generation 2 on ${newer} beats generation 1 on ${older}`)
+  }
+})
