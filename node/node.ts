@@ -18,6 +18,7 @@ import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
 import { spec as defaultSpec, type SpecLayer, type SpecSource } from './spec'
 import { localApi } from './api'
+import { proxy } from './proxy'
 import { state } from './state'
 import { supervisor as defaultSupervisor, type Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
@@ -99,7 +100,17 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   })
   const api = localApi()({ membership: membershipLayer, hubs: hubLayer, log: root.child('api') })
   const stateLayer = state({ dataDir })({ transport, membership: membershipLayer, log: root.child('state') })
-  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets, containment })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, log: root.child('supervisor') })
+  // The proxy reads the supervisor's instances only when a connection comes, so it can be made first.
+  let supervisorRef: Supervisor | undefined
+  const proxyLayer = proxy()({
+    identity: { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster },
+    transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer,
+    local: () => supervisorRef?.report() ?? [],
+    usage: async () => await supervisorRef?.usage?.() ?? {},
+    log: root.child('proxy')
+  })
+  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets, containment })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, log: root.child('supervisor') })
+  supervisorRef = supervisorLayer
   const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },
@@ -109,6 +120,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     { name: 'spec', component: specLayer },
     { name: 'api', component: api },
     { name: 'state', component: stateLayer },
+    { name: 'proxy', component: proxyLayer },
     { name: 'supervisor', component: supervisorLayer },
     { name: 'control', component: controlLayer }
   ], root)

@@ -205,6 +205,30 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
           properties: { command: { type: 'string', minLength: 1 }, args: strings, timeoutMs: ms }
         }
       }
+    },
+    uses: {
+      type: 'array',
+      items: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(:[a-z][a-z0-9_]{0,31})?$' },
+      uniqueItems: true,
+      maxItems: 64,
+      nullable: true
+    },
+    publish: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['port'],
+      nullable: true,
+      properties: {
+        port,
+        on: {
+          anyOf: [
+            { type: 'string', enum: ['every', 'hubs'] },
+            { type: 'object', required: [], propertyNames: { type: 'string', minLength: 1, maxLength: 253 }, additionalProperties: { type: 'string', maxLength: 253 }, maxProperties: 64 }
+          ],
+          nullable: true
+        } as any,
+        target: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', nullable: true }
+      }
     }
   }
 }
@@ -219,6 +243,8 @@ const overrides: Record<string, { field?: string, message: string }> = {
   '#/properties/run/properties/env/additionalProperties/anyOf': { message: 'must be a string or { "secret": "<name of a file in the image\'s secrets/ folder>" }' },
   '#/properties/paths/items/pattern': { message: 'must be a relative path inside the spec repo' },
   '#/properties/ports/propertyNames/pattern': { message: 'must be 1-32 lower-case letters, digits or "_", starting with a letter' },
+  '#/properties/uses/items/pattern': { message: 'must be a service name, optionally with ":<port name>" (e.g. "redis" or "api:admin")' },
+  '#/properties/publish/properties/on/anyOf': { message: 'must be "every", "hubs" or { "<label>": "<value>" }' },
   '#/properties/code/properties/repo/pattern': { message: 'must be an http(s) git URL' },
   '#/properties/revokedSerials/items/pattern': { message: 'must be a hex certificate serial (colons allowed)' },
   '#/properties/name/pattern': { message: 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' }

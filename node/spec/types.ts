@@ -99,6 +99,25 @@ export interface ServiceSpec {
   bind?: BindKind
   /** What happens to the instance's state directory (`ORIGIN_STATE_DIR`) when it moves. @default { mode: 'local' } */
   state?: StateSpec
+  /**
+   * Services this one reaches, each as `name` or `name:port` (a named port of it; default
+   * its first). Each instance gets `<NAME>_ADDR=127.0.0.1:PORT` plus `<NAME>_HOST` and
+   * `<NAME>_PORT` (upper-cased, non-alphanumerics as `_`): a loopback address on its own
+   * node that forwards each connection to a ready instance of that service, anywhere in
+   * the cluster, over the nodes' mutual TLS. @default []
+   */
+  uses?: string[]
+  /** A port nodes listen on and forward to ready instances anywhere (a routing mesh). */
+  publish?: PublishSpec
+}
+
+export interface PublishSpec {
+  /** The port, on each publishing node's advertised host. */
+  port: number
+  /** Which nodes listen: `every` member, `hubs`, or members with these labels. @default 'every' */
+  on?: 'every' | 'hubs' | Record<string, string>
+  /** The named port of the service to reach. @default its first */
+  target?: string
 }
 
 export type BindKind = 'node' | 'loopback' | 'any'

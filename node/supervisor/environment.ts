@@ -2,7 +2,8 @@
  * An instance's environment and the settings that depend on it: pure.
  *
  * Every instance gets `PORT` (its first port) and `PORT_<NAME>` for each named port,
- * `ORIGIN_HOST` (where to listen), `ORIGIN_STATE_DIR`, and who it is (`ORIGIN_NODE_ID`,
+ * `ORIGIN_HOST` (where to listen), `<NAME>_ADDR`/`_HOST`/`_PORT` for each service it uses
+ * (the node's proxy, node/proxy), `ORIGIN_STATE_DIR`, and who it is (`ORIGIN_NODE_ID`,
  * `ORIGIN_SERVICE`, `ORIGIN_INSTANCE`, `ORIGIN_SPEC`, `ORIGIN_API`, `ORIGIN_API_KEY`).
  * `$NAME` and `${NAME}` in args and health settings expand to these and to the service's
  * own env names, so an ordinary program needs no wrapper script (`redis-server --port
@@ -24,6 +25,8 @@ export interface InstanceFacts {
   stateDir: string
   /** The service's env with secrets already read. */
   env: Record<string, string>
+  /** The node's loopback addresses for the services it uses (`REDIS_ADDR`, `_HOST`, `_PORT`); the spec's env wins over them. */
+  uses?: Record<string, string>
 }
 
 export function instanceEnvironment (f: InstanceFacts): Record<string, string> {
@@ -32,6 +35,7 @@ export function instanceEnvironment (f: InstanceFacts): Record<string, string> {
   for (const [name, port] of f.ports) ports[`PORT_${name.toUpperCase()}`] = String(port)
   return {
     ...ports,
+    ...f.uses,
     ...f.env,
     ORIGIN_HOST: f.listenHost,
     ORIGIN_STATE_DIR: f.stateDir,

@@ -55,7 +55,16 @@ export interface SupervisorInit {
   instanceUids?: UidRange | false
 }
 
-export interface SupervisorComponents { spec: SpecLayer, membership: Membership, hubs: Hubs, api: LocalApi, state: StateLayer, log: Logger }
+export interface SupervisorComponents {
+  spec: SpecLayer
+  membership: Membership
+  hubs: Hubs
+  api: LocalApi
+  state: StateLayer
+  log: Logger
+  /** The node's proxy: the addresses of the services an instance uses (node/proxy). */
+  proxy?: { addressesFor (service: string): Promise<Record<string, string>> }
+}
 
 /** An instance's status, or `pending`: assigned here and not running, with the reason. */
 export type ReportStatus = Omit<InstanceStatus, 'state'> & { state: InstanceState | 'pending' }
@@ -432,7 +441,8 @@ class Reconciler implements Supervisor {
       ports,
       listenHost: hosts.listen,
       stateDir,
-      env: fromSpec
+      env: fromSpec,
+      uses: await this.c.proxy?.addressesFor(a.service)
     })
     const command = expandVars(svc.run.command, env)
     const args = (svc.run.args ?? []).map((x) => expandVars(x, env))

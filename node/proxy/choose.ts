@@ -1,0 +1,38 @@
+/**
+ * Pure: which instances a forwarded connection may go to, and which one it goes to.
+ * Ready instances only, on members alive or suspect; this node's own first, then the one
+ * with the fewest connections open through this node (ties by instance id, so the choice
+ * is stable).
+ */
+import type { MemberTable } from '../membership/types'
+import { serviceOfInstance as serviceOf } from '../scheduler'
+
+export interface Target {
+  instance: string
+  node: string
+  /** `host:port` of its first port, as its node announces it. */
+  address: string
+}
+
+/** Ready instances of `service` in the member table. */
+export function readyTargets (table: MemberTable, service: string): Target[] {
+  const out: Target[] = []
+  for (const m of Object.values(table)) {
+    if (m.status !== 'alive' && m.status !== 'suspect') continue
+    for (const [instance, s] of Object.entries(m.instances ?? {})) {
+      if (s.s !== 'ready' || s.a === undefined || serviceOf(instance) !== service) continue
+      out.push({ instance, node: m.id, address: s.a })
+    }
+  }
+  return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))
+}
+
+export function choose (targets: Target[], self: string, open: (instance: string) => number, preferLocal = true): Target | undefined {
+  let best: Target | undefined
+  let bestKey: [number, number] | undefined
+  for (const t of targets) {
+    const key: [number, number] = [preferLocal && t.node === self ? 0 : 1, open(t.instance)]
+    if (bestKey === undefined || key[0] < bestKey[0] || (key[0] === bestKey[0] && key[1] < bestKey[1])) { best = t; bestKey = key }
+  }
+  return best
+}

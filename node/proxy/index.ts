@@ -1,0 +1,352 @@
+/**
+ * proxy: the node as its apps' way to each other and in from outside.
+ *
+ * - `uses`: for each service an instance's service uses, the node listens on a loopback
+ *   port (given as `<NAME>_ADDR`/`_HOST`/`_PORT`, names.ts) and forwards every TCP
+ *   connection to a ready instance of it: this node's own first, then the one with the
+ *   fewest connections. On another node the bytes go through a mutual-TLS stream between
+ *   the nodes (transport/stream.ts), never in clear. Only this node's own instances may
+ *   connect: the client socket's uid (procfs) must be the node's or one of its instances'.
+ * - `publish`: the nodes a service publishes on listen on their advertised host at that
+ *   port and forward to ready instances anywhere (fewest connections). A port that cannot
+ *   be listened on is reported in words (`published()` and the log), not a crash.
+ * - When a target instance is no longer ready (stopped, moved, its node dead), the
+ *   connections forwarded to it are closed; new ones go to a ready one.
+ *
+ * @example
+ *   const p = proxy()({ identity, transport, membership, hubs, spec, local: () => sup.report(), log })
+ *   await p.start()
+ *   await p.addressesFor('web')   // { REDIS_ADDR: '127.0.0.1:41234', REDIS_HOST: ..., REDIS_PORT: ... }
+ */
+import { stat } from 'node:fs/promises'
+import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import { OriginError, errorMessage } from '../errors'
+import type { Hubs } from '../hubs'
+import { normalizeSerial } from '../keys/read'
+import type { Logger } from '../log'
+import type { Membership } from '../membership'
+import type { SpecLayer } from '../spec'
+import type { PublishSpec } from '../spec/types'
+import type { InstanceReport } from '../supervisor'
+import { hostOf } from '../supervisor/environment'
+import type { Usage } from '../supervisor/procfs'
+import type { Transport } from '../transport'
+import { openStream, streamServer, type StreamIdentity, type StreamServer } from '../transport/stream'
+import { choose, readyTargets, type Target } from './choose'
+import { Connections, join } from './forward'
+import { parseUse, useEnv, type Use } from './names'
+import { loopbackPeerUid } from './peercred'
+
+export { parseUse, useEnv } from './names'
+export { choose, readyTargets } from './choose'
+
+export interface ProxyInit {
+  /** How long a new connection waits for a ready instance before it is closed. @default 5000 */
+  waitForReadyMs?: number
+  /** Opening the TLS stream to another node. @default 3000 */
+  connectTimeoutMs?: number
+}
+
+export interface ProxyComponents {
+  identity: StreamIdentity
+  transport: Transport
+  membership: Membership
+  hubs: Hubs
+  spec: SpecLayer
+  /** This node's instances (the supervisor's report), read when a connection comes. */
+  local: () => InstanceReport[]
+  /** Live processes of this node's instances, to tell their connections from others'. */
+  usage?: () => Promise<Record<string, Usage>>
+  log: Logger
+}
+
+export interface PublishedPort {
+  service: string
+  port: number
+  /** `listening`, or why not in words. */
+  state: string
+}
+
+export interface Proxy {
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** The `*_ADDR` / `*_HOST` / `*_PORT` variables for an instance of `service` (listeners opened as needed). */
+  addressesFor (service: string): Promise<Record<string, string>>
+  /** The ports this node publishes, and whether it listens on each. */
+  published (): PublishedPort[]
+  /** Connections being forwarded now, by target instance. */
+  connections (): Record<string, number>
+}
+
+export function proxy (init: ProxyInit = {}) {
+  return (c: ProxyComponents): Proxy => new NodeProxy(init, c)
+}
+
+const STREAM_PORT = 'proxy.streamPort'
+const LOOPBACK = '127.0.0.1'
+
+interface UseListener { use: Use, server: Server, port: number }
+interface PublishListener { service: string, spec: PublishSpec, server?: Server, state: string }
+
+class NodeProxy implements Proxy {
+  private readonly conns = new Connections()
+  private readonly uses = new Map<string, Promise<UseListener>>()
+  private readonly publishes = new Map<number, PublishListener>()
+  private readonly streamPorts = new Map<string, Promise<number>>()
+  private streams?: StreamServer
+  private running = false
+  private allowedUids = new Set<number>()
+  private uidsAt = 0
+  private readonly onChange = (): void => { this.sweep(); this.reconcilePublished() }
+
+  constructor (private readonly init: ProxyInit, private readonly c: ProxyComponents) {
+    c.transport.handle({ kind: 'unary', name: STREAM_PORT, role: 'node', handler: () => this.streams?.port ?? 0 })
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    this.streams = await streamServer({
+      identity: this.c.identity,
+      host: hostOf(this.c.membership.address),
+      log: this.c.log,
+      revoked: () => new Set((this.c.spec.current()?.spec.cluster.revokedSerials ?? []).map(normalizeSerial)),
+      onStream: (header, socket, peer) => { void this.serveStream(header, socket, peer.name) }
+    })
+    this.c.membership.events.on('change', this.onChange)
+    this.c.hubs.events.on('change', this.onChange)
+    this.c.spec.events.on('applied', this.onChange)
+    this.reconcilePublished()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.c.membership.events.off('change', this.onChange)
+    this.c.hubs.events.off('change', this.onChange)
+    this.c.spec.events.off('applied', this.onChange)
+    const servers: Server[] = []
+    for (const p of this.uses.values()) servers.push((await p.catch(() => undefined))?.server as Server)
+    for (const p of this.publishes.values()) if (p.server !== undefined) servers.push(p.server)
+    this.uses.clear()
+    this.publishes.clear()
+    this.conns.closeEverything()
+    await Promise.all(servers.filter((s) => s !== undefined).map(async (s) => await new Promise<void>((resolve) => s.close(() => resolve()))))
+    await this.streams?.close()
+    this.streams = undefined
+  }
+
+  published (): PublishedPort[] {
+    return [...this.publishes].map(([port, p]) => ({ service: p.service, port, state: p.state }))
+  }
+
+  connections (): Record<string, number> {
+    return Object.fromEntries(this.conns.instances().map((i) => [i, this.conns.count(i)]))
+  }
+
+  async addressesFor (service: string): Promise<Record<string, string>> {
+    const svc = this.c.spec.current()?.spec.services[service]
+    const out: Record<string, string> = {}
+    for (const text of svc?.uses ?? []) {
+      const l = await this.useListener(parseUse(text))
+      Object.assign(out, useEnv(l.use, LOOPBACK, l.port))
+    }
+    return out
+  }
+
+  private async useListener (use: Use): Promise<UseListener> {
+    let p = this.uses.get(use.key)
+    if (p === undefined) {
+      p = (async () => {
+        const server = net.createServer((socket) => { void this.acceptUse(use, socket, server) })
+        await listen(server, 0, LOOPBACK)
+        const port = (server.address() as AddressInfo).port
+        this.c.log.info(`uses ${use.key}: listening on ${LOOPBACK}:${port} for this node's instances`)
+        return { use, server, port }
+      })()
+      this.uses.set(use.key, p)
+      p.catch(() => this.uses.delete(use.key))
+    }
+    return await p
+  }
+
+  /** Only this node's own instances (and the node's own user) may use the loopback listeners. */
+  private async acceptUse (use: Use, socket: Socket, server: Server): Promise<void> {
+    socket.on('error', () => {})
+    const serverPort = (server.address() as AddressInfo).port
+    const uid = await loopbackPeerUid(socket.remotePort ?? 0, serverPort)
+    if (uid !== undefined && !(await this.isOwnUid(uid))) {
+      this.c.log.warn(`uses ${use.key}: refused a connection from uid ${uid} (not this node's nor one of its instances')`)
+      socket.destroy()
+      return
+    }
+    await this.forward(use.service, use.port, socket, `uses ${use.key}`, true)
+  }
+
+  private async isOwnUid (uid: number): Promise<boolean> {
+    if (uid === process.getuid?.()) return true
+    if (this.allowedUids.has(uid)) return true
+    // A new instance (or a new uid): look again, at most every 500 ms.
+    if (Date.now() - this.uidsAt < 500 || this.c.usage === undefined) return false
+    this.uidsAt = Date.now()
+    const pids = Object.values(await this.c.usage()).flatMap((u) => u.pids)
+    const uids = await Promise.all(pids.map(async (pid) => (await stat(`/proc/${pid}`).catch(() => undefined))?.uid))
+    this.allowedUids = new Set(uids.filter((u): u is number => u !== undefined))
+    return this.allowedUids.has(uid)
+  }
+
+  /** Forward `client` to a ready instance of `service` (port `portName`, default its first). */
+  private async forward (service: string, portName: string | undefined, client: Socket, what: string, preferLocal: boolean): Promise<void> {
+    client.pause()
+    const target = await this.waitForTarget(service, preferLocal)
+    if (target === undefined) {
+      this.c.log.warn(`${what}: no ready instance of ${service} within ${this.init.waitForReadyMs ?? 5000} ms; closing the connection`)
+      client.destroy()
+      return
+    }
+    this.conns.add(target.instance, client)
+    try {
+      const upstream = target.node === this.c.membership.id
+        ? await this.connectLocal(target.instance, portName)
+        : await this.connectRemote(target, portName)
+      if (client.destroyed) { upstream.destroy(); return }
+      join(client, upstream)
+      client.resume()
+    } catch (err) {
+      this.c.log.warn(`${what}: cannot reach ${target.instance} on ${target.node}: ${errorMessage(err)}`)
+      client.destroy()
+    }
+  }
+
+  private async waitForTarget (service: string, preferLocal: boolean): Promise<Target | undefined> {
+    const pick = (): Target | undefined => choose(readyTargets(this.c.membership.table(), service), this.c.membership.id, (i) => this.conns.count(i), preferLocal)
+    const now = pick()
+    if (now !== undefined) return now
+    return await new Promise((resolve) => {
+      const onChange = (): void => { const t = pick(); if (t !== undefined) { done(); resolve(t) } }
+      const timer = setTimeout(() => { done(); resolve(undefined) }, this.init.waitForReadyMs ?? 5000)
+      const done = (): void => { clearTimeout(timer); this.c.membership.events.off('change', onChange) }
+      this.c.membership.events.on('change', onChange)
+    })
+  }
+
+  /** A TCP connection to a ready instance on this node, at its named port. */
+  private async connectLocal (instance: string, portName: string | undefined): Promise<Socket> {
+    const r = this.c.local().find((x) => x.instance === instance)
+    if (r === undefined || r.status.state !== 'ready') throw new OriginError('E_NOT_FOUND', `${instance} is not ready on this node`)
+    const port = portName === undefined ? r.port : r.ports[portName]
+    if (port === undefined) throw new OriginError('E_NOT_FOUND', `${instance} has no port named ${portName ?? '?'} (it has ${Object.keys(r.ports).join(', ')})`)
+    return await connectTcp(hostOf(r.address), port)
+  }
+
+  private async connectRemote (target: Target, portName: string | undefined): Promise<Socket> {
+    const member = this.c.membership.table()[target.node]
+    if (member === undefined) throw new OriginError('E_NOT_FOUND', `${target.node} is not in the member table`)
+    let port = this.streamPorts.get(member.address)
+    if (port === undefined) {
+      port = this.c.transport.peer(member.address).then(async (conn) => await conn.call<number>(STREAM_PORT))
+      this.streamPorts.set(member.address, port)
+    }
+    try {
+      const p = await port
+      if (p === 0) throw new OriginError('E_UNREACHABLE', `${target.node} does not serve streams yet`)
+      return await openStream(`${hostOf(member.address)}:${p}`, this.c.identity, { instance: target.instance, port: portName ?? null }, { timeoutMs: this.init.connectTimeoutMs })
+    } catch (err) {
+      this.streamPorts.delete(member.address) // the node may have restarted on another stream port
+      throw err
+    }
+  }
+
+  /** Another node forwards a connection to one of our instances. */
+  private async serveStream (header: Record<string, unknown>, socket: Socket, from: string): Promise<void> {
+    socket.on('error', () => {})
+    const instance = typeof header.instance === 'string' ? header.instance : ''
+    const portName = typeof header.port === 'string' ? header.port : undefined
+    try {
+      const upstream = await this.connectLocal(instance, portName)
+      this.conns.add(instance, socket)
+      join(socket, upstream)
+      socket.resume()
+    } catch (err) {
+      this.c.log.warn(`stream from ${from} to ${instance}: ${errorMessage(err)}`)
+      socket.destroy()
+    }
+  }
+
+  /** Close forwarded connections whose target is no longer a ready instance. */
+  private sweep (): void {
+    const table = this.c.membership.table()
+    const ready = new Set<string>()
+    for (const m of Object.values(table)) {
+      if (m.status !== 'alive' && m.status !== 'suspect') continue
+      for (const [id, s] of Object.entries(m.instances ?? {})) if (s.s === 'ready') ready.add(id)
+    }
+    for (const instance of this.conns.instances()) {
+      if (ready.has(instance)) continue
+      const n = this.conns.closeAll(instance)
+      if (n > 0) this.c.log.info(`closed ${n} forwarded connection${n === 1 ? '' : 's'} to ${instance}: it is no longer ready`)
+    }
+  }
+
+  private publishesHere (p: PublishSpec): boolean {
+    const on = p.on ?? 'every'
+    if (on === 'every') return true
+    if (on === 'hubs') return this.c.hubs.current().includes(this.c.membership.id)
+    const labels = this.c.membership.table()[this.c.membership.id]?.characteristics.labels ?? {}
+    return Object.entries(on).every(([k, v]) => labels[k] === v)
+  }
+
+  /** Open the published ports this node should listen on, close the others. */
+  private reconcilePublished (): void {
+    if (!this.running) return
+    const want = new Map<number, { service: string, spec: PublishSpec }>()
+    for (const [name, svc] of Object.entries(this.c.spec.current()?.spec.services ?? {})) {
+      if (svc.publish !== undefined && this.publishesHere(svc.publish) && !want.has(svc.publish.port)) want.set(svc.publish.port, { service: name, spec: svc.publish })
+    }
+    for (const [port, l] of this.publishes) {
+      const w = want.get(port)
+      if (w !== undefined && w.service === l.service) { l.spec = w.spec; continue }
+      this.publishes.delete(port)
+      l.server?.close()
+      this.c.log.info(`publish: no longer listening on port ${port} for ${l.service}`)
+    }
+    for (const [port, w] of want) {
+      if (this.publishes.has(port)) continue
+      const host = hostOf(this.c.membership.address)
+      const l: PublishListener = { service: w.service, spec: w.spec, state: 'opening' }
+      this.publishes.set(port, l)
+      const server = net.createServer((socket) => {
+        socket.on('error', () => {})
+        void this.forward(l.service, l.spec.target, socket, `publish ${port}`, false)
+      })
+      listen(server, port, host).then(() => {
+        if (this.publishes.get(port) !== l) { server.close(); return }
+        l.server = server
+        l.state = 'listening'
+        this.c.log.info(`publish: ${w.service} on ${host}:${port}`)
+      }, (err: Error & { code?: string }) => {
+        l.state = err.code === 'EADDRINUSE'
+          ? `cannot publish ${w.service} on ${host}:${port}: the port is already in use on ${this.c.membership.id}`
+          : `cannot publish ${w.service} on ${host}:${port}: ${err.message}`
+        this.c.log.warn(l.state)
+        // Try again on the next change (the port may be freed).
+        setTimeout(() => { if (this.publishes.get(port) === l) { this.publishes.delete(port); this.reconcilePublished() } }, 5000).unref()
+      })
+    }
+  }
+}
+
+async function listen (server: Server, port: number, host: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+}
+
+async function connectTcp (host: string, port: number): Promise<Socket> {
+  return await new Promise((resolve, reject) => {
+    const s = net.connect({ host, port })
+    s.once('connect', () => { s.off('error', reject); resolve(s) })
+    s.once('error', reject)
+  })
+}
