@@ -1,5 +1,5 @@
 /**
- * The one place that wires a node: identity -> transport -> membership -> hubs -> control.
+ * The one place that wires a node: identity -> transport -> journal -> membership -> hubs -> ... -> control.
  * Layers start in that order and stop in reverse (membership's stop is the graceful
  * leave). A plugin replaces a layer by passing a factory of the same shape in `layers`.
  */
@@ -19,6 +19,7 @@ import { webSocketTransport, type Transport } from './transport'
 import { spec as defaultSpec, type SpecLayer, type SpecSource } from './spec'
 import { localApi } from './api'
 import { proxy } from './proxy'
+import { journal } from './journal'
 import { state } from './state'
 import { supervisor as defaultSupervisor, type Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
@@ -111,9 +112,12 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   })
   const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets, containment })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, log: root.child('supervisor') })
   supervisorRef = supervisorLayer
-  const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, dataDir, log: root.child('control') })
+  // The journal listens to the layers' events; it starts right after the transport so it hears them all.
+  const journalLayer = journal({ dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep })({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: root.child('journal') })
+  const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },
+    { name: 'journal', component: journalLayer },
     { name: 'discovery', component: discoveryLayer },
     { name: 'membership', component: membershipLayer },
     { name: 'hubs', component: hubLayer },

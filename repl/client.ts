@@ -7,6 +7,7 @@
  *   const cluster = await connectCluster({ keys: './keys', as: 'alice', address: '10.0.0.4:7400' })
  *   await cluster.nodes()
  */
+import { mkdir, writeFile } from 'node:fs/promises'
 import { inspect } from 'node:util'
 import { join, resolve } from 'node:path'
 import { loadIdentity } from '../node/keys/files'
@@ -23,6 +24,20 @@ import { HubSet, NodeTable, SpecReport, SyncReport, ServicesReport } from './ren
 import { plainScreen, type Screen } from './screen'
 import { sinceToIso } from './since'
 import { StatsReport, mib, watchStats } from './stats'
+import type { EventsView, ReplayView } from '../node/control/events'
+import type { JournalEvent } from '../node/journal'
+import { EventList, LiveLines, SaveReport, StateReport, eventLine } from './journal'
+
+export interface EventsOptions {
+  /** Only entries since then: '10m', '2h', '1d', a Date, a date or an ISO string. @default '1h' */
+  since?: Date | string
+  /** Only this node's journal. */
+  node?: string
+  /** Only entries about this service. */
+  service?: string
+  /** Keep printing new entries until Ctrl-C. */
+  follow?: boolean
+}
 
 export interface LogsOptions {
   /** Only the last N lines. */
@@ -58,6 +73,8 @@ export class Cluster {
   #screen: Screen = plainScreen
   /** Each follow in progress, by the function that stops it. */
   readonly #follows = new Set<() => Promise<void>>()
+  /** The live lines' poller, while the session shows them. */
+  #live?: { timer: NodeJS.Timeout, quiet: boolean }
 
   constructor (link: Link, as: string) {
     this.#link = link
@@ -74,8 +91,14 @@ export class Cluster {
   get link (): Link { return this.#link }
   get connected (): boolean { return this.#link.isOpen }
   get closed (): Promise<void> { return this.#link.closed }
-  /** Where watch frames, progress and notes go (the session's terminal). */
-  attach (screen: Screen): void { this.#screen = screen }
+  /**
+   * Where watch frames, progress and notes go (the session's terminal); with `live`, spec
+   * applied/rejected and rollout steps are printed there as they happen, until `quiet()`.
+   */
+  attach (screen: Screen, o: { live?: boolean } = {}): void {
+    this.#screen = screen
+    if (o.live === true) this.#startLive()
+  }
 
   /** The member table as the connected node sees it. */
   async nodes (): Promise<NodeTable> {
@@ -222,6 +245,151 @@ export class Cluster {
     await Promise.all([...this.#follows].map(async (stop) => await stop()))
   }
 
+  /**
+   * Every node's journal merged in time order: members, hubs, spec applied/rejected,
+   * phase, instances with their reasons, rollout steps, operator actions. With `follow`,
+   * new entries print as they come until Ctrl-C.
+   */
+  async events (opts: EventsOptions = {}): Promise<EventList | undefined> {
+    const since = Date.parse(sinceOf(opts.since ?? '1h')!)
+    const ask = async (from: number): Promise<EventsView> =>
+      await this.#link.call<EventsView>('cluster.events', { since: from, ...(opts.node === undefined ? {} : { node: opts.node }), ...(opts.service === undefined ? {} : { service: opts.service }) }, { timeoutMs: 30_000 })
+    const first = EventList.fromView(await ask(since))
+    if (opts.follow !== true) return first
+    return await this.#followEvents(first, ask)
+  }
+
+  async #followEvents (first: EventList, ask: (from: number) => Promise<EventsView>): Promise<undefined> {
+    const shown = new Set<string>()
+    const show = (es: JournalEvent[]): void => {
+      for (const e of es) {
+        const k = `${e.node}\0${e.at}\0${e.seq}`
+        if (shown.has(k)) continue
+        shown.add(k)
+        this.#screen.write((this.#screen.interactive ? eventLine(e) : JSON.stringify(e)) + '\n')
+      }
+    }
+    show(first)
+    let from = first.at(-1)?.at ?? Date.now() - 1000
+    let stop = false
+    const interrupted = this.#screen.interrupted().then(() => { stop = true })
+    if (this.#screen.interactive) this.#screen.write('(following; Ctrl-C to stop)\n')
+    while (!stop) {
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, 1000)), interrupted])
+      if (stop) break
+      try {
+        const v = await ask(from)
+        show(v.events)
+        from = v.events.at(-1)?.at ?? from
+      } catch { /* reconnecting: the next tick asks again */ }
+    }
+    return undefined
+  }
+
+  /**
+   * The whole cluster as text a person reads without origin (members and their
+   * characteristics, hubs, the spec and each node's, services and instances with addresses
+   * and reasons, the phase, recent events); the JSON is `.state`. With `{ at }`, the
+   * cluster at that moment, replayed from the journals.
+   */
+  async state (opts: { at?: Date | string | number } = {}): Promise<StateReport> {
+    if (opts.at !== undefined) {
+      const at = typeof opts.at === 'number' ? opts.at : Date.parse(sinceOf(opts.at)!)
+      const v = await this.#link.call<ReplayView>('cluster.replay', { at }, { timeoutMs: 30_000 })
+      return new StateReport({ kind: 'at', at: new Date(at).toISOString(), answeredBy: v.answeredBy, replayed: v.replayed, events: v.recent, unreachable: v.unreachable })
+    }
+    const at = Date.now()
+    const [nodes, hubs, spec, services, events] = await Promise.all([
+      this.#link.call<NodeRow[]>('cluster.nodes'),
+      this.#link.call<HubsView>('cluster.hubs'),
+      this.#link.call<SpecView>('cluster.spec'),
+      this.#link.call<ServicesView>('cluster.services'),
+      this.#link.call<EventsView>('cluster.events', { since: at - 3_600_000, limit: 40 }, { timeoutMs: 30_000 }).catch(() => ({ events: [] as JournalEvent[] }))
+    ])
+    return new StateReport({ kind: 'now', at: new Date(at).toISOString(), answeredBy: services.answeredBy, nodes, hubs, spec, services, events: events.events })
+  }
+
+  /**
+   * A support bundle in `dir`: state.txt (the text of state()), state.json, every node's
+   * journal (journal/<node>.jsonl, events.txt merged), every node's log and every
+   * instance's log (logs/). Shows progress; the line at the end says what is where.
+   */
+  async save (dir: string): Promise<SaveReport> {
+    const root = resolve(dir)
+    await mkdir(join(root, 'journal'), { recursive: true })
+    const files: string[] = []
+    const problems: string[] = []
+    const state = await this.state()
+    const s = state.state as Extract<typeof state.state, { kind: 'now' }>
+    const nodes = s.nodes.filter((n) => n.status === 'alive' || n.status === 'suspect').map((n) => n.id)
+    const services = s.services.services.map((x) => x.name)
+    const total = 3 + nodes.length * 2 + services.length
+    let done = 0
+    const step = (what: string): void => {
+      done++
+      if (!this.#screen.interactive) return
+      const width = 30
+      const full = Math.round((done / total) * width)
+      this.#screen.write(`\r\x1b[K[${'#'.repeat(full)}${' '.repeat(width - full)}] ${done}/${total} ${what}`)
+    }
+    const put = async (rel: string, text: string): Promise<void> => { await writeFile(join(root, rel), text); files.push(rel) }
+    await put('state.txt', state.toString() + '\n'); step('state.txt')
+    await put('state.json', JSON.stringify(state.state, null, 2) + '\n'); step('state.json')
+    const all: JournalEvent[] = []
+    for (const node of nodes) {
+      try {
+        const v = await this.#link.call<EventsView>('cluster.events', { node }, { timeoutMs: 60_000 })
+        all.push(...v.events)
+        await put(`journal/${node}.jsonl`, v.events.map((e) => JSON.stringify(e) + '\n').join(''))
+      } catch (err) { problems.push(`journal of ${node}: ${err instanceof Error ? err.message : String(err)}`) }
+      step(`journal of ${node}`)
+    }
+    all.sort((a, b) => a.at - b.at || (a.node < b.node ? -1 : a.node > b.node ? 1 : a.seq - b.seq))
+    await put('journal/events.txt', all.map((e) => eventLine(e) + '\n').join('')); step('events.txt')
+    const logs = join(root, 'logs')
+    for (const node of nodes) {
+      try { await this.logs(node, 'node', { dir: logs }); files.push(`logs/${node}/node.log`) } catch (err) { problems.push(`node log of ${node}: ${err instanceof Error ? err.message : String(err)}`) }
+      step(`node log of ${node}`)
+    }
+    const screen = this.#screen
+    this.#screen = { ...screen, interactive: false, note: (line) => problems.push(line) }
+    try {
+      for (const svc of services) {
+        try { await this.logs(svc, { dir: logs }); files.push(`logs/${svc}/`) } catch (err) { problems.push(`logs of ${svc}: ${err instanceof Error ? err.message : String(err)}`) }
+        step(`logs of ${svc}`)
+      }
+    } finally { this.#screen = screen }
+    if (this.#screen.interactive) this.#screen.write('\r\x1b[K')
+    return new SaveReport(root, files, problems)
+  }
+
+  /** Polls every node's journal for the live lines (one fan-out per tick). */
+  #startLive (everyMs = 2000): void {
+    if (this.#live !== undefined) return
+    const lines = new LiveLines()
+    let from = Date.now()
+    let busy = false
+    const tick = async (): Promise<void> => {
+      if (busy || this.#live?.quiet !== false || !this.#link.isOpen) return
+      busy = true
+      try {
+        const v = await this.#link.call<EventsView>('cluster.events', { since: from, kinds: ['spec-applied', 'spec-rejected', 'rollout', 'instance'] }, { timeoutMs: 10_000 })
+        if (v.events.length > 0) from = v.events.at(-1)!.at
+        if (this.#live?.quiet === false) for (const l of lines.lines(v.events)) this.#screen.note(l)
+      } catch { /* reconnecting: the next tick asks again */ } finally { busy = false }
+    }
+    const timer = setInterval(() => { void tick() }, everyMs)
+    timer.unref()
+    this.#live = { timer, quiet: false }
+  }
+
+  /** Switch the live lines (spec applied/rejected, rollout steps) off, or on again. */
+  quiet (on?: boolean): string {
+    if (this.#live === undefined) return 'no live lines here (only the interactive REPL prints them)'
+    this.#live.quiet = on ?? !this.#live.quiet
+    return this.#live.quiet ? 'quiet: spec and rollout lines are no longer printed (cluster.quiet() again to see them)' : 'spec applied/rejected and rollout steps are printed as they happen'
+  }
+
   /** A dead node is gone for good: it becomes `left` and stops counting against the singleton majority. */
   async forget (node: string): Promise<{ forgotten: string }> {
     return await this.#link.call<{ forgotten: string }>('cluster.forget', { node })
@@ -247,7 +415,10 @@ export class Cluster {
     return new Help(text)
   }
 
-  close (): void { this.#link.close() }
+  close (): void {
+    if (this.#live !== undefined) clearInterval(this.#live.timer)
+    this.#link.close()
+  }
 
   #describe (): string {
     return `cluster: connected to ${this.#link.node} at ${this.#link.address} as ${this.#as}`

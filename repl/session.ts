@@ -116,7 +116,7 @@ export async function startSession (cluster: Cluster, o: SessionOptions = {}): P
     write: (text) => output.write(text),
     note,
     interrupted: async () => await new Promise<void>((resolve) => interrupts.add(resolve))
-  })
+  }, { live: true }) // spec applied/rejected and rollout steps, one line each above the prompt
   const link = cluster.link
   link.on('lost', ({ node, address, reason }) => note(`connection to ${node} (${address}) lost: ${reason}; going on with another member…`))
   link.on('reconnected', ({ node, address }) => {

@@ -10,6 +10,8 @@
  *   cluster.services / cluster.where -> ServicesView   what runs where, and why not
  *   cluster.logs   -> stream of LogItem                a service's logs on one node, running or not; 'node': the node log
  *   cluster.stats  -> StatsView    every node's CPU, memory, load, disk, event-loop delay, mesh connections and instances (stats.ts)
+ *   cluster.events -> EventsView   every node's journal merged in time order (events.ts)
+ *   cluster.replay -> ReplayView   the cluster at a past moment, replayed from the journals
  */
 import type { Hubs, HubPolicy } from '../hubs'
 import type { Logger } from '../log'
@@ -25,6 +27,8 @@ import { certificateExpiry, type CertificateExpiry } from '../keys/expiry'
 import { clusterStats } from './cluster-stats'
 import { meshCount } from './mesh'
 import { StatsSampler } from './stats'
+import type { Journal } from '../journal'
+import { clusterEvents, clusterReplay, eventsPayload, journalReadPayload, statePayload, type EventsRequest } from './events'
 
 export interface NodeRow {
   id: string
@@ -58,7 +62,7 @@ export interface SpecView {
   waiting: Array<{ instance: string, node: string, reason: string }>
 }
 
-export interface ControlComponents { transport: Transport, membership: Membership, hubs: Hubs, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger }
+export interface ControlComponents { transport: Transport, membership: Membership, hubs: Hubs, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger, journal?: Journal }
 
 export function control () {
   return (c: ControlComponents) => {
@@ -93,7 +97,15 @@ export function control () {
       handler: (): HubsView => ({ hubs: c.hubs.current(), policy: c.hubs.policy(), answeredBy: c.membership.id })
     })
     c.transport.handle({ kind: 'unary', name: 'cluster.spec', role: 'operator', handler: async () => await specView(c) })
-    c.transport.handle({ kind: 'unary', name: 'cluster.sync', role: 'operator', handler: async (): Promise<SyncResult[]> => await c.spec.sync() })
+    c.transport.handle({
+      kind: 'unary',
+      name: 'cluster.sync',
+      role: 'operator',
+      handler: async (_p: unknown, ctx): Promise<SyncResult[]> => {
+        c.journal?.record({ kind: 'operator', operator: ctx.peer.name, action: 'sync' })
+        return await c.spec.sync()
+      }
+    })
     c.transport.handle({ kind: 'unary', name: 'cluster.services', role: 'operator', handler: async () => await servicesView(c) })
     c.transport.handle({
       kind: 'unary',
@@ -128,12 +140,20 @@ export function control () {
       payload: { type: 'object', additionalProperties: false, required: ['node'], properties: { node: { type: 'string', maxLength: 63 } } },
       handler: (p: { node: string }, ctx) => {
         c.log.info(`operator ${ctx.peer.name} forgets ${p.node}`)
+        c.journal?.record({ kind: 'operator', operator: ctx.peer.name, action: 'forget', detail: p.node })
         c.membership.forget(p.node)
         return { forgotten: p.node }
       }
     })
     c.transport.handle({ kind: 'unary', name: 'stats.node', role: 'node', handler: async () => await sampler.collect() })
     c.transport.handle({ kind: 'unary', name: 'cluster.stats', role: 'operator', handler: async () => await clusterStats({ ...c, sampler }) })
+    const j = c.journal
+    if (j !== undefined) {
+      const ec = { ...c, journal: j }
+      c.transport.handle({ kind: 'unary', name: 'journal.read', role: 'node', payload: journalReadPayload, handler: async (p: EventsRequest) => await j.read(p) })
+      c.transport.handle({ kind: 'unary', name: 'cluster.events', role: 'operator', payload: eventsPayload, handler: async (p: EventsRequest) => await clusterEvents(ec, p) })
+      c.transport.handle({ kind: 'unary', name: 'cluster.replay', role: 'operator', payload: statePayload, handler: async (p: { at: number }) => await clusterReplay(ec, p.at) })
+    }
     c.transport.handle({ kind: 'unary', name: 'cluster.ping', role: 'operator', handler: () => ({ node: c.membership.id, at: Date.now() }) })
     c.transport.events.on('connection', (conn) => {
       if (conn.peer.role !== 'operator') return

@@ -100,7 +100,11 @@ export interface Supervisor {
   usage? (): Promise<Record<string, Usage>>
   /** A service's placement kind in the applied spec, e.g. `replicas 2`. */
   placement (service: string): string | undefined
-  /** Emits 'phase' (Phase) when the phase changes. */
+  /**
+   * Emits 'phase' (Phase) when the phase changes, 'instance' ({ instance, service, version,
+   * address, status }) when one of its instances changes state, and 'waiting' ({ instance,
+   * reason }) when an assigned instance waits for a new reason (a rollout step, a build).
+   */
   readonly events: EventEmitter
 }
 
@@ -396,7 +400,10 @@ class Reconciler implements Supervisor {
   }
 
   private wait (instance: string, reason: string, level: 'info' | 'warn' = 'info'): void {
-    if (this.waiting.get(instance) !== reason) this.c.log[level](`${instance}: ${reason}`)
+    if (this.waiting.get(instance) !== reason) {
+      this.c.log[level](`${instance}: ${reason}`)
+      this.events.emit('waiting', { instance, reason })
+    }
     this.waiting.set(instance, reason)
   }
 
@@ -472,6 +479,7 @@ class Reconciler implements Supervisor {
     this.held.delete(a.instance)
     proc.on('status', (s) => {
       this.publish()
+      this.events.emit('instance', { instance: a.instance, service: a.service, version, address, status: s })
       if (s.state === 'ready') this.kick() // the next instance of a rolling replacement may go
     })
     const portsText = ports.map(([n, p]) => (names.length === 1 ? String(p) : `${n} ${p}`)).join(', ')

@@ -1,0 +1,66 @@
+/**
+ * What a journal holds: one entry per event, structured (a `kind` and its fields) and with
+ * a readable `text`. Entries are JSON lines on disk; the union below is the contract that
+ * `replay` and the REPL read.
+ */
+import type { MemberStatus } from '../membership'
+
+export interface MemberFacts {
+  address: string
+  cpus?: number
+  memoryMb?: number
+  arch?: string
+  labels?: Record<string, string>
+}
+
+export type JournalBody =
+  /** This node's journal opened (the node started) or closed (it stopped gracefully). */
+  | { kind: 'node', what: 'started' | 'stopped' }
+  /** A member of this node's table changed status (`from` absent: it joined this node's table). */
+  | { kind: 'member', member: string, status: MemberStatus, from?: MemberStatus, facts: MemberFacts }
+  | { kind: 'hubs', hubs: string[], promoted: string[], demoted: string[] }
+  | { kind: 'spec-applied', version: string, summary: string, services: string[] }
+  | { kind: 'spec-rejected', version: string, summary: string, errors: string[] }
+  | { kind: 'phase', phase: string, reason: string }
+  /** One of this node's instances changed state (started, ready, unhealthy, restarted, stopped, failed, killed for memory). */
+  | { kind: 'instance', instance: string, service: string, version: string, state: string, reason?: string, address?: string, restarts: number }
+  /** An assigned instance waits (rollout steps, builds, handovers), with why. */
+  | { kind: 'rollout', instance: string, service: string, reason: string }
+  /** An operator asked for something (`forget node-3`, `sync`). */
+  | { kind: 'operator', operator: string, action: string, detail?: string }
+
+export type JournalKind = JournalBody['kind']
+
+/** An entry as stored and as sent: when (ms since the epoch), which node wrote it, its order there. */
+export type JournalEvent = JournalBody & { at: number, node: string, seq: number, text: string }
+
+/** Which entries `read` returns. */
+export interface JournalQuery {
+  /** Only entries at or after this time (ms since the epoch). */
+  since?: number
+  /** Only entries up to this time. */
+  until?: number
+  /** Only entries about this service (its instances, rollouts). */
+  service?: string
+  /** Only these kinds. */
+  kinds?: JournalKind[]
+  /** Only the last N entries. */
+  limit?: number
+}
+
+/** Time order across nodes; within one node, the order it wrote them. */
+export function compareEvents (a: JournalEvent, b: JournalEvent): number {
+  return a.at - b.at || (a.node < b.node ? -1 : a.node > b.node ? 1 : a.seq - b.seq)
+}
+
+export function matches (e: JournalEvent, q: JournalQuery): boolean {
+  if (q.since !== undefined && e.at < q.since) return false
+  if (q.until !== undefined && e.at > q.until) return false
+  if (q.kinds !== undefined && !q.kinds.includes(e.kind)) return false
+  if (q.service !== undefined) {
+    if (e.kind === 'instance' || e.kind === 'rollout') return e.service === q.service
+    if (e.kind === 'spec-applied') return e.services.includes(q.service)
+    return false
+  }
+  return true
+}
