@@ -354,8 +354,13 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     // should cost the node next to nothing.
     const base = this.o.sampleIntervalMs ?? processDefaults.sampleIntervalMs
     const every = this.o.memoryLimitMb === undefined ? base * 10 : base
-    const sampler = setInterval(() => { void this.sample(run) }, every)
-    run.timers.add(sampler)
+    // Samples fall on multiples of the interval on the clock, so every instance of the node
+    // samples at the same moment and one scan of /proc serves them all.
+    this.after(run, every - (Date.now() % every), () => {
+      void this.sample(run)
+      const sampler = setInterval(() => { void this.sample(run) }, every)
+      run.timers.add(sampler)
+    })
   }
 
   private after (run: Run, ms: number, fn: () => void): void {
