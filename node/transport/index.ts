@@ -25,7 +25,9 @@ import { silentLogger, type Logger } from '../log'
 import { dial, describeSocketError, splitAddress, PATH } from './dial'
 import { Admission } from './admission'
 import { clientConfig, transportConfig, type TransportConfig, type TransportInit } from './config'
+import { wsChannel } from './channel'
 import { peerOf, remoteOf } from './peer'
+import { ConnectionPool } from './pool'
 import { RefusalLog } from './refusals'
 import { RpcConnection, Router } from './rpc'
 import type { Connection, HttpHandler, Method, Transport } from './types'
@@ -63,7 +65,7 @@ class WebSocketTransport implements Transport {
   readonly events = new EventEmitter()
   private readonly router = new Router()
   private readonly routes = new Map<string, HttpHandler>()
-  private readonly pool = new Map<string, Promise<Connection>>()
+  private readonly pool = new ConnectionPool(async (address) => await this.connect(address))
   private readonly opts: TransportConfig
   private readonly connections = new Set<RpcConnection>()
   private readonly refusals: RefusalLog
@@ -98,18 +100,7 @@ class WebSocketTransport implements Transport {
     return isIP(host) !== 0 && host !== '0.0.0.0' && host !== '::' ? host : undefined
   }
 
-  async peer (address: string): Promise<Connection> {
-    const cached = this.pool.get(address)
-    if (cached !== undefined) {
-      const conn = await cached.catch(() => undefined)
-      if (conn?.isOpen === true) return conn
-      if (this.pool.get(address) !== cached) return await this.peer(address) // someone reopened it meanwhile
-    }
-    const opening = this.connect(address)
-    this.pool.set(address, opening)
-    opening.then((conn) => conn.once('close', () => { if (this.pool.get(address) === opening) this.pool.delete(address) }), () => { if (this.pool.get(address) === opening) this.pool.delete(address) })
-    return await opening
-  }
+  async peer (address: string): Promise<Connection> { return await this.pool.get(address) }
 
   private async serveHttp (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const remote = remoteOf(req.socket as TLSSocket)
@@ -227,7 +218,7 @@ class WebSocketTransport implements Transport {
       const peer = peerOf(tlsSocket, this.c.identity.cluster, this.revoked)
       wss.handleUpgrade(req, socket, head, (ws) => {
         admission.authenticated(rawOf(tlsSocket))
-        const conn = this.track(new RpcConnection(ws, peer, this.router, this.opts, this.c.log))
+        const conn = this.track(new RpcConnection(wsChannel(ws, peer), this.router, this.opts, this.c.log))
         this.c.log.debug(`accepted ${conn.describePeer()}`)
         this.events.emit('connection', conn)
       })

@@ -57,10 +57,20 @@ export function peerOf (socket: TLSSocket, cluster: string, revoked: ReadonlySet
     const code = String(socket.authorizationError ?? 'unknown')
     throw new OriginError('E_CERT_INVALID', `certificate "${field(cert.subject, 'CN') ?? '?'}" refused: ${verifyErrors[code] ?? code}`, { remote, reason: code, kind: verifyKinds[code] ?? 'certificate refused' })
   }
-  const role = field(cert.subject, 'OU')
-  const certCluster = field(cert.subject, 'O')
-  const name = field(cert.subject, 'CN') ?? '?'
-  const serial = normalizeSerial(cert.serialNumber ?? '')
+  return checkPeer({ role: field(cert.subject, 'OU'), cluster: field(cert.subject, 'O'), name: field(cert.subject, 'CN') ?? '?', serial: cert.serialNumber ?? '', remote }, cluster, revoked)
+}
+
+/** What a certificate says, before origin's checks. */
+export interface ClaimedPeer { role: string | undefined, cluster: string | undefined, name: string, serial: string, remote: string }
+
+/**
+ * The checks every transport makes on a verified certificate's fields: a known role, this
+ * cluster, not revoked. An OriginError with `data.kind` otherwise, as `peerOf`.
+ */
+export function checkPeer (claimed: ClaimedPeer, cluster: string, revoked: ReadonlySet<string>): Peer {
+  const { role, name, remote } = claimed
+  const certCluster = claimed.cluster
+  const serial = normalizeSerial(claimed.serial)
   if (role === undefined || !roles.includes(role)) {
     throw new OriginError('E_FORBIDDEN_ROLE', `certificate "${name}" has role ${role ?? '(none)'}; only node and operator certificates may connect`, { remote, role, kind: 'wrong role' })
   }

@@ -1,5 +1,5 @@
 /**
- * RPC over one websocket: request ids, timeouts, errors with codes, server-to-client
+ * RPC over one frame channel (channel.ts: a websocket, or an in-memory pair): request ids, timeouts, errors with codes, server-to-client
  * streams. Symmetric: either end can call methods the other has registered. A frame that
  * does not decode or breaks the schema closes the connection (the sender is broken or
  * hostile) after saying why; the node goes on serving everyone else. A payload is checked
@@ -7,10 +7,10 @@
  * takes no payload, and a call that sends one is refused. Error frames are bounded.
  */
 import { EventEmitter } from 'node:events'
-import type WebSocket from 'ws'
 import { OriginError, asOriginError } from '../errors'
 import type { Logger } from '../log'
 import { validator, type Check } from '../validate'
+import type { FrameChannel } from './channel'
 import { boundedError, clip, decodeFrame, encodeFrame, type Frame } from './frames'
 import { scanMsgpack, type ScanLimits } from './scan'
 import type { CallOptions, Connection, Method, Peer } from './types'
@@ -81,22 +81,27 @@ export class RpcConnection extends EventEmitter implements Connection {
   private readonly serving = new Map<number, LazyAbort>()
   private readonly scan: ScanLimits
 
+  readonly peer: Peer
+
   constructor (
-    private readonly ws: WebSocket,
-    readonly peer: Peer,
+    private readonly channel: FrameChannel,
     private readonly router: Router,
     private readonly opts: RpcOptions,
     private readonly log: Logger
   ) {
     super()
     this.scan = { maxElements: opts.maxFrameElements, maxDepth: opts.maxFrameDepth }
-    this.closed = new Promise((resolve) => ws.once('close', () => resolve()))
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
-    ws.on('error', (err) => this.log.warn(`connection with ${this.describePeer()}: ${err.message}`))
-    ws.once('close', (code, reason) => this.onClose(code, reason.toString()))
+    this.peer = channel.peer
+    let closed: () => void = () => {}
+    this.closed = new Promise((resolve) => { closed = resolve })
+    channel.listen({
+      frame: (bytes, binary) => this.onMessage(bytes, binary),
+      error: (err) => this.log.warn(`connection with ${this.describePeer()}: ${err.message}`),
+      close: (code, reason) => { this.onClose(code, reason); closed() }
+    })
   }
 
-  get isOpen (): boolean { return this.ws.readyState === this.ws.OPEN }
+  get isOpen (): boolean { return this.channel.isOpen }
 
   call<R = unknown>(method: string, payload?: unknown, opts: CallOptions = {}): Promise<R> {
     if (!this.isOpen) return Promise.reject(new OriginError('E_CLOSED', `connection to ${this.describePeer()} is closed`))
@@ -123,12 +128,11 @@ export class RpcConnection extends EventEmitter implements Connection {
   }
 
   close (reason = 'closed'): void {
-    if (this.ws.readyState === this.ws.CLOSED || this.ws.readyState === this.ws.CLOSING) return
-    this.ws.close(1000, reason.slice(0, 120))
+    this.channel.close(1000, reason.slice(0, 120))
   }
 
-  /** Close at once, without the websocket closing handshake (a revoked peer, a broken one). */
-  terminate (): void { this.ws.terminate() }
+  /** Close at once, without a closing handshake (a revoked peer, a broken one). */
+  terminate (): void { this.channel.terminate() }
 
   private openStream<R>(method: string, payload: unknown): AsyncIterator<R> {
     const id = this.takeId()
@@ -176,11 +180,11 @@ export class RpcConnection extends EventEmitter implements Connection {
     // An error frame is cut to a few kB (config.ts, errorFrameBounds), so it always fits.
     const bytes = encodeFrame(frame.t === 'err' ? { ...frame, e: boundedError(frame.e) } : frame)
     const problem = this.unsendable(bytes, frame.t)
-    if (problem === undefined) { this.corked(); this.ws.send(bytes); return }
+    if (problem === undefined) { this.channel.batch(); this.channel.send(bytes); return }
     // The peer would close the connection on it: answer that one call with the reason instead.
     this.log.warn(`not sending ${problem.message} to ${this.describePeer()}`)
     if (frame.t === 'req') throw problem
-    if (frame.t === 'err') { this.ws.send(encodeFrame({ t: 'err', id: frame.id, e: { code: frame.e.code, message: clip(frame.e.message, 200) } })); return }
+    if (frame.t === 'err') { this.channel.send(encodeFrame({ t: 'err', id: frame.id, e: { code: frame.e.code, message: clip(frame.e.message, 200) } })); return }
     this.send({ t: 'err', id: frame.id, e: problem.toJSON() })
   }
 
@@ -200,21 +204,6 @@ export class RpcConnection extends EventEmitter implements Connection {
     }
   }
 
-  private cork = false
-
-  /**
-   * Frames sent in the same tick leave in one write: many answers in flight then cost one
-   * TLS record and one syscall, not one each.
-   */
-  private corked (): void {
-    if (this.cork) return
-    const socket = (this.ws as unknown as { _socket?: import('node:net').Socket })._socket
-    if (socket === undefined) return
-    this.cork = true
-    socket.cork()
-    process.nextTick(() => { this.cork = false; socket.uncork() })
-  }
-
   private onMessage (data: Buffer, isBinary: boolean): void {
     let frame: Frame
     try {
@@ -224,7 +213,7 @@ export class RpcConnection extends EventEmitter implements Connection {
       const e = asOriginError(err)
       this.log.warn(`refused a frame from ${this.describePeer()}: ${e.message}; closing the connection`)
       this.send({ t: 'err', id: 0, e: e.toJSON() })
-      this.ws.close(1002, e.code)
+      this.channel.close(1002, e.code)
       return
     }
     switch (frame.t) {
@@ -273,7 +262,7 @@ export class RpcConnection extends EventEmitter implements Connection {
         for await (const v of entry.method.handler(p, ctx)) {
           if (controller.aborted || !this.isOpen) break
           this.send({ t: 'item', id, v })
-          if (this.ws.bufferedAmount > BACKPRESSURE_BYTES) await this.drained()
+          if (this.channel.bufferedAmount > BACKPRESSURE_BYTES) await this.drained()
         }
         this.send({ t: 'end', id })
       }
@@ -287,7 +276,7 @@ export class RpcConnection extends EventEmitter implements Connection {
   }
 
   private async drained (): Promise<void> {
-    while (this.isOpen && this.ws.bufferedAmount > BACKPRESSURE_BYTES / 2) {
+    while (this.isOpen && this.channel.bufferedAmount > BACKPRESSURE_BYTES / 2) {
       await new Promise((resolve) => setTimeout(resolve, 5))
     }
   }

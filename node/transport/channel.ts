@@ -1,0 +1,66 @@
+/**
+ * The frame channel: what RPC (rpc.ts) needs from a connection, and all it needs. One
+ * message is one encoded frame; the channel moves bytes and says who is on the other end.
+ * The websocket transport adapts a `ws` socket to it (wsChannel below); the in-memory
+ * transport (plugins/transport-memory) implements it with a pair of queues. Frames are
+ * encoded, scanned and validated above the channel, so every channel behaves the same.
+ */
+import type WebSocket from 'ws'
+import type { Socket } from 'node:net'
+import type { Peer } from './types'
+
+export interface ChannelEvents {
+  /** One message; `binary` false for a text message (which RPC refuses). */
+  frame (bytes: Buffer, binary: boolean): void
+  /** The channel closed (once), with a websocket-style code and reason. */
+  close (code: number, reason: string): void
+  /** A transport-level error (logged; a close follows if the channel is unusable). */
+  error (err: Error): void
+}
+
+export interface FrameChannel {
+  /** Who is on the other end, verified by the transport before the channel exists. */
+  readonly peer: Peer
+  readonly isOpen: boolean
+  /** Bytes accepted by `send` and not yet written out (for backpressure). */
+  readonly bufferedAmount: number
+  /** Subscribe once, before any frame can arrive (RPC does it in its constructor). */
+  listen (events: ChannelEvents): void
+  send (bytes: Buffer): void
+  /** Hint: frames sent in this tick may leave in one write. */
+  batch (): void
+  /** Close in order (the other end sees `code` and `reason`). */
+  close (code: number, reason: string): void
+  /** Close at once (a revoked or broken peer). */
+  terminate (): void
+}
+
+/** A `ws` socket as a frame channel. */
+export function wsChannel (ws: WebSocket, peer: Peer): FrameChannel {
+  let corked = false
+  return {
+    peer,
+    get isOpen () { return ws.readyState === ws.OPEN },
+    get bufferedAmount () { return ws.bufferedAmount },
+    listen (e) {
+      ws.on('message', (data, isBinary) => e.frame(data as Buffer, isBinary))
+      ws.on('error', (err) => e.error(err))
+      ws.once('close', (code, reason) => e.close(code, reason.toString()))
+    },
+    send (bytes) { ws.send(bytes) },
+    batch () {
+      if (corked) return
+      // ws keeps its net socket private; corking it makes one TLS record of a tick's frames.
+      const socket = (ws as unknown as { _socket?: Socket })._socket
+      if (socket === undefined) return
+      corked = true
+      socket.cork()
+      process.nextTick(() => { corked = false; socket.uncork() })
+    },
+    close (code, reason) {
+      if (ws.readyState === ws.CLOSED || ws.readyState === ws.CLOSING) return
+      ws.close(code, reason)
+    },
+    terminate () { ws.terminate() }
+  }
+}
