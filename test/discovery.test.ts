@@ -122,7 +122,7 @@ test('discovery dns: the name is re-resolved on its interval and a change is ann
   t.deepEqual(changes.at(-1), ['127.0.0.5:7400', '127.0.0.6:7400'])
 })
 
-test('discovery dns: a server that does not answer finds nobody and keeps what it knew', async (t) => {
+test('discovery dns: a server that does not answer finds nobody, without holding up the start', async (t) => {
   const dns = await startDnsServer()
   const server = dns.server
   await dns.stop()

@@ -41,7 +41,7 @@ export function dnsDiscovery (init: DnsDiscoveryInit) {
     if (o.server !== undefined) {
       try {
         resolver.setServers([o.server])
-      } catch (err) {
+      } catch {
         throw new OriginError('E_CONFIG_INVALID', `discovery.dns.server "${o.server}" is not a DNS server address`, { field: 'discovery.dns.server' })
       }
     }
