@@ -140,9 +140,11 @@ export class SaveReport {
   constructor (readonly dir: string, readonly files: string[], readonly problems: string[]) {}
   [inspect.custom] (): string { return this.toString() }
   toString (): string {
-    const journals = this.files.filter((f) => f.startsWith('journal/')).length
-    const logs = this.files.filter((f) => f.startsWith('logs/')).length
-    return `saved to ${this.dir}: state.txt (read this first), state.json, journal/ (${journals} nodes), logs/ (${logs} node and instance logs)` +
+    const journals = this.files.filter((f) => f.startsWith('journal/') && f.endsWith('.jsonl')).length
+    const nodeLogs = this.files.filter((f) => /^logs\/[^/]+\/node\.log$/.test(f)).length
+    const services = this.files.filter((f) => /^logs\/[^/]+\/$/.test(f)).length
+    return `saved to ${this.dir}: state.txt (read this first), state.json, journal/ (${journals} nodes, events.txt merged), ` +
+      `logs/ (logs/<node>/node.log for ${nodeLogs} nodes, logs/<service>/<node>/<instance>.log for ${services} services)` +
       (this.problems.length === 0 ? '' : `\nnot saved: ${this.problems.join('; ')}`)
   }
 }

@@ -21,7 +21,7 @@ import type { Membership, MemberStatus } from '../membership'
 import type { Applied, Rejection, SpecLayer } from '../spec'
 import type { Supervisor } from '../supervisor'
 import type { InstanceStatus } from '../supervisor/process'
-import type { Phase } from '../scheduler'
+import { serviceOfInstance, type Phase } from '../scheduler'
 import { RotatingLog, logParts } from '../supervisor/logfile'
 import { describeEvent } from './text'
 import { matches, type JournalBody, type JournalEvent, type JournalQuery } from './types'
@@ -118,7 +118,7 @@ class FileJournal implements Journal {
   }
 
   private readonly onWaiting = (w: { instance: string, reason: string }): void => {
-    this.record({ kind: 'rollout', instance: w.instance, service: w.instance.replace(/-[0-9]+$/, ''), reason: w.reason })
+    this.record({ kind: 'rollout', instance: w.instance, service: serviceOfInstance(w.instance), reason: w.reason })
   }
 
   async start (): Promise<void> {

@@ -9,7 +9,7 @@ export function describeEvent (b: JournalBody): string {
     case 'spec-applied': return `spec applied: ${b.summary} (${b.services.length} services)`
     case 'spec-rejected': return `spec rejected: ${b.summary}: ${b.errors.join('; ')}`
     case 'phase': return `phase ${b.reason}`
-    case 'instance': return `${b.instance} ${b.state}${b.reason === undefined ? '' : `: ${b.reason}`}${b.state === 'ready' && b.address !== undefined ? ` at ${b.address}` : ''} (version ${b.version}${b.restarts > 0 ? `, ${b.restarts} restarts` : ''})`
+    case 'instance': return `${b.instance} ${b.state}${b.reason === undefined ? '' : `: ${b.reason.startsWith(b.state + ':') ? b.reason.slice(b.state.length + 1).trim() : b.reason}`}${b.state === 'ready' && b.address !== undefined ? ` at ${b.address}` : ''} (version ${b.version}${b.restarts > 0 ? `, ${b.restarts} restarts` : ''})`
     case 'rollout': return `${b.instance} waits: ${b.reason}`
     case 'operator': return `operator ${b.operator}: ${b.action}${b.detail === undefined ? '' : ` ${b.detail}`}`
   }
