@@ -139,7 +139,7 @@ test('repl: Tab offers public methods, node ids and service names', async (t) =>
   const fallback: Completer = (line, cb) => cb(null, [['__proto__', 'constructor', 'toString', 'x.__defineGetter__'], line])
   const c = completer({ cluster: fakeCluster(), ops: { aliveCount: () => 1 }, fallback })
   t.deepEqual(await complete(c, 'cluster.'), [clusterMethods.map((m) => m.name), ''])
-  t.deepEqual(await complete(c, 'await cluster.s'), [['spec', 'sync', 'services', 'stats'], 's'])
+  t.deepEqual(await complete(c, 'await cluster.s'), [['spec', 'sync', 'services', 'stats', 'state', 'save'], 's'])
   t.deepEqual(await complete(c, 'await cluster.where(\'w'), [['web', 'worker'], 'w'])
   t.deepEqual(await complete(c, 'await cluster.forget("'), [['node-1', 'node-2'], ''], 'a left node is not offered')
   t.deepEqual(await complete(c, "await cluster.logs('node-1', '"), [['node', 'web', 'worker', 'build-web', 'build-worker'], ''])
