@@ -181,3 +181,60 @@ test.serial('proxy: a published port already taken is reported in words, not a c
   // The node goes on: web runs.
   await s.waitInstances('a', 'web', 1)
 })
+
+/** Two ports: main answers with the instance and X-Forwarded-For, admin says it is admin; /up is the health check. */
+const echo = `
+const http = require('http')
+const serve = (port, what) => http.createServer((req, res) => {
+  if (req.url === '/up') return res.end('ok')
+  if (req.url === '/admin-through' && process.env.ECHO_ADMIN_ADDR) {
+    return http.get('http://' + process.env.ECHO_ADMIN_ADDR + '/', (r) => { let b = ''; r.on('data', (d) => { b += d }); r.on('end', () => res.end(b)) }).on('error', (e) => { res.statusCode = 502; res.end(String(e)) })
+  }
+  res.end(what + ' ' + process.env.ORIGIN_INSTANCE + ' xff=' + (req.headers['x-forwarded-for'] || ''))
+}).listen(Number(port), process.env.ORIGIN_HOST)
+serve(process.env.PORT_MAIN || process.env.PORT, 'main')
+if (process.env.PORT_ADMIN) serve(process.env.PORT_ADMIN, 'admin')
+process.on('SIGTERM', () => process.exit(0))
+`
+
+test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-For, answers 503 in words with none ready; a named port is reached with uses "svc:port"', async (t) => {
+  const s = await specDirCluster(t)
+  const image = { specDir: s.dir }
+  await s.c.start({ name: 'a', image })
+  await s.c.start({ name: 'b', image })
+  await s.c.waitForView({ a: 'alive', b: 'alive' })
+  await chmod(s.dir, 0o755)
+  await writeFile(join(s.dir, 'echo.js'), echo, { mode: 0o644 })
+  const port = await freePort()
+  const sickPort = await freePort()
+  const run = { command: 'node', args: [join(s.dir, 'echo.js')] }
+  await s.write('services/echo.json', {
+    run, placement: { kind: 'replicas', count: 2 }, ports: { main: {}, admin: {} },
+    publish: { port, http: true }, health: { http: { path: '/up' }, intervalMs: 200 }, stopGraceMs: 1000
+  })
+  await s.write('services/sick.json', {
+    run, placement: { kind: 'singleton' }, publish: { port: sickPort, http: true },
+    health: { http: { path: '/nope' }, intervalMs: 200 }, stopGraceMs: 1000
+  })
+  await s.write('services/caller.json', { run, placement: { kind: 'every' }, uses: ['echo:admin'], health: { http: { path: '/up' }, intervalMs: 200 }, stopGraceMs: 1000 })
+  await s.waitInstances('a', 'echo', 2)
+  const seen = new Set<string>()
+  await waitFor(async () => {
+    for (const n of ['a', 'b']) {
+      const r = await get(`http://${hostOf(s.c.node(n).address)}:${port}/`)
+      if (r.status !== 200) t.log(r.body)
+      t.is(r.status, 200)
+      const m = /^main (echo-\d) xff=(.*)$/.exec(r.body)
+      t.truthy(m, r.body)
+      t.regex(m?.[2] ?? '', /^127\./, 'X-Forwarded-For names the client')
+      seen.add(m?.[1] ?? '')
+    }
+    return seen.size === 2
+  }, { what: 'requests to reach both replicas' })
+  const sick = await waitFor(async () => { const r = await get(`http://${hostOf(s.c.node('b').address)}:${sickPort}/`); return r.status === 503 ? r : undefined }, { what: 'a 503 from the sick service' })
+  t.is(sick.body.trim(), 'sick has no ready instance right now; try again in a moment')
+  // uses "echo:admin": ECHO_ADMIN_ADDR reaches the admin port of a ready echo.
+  const [caller] = await s.waitInstances('a', 'caller', 2).then((r) => r.filter((i) => i.node === 'a'))
+  const r = await waitFor(async () => { const x = await get(`http://${caller.address ?? ''}/admin-through`); return x.status === 200 ? x : undefined }, { what: 'caller to reach echo admin' })
+  t.regex(r.body, /^admin echo-\d xff=$/)
+})

@@ -1,8 +1,7 @@
 /**
  * Pure: which instances a forwarded connection may go to, and which one it goes to.
  * Ready instances only, on members alive or suspect; this node's own first, then the one
- * with the fewest connections open through this node (ties by instance id, so the choice
- * is stable).
+ * with the fewest connections open through this node, taking turns among equals.
  */
 import type { MemberTable } from '../membership/types'
 import { serviceOfInstance as serviceOf } from '../scheduler'
@@ -27,12 +26,17 @@ export function readyTargets (table: MemberTable, service: string): Target[] {
   return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))
 }
 
-export function choose (targets: Target[], self: string, open: (instance: string) => number, preferLocal = true): Target | undefined {
-  let best: Target | undefined
+/**
+ * The target for a new connection: this node's own first (unless `preferLocal` is false),
+ * then the fewest open connections; among equals the `turn`-th (a counter the caller
+ * raises), so short connections still take turns.
+ */
+export function choose (targets: Target[], self: string, open: (instance: string) => number, preferLocal = true, turn = 0): Target | undefined {
+  let best: Target[] = []
   let bestKey: [number, number] | undefined
   for (const t of targets) {
     const key: [number, number] = [preferLocal && t.node === self ? 0 : 1, open(t.instance)]
-    if (bestKey === undefined || key[0] < bestKey[0] || (key[0] === bestKey[0] && key[1] < bestKey[1])) { best = t; bestKey = key }
+    if (bestKey === undefined || key[0] < bestKey[0] || (key[0] === bestKey[0] && key[1] < bestKey[1])) { best = [t]; bestKey = key } else if (key[0] === bestKey[0] && key[1] === bestKey[1]) best.push(t)
   }
-  return best
+  return best.length === 0 ? undefined : best[turn % best.length]
 }

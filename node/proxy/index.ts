@@ -9,7 +9,9 @@
  *   connect: the client socket's uid (procfs) must be the node's or one of its instances'.
  * - `publish`: the nodes a service publishes on listen on their advertised host at that
  *   port and forward to ready instances anywhere (fewest connections). A port that cannot
- *   be listened on is reported in words (`published()` and the log), not a crash.
+ *   be listened on is reported in words (`published()` and the log), not a crash. With
+ *   `http: true` each request is forwarded with `X-Forwarded-For` (http.ts), and a 503
+ *   says so when no instance is ready.
  * - When a target instance is no longer ready (stopped, moved, its node dead), the
  *   connections forwarded to it are closed; new ones go to a ready one.
  *
@@ -34,6 +36,7 @@ import type { Transport } from '../transport'
 import { openStream, streamServer, type StreamIdentity, type StreamServer } from '../transport/stream'
 import { choose, readyTargets, type Target } from './choose'
 import { Connections, join } from './forward'
+import { httpPublisher } from './http'
 import { parseUse, useEnv, type Use } from './names'
 import { loopbackPeerUid } from './peercred'
 
@@ -97,6 +100,7 @@ class NodeProxy implements Proxy {
   private running = false
   private allowedUids = new Set<number>()
   private uidsAt = 0
+  private turn = 0
   private readonly onChange = (): void => { this.sweep(); this.reconcilePublished() }
 
   constructor (private readonly init: ProxyInit, private readonly c: ProxyComponents) {
@@ -170,17 +174,19 @@ class NodeProxy implements Proxy {
     return await p
   }
 
-  /** Only this node's own instances (and the node's own user) may use the loopback listeners. */
+  /**
+   * Only this node's own instances (and the node's own user) may use the loopback listeners.
+   * The check (procfs, milliseconds on a busy host) runs while the upstream connection opens.
+   */
   private async acceptUse (use: Use, socket: Socket, server: Server): Promise<void> {
     socket.on('error', () => {})
     const serverPort = (server.address() as AddressInfo).port
-    const uid = await loopbackPeerUid(socket.remotePort ?? 0, serverPort)
-    if (uid !== undefined && !(await this.isOwnUid(uid))) {
+    const allowed = loopbackPeerUid(socket.remotePort ?? 0, serverPort).then(async (uid) => {
+      if (uid === undefined || await this.isOwnUid(uid)) return true
       this.c.log.warn(`uses ${use.key}: refused a connection from uid ${uid} (not this node's nor one of its instances')`)
-      socket.destroy()
-      return
-    }
-    await this.forward(use.service, use.port, socket, `uses ${use.key}`, true)
+      return false
+    })
+    await this.forward(use.service, use.port, socket, `uses ${use.key}`, true, allowed)
   }
 
   private async isOwnUid (uid: number): Promise<boolean> {
@@ -196,9 +202,12 @@ class NodeProxy implements Proxy {
   }
 
   /** Forward `client` to a ready instance of `service` (port `portName`, default its first). */
-  private async forward (service: string, portName: string | undefined, client: Socket, what: string, preferLocal: boolean): Promise<void> {
+  private async forward (service: string, portName: string | undefined, client: Socket, what: string, preferLocal: boolean, allowed: Promise<boolean> = Promise.resolve(true)): Promise<void> {
     client.pause()
+    let ok = true
+    allowed.then((yes) => { ok = yes; if (!yes) client.destroy() }, () => {})
     const target = await this.waitForTarget(service, preferLocal)
+    if (!ok) return
     if (target === undefined) {
       this.c.log.warn(`${what}: no ready instance of ${service} within ${this.init.waitForReadyMs ?? 5000} ms; closing the connection`)
       client.destroy()
@@ -206,10 +215,8 @@ class NodeProxy implements Proxy {
     }
     this.conns.add(target.instance, client)
     try {
-      const upstream = target.node === this.c.membership.id
-        ? await this.connectLocal(target.instance, portName)
-        : await this.connectRemote(target, portName)
-      if (client.destroyed) { upstream.destroy(); return }
+      const upstream = await this.connectTo(target, portName)
+      if (!(await allowed) || !ok || client.destroyed) { upstream.destroy(); return }
       join(client, upstream)
       client.resume()
     } catch (err) {
@@ -219,7 +226,7 @@ class NodeProxy implements Proxy {
   }
 
   private async waitForTarget (service: string, preferLocal: boolean): Promise<Target | undefined> {
-    const pick = (): Target | undefined => choose(readyTargets(this.c.membership.table(), service), this.c.membership.id, (i) => this.conns.count(i), preferLocal)
+    const pick = (): Target | undefined => choose(readyTargets(this.c.membership.table(), service), this.c.membership.id, (i) => this.conns.count(i), preferLocal, this.turn++)
     const now = pick()
     if (now !== undefined) return now
     return await new Promise((resolve) => {
@@ -228,6 +235,10 @@ class NodeProxy implements Proxy {
       const done = (): void => { clearTimeout(timer); this.c.membership.events.off('change', onChange) }
       this.c.membership.events.on('change', onChange)
     })
+  }
+
+  private async connectTo (target: Target, portName: string | undefined): Promise<Socket> {
+    return target.node === this.c.membership.id ? await this.connectLocal(target.instance, portName) : await this.connectRemote(target, portName)
   }
 
   /** A TCP connection to a ready instance on this node, at its named port. */
@@ -305,7 +316,7 @@ class NodeProxy implements Proxy {
     }
     for (const [port, l] of this.publishes) {
       const w = want.get(port)
-      if (w !== undefined && w.service === l.service) { l.spec = w.spec; continue }
+      if (w !== undefined && w.service === l.service && w.spec.http === l.spec.http) { l.spec = w.spec; continue }
       this.publishes.delete(port)
       l.server?.close()
       this.c.log.info(`publish: no longer listening on port ${port} for ${l.service}`)
@@ -315,10 +326,22 @@ class NodeProxy implements Proxy {
       const host = hostOf(this.c.membership.address)
       const l: PublishListener = { service: w.service, spec: w.spec, state: 'opening' }
       this.publishes.set(port, l)
-      const server = net.createServer((socket) => {
-        socket.on('error', () => {})
-        void this.forward(l.service, l.spec.target, socket, `publish ${port}`, false)
-      })
+      const server = w.spec.http === true
+        ? httpPublisher({
+          service: w.service,
+          warn: (line) => this.c.log.warn(`publish ${port}: ${line}`),
+          open: async () => {
+            const target = choose(readyTargets(this.c.membership.table(), l.service), this.c.membership.id, (i) => this.conns.count(i), false, this.turn++)
+            if (target === undefined) return undefined
+            const socket = await this.connectTo(target, l.spec.target)
+            this.conns.add(target.instance, socket)
+            return { instance: target.instance, socket }
+          }
+        })
+        : net.createServer((socket) => {
+          socket.on('error', () => {})
+          void this.forward(l.service, l.spec.target, socket, `publish ${port}`, false)
+        })
       listen(server, port, host).then(() => {
         if (this.publishes.get(port) !== l) { server.close(); return }
         l.server = server

@@ -16,12 +16,11 @@ export async function loopbackPeerUid (clientPort: number, serverPort: number): 
 
 /** Pure: the uid column of the line with local port `clientPort` and remote port `serverPort`. */
 export function uidIn (procNetTcp: string, clientPort: number, serverPort: number): number | undefined {
-  const local = `:${clientPort.toString(16).toUpperCase().padStart(4, '0')}`
-  const remote = `:${serverPort.toString(16).toUpperCase().padStart(4, '0')}`
-  for (const line of procNetTcp.split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/)
-    if (f.length < 8) continue
-    if (f[1].endsWith(local) && f[2].endsWith(remote)) return Number(f[7])
-  }
-  return undefined
+  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0')
+  // Found by string search, not by splitting every line: a busy host has thousands.
+  const needle = new RegExp(`^\\s*\\d+: [0-9A-F]+:${hex(clientPort)} [0-9A-F]+:${hex(serverPort)} .*$`, 'm')
+  const line = needle.exec(procNetTcp)?.[0]
+  if (line === undefined) return undefined
+  const f = line.trim().split(/\s+/)
+  return f.length >= 8 ? Number(f[7]) : undefined
 }

@@ -227,7 +227,8 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
           ],
           nullable: true
         } as any,
-        target: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', nullable: true }
+        target: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', nullable: true },
+        http: { type: 'boolean', nullable: true }
       }
     }
   }

@@ -118,6 +118,11 @@ export interface PublishSpec {
   on?: 'every' | 'hubs' | Record<string, string>
   /** The named port of the service to reach. @default its first */
   target?: string
+  /**
+   * HTTP mode: requests are forwarded one by one with `X-Forwarded-For`, and answered 503
+   * (with `Retry-After`) when no instance is ready. @default false (plain TCP)
+   */
+  http?: boolean
 }
 
 export type BindKind = 'node' | 'loopback' | 'any'

@@ -30,9 +30,10 @@ test('proxy: only ready instances on live members are targets; local first, then
   t.deepEqual(readyTargets(table, 'redis'), [])
   const open: Record<string, number> = { 'web-0': 5, 'web-1': 2, 'web-3': 1, 'web@b': 1 }
   t.is(choose(readyTargets(table, 'web'), 'a', (i) => open[i] ?? 0)?.instance, 'web-0', 'local first, however busy')
-  t.is(choose(readyTargets(table, 'web'), 'a', (i) => open[i] ?? 0, false)?.instance, 'web-3', 'fewest connections, ties by id')
+  t.is(choose(readyTargets(table, 'web'), 'a', (i) => open[i] ?? 0, false)?.instance, 'web-3', 'fewest connections')
   t.is(choose(readyTargets(table, 'web'), 'z', (i) => open[i] ?? 0)?.instance, 'web-3')
   t.is(choose([], 'a', () => 0), undefined)
+  t.deepEqual([0, 1, 2, 3].map((turn) => choose(readyTargets(table, 'web'), 'a', () => 0, false, turn)?.instance), ['web-0', 'web-1', 'web-3', 'web@b'], 'equals take turns')
 })
 
 test('proxy: the uid of a loopback client socket is read from /proc/net/tcp', (t) => {
