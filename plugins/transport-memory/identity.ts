@@ -10,6 +10,9 @@ import type { ClaimedPeer } from '../../node/transport/peer'
 
 export interface Certified {
   claimed: Omit<ClaimedPeer, 'remote'>
+  /** Validity, in ms since the epoch. */
+  notBefore: number
+  notAfter: number
   /** Why TLS would refuse this certificate, if it would; `kind` as in the refusal log. */
   refusal?: { message: string, kind: string }
 }
@@ -29,22 +32,25 @@ export function certified (identity: { ca: string, cert: string }, now = Date.no
   const key = identity.ca + identity.cert
   let c = seen.get(key)
   if (c === undefined) {
-    c = verify(identity, now)
+    c = verify(identity)
     if (seen.size > 1000) seen.clear()
     seen.set(key, c)
   }
+  // The signature is checked once; the dates at every connection, as TLS does.
+  const name = c.claimed.name
+  if (c.refusal === undefined && c.notAfter < now) return { ...c, refusal: { message: `certificate "${name}" refused: certificate has expired`, kind: 'expired' } }
+  if (c.refusal === undefined && c.notBefore > now) return { ...c, refusal: { message: `certificate "${name}" refused: certificate is not yet valid`, kind: 'not yet valid' } }
   return c
 }
 
-function verify (identity: { ca: string, cert: string }, now: number): Certified {
+function verify (identity: { ca: string, cert: string }): Certified {
   const cert = new X509Certificate(identity.cert)
   const ca = new X509Certificate(identity.ca)
   const name = fieldOf(cert.subject, 'CN') ?? '?'
   const claimed = { role: fieldOf(cert.subject, 'OU'), cluster: fieldOf(cert.subject, 'O'), name, serial: cert.serialNumber }
-  if (!cert.verify(ca.publicKey)) return { claimed, refusal: { message: `certificate "${name}" refused: not signed by this cluster's CA`, kind: 'another CA' } }
-  if (Date.parse(cert.validTo) < now) return { claimed, refusal: { message: `certificate "${name}" refused: certificate has expired`, kind: 'expired' } }
-  if (Date.parse(cert.validFrom) > now) return { claimed, refusal: { message: `certificate "${name}" refused: certificate is not yet valid`, kind: 'not yet valid' } }
-  return { claimed }
+  const dates = { notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo) }
+  if (!cert.verify(ca.publicKey)) return { claimed, ...dates, refusal: { message: `certificate "${name}" refused: not signed by this cluster's CA`, kind: 'another CA' } }
+  return { claimed, ...dates }
 }
 
 /** A refusal as the error peerOf would throw. */

@@ -35,6 +35,7 @@ type Identity = TransportComponents['identity']
 /** The in-process network the nodes of one test share. */
 export class MemoryNetwork {
   private readonly listeners = new Map<string, MemoryTransport>()
+  private readonly cut = new Set<string>()
   private nextPort = 40000
 
   /** A transport factory on this network, of the same shape as `webSocketTransport`. */
@@ -42,6 +43,17 @@ export class MemoryNetwork {
 
   /** Addresses listening now. */
   get addresses (): string[] { return [...this.listeners.keys()] }
+
+  /**
+   * Cut `address` off the network, as a pulled cable: its connections drop at once (both
+   * ends see code 1006) and dials to or from it fail until `reconnect`.
+   */
+  disconnect (address: string): void {
+    this.cut.add(address)
+    this.listeners.get(address)?.dropAll()
+  }
+
+  reconnect (address: string): void { this.cut.delete(address) }
 
   /** A client connection from outside any node (what `connectTo` is for the REPL). */
   async connect (address: string, identity: Identity, opts: Partial<Omit<TransportInit, 'listen'>> & { from?: string, log?: Logger } = {}): Promise<Connection> {
@@ -62,8 +74,11 @@ export class MemoryNetwork {
   unbind (address: string): void { this.listeners.delete(address) }
 
   /** @internal Open a connection: each end checks the other's certificate as mutual TLS and peerOf would. */
-  async dial (address: string, from: { identity: Identity, router: Router, opts: Omit<TransportConfig, 'listen'>, log: Logger, revoked: ReadonlySet<string>, host: string }): Promise<RpcConnection> {
+  async dial (address: string, from: { identity: Identity, router: Router, opts: Omit<TransportConfig, 'listen'>, log: Logger, revoked: ReadonlySet<string>, host: string, address?: string }): Promise<RpcConnection> {
     await new Promise((resolve) => setImmediate(resolve))
+    if (this.cut.has(address) || (from.address !== undefined && this.cut.has(from.address))) {
+      throw new OriginError('E_UNREACHABLE', `cannot connect to ${address}: connection timed out (network cut)`, { address })
+    }
     const server = this.listeners.get(address)
     if (server === undefined) throw new OriginError('E_UNREACHABLE', `cannot connect to ${address}: connection refused (nothing listening)`, { address })
     const remote = `${from.host}:${this.nextPort++}`
@@ -131,7 +146,7 @@ class MemoryTransport implements Transport {
 
   async connect (address: string): Promise<Connection> {
     if (this.bound === '') throw new OriginError('E_CLOSED', 'this transport is not started')
-    const conn = await this.net.dial(address, { identity: this.c.identity, router: this.router, opts: this.opts, log: this.c.log, revoked: this.revoked, host: splitAddress(this.bound).host })
+    const conn = await this.net.dial(address, { identity: this.c.identity, router: this.router, opts: this.opts, log: this.c.log, revoked: this.revoked, host: splitAddress(this.bound).host, address: this.bound })
     return this.track(conn)
   }
 
@@ -146,6 +161,9 @@ class MemoryTransport implements Transport {
       }
     }
   }
+
+  /** @internal Drop every connection at once (the network was cut). */
+  dropAll (): void { for (const conn of this.connections) conn.terminate() }
 
   /** @internal The peer a client with `identity` is, or why it is refused (logged here). */
   admit (identity: Identity, remote: string): Peer | OriginError {
