@@ -74,7 +74,7 @@ export class Cluster {
   /** Each follow in progress, by the function that stops it. */
   readonly #follows = new Set<() => Promise<void>>()
   /** The live lines' poller, while the session shows them. */
-  #live?: { timer: NodeJS.Timeout, quiet: boolean }
+  #live?: { timer: NodeJS.Timeout, quiet: boolean, from: number }
 
   constructor (link: Link, as: string) {
     this.#link = link
@@ -367,26 +367,27 @@ export class Cluster {
   #startLive (everyMs = 2000): void {
     if (this.#live !== undefined) return
     const lines = new LiveLines()
-    let from = Date.now()
     let busy = false
     const tick = async (): Promise<void> => {
       if (busy || this.#live?.quiet !== false || !this.#link.isOpen) return
       busy = true
       try {
-        const v = await this.#link.call<EventsView>('cluster.events', { since: from, kinds: ['spec-applied', 'spec-rejected', 'rollout', 'instance'] }, { timeoutMs: 10_000 })
-        if (v.events.length > 0) from = v.events.at(-1)!.at
-        if (this.#live?.quiet === false) for (const l of lines.lines(v.events)) this.#screen.note(l)
+        const live = this.#live
+        const v = await this.#link.call<EventsView>('cluster.events', { since: live.from, kinds: ['spec-applied', 'spec-rejected', 'rollout', 'instance'] }, { timeoutMs: 10_000 })
+        if (v.events.length > 0) live.from = Math.max(live.from, v.events.at(-1)!.at)
+        if (!live.quiet) for (const l of lines.lines(v.events)) this.#screen.note(l)
       } catch { /* reconnecting: the next tick asks again */ } finally { busy = false }
     }
     const timer = setInterval(() => { void tick() }, everyMs)
     timer.unref()
-    this.#live = { timer, quiet: false }
+    this.#live = { timer, quiet: false, from: Date.now() }
   }
 
   /** Switch the live lines (spec applied/rejected, rollout steps) off, or on again. */
   quiet (on?: boolean): string {
     if (this.#live === undefined) return 'no live lines here (only the interactive REPL prints them)'
     this.#live.quiet = on ?? !this.#live.quiet
+    this.#live.from = Date.now() // what happened while quiet stays in cluster.events()
     return this.#live.quiet ? 'quiet: spec and rollout lines are no longer printed (cluster.quiet() again to see them)' : 'spec applied/rejected and rollout steps are printed as they happen'
   }
 

@@ -5,6 +5,9 @@
  * the journals, says what `cluster.services()` and `cluster.nodes()` said at that moment.
  */
 import test from 'ava'
+import { execFile, execFileSync } from 'node:child_process'
+import { promisify } from 'node:util'
+import { cliPath } from '../node/launch'
 import type { JournalEvent } from '../node/journal'
 import type { StateAt } from '../repl/journal'
 import { specDirCluster } from './helpers/spec-dir'
@@ -40,7 +43,7 @@ test.serial('journal: a push and a kill are in the merged events, ordered, with 
   }, { what: 'web on its new version everywhere', timeoutMs: 30_000 }))
   // The kill: web on b dies; the node restarts it.
   const onB = (await s.instances('a', 'web', 'ready')).find((i) => i.node === 'b')!
-  await fetch(`http://${onB.address!}/die`).then(async (r) => await r.text())
+  await waitFor(async () => await fetch(`http://${onB.address!}/die`).then(async (r) => await r.text()), { what: `web on b to answer /die at ${onB.address!}` })
   await s.c.explainFailure(async () => await waitFor(async () => {
     const i = (await s.instances('a', 'web', 'ready')).find((x) => x.node === 'b')
     return (i?.restarts ?? 0) >= 1 ? i : undefined
@@ -128,4 +131,52 @@ test.serial('journal: survives a node restart; state() names every member and se
   t.regex(text, /^phase: running/m)
   t.regex(text, /^recent events \(\d+\):/m)
   t.log(text)
+})
+
+const run = promisify(execFile)
+const has = (cmd: string): boolean => { try { execFileSync('sh', ['-c', `command -v ${cmd}`]); return true } catch { return false } }
+const inTmux = has('tmux') ? test.serial : test.serial.skip
+
+/** A tmux server of our own running `command`; what the screen shows. */
+async function terminal (command: string): Promise<{ line: (text: string) => Promise<void>, screen: () => Promise<string>, close: () => Promise<void> }> {
+  const socket = `origin-journal-${process.pid}-${Math.random().toString(36).slice(2)}`
+  const tmux = async (...args: string[]): Promise<string> => (await run('tmux', ['-L', socket, ...args])).stdout
+  await tmux('new-session', '-d', '-s', 's', '-x', '200', '-y', '50', command)
+  return {
+    line: async (text) => { await tmux('send-keys', '-t', 's', '-l', text); await tmux('send-keys', '-t', 's', 'Enter') },
+    screen: async () => await tmux('capture-pane', '-p', '-t', 's'),
+    close: async () => { await tmux('kill-server').catch(() => {}) }
+  }
+}
+
+inTmux('journal: while the REPL is open, a push prints spec applied and rollout lines above the prompt; cluster.quiet() stops them', async (t) => {
+  const s = await specDirCluster(t)
+  await s.write('services/web.json', web('hi'))
+  await s.c.start({ name: 'a', image: { specDir: s.dir }, logLevel: 'info' })
+  await s.c.waitForView({ a: 'alive' })
+  await s.c.explainFailure(async () => await s.waitInstances('a', 'web', 1))
+  const term = await terminal(`env TERM=xterm-256color XDG_CONFIG_HOME=${s.c.dir}/config ${process.execPath} ${cliPath} repl --keys ${s.c.keys} --as op --connect ${s.c.node('a').address}; sleep 600`)
+  t.teardown(async () => { await term.close() })
+  const waitScreen = async (ok: (screen: string) => boolean, what: string): Promise<string> => {
+    let last = ''
+    try {
+      return await waitFor(async () => { last = await term.screen(); return ok(last) ? last : undefined }, { what, timeoutMs: 20_000 })
+    } catch (err) { throw new Error(`${(err as Error).message}\n--- screen ---\n${last}`) }
+  }
+  await waitScreen((x) => /^a>$/m.test(x), 'the prompt')
+  await s.write('services/web.json', web('hello'))
+  const shown = await waitScreen((x) => /\[.*a\] spec applied: dir:/.test(x) && /\[.*a\] web@a ready at .*version/.test(x) && /^a>$/m.test(x), 'the live lines and the prompt under them')
+  t.regex(shown, /spec applied[\s\S]*web@a ready[\s\S]*\na>$/m, 'the prompt stays below the lines')
+  await term.line('cluster.quiet()')
+  await waitScreen((x) => x.includes('quiet: spec and rollout lines are no longer printed'), 'quiet to answer')
+  const client = await s.c.client('a')
+  const appliedVersions = async (): Promise<string[]> => (await client.events({ since: '10m' }))!.flatMap((e) => e.kind === 'spec-applied' ? [e.version] : [])
+  await s.write('services/web.json', web('bonjour'))
+  const whileQuiet = (await waitFor(async () => { const v = await appliedVersions(); return v.length === 3 ? v : undefined }, { what: 'the push made while quiet to be applied' }))[2]!
+  await term.line('cluster.quiet()')
+  await waitScreen((x) => x.includes('spec applied/rejected and rollout steps are printed as they happen'), 'quiet to switch off')
+  await s.write('services/web.json', web('salut'))
+  const after = (await waitFor(async () => { const v = await appliedVersions(); return v.length === 4 ? v : undefined }, { what: 'the next push to be applied' }))[3]!
+  const last = await waitScreen((x) => x.includes(`spec applied: ${after}`), 'the line for the push after quiet was switched off')
+  t.false(last.includes(whileQuiet), 'nothing was printed for the push made while quiet')
 })
