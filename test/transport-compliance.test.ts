@@ -13,7 +13,10 @@ import { OriginError } from '../node/errors'
 import { loadIdentity, type Identity } from '../node/keys'
 import { silentLogger } from '../node/log'
 import { connectTo, webSocketTransport, type CallContext, type Connection, type Method, type Transport, type TransportInit } from '../node/transport'
+import type { FrameChannel } from '../node/transport/channel'
+import { decodeFrame, encodeFrame, type Frame } from '../node/transport/frames'
 import { memoryNetwork } from '../plugins/transport-memory'
+import WebSocket from 'ws'
 import { makeKeys } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
 
@@ -43,9 +46,13 @@ interface Harness {
   transport (t: ExecutionContext, init?: Partial<TransportInit>, identity?: Wire): Promise<Transport>
   /** A client connection with `identity` (an operator's), as the REPL opens one. */
   client (address: string, identity: Wire): Promise<Connection>
+  /** A bare connection with the node certificate, to send bytes no RpcConnection would. */
+  raw (t: ExecutionContext, address: string): Promise<Raw>
   /** An address nothing listens on. */
   nowhere: string
 }
+
+interface Raw { send (bytes: Buffer, binary?: boolean): void, frames: Frame[], closed: Promise<number> }
 
 function websockets (): Harness {
   return {
@@ -57,6 +64,16 @@ function websockets (): Harness {
       return tr
     },
     client: async (address, identity) => await connectTo(address, identity),
+    raw: async (t, address) => {
+      const ws = new WebSocket(`wss://${address}/origin/v1`, { ca: node.ca, cert: node.cert, key: node.key, checkServerIdentity: () => undefined } as unknown as WebSocket.ClientOptions)
+      const frames: Frame[] = []
+      ws.on('message', (data) => frames.push(decodeFrame(data as Buffer, 1 << 20)))
+      ws.on('error', () => {})
+      const closed = new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)))
+      await once(ws, 'open')
+      t.teardown(() => { ws.terminate() })
+      return { send: (bytes, binary = true) => ws.send(bytes, { binary }), frames, closed }
+    },
     nowhere: '127.0.0.1:1'
   }
 }
@@ -73,6 +90,13 @@ function memory (): Harness {
       return tr
     },
     client: async (address, identity) => await net.connect(address, identity),
+    raw: async (t, address) => {
+      const channel = await net.rawConnect(address, node) as FrameChannel & { send (bytes: Buffer, binary?: boolean): void }
+      const frames: Frame[] = []
+      const closed = new Promise<number>((resolve) => channel.listen({ frame: (bytes) => frames.push(decodeFrame(bytes, 1 << 20)), close: (c) => resolve(c), error: () => {} }))
+      t.teardown(() => { channel.terminate() })
+      return { send: (bytes, binary = true) => channel.send(bytes, binary), frames, closed }
+    },
     nowhere: 'mem-nowhere:7400'
   }
 }
@@ -237,6 +261,27 @@ const cases: Array<[string, (h: Harness, t: ExecutionContext) => Promise<void>]>
     await conn.closed
     t.false(conn.isOpen)
     await t.throwsAsync(h.client(server.address, op))
+  }],
+  ['a frame that is not msgpack, breaks the frame schema or is text closes that connection after saying why; others go on', async (h, t) => {
+    const { server, conn } = await pair(h, t, [echo])
+    for (const [bytes, binary] of [[Buffer.from([0xc1, 0x00]), true], [encodeFrame({ t: 'bogus', id: 1 } as unknown as Frame), true], [Buffer.from('hello'), false]] as Array<[Buffer, boolean]>) {
+      const raw = await h.raw(t, server.address)
+      raw.send(bytes, binary)
+      t.is(await raw.closed, 1002)
+      t.like(raw.frames[0], { t: 'err', id: 0, e: { code: 'E_FRAME_INVALID' } })
+    }
+    const raw = await h.raw(t, server.address)
+    raw.send(encodeFrame({ t: 'req', id: 5, m: 'test.echo', p: 'raw' }))
+    await waitFor(() => raw.frames.length > 0, { what: 'an answer to a raw request' })
+    t.like(raw.frames[0], { t: 'res', id: 5, v: { got: 'raw', from: 'node' } })
+    t.deepEqual(await conn.call('test.echo', 'still here'), { got: 'still here', from: 'node' })
+  }],
+  ['a message over maxFrameBytes closes that connection with 1009 before RPC sees it', async (h, t) => {
+    const { server, conn } = await pair(h, t, [echo], { maxFrameBytes: 65_536 })
+    const raw = await h.raw(t, server.address)
+    raw.send(encodeFrame({ t: 'req', id: 1, m: 'test.echo', p: 'x'.repeat(70_000) }))
+    t.is(await raw.closed, 1009)
+    t.deepEqual(await conn.call('test.echo', 'ok'), { got: 'ok', from: 'node' })
   }],
   ['stop closes every connection, is idempotent, and frees the address', async (h, t) => {
     const { server, conn } = await pair(h, t, [echo])

@@ -11,6 +11,8 @@ type Item = { bytes: Buffer, binary: boolean } | { code: number, reason: string 
 
 export class MemoryEnd implements FrameChannel {
   other!: MemoryEnd
+  /** Largest message this end accepts; a bigger one closes with 1009, as ws's maxPayload does. */
+  maxPayload = Infinity
   /** Frames queued by nothing: the other end takes them at once. */
   readonly bufferedAmount = 0
   private events?: ChannelEvents
@@ -76,7 +78,13 @@ export class MemoryEnd implements FrameChannel {
     for (let item = this.inbox.shift(); item !== undefined; item = this.inbox.shift()) {
       if (this.state === 'closed') return
       if ('bytes' in item) {
-        if (this.state === 'open') events.frame(item.bytes, item.binary)
+        if (this.state !== 'open') continue
+        if (item.bytes.length > this.maxPayload) {
+          events.error(new RangeError('Max payload size exceeded'))
+          this.close(1009, '')
+          continue
+        }
+        events.frame(item.bytes, item.binary)
         continue
       }
       // A close: answer it (as the websocket closing handshake does), then report it.

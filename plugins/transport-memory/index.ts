@@ -25,7 +25,9 @@ import { splitAddress } from '../../node/transport/dial'
 import type { TransportComponents } from '../../node/transport'
 import { checkPeer } from '../../node/transport/peer'
 import { ConnectionPool } from '../../node/transport/pool'
+import { RefusalLog } from '../../node/transport/refusals'
 import { RpcConnection, Router } from '../../node/transport/rpc'
+import type { FrameChannel } from '../../node/transport/channel'
 import type { Connection, HttpHandler, Method, Peer, Transport } from '../../node/transport/types'
 import { MemoryEnd } from './channel'
 import { certified, refused } from './identity'
@@ -58,7 +60,17 @@ export class MemoryNetwork {
   /** A client connection from outside any node (what `connectTo` is for the REPL). */
   async connect (address: string, identity: Identity, opts: Partial<Omit<TransportInit, 'listen'>> & { from?: string, log?: Logger } = {}): Promise<Connection> {
     const { from, log, ...init } = opts
-    return await this.dial(address, { identity, router: new Router(), opts: clientConfig(init), log: log ?? silentLogger, revoked: new Set(), host: from ?? 'mem-client' })
+    return await this.dial(address, { identity, router: new Router(), opts: clientConfig(init), log: log ?? silentLogger, revoked: new Set(), host: from ?? 'mem-client' }) as RpcConnection
+  }
+
+  /**
+   * A bare frame channel to `address` as a node with `identity`, with no RPC on this end:
+   * for tests that send bytes no RpcConnection would.
+   */
+  async rawConnect (address: string, identity: Identity): Promise<FrameChannel> {
+    let channel: FrameChannel | undefined
+    await this.dial(address, { identity, router: new Router(), opts: clientConfig({}), log: silentLogger, revoked: new Set(), host: 'mem-raw', raw: (end) => { channel = end } })
+    return channel as FrameChannel
   }
 
   /** @internal */
@@ -74,7 +86,7 @@ export class MemoryNetwork {
   unbind (address: string): void { this.listeners.delete(address) }
 
   /** @internal Open a connection: each end checks the other's certificate as mutual TLS and peerOf would. */
-  async dial (address: string, from: { identity: Identity, router: Router, opts: Omit<TransportConfig, 'listen'>, log: Logger, revoked: ReadonlySet<string>, host: string, address?: string }): Promise<RpcConnection> {
+  async dial (address: string, from: { identity: Identity, router: Router, opts: Omit<TransportConfig, 'listen'>, log: Logger, revoked: ReadonlySet<string>, host: string, address?: string, raw?: (end: MemoryEnd) => void }): Promise<RpcConnection | undefined> {
     await new Promise((resolve) => setImmediate(resolve))
     if (this.cut.has(address) || (from.address !== undefined && this.cut.has(from.address))) {
       throw new OriginError('E_UNREACHABLE', `cannot connect to ${address}: connection timed out (network cut)`, { address })
@@ -95,7 +107,10 @@ export class MemoryNetwork {
       throw new OriginError('E_UNREACHABLE', `refused ${address}: ${(err as Error).message}`, { address })
     }
     const [clientEnd, serverEnd] = MemoryEnd.pair(serverPeer, clientPeer)
+    clientEnd.maxPayload = from.opts.maxFrameBytes
+    serverEnd.maxPayload = server.maxFrameBytes
     server.accept(serverEnd)
+    if (from.raw !== undefined) { from.raw(clientEnd); return undefined }
     return new RpcConnection(clientEnd, from.router, from.opts, from.log)
   }
 }
@@ -115,15 +130,18 @@ class MemoryTransport implements Transport {
   private readonly connections = new Set<RpcConnection>()
   private readonly pool = new ConnectionPool(async (address) => await this.connect(address))
   private readonly opts: TransportConfig
+  private readonly refusals: RefusalLog
   private revoked = new Set<string>()
   private bound = ''
 
   constructor (private readonly net: MemoryNetwork, init: TransportInit, private readonly c: TransportComponents) {
     this.opts = transportConfig(init)
+    this.refusals = new RefusalLog(c.log, this.opts.refusalLogIntervalMs)
   }
 
   get address (): string { return this.bound }
   get cert (): string { return this.c.identity.cert }
+  get maxFrameBytes (): number { return this.opts.maxFrameBytes }
 
   handle (method: Method): void { this.router.add(method) }
   route (method: string, path: string, handler: HttpHandler): void { this.routes.set(`${method.toUpperCase()} ${path}`, handler) }
@@ -139,6 +157,7 @@ class MemoryTransport implements Transport {
     this.net.unbind(this.bound)
     this.bound = ''
     this.pool.clear()
+    this.refusals.stop()
     for (const conn of this.connections) conn.close('node stopping')
     await Promise.race([Promise.all([...this.connections].map((c) => c.closed)), new Promise((resolve) => setTimeout(resolve, 500))])
     for (const conn of this.connections) conn.terminate()
@@ -147,7 +166,7 @@ class MemoryTransport implements Transport {
   async connect (address: string): Promise<Connection> {
     if (this.bound === '') throw new OriginError('E_CLOSED', 'this transport is not started')
     const conn = await this.net.dial(address, { identity: this.c.identity, router: this.router, opts: this.opts, log: this.c.log, revoked: this.revoked, host: splitAddress(this.bound).host, address: this.bound })
-    return this.track(conn)
+    return this.track(conn as RpcConnection)
   }
 
   async peer (address: string): Promise<Connection> { return await this.pool.get(address) }
@@ -173,7 +192,8 @@ class MemoryTransport implements Transport {
       return checkPeer({ ...c.claimed, remote }, this.c.identity.cluster, this.revoked)
     } catch (err) {
       const e = err as OriginError
-      this.c.log.warn(`refused a connection from ${remote}: ${e.message}`)
+      // Counted like the websocket transport's refusals: one line per kind, then summaries.
+      this.refusals.refused(typeof e.data?.kind === 'string' ? e.data.kind : 'refused', `refused a connection from ${remote}: ${e.message}`)
       return e
     }
   }
