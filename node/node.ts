@@ -19,7 +19,7 @@ import { webSocketTransport, type Transport } from './transport'
 import { spec as defaultSpec, type SpecLayer, type SpecSource } from './spec'
 import { localApi } from './api'
 import { proxy } from './proxy'
-import { journal } from './journal'
+import { journal, type Journal } from './journal'
 import { state } from './state'
 import { supervisor as defaultSupervisor, type Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
@@ -50,6 +50,7 @@ export interface RunningNode {
   hubs: Hubs
   spec: SpecLayer
   supervisor: Supervisor
+  journal: Journal
   stop (): Promise<void>
 }
 
@@ -139,6 +140,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     hubs: hubLayer,
     spec: specLayer,
     supervisor: supervisorLayer,
+    journal: journalLayer,
     stop: async () => { await system.stop(); root.info('stopped'); await nodeLog.close() }
   }
 }

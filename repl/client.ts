@@ -322,6 +322,7 @@ export class Cluster {
     const state = await this.state()
     const s = state.state as Extract<typeof state.state, { kind: 'now' }>
     const nodes = s.nodes.filter((n) => n.status === 'alive' || n.status === 'suspect').map((n) => n.id)
+    for (const n of s.nodes) if (n.status === 'dead') problems.push(`${n.id}: dead; its journal and logs stay on its disk (${n.address})`)
     const services = s.services.services.map((x) => x.name)
     const total = 3 + nodes.length * 2 + services.length
     let done = 0
@@ -359,8 +360,10 @@ export class Cluster {
         step(`logs of ${svc}`)
       }
     } finally { this.#screen = screen }
+    const report = new SaveReport(root, files, problems)
     if (this.#screen.interactive) this.#screen.write('\r\x1b[K')
-    return new SaveReport(root, files, problems)
+    else this.#screen.note(report.toString()) // with -e the result is JSON: the line goes to stderr
+    return report
   }
 
   /** Polls every node's journal for the live lines (one fan-out per tick). */
