@@ -6,6 +6,9 @@ import type { Socket } from 'node:net'
 
 /** Pipe `a` and `b` both ways; when either ends badly or closes, the other is closed too. */
 export function join (a: Socket, b: Socket): void {
+  // Bytes are passed on as they come: the ends decide how to batch, not the proxy.
+  a.setNoDelay(true)
+  b.setNoDelay(true)
   a.pipe(b)
   b.pipe(a)
   const end = (): void => { a.destroy(); b.destroy() }

@@ -33,7 +33,7 @@ import type { InstanceReport } from '../supervisor'
 import { hostOf } from '../supervisor/environment'
 import type { Usage } from '../supervisor/procfs'
 import type { Transport } from '../transport'
-import { openStream, streamServer, type StreamIdentity, type StreamServer } from '../transport/stream'
+import { StreamClient, streamServer, type StreamIdentity, type StreamServer } from '../transport/stream'
 import { choose, readyTargets, type Target } from './choose'
 import { Connections, join } from './forward'
 import { httpPublisher } from './http'
@@ -97,6 +97,7 @@ class NodeProxy implements Proxy {
   private readonly publishes = new Map<number, PublishListener>()
   private readonly streamPorts = new Map<string, Promise<number>>()
   private streams?: StreamServer
+  private readonly streamClient: StreamClient
   private running = false
   private allowedUids = new Set<number>()
   private uidsAt = 0
@@ -104,6 +105,7 @@ class NodeProxy implements Proxy {
   private readonly onChange = (): void => { this.sweep(); this.reconcilePublished() }
 
   constructor (private readonly init: ProxyInit, private readonly c: ProxyComponents) {
+    this.streamClient = new StreamClient(c.identity, { timeoutMs: init.connectTimeoutMs })
     c.transport.handle({ kind: 'unary', name: STREAM_PORT, role: 'node', handler: () => this.streams?.port ?? 0 })
   }
 
@@ -261,7 +263,7 @@ class NodeProxy implements Proxy {
     try {
       const p = await port
       if (p === 0) throw new OriginError('E_UNREACHABLE', `${target.node} does not serve streams yet`)
-      return await openStream(`${hostOf(member.address)}:${p}`, this.c.identity, { instance: target.instance, port: portName ?? null }, { timeoutMs: this.init.connectTimeoutMs })
+      return await this.streamClient.open(`${hostOf(member.address)}:${p}`, { instance: target.instance, port: portName ?? null })
     } catch (err) {
       this.streamPorts.delete(member.address) // the node may have restarted on another stream port
       throw err
