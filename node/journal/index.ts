@@ -160,18 +160,25 @@ class FileJournal implements Journal {
     return e
   }
 
+  /** Parts are read newest first, and reading stops at a part older than `since` (the live lines ask every 2 s). */
   async read (q: JournalQuery = {}): Promise<JournalEvent[]> {
-    const out: JournalEvent[] = []
-    for (const part of await logParts(this.path)) {
+    let out: JournalEvent[] = []
+    const parts = await logParts(this.path)
+    for (let i = parts.length - 1; i >= 0; i--) {
       let text: string
-      try { text = await readFile(part, 'utf8') } catch { continue } // rotated away meanwhile
+      try { text = await readFile(parts[i]!, 'utf8') } catch { continue } // rotated away meanwhile
+      const kept: JournalEvent[] = []
+      let older = false
       for (const line of text.split('\n')) {
         if (line === '') continue
         try {
           const e = JSON.parse(line) as JournalEvent
-          if (matches(e, q)) out.push(e)
+          if (q.since !== undefined && e.at < q.since) older = true
+          if (matches(e, q)) kept.push(e)
         } catch { /* a line cut by a crash: skip it */ }
       }
+      out = kept.concat(out)
+      if (older || (q.limit !== undefined && out.length >= q.limit)) break
     }
     return q.limit === undefined ? out : out.slice(-q.limit)
   }

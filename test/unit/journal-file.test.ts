@@ -57,7 +57,8 @@ test('journal: records layers\' events once per change, operators, and survives 
 test('journal: rotates like node.log and reads the parts in order', async (t) => {
   const dir = await mkdtemp(join(os.tmpdir(), 'origin-journal-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
-  const j = journal({ dataDir: dir, maxBytes: 2000, keep: 3 })(layers({ a: { status: 'alive' } }))
+  let clock = 1_000_000
+  const j = journal({ dataDir: dir, maxBytes: 2000, keep: 3 })({ ...layers({ a: { status: 'alive' } }), now: () => ++clock })
   for (let i = 0; i < 100; i++) j.record({ kind: 'operator', operator: 'op', action: 'sync', detail: String(i) })
   const parts = (await readdir(dir)).filter((n) => n.startsWith('journal.jsonl')).sort()
   t.deepEqual(parts, ['journal.jsonl', 'journal.jsonl.1', 'journal.jsonl.2', 'journal.jsonl.3'])
@@ -66,4 +67,8 @@ test('journal: rotates like node.log and reads the parts in order', async (t) =>
   const last = read.at(-1)!
   t.is(last.kind === 'operator' ? last.detail : '', '99')
   t.deepEqual(read.map((e) => e.seq), [...read.map((e) => e.seq)].sort((x, y) => x - y))
+  // Since a time: the same entries as filtering everything, across the parts.
+  for (const cut of [read[0]!.at, read[5]!.at, read[read.length - 3]!.at, clock + 1]) {
+    t.deepEqual((await j.read({ since: cut })).map((e) => e.seq), read.filter((e) => e.at >= cut).map((e) => e.seq))
+  }
 })
