@@ -1,9 +1,11 @@
 /**
  * transport: one TLS port per node, mutual TLS 1.3 (client certificate required and
  * verified against the cluster CA), websockets carrying msgpack frames, RPC with request
- * ids, timeouts, coded errors and server-to-client streams. Every bound (frame bytes and
- * values, handshake time, unauthenticated and total connections) is in config.ts with its
- * trade-off; refused connections are logged as counted summaries (refusals.ts).
+ * ids, timeouts, coded errors and server-to-client streams. RPC (rpc.ts) runs over a
+ * frame channel (channel.ts), so other transports (plugins/transport-memory) reuse it and
+ * pass the same compliance suite (test/transport-compliance.test.ts). Every bound (frame
+ * bytes and values, handshake time, unauthenticated and total connections) is in config.ts
+ * with its trade-off; refused connections are logged as counted summaries (refusals.ts).
  *
  * @example
  *   const t = webSocketTransport({ listen: '127.0.0.1:7400' })({ identity, log })
@@ -34,6 +36,7 @@ import type { Connection, HttpHandler, Method, Transport } from './types'
 
 export type { Connection, Method, Peer, PeerRole, CallContext, Transport, UnaryMethod, StreamMethod, HttpHandler, HttpRequest } from './types'
 export { transportDefaults, errorFrameBounds, type TransportInit } from './config'
+export type { FrameChannel, ChannelEvents } from './channel'
 
 const MAX_HTTP_BODY = 1 << 20
 

@@ -13,8 +13,9 @@ export class MemoryEnd implements FrameChannel {
   other!: MemoryEnd
   /** Largest message this end accepts; a bigger one closes with 1009, as ws's maxPayload does. */
   maxPayload = Infinity
-  /** Frames queued by nothing: the other end takes them at once. */
-  readonly bufferedAmount = 0
+  /** Bytes sent and not yet taken by the other end (RPC streams wait when it grows). */
+  get bufferedAmount (): number { return this.other.inboxBytes }
+  private inboxBytes = 0
   private events?: ChannelEvents
   private readonly inbox: Item[] = []
   private scheduled = false
@@ -54,14 +55,17 @@ export class MemoryEnd implements FrameChannel {
   terminate (): void {
     if (this.state === 'closed') return
     this.other.inbox.length = 0
+    this.other.inboxBytes = 0
     this.other.arrive({ code: 1006, reason: '' })
     this.inbox.length = 0
+    this.inboxBytes = 0
     this.arrive({ code: 1006, reason: '' })
     this.state = 'closing'
   }
 
   private arrive (item: Item): void {
     if (this.state === 'closed') return
+    if ('bytes' in item) this.inboxBytes += item.bytes.length
     this.inbox.push(item)
     this.schedule()
   }
@@ -78,6 +82,7 @@ export class MemoryEnd implements FrameChannel {
     for (let item = this.inbox.shift(); item !== undefined; item = this.inbox.shift()) {
       if (this.state === 'closed') return
       if ('bytes' in item) {
+        this.inboxBytes -= item.bytes.length
         if (this.state !== 'open') continue
         if (item.bytes.length > this.maxPayload) {
           events.error(new RangeError('Max payload size exceeded'))
@@ -91,6 +96,7 @@ export class MemoryEnd implements FrameChannel {
       const answer = this.state === 'open'
       this.state = 'closed'
       this.inbox.length = 0
+      this.inboxBytes = 0
       if (answer) this.other.arrive({ code: item.code, reason: item.reason })
       events.close(item.code, item.reason)
       return
