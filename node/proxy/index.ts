@@ -102,7 +102,7 @@ class NodeProxy implements Proxy {
   private allowedUids = new Set<number>()
   private uidsAt = 0
   private turn = 0
-  private readonly onChange = (): void => { this.sweep(); this.reconcilePublished() }
+  private readonly onChange = (): void => { this.sweep(); this.reconcilePublished(); void this.closeUnusedListeners() }
 
   constructor (private readonly init: ProxyInit, private readonly c: ProxyComponents) {
     this.streamClient = new StreamClient(c.identity, { timeoutMs: init.connectTimeoutMs })
@@ -247,7 +247,7 @@ class NodeProxy implements Proxy {
   private async connectLocal (instance: string, portName: string | undefined): Promise<Socket> {
     const r = this.c.local().find((x) => x.instance === instance)
     if (r === undefined || r.status.state !== 'ready') throw new OriginError('E_NOT_FOUND', `${instance} is not ready on this node`)
-    const port = portName === undefined ? r.port : r.ports[portName]
+    const port = portName === undefined ? r.port : Object.hasOwn(r.ports, portName) ? r.ports[portName] : undefined
     if (port === undefined) throw new OriginError('E_NOT_FOUND', `${instance} has no port named ${portName ?? '?'} (it has ${Object.keys(r.ports).join(', ')})`)
     return await connectTcp(hostOf(r.address), port)
   }
@@ -283,6 +283,20 @@ class NodeProxy implements Proxy {
     } catch (err) {
       this.c.log.warn(`stream from ${from} to ${instance}: ${errorMessage(err)}`)
       socket.destroy()
+    }
+  }
+
+  /** A use no service of the applied spec declares any more: its listener closes. */
+  private async closeUnusedListeners (): Promise<void> {
+    const applied = this.c.spec.current()
+    if (applied === undefined) return
+    const declared = new Set(Object.values(applied.spec.services).flatMap((svc) => svc.uses ?? []))
+    for (const [key, p] of this.uses) {
+      if (declared.has(key)) continue
+      this.uses.delete(key)
+      const l = await p.catch(() => undefined)
+      l?.server.close()
+      if (l !== undefined) this.c.log.info(`uses ${key}: no service uses it any more; ${LOOPBACK}:${l.port} closed`)
     }
   }
 
