@@ -372,7 +372,8 @@ export class Cluster {
     const lines = new LiveLines()
     let busy = false
     const tick = async (): Promise<void> => {
-      if (busy || this.#live?.quiet !== false || !this.#link.isOpen) return
+      // While an evaluation, a watch or an editor holds the terminal, the lines wait for the prompt.
+      if (busy || this.#live?.quiet !== false || !this.#link.isOpen || this.#screen.busy?.() === true) return
       busy = true
       try {
         const live = this.#live

@@ -14,6 +14,8 @@ export interface Screen {
   note (line: string): void
   /** Resolves at the next Ctrl-C. */
   interrupted (): Promise<void>
+  /** True while something holds the terminal (an evaluation, a watch, an editor): live lines wait. */
+  busy?: () => boolean
 }
 
 /** For `-e`: results on stdout, notes on stderr, SIGINT ends a watch. */

@@ -115,7 +115,8 @@ export async function startSession (cluster: Cluster, o: SessionOptions = {}): P
     get columns () { return (output as NodeJS.WriteStream).columns },
     write: (text) => output.write(text),
     note,
-    interrupted: async () => await new Promise<void>((resolve) => interrupts.add(resolve))
+    interrupted: async () => await new Promise<void>((resolve) => interrupts.add(resolve)),
+    busy: () => pending !== undefined || editing
   }, { live: true }) // spec applied/rejected and rollout steps, one line each above the prompt
   const link = cluster.link
   link.on('lost', ({ node, address, reason }) => note(`connection to ${node} (${address}) lost: ${reason}; going on with another member…`))
