@@ -27,6 +27,7 @@ let dir = ''
 let node: Wire
 let op: Wire & { serial: string }
 let otherCluster: Wire
+let otherCa: Wire
 
 test.before(async () => {
   dir = await mkdtemp(join(os.tmpdir(), 'origin-compliance-'))
@@ -36,6 +37,8 @@ test.before(async () => {
   const operator = await loadIdentity({ keys: join(dir, 'a'), as: 'op' })
   op = { ...wire(operator), serial: operator.info.serial }
   otherCluster = wire(await loadIdentity({ keys: join(dir, 'b') }))
+  await makeKeys(join(dir, 'c'), 'test')
+  otherCa = wire(await loadIdentity({ keys: join(dir, 'c') }))
 })
 test.after.always(async () => { if (dir !== '') await rm(dir, { recursive: true, force: true }) })
 
@@ -189,10 +192,15 @@ const cases: Array<[string, (h: Harness, t: ExecutionContext) => Promise<void>]>
     const nodeConn = await (await h.transport(t)).connect(server.address)
     t.is(code(await t.throwsAsync(nodeConn.call('op.whoami'))), 'E_FORBIDDEN_ROLE')
   }],
-  ['a certificate of another cluster is refused, and so is connecting to nothing', async (h, t) => {
+  ['a certificate of another cluster or another CA is refused, either way, and so is connecting to nothing', async (h, t) => {
     const server = await h.transport(t)
-    const stranger = await h.transport(t, {}, otherCluster)
-    t.is(code(await t.throwsAsync(stranger.connect(server.address))), 'E_UNREACHABLE')
+    server.handle(echo)
+    for (const identity of [otherCluster, otherCa]) {
+      const stranger = await h.transport(t, {}, identity)
+      t.is(code(await t.throwsAsync(stranger.connect(server.address))), 'E_UNREACHABLE')
+      t.is(code(await t.throwsAsync(server.connect(stranger.address))), 'E_UNREACHABLE')
+      await t.throwsAsync(h.client(server.address, identity))
+    }
     t.is(code(await t.throwsAsync(server.connect(h.nowhere))), 'E_UNREACHABLE')
   }],
   ['streams yield items in order; leaving early cancels the handler; a failing stream delivers items then the error', async (h, t) => {
