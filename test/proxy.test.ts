@@ -187,6 +187,8 @@ const echo = `
 const http = require('http')
 const serve = (port, what) => http.createServer((req, res) => {
   if (req.url === '/up') return res.end('ok')
+  if (req.url === '/fail') { res.statusCode = 500; return res.end('sick') }
+  if (req.url === '/slow') { res.writeHead(200); res.write('slow '); return setTimeout(() => res.end(process.env.ORIGIN_INSTANCE), 1500) }
   if (req.url === '/admin-through' && process.env.ECHO_ADMIN_ADDR) {
     return http.get('http://' + process.env.ECHO_ADMIN_ADDR + '/', (r) => { let b = ''; r.on('data', (d) => { b += d }); r.on('end', () => res.end(b)) }).on('error', (e) => { res.statusCode = 502; res.end(String(e)) })
   }
@@ -197,7 +199,7 @@ if (process.env.PORT_ADMIN) serve(process.env.PORT_ADMIN, 'admin')
 process.on('SIGTERM', () => process.exit(0))
 `
 
-test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-For, answers 503 in words with none ready; a named port is reached with uses "svc:port"', async (t) => {
+test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-For, routes one key to one instance from every node, refuses beyond maxInFlight and with none ready in words; a named port is reached with uses "svc:port"', async (t) => {
   const s = await specDirCluster(t)
   const image = { specDir: s.dir }
   await s.c.start({ name: 'a', image })
@@ -210,11 +212,11 @@ test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-Fo
   const run = { command: 'node', args: [join(s.dir, 'echo.js')] }
   await s.write('services/echo.json', {
     run, placement: { kind: 'replicas', count: 2 }, ports: { main: {}, admin: {} },
-    publish: { port, http: true }, health: { http: { path: '/up' }, intervalMs: 200 }, stopGraceMs: 1000
+    publish: { port, http: true }, route: { key: { header: 'X-Project' } }, admission: { maxInFlight: 2 }, health: { http: { path: '/up' }, intervalMs: 200 }, stopGraceMs: 1000
   })
   await s.write('services/sick.json', {
     run, placement: { kind: 'singleton' }, publish: { port: sickPort, http: true },
-    health: { http: { path: '/nope' }, intervalMs: 200 }, stopGraceMs: 1000
+    health: { http: { path: '/fail' }, intervalMs: 200 }, stopGraceMs: 1000
   })
   await s.write('services/caller.json', { run, placement: { kind: 'every' }, uses: ['echo:admin'], health: { http: { path: '/up' }, intervalMs: 200 }, stopGraceMs: 1000 })
   await s.waitInstances('a', 'echo', 2)
@@ -231,6 +233,47 @@ test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-Fo
     }
     return seen.size === 2
   }, { what: 'requests to reach both replicas' })
+  // Keyed: one key, one instance, from every node.
+  const keyed = async (n: string, project: string): Promise<string> => await new Promise((resolve, reject) => {
+    http.get(`http://${hostOf(s.c.node(n).address)}:${port}/`, { agent: false, headers: { 'x-project': project } }, (res) => {
+      let body = ''
+      res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('end', () => resolve(body.split(' ')[1]))
+    }).on('error', reject)
+  })
+  // Every node computes the same owner once their member tables agree that both are ready
+  // (the tables follow by gossip, a moment after what the nodes report).
+  const owners = new Set<string>()
+  for (const project of ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta']) {
+    const onA = await waitFor(async () => {
+      const [a1, b1, a2, b2] = [await keyed('a', project), await keyed('b', project), await keyed('a', project), await keyed('b', project)]
+      return a1 === b1 && a1 === a2 && a1 === b2 ? a1 : undefined
+    }, { what: `${project} to reach one instance from both nodes` })
+    owners.add(onA)
+  }
+  t.is(owners.size, 2, 'keys spread over both instances')
+  // Admission: with maxInFlight 2, a third request in flight to one instance gets 503 + Retry-After.
+  // A slow request resolves `started` once its answer began (it is in flight at the instance), `done` at its end.
+  const slow = (): { started: Promise<void>, done: Promise<{ status: number, body: string, retryAfter?: string }> } => {
+    let started!: () => void
+    const s0 = new Promise<void>((resolve) => { started = resolve })
+    const done = new Promise<{ status: number, body: string, retryAfter?: string }>((resolve, reject) => {
+      http.get(`http://${hostOf(s.c.node('a').address)}:${port}/slow`, { agent: false, headers: { 'x-project': 'alpha' } }, (res) => {
+        started()
+        let body = ''
+        res.on('data', (d: Buffer) => { body += d.toString() })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers['retry-after'] as string | undefined }))
+      }).on('error', reject)
+    })
+    return { started: s0, done }
+  }
+  const first = [slow(), slow()]
+  await Promise.all(first.map(async (x) => await x.started))
+  const third = await slow().done
+  t.is(third.status, 503)
+  t.is(third.retryAfter, '1')
+  t.regex(third.body, /^echo is at its limit of 2 requests in flight on echo-\d; come back later/)
+  t.deepEqual((await Promise.all(first.map(async (x) => await x.done))).map((x) => x.status), [200, 200])
   const sick = await waitFor(async () => { const r = await get(`http://${hostOf(s.c.node('b').address)}:${sickPort}/`); return r.status === 503 ? r : undefined }, { what: 'a 503 from the sick service' })
   t.is(sick.body.trim(), 'sick has no ready instance right now; try again in a moment')
   // uses "echo:admin": ECHO_ADMIN_ADDR reaches the admin port of a ready echo.

@@ -11,7 +11,9 @@
  *   port and forward to ready instances anywhere (fewest connections). A port that cannot
  *   be listened on is reported in words (`published()` and the log), not a crash. With
  *   `http: true` each request is forwarded with `X-Forwarded-For` (http.ts), and a 503
- *   says so when no instance is ready.
+ *   says so when no instance is ready. `route` sends every request with one key to one
+ *   instance (keyed.ts: rendezvous hashing, the same on every node); `admission.maxInFlight`
+ *   answers 503 in words beyond that many requests in flight to an instance through this node.
  * - When a target instance is no longer ready (stopped, moved, its node dead), the
  *   connections forwarded to it are closed; new ones go to a ready one.
  *
@@ -21,6 +23,7 @@
  *   await p.addressesFor('web')   // { REDIS_ADDR: '127.0.0.1:41234', REDIS_HOST: ..., REDIS_PORT: ... }
  */
 import { stat } from 'node:fs/promises'
+import type { IncomingMessage } from 'node:http'
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
 import { OriginError, errorMessage } from '../errors'
 import type { Hubs } from '../hubs'
@@ -36,12 +39,14 @@ import type { Transport } from '../transport'
 import { StreamClient, streamServer, type StreamIdentity, type StreamServer } from '../transport/stream'
 import { choose, readyTargets, type Target } from './choose'
 import { Connections, join } from './forward'
-import { httpPublisher } from './http'
+import { httpPublisher, type Opened } from './http'
+import { keyOf, owner } from './keyed'
 import { parseUse, useEnv, type Use } from './names'
 import { loopbackPeerUid } from './peercred'
 
 export { parseUse, useEnv } from './names'
 export { choose, readyTargets } from './choose'
+export { owner, keyOf } from './keyed'
 
 export interface ProxyInit {
   /** How long a new connection waits for a ready instance before it is closed. @default 5000 */
@@ -79,6 +84,8 @@ export interface Proxy {
   published (): PublishedPort[]
   /** Connections being forwarded now, by target instance. */
   connections (): Record<string, number>
+  /** Requests refused at a service's admission limit, by service, since the node started. */
+  admissionRefusals (): Record<string, number>
 }
 
 export function proxy (init: ProxyInit = {}) {
@@ -102,6 +109,8 @@ class NodeProxy implements Proxy {
   private allowedUids = new Set<number>()
   private uidsAt = 0
   private turn = 0
+  private readonly inFlight = new Map<string, number>()
+  private readonly refusals = new Map<string, number>()
   private readonly onChange = (): void => { this.sweep(); this.reconcilePublished(); void this.closeUnusedListeners() }
 
   constructor (private readonly init: ProxyInit, private readonly c: ProxyComponents) {
@@ -286,6 +295,50 @@ class NodeProxy implements Proxy {
     }
   }
 
+  /**
+   * Where one HTTP request on a published port goes: the key's owner when the service
+   * routes by key, else fewest connections; refused in words when none is ready or the
+   * instance is at its `maxInFlight` (counted on this node).
+   */
+  private async openHttp (l: PublishListener, req: IncomingMessage): Promise<Opened> {
+    const svc = this.c.spec.current()?.spec.services[l.service]
+    const targets = readyTargets(this.c.membership.table(), l.service)
+    if (targets.length === 0) return { refuse: { status: 503, body: `${l.service} has no ready instance right now; try again in a moment` } }
+    let target: Target | undefined
+    const key = svc?.route === undefined ? undefined : keyOf(svc.route, req.headers, req.url ?? '/')
+    if (key !== undefined) {
+      const id = owner(key, targets.map((t) => t.instance))
+      target = targets.find((t) => t.instance === id)
+    } else {
+      target = choose(targets, this.c.membership.id, (i) => this.conns.count(i), false, this.turn++)
+    }
+    if (target === undefined) return { refuse: { status: 503, body: `${l.service} has no ready instance right now; try again in a moment` } }
+    const max = svc?.admission?.maxInFlight
+    const inFlight = this.inFlight.get(target.instance) ?? 0
+    if (max !== undefined && inFlight >= max) {
+      this.refusals.set(l.service, (this.refusals.get(l.service) ?? 0) + 1)
+      return { refuse: { status: 503, body: `${l.service} is at its limit of ${max} request${max === 1 ? '' : 's'} in flight on ${target.instance}; come back later` } }
+    }
+    // Counted before the connection opens, so requests arriving together cannot all slip under the limit.
+    const id = target.instance
+    this.inFlight.set(id, inFlight + 1)
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      const n = (this.inFlight.get(id) ?? 1) - 1
+      if (n <= 0) this.inFlight.delete(id); else this.inFlight.set(id, n)
+    }
+    try {
+      const socket = await this.connectTo(target, l.spec.target)
+      this.conns.add(id, socket)
+      return { instance: id, socket, release }
+    } catch (err) { release(); throw err }
+  }
+
+  /** Requests refused at the admission limit, by service, since the node started. */
+  admissionRefusals (): Record<string, number> { return Object.fromEntries(this.refusals) }
+
   /** A use no service of the applied spec declares any more: its listener closes. */
   private async closeUnusedListeners (): Promise<void> {
     const applied = this.c.spec.current()
@@ -346,13 +399,7 @@ class NodeProxy implements Proxy {
         ? httpPublisher({
           service: w.service,
           warn: (line) => this.c.log.warn(`publish ${port}: ${line}`),
-          open: async () => {
-            const target = choose(readyTargets(this.c.membership.table(), l.service), this.c.membership.id, (i) => this.conns.count(i), false, this.turn++)
-            if (target === undefined) return undefined
-            const socket = await this.connectTo(target, l.spec.target)
-            this.conns.add(target.instance, socket)
-            return { instance: target.instance, socket }
-          }
+          open: async (req) => await this.openHttp(l, req)
         })
         : net.createServer((socket) => {
           socket.on('error', () => {})

@@ -230,6 +230,32 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
         target: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', nullable: true },
         http: { type: 'boolean', nullable: true }
       }
+    },
+    route: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['key'],
+      nullable: true,
+      properties: {
+        key: {
+          type: 'object',
+          additionalProperties: false,
+          required: [],
+          minProperties: 1,
+          maxProperties: 1,
+          properties: {
+            header: { type: 'string', pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]{1,128}$', nullable: true },
+            pathSegment: { type: 'integer', minimum: 0, maximum: 64, nullable: true }
+          }
+        }
+      }
+    },
+    admission: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      nullable: true,
+      properties: { maxInFlight: { type: 'integer', minimum: 1, maximum: 1_000_000, nullable: true } }
     }
   }
 }
@@ -246,6 +272,8 @@ const overrides: Record<string, { field?: string, message: string }> = {
   '#/properties/ports/propertyNames/pattern': { message: 'must be 1-32 lower-case letters, digits or "_", starting with a letter' },
   '#/properties/uses/items/pattern': { message: 'must be a service name, optionally with ":<port name>" (e.g. "redis" or "api:admin")' },
   '#/properties/publish/properties/on/anyOf': { message: 'must be "every", "hubs" or { "<label>": "<value>" }' },
+  '#/properties/route/properties/key/maxProperties': { message: 'must name one of header or pathSegment, not both' },
+  '#/properties/route/properties/key/minProperties': { message: 'must name one of header or pathSegment' },
   '#/properties/code/properties/repo/pattern': { message: 'must be an http(s) git URL' },
   '#/properties/revokedSerials/items/pattern': { message: 'must be a hex certificate serial (colons allowed)' },
   '#/properties/name/pattern': { message: 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' }

@@ -109,6 +109,23 @@ export interface ServiceSpec {
   uses?: string[]
   /** A port nodes listen on and forward to ready instances anywhere (a routing mesh). */
   publish?: PublishSpec
+  /**
+   * Keyed routing for a published HTTP port: every request with the same key goes to the
+   * same ready instance (rendezvous hashing over the ready instances).
+   */
+  route?: RouteSpec
+  /** Limits per instance on a published HTTP port; beyond them a 503 says why. */
+  admission?: AdmissionSpec
+}
+
+export interface RouteSpec {
+  /** Where the key is: a request header, or a path segment (0 is the first after `/`). Exactly one. */
+  key: { header?: string, pathSegment?: number }
+}
+
+export interface AdmissionSpec {
+  /** Most requests in flight to one instance through one node; more are answered 503 with Retry-After. */
+  maxInFlight?: number
 }
 
 export interface PublishSpec {
