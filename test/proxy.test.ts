@@ -193,6 +193,9 @@ const serve = (port, what) => http.createServer((req, res) => {
     return http.get('http://' + process.env.ECHO_ADMIN_ADDR + '/', (r) => { let b = ''; r.on('data', (d) => { b += d }); r.on('end', () => res.end(b)) }).on('error', (e) => { res.statusCode = 502; res.end(String(e)) })
   }
   res.end(what + ' ' + process.env.ORIGIN_INSTANCE + ' xff=' + (req.headers['x-forwarded-for'] || ''))
+}).on('upgrade', (req, socket) => {
+  socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\nX-Instance: ' + process.env.ORIGIN_INSTANCE + '\\r\\nX-Seen-For: ' + req.headers['x-forwarded-for'] + '\\r\\n\\r\\n')
+  socket.pipe(socket)
 }).listen(Number(port), process.env.ORIGIN_HOST)
 serve(process.env.PORT_MAIN || process.env.PORT, 'main')
 if (process.env.PORT_ADMIN) serve(process.env.PORT_ADMIN, 'admin')
@@ -253,6 +256,19 @@ test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-Fo
   }
   t.is(owners.size, 2, 'keys spread over both instances')
   // Admission: with maxInFlight 2, a third request in flight to one instance gets 503 + Retry-After.
+  // An upgrade (as websockets do) is passed on with X-Forwarded-For, then bytes both ways.
+  const upgraded = await new Promise<{ instance: string, seenFor: string, echoed: string }>((resolve, reject) => {
+    const req = http.request({ host: hostOf(s.c.node('b').address), port, path: '/ws', agent: false, headers: { connection: 'Upgrade', upgrade: 'echo', 'x-project': 'alpha' } })
+    req.on('upgrade', (res, socket) => {
+      socket.write('hello through')
+      socket.once('data', (d: Buffer) => { socket.destroy(); resolve({ instance: String(res.headers['x-instance']), seenFor: String(res.headers['x-seen-for']), echoed: d.toString() }) })
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  t.is(upgraded.echoed, 'hello through')
+  t.regex(upgraded.seenFor, /^127\./)
+  t.is(upgraded.instance, await keyed('b', 'alpha'), 'an upgrade follows the key too')
   // A slow request resolves `started` once its answer began (it is in flight at the instance), `done` at its end.
   const slow = (): { started: Promise<void>, done: Promise<{ status: number, body: string, retryAfter?: string }> } => {
     let started!: () => void

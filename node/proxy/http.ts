@@ -3,10 +3,12 @@
  * its own, with `X-Forwarded-For` (the client's address appended), `X-Forwarded-Host` and
  * `X-Forwarded-Proto`; with no ready instance, or the chosen one at its admission limit, the
  * answer is a 503 that says so, with `Retry-After`, at once (a request is never queued).
+ * Upgrades (websockets) are passed on the same way, then carried as bytes.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { errorMessage } from '../errors'
+import { join } from './forward'
 
 export type Opened =
   | { instance: string, socket: Socket, release?: () => void }
@@ -21,7 +23,40 @@ export interface HttpForwarding {
 }
 
 export function httpPublisher (f: HttpForwarding): http.Server {
-  return http.createServer((req, res) => { void forwardRequest(f, req, res) })
+  const server = http.createServer((req, res) => { void forwardRequest(f, req, res) })
+  server.on('upgrade', (req: IncomingMessage, client: Socket, head: Buffer) => { void forwardUpgrade(f, req, client, head) })
+  return server
+}
+
+function forwardedHeaders (req: IncomingMessage): Record<string, string | string[] | undefined> {
+  const client = req.socket.remoteAddress ?? ''
+  const prior = req.headers['x-forwarded-for']
+  return {
+    ...req.headers,
+    'x-forwarded-for': prior === undefined ? client : `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}`,
+    'x-forwarded-host': req.headers.host ?? '',
+    'x-forwarded-proto': 'http'
+  }
+}
+
+/** An upgrade (websockets): the request head is passed on with the forwarded headers, then bytes both ways. */
+async function forwardUpgrade (f: HttpForwarding, req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
+  client.on('error', () => {})
+  let up: Opened
+  try { up = await f.open(req) } catch (err) { up = { refuse: { status: 502, body: `${f.service}: the instance could not be reached (${errorMessage(err)})` } } }
+  if ('refuse' in up) {
+    client.end(`HTTP/1.1 ${up.refuse.status} ${http.STATUS_CODES[up.refuse.status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n${up.refuse.status === 503 ? 'Retry-After: 1\r\n' : ''}\r\n${up.refuse.body}\n`)
+    return
+  }
+  const { socket, release } = up
+  const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`]
+  for (const [name, value] of Object.entries(forwardedHeaders(req))) {
+    for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) lines.push(`${name}: ${v}`)
+  }
+  socket.write(lines.join('\r\n') + '\r\n\r\n')
+  if (head.length > 0) socket.write(head)
+  socket.once('close', () => release?.())
+  join(client, socket)
 }
 
 function plain (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
@@ -42,14 +77,7 @@ async function forwardRequest (f: HttpForwarding, req: IncomingMessage, res: Ser
   const { instance, release } = up
   res.once('close', () => release?.())
   const socket = up.socket
-  const client = req.socket.remoteAddress ?? ''
-  const prior = req.headers['x-forwarded-for']
-  const headers = {
-    ...req.headers,
-    'x-forwarded-for': prior === undefined ? client : `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}`,
-    'x-forwarded-host': req.headers.host ?? '',
-    'x-forwarded-proto': 'http'
-  }
+  const headers = forwardedHeaders(req)
   const out = http.request({ method: req.method, path: req.url, headers, createConnection: () => socket }, (upRes) => {
     res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers)
     upRes.pipe(res)
