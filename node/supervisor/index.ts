@@ -30,7 +30,7 @@ import { PortBook } from './ports'
 import type { Usage } from './procfs'
 import { ManagedProcess, type InstanceState, type InstanceStatus } from './process'
 import { mayReplace, runningElsewhere, singletonQuorum } from './rolling'
-import { resolveEnv } from './secrets'
+import { resolveEnv, withoutSecrets } from './secrets'
 import { instanceUsers, type InstanceUsers, type UidRange } from './users'
 import { serviceVersion } from './version'
 import { Watchdog } from './watchdog'
@@ -451,8 +451,11 @@ class Reconciler implements Supervisor {
       env: fromSpec,
       uses: await this.c.proxy?.addressesFor(a.service)
     })
-    const command = expandVars(svc.run.command, env)
-    const args = (svc.run.args ?? []).map((x) => expandVars(x, env))
+    // Secrets reach the process through its environment only: a command line is readable by
+    // every user of the machine (and lands in the instance log), so `$SECRET` is left for a shell.
+    const expandable = withoutSecrets(env, svc)
+    const command = expandVars(svc.run.command, expandable)
+    const args = (svc.run.args ?? []).map((x) => expandVars(x, expandable))
     const proc = new ManagedProcess({
       id: a.instance,
       command,
@@ -466,7 +469,7 @@ class Reconciler implements Supervisor {
       logPath,
       log: this.c.log,
       restart: { policy: svc.restart?.policy ?? 'always', backoffMs: svc.restart?.backoffMs, maxBackoffMs: svc.restart?.maxBackoffMs },
-      health: resolveHealth(svc.health, env, ports[0][1], hosts.dial),
+      health: resolveHealth(svc.health, expandable, ports[0][1], hosts.dial),
       memoryLimitMb: svc.resources?.memoryMb,
       stopGraceMs: svc.stopGraceMs,
       logMaxBytes: this.init.logMaxBytes,

@@ -33,3 +33,9 @@ export async function resolveEnv (svc: ServiceSpec, dir: string | undefined): Pr
   }
   return out
 }
+
+/** `env` without the variables whose values come from secrets. */
+export function withoutSecrets (env: Record<string, string>, svc: ServiceSpec): Record<string, string> {
+  const secret = new Set(Object.entries(svc.run.env ?? {}).filter(([, v]) => typeof v !== 'string').map(([k]) => k))
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !secret.has(k)))
+}
