@@ -135,7 +135,7 @@ test('users: what appears in the data dir later (a rotated node.log) is closed a
   t.teardown(() => { users.close() })
   // As RotatingLog makes a new one: created with the default mode (0644 with umask 022).
   await writeFile(join(data, 'node.log'), 'new\n', { mode: 0o644 })
-  await waitFor(() => modeOf(join(data, 'node.log')) === 0o640, { what: 'node.log closed to others', timeoutMs: 5000 })
+  await waitFor(() => modeOf(join(data, 'node.log')) === 0o640, { what: 'node.log closed to others' })
   t.pass()
 })
 
