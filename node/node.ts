@@ -1,19 +1,21 @@
 /**
  * The one place that wires a node: identity -> transport -> journal -> membership -> hubs -> ... -> control.
  * Layers start in that order and stop in reverse (membership's stop is the graceful
- * leave). A plugin replaces a layer by passing a factory of the same shape in `layers`.
+ * leave). A plugin replaces a layer by passing a factory of the same shape in `layers`, or
+ * by naming it in image.json's `layers` (node/plugins.ts loads it before anything is made).
  */
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { ImageConfig } from './config/image'
 import { control } from './control'
-import { discovery } from './discovery'
+import { discovery as defaultDiscovery } from './discovery'
 import { hubs as defaultHubs, type Hubs } from './hubs'
 import { loadNodeId, measureCharacteristics } from './identity'
 import { loadIdentity } from './keys/files'
 import { createLogger, stderrSink, type Logger } from './log'
 import { RotatingLog } from './supervisor/logfile'
 import { membership as defaultMembership, type Membership } from './membership'
+import { assemble, loadLayerPlugins } from './plugins'
 import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
 import { spec as defaultSpec, type SpecLayer, type SpecSource } from './spec'
@@ -35,6 +37,7 @@ export interface NodeOptions {
 
 export interface Layers {
   transport: typeof webSocketTransport
+  discovery: typeof defaultDiscovery
   membership: typeof defaultMembership
   hubs: typeof defaultHubs
   spec: typeof defaultSpec
@@ -56,7 +59,12 @@ export interface RunningNode {
 
 export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const { config } = opts
-  const layers: Layers = { transport: webSocketTransport, membership: defaultMembership, hubs: defaultHubs, spec: defaultSpec, supervisor: defaultSupervisor, ...opts.layers }
+  // image.json's plugins replace the defaults; factories passed in code replace both.
+  const plugins = loadLayerPlugins(config.layers)
+  const fromImage = Object.fromEntries(Object.entries(plugins).map(([layer, p]) => [layer, p.factory]))
+  const layers: Layers = { transport: webSocketTransport, discovery: defaultDiscovery, membership: defaultMembership, hubs: defaultHubs, spec: defaultSpec, supervisor: defaultSupervisor, ...fromImage, ...opts.layers }
+  // A layer made by its factory; a plugin's throw or a malformed result is refused naming the layer.
+  const make = <T>(layer: keyof Layers, build: () => T): T => opts.layers?.[layer] !== undefined || plugins[layer] === undefined ? build() : assemble(layer, plugins[layer].use, build)
   const dataDir = resolve(config.data)
   await mkdir(dataDir, { recursive: true })
   const id = await loadNodeId(dataDir, config.name)
@@ -68,16 +76,17 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     throw new Error(`the node certificate is for cluster "${identity.info.cluster}", but this node is configured for cluster "${config.cluster}"`)
   }
   const containment = await probeContainment()
-  const transport = layers.transport({ listen: config.listen })({
+  const transport = make('transport', () => layers.transport({ listen: config.listen })({
     identity: { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster },
     log: root.child('transport')
-  })
+  }))
   // Every discovery method at once; membership asks it for peers each time it tries seeds.
   const { seeds: moreSeeds, ...methods } = config.discovery ?? {}
-  const discoveryLayer = discovery({ seeds: [...config.seeds, ...(moreSeeds ?? [])], ...methods })({
+  const discoveryLayer = make('discovery', () => layers.discovery({ seeds: [...config.seeds, ...(moreSeeds ?? [])], ...methods })({
     log: root.child('discovery'), dataDir, nodeId: id, listenPort: Number(config.listen.slice(config.listen.lastIndexOf(':') + 1))
-  })
-  const membershipLayer = layers.membership({ seeds: () => discoveryLayer.peers(), ...config.membership })({
+  }))
+  const secrets = await listSecrets(config.secrets)
+  const membershipLayer = make('membership', () => layers.membership({ seeds: () => discoveryLayer.peers(), ...config.membership })({
     transport,
     log: root.child('membership'),
     self: {
@@ -85,16 +94,16 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
       address: config.advertise,
       characteristics: {
         ...measureCharacteristics(config.characteristics, config.labels, Date.now()),
-        secrets: await listSecrets(config.secrets),
+        secrets,
         containment: containment.pidNamespace ? 'pid-namespace' : 'process-group',
         certificate: { serial: identity.info.serial, notAfter: identity.info.notAfter.getTime() }
       }
     }
-  })
-  const hubLayer = layers.hubs({ policy: config.hubs })({ membership: membershipLayer, log: root.child('hubs') })
-  const specLayer = layers.spec({ source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs, limits: config.spec?.limits })({
+  }))
+  const hubLayer = make('hubs', () => layers.hubs({ policy: config.hubs })({ membership: membershipLayer, log: root.child('hubs') }))
+  const specLayer = make('spec', () => layers.spec({ source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs, limits: config.spec?.limits })({
     transport, membership: membershipLayer, hubs: hubLayer, log: root.child('spec'), cluster: config.cluster
-  })
+  }))
   // The spec flows back up as events: hub policy and revoked certificates take effect at once.
   specLayer.events.on('applied', ({ spec }) => {
     hubLayer.setPolicy({ ...config.hubs, ...spec.cluster.hubs })
@@ -111,7 +120,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     usage: async () => await supervisorRef?.usage?.() ?? {},
     log: root.child('proxy')
   })
-  const supervisorLayer = layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets, containment })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, log: root.child('supervisor') })
+  const supervisorLayer = make('supervisor', () => layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets, containment })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, log: root.child('supervisor') }))
   supervisorRef = supervisorLayer
   // The journal listens to the layers' events; it starts right after the transport so it hears them all.
   const journalLayer = journal({ dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep })({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: root.child('journal') })

@@ -24,6 +24,9 @@
  *   "specDir": "../spec",                   local development: a watched directory instead of git
  *   "log": { "level": "info", "maxBytes": 10485760, "keep": 5 },  node and instance logs rotate by size
  *   "secrets": "secrets"                    folder of secret files services take env values from
+ *   "layers": {                             a plugin instead of a built-in layer (see node/plugins.ts)
+ *     "discovery": { "use": "discovery-file", "config": { "path": "peers.txt" } }   a name under plugins/, or a path (relative to the image dir)
+ *   }
  * }
  *
  * Deploy-time facts that differ per machine come from the environment (`applyEnvironment`):
@@ -34,6 +37,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { SpecLimits } from '../spec/limits'
+import { PLUGIN_NAME, REPLACEABLE_LAYERS, type LayerChoices } from '../plugins'
 import { validator } from '../validate'
 
 export interface ImageConfig {
@@ -59,6 +63,8 @@ export interface ImageConfig {
   specDir?: string
   /** Folder of secret files (env values `{ "secret": name }`), relative to the image. */
   secrets?: string
+  /** Plugins that replace layers, by layer name (node/plugins.ts). A relative `use` path is made absolute from the image dir. */
+  layers?: LayerChoices
 }
 
 // The port part is 0-65535 spelled out: a pattern cannot compare numbers, and five digits alone let 99999 through.
@@ -180,7 +186,20 @@ export const imageSchema = {
       }
     },
     specDir: { type: 'string', minLength: 1 },
-    secrets: { type: 'string', minLength: 1 }
+    secrets: { type: 'string', minLength: 1 },
+    layers: {
+      type: 'object',
+      additionalProperties: false,
+      properties: Object.fromEntries(REPLACEABLE_LAYERS.map((layer) => [layer, {
+        type: 'object',
+        additionalProperties: false,
+        required: ['use'],
+        properties: {
+          use: { type: 'string', minLength: 1, maxLength: 4096 },
+          config: { type: 'object' }
+        }
+      }]))
+    }
   }
 }
 
@@ -222,7 +241,8 @@ export function parseImageConfig (text: string, source = 'image.json'): ImageCon
     log: v.log ?? {},
     spec: v.spec,
     specDir: v.specDir,
-    secrets: v.secrets
+    secrets: v.secrets,
+    ...(v.layers === undefined ? {} : { layers: v.layers })
   }
 }
 
@@ -237,6 +257,10 @@ export async function readImageConfig (path: string): Promise<ImageConfig> {
   // A discovery plugin's path is the image's, like its other files.
   const plugin = config.discovery?.plugin
   if (plugin !== undefined && !isAbsolute(plugin.module)) plugin.module = resolve(dirname(resolve(path)), plugin.module)
+  // So are the layers' plugin paths; a bare name is a plugin under the project's plugins/.
+  for (const choice of Object.values(config.layers ?? {})) {
+    if (!PLUGIN_NAME.test(choice.use) && !isAbsolute(choice.use)) choice.use = resolve(dirname(resolve(path)), choice.use)
+  }
   return config
 }
 

@@ -15,6 +15,7 @@
  *   await a.start(); await b.start()
  *   await (await b.connect('mem-1:7400')).call('mesh.ping')   // 'pong'
  *   // a cluster: startNode({ config, keys, layers: { transport: net.transport } })
+ *   // or in image.json: "layers": { "transport": { "use": "transport-memory", "config": { "network": "t1" } } }
  */
 import { EventEmitter } from 'node:events'
 import { OriginError } from '../../node/errors'
@@ -116,6 +117,33 @@ export class MemoryNetwork {
 }
 
 export function memoryNetwork (): MemoryNetwork { return new MemoryNetwork() }
+
+const named = new Map<string, MemoryNetwork>()
+
+/** The network called `name` in this process, made on first use (what image.json's `network` names). */
+export function namedNetwork (name: string): MemoryNetwork {
+  let net = named.get(name)
+  if (net === undefined) { net = memoryNetwork(); named.set(name, net) }
+  return net
+}
+
+/**
+ * The plugin entry image.json's `layers.transport: { "use": "transport-memory" }` loads:
+ * nodes started in one process with the same `network` (default "default") reach each other.
+ */
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    /** Which in-process network to join. @default "default" */
+    network: { type: 'string', minLength: 1, maxLength: 100 }
+  }
+}
+
+export function transport (init: TransportInit & { network?: string }) {
+  const { network, ...rest } = init
+  return namedNetwork(network ?? 'default').transport(rest)
+}
 
 /** `memoryTransport({ listen, network })`: the factory with its network named in its init. */
 export function memoryTransport (init: TransportInit & { network: MemoryNetwork }) {
