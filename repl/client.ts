@@ -26,6 +26,8 @@ import { sinceToIso } from './since'
 import { StatsReport, mib, watchStats } from './stats'
 import type { EventsView, ReplayView } from '../node/control/events'
 import type { JournalEvent } from '../node/journal'
+import type { EachResult, RestartResult } from '../node/control/actions'
+import type { EvalResult } from '../node/control/eval'
 import { EventList, LiveLines, SaveReport, StateReport, eventLine } from './journal'
 
 export interface EventsOptions {
@@ -53,6 +55,11 @@ export interface LogsOptions {
 export interface StatsOptions {
   /** Refresh every this many ms, in place, until Ctrl-C. */
   watch?: number
+}
+
+export interface EvalOptions {
+  /** The evaluation's time limit on the node, in ms (10 to 10000). @default 1000 */
+  timeoutMs?: number
 }
 
 export interface ConnectOptions {
@@ -398,6 +405,38 @@ export class Cluster {
   /** A dead node is gone for good: it becomes `left` and stops counting against the singleton majority. */
   async forget (node: string): Promise<{ forgotten: string }> {
     return await this.#link.call<{ forgotten: string }>('cluster.forget', { node })
+  }
+
+  /**
+   * One node, to evaluate code there: `await cluster.on('node-2').eval('node.instances.length')`.
+   * The code is TypeScript, sees a read-only `node` (id, members, spec, instances, process,
+   * journal) and nothing else, and is stopped after its time limit (`{ timeoutMs }`, 1 s by default).
+   */
+  on (node: string): { eval: (code: string, opts?: EvalOptions) => Promise<unknown> } {
+    return {
+      eval: async (code: string, opts: EvalOptions = {}) =>
+        (await this.#link.call<EvalResult>('cluster.eval', { node, code, ...opts }, { timeoutMs: 15_000 + (opts.timeoutMs ?? 0) })).value
+    }
+  }
+
+  /** Evaluates `code` on every node at once: each node's value or error (like Erlang's erpc:multicall). */
+  async each (code: string, opts: EvalOptions = {}): Promise<EachResult[]> {
+    return await this.#link.call<EachResult[]>('cluster.each', { code, ...opts }, { timeoutMs: 15_000 + (opts.timeoutMs ?? 0) })
+  }
+
+  /** Restarts a service's instances (`'web'`) or one instance (`'web-1'`) in place, one at a time, each waiting until the previous is ready again. */
+  async restart (target: string): Promise<RestartResult> {
+    return await this.#link.call<RestartResult>('cluster.restart', { target }, { timeoutMs: 30 * 60_000 })
+  }
+
+  /** Moves every instance off `node` and keeps it empty (across its restarts) until `undrain(node)`. */
+  async drain (node: string): Promise<{ node: string, drained: boolean }> {
+    return await this.#link.call<{ node: string, drained: boolean }>('cluster.drain', { node, drained: true })
+  }
+
+  /** `node` hosts instances again. */
+  async undrain (node: string): Promise<{ node: string, drained: boolean }> {
+    return await this.#link.call<{ node: string, drained: boolean }>('cluster.drain', { node, drained: false })
   }
 
   /** Which node answered, and the round trip in ms. */

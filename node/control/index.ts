@@ -12,6 +12,7 @@
  *   cluster.stats  -> StatsView    every node's CPU, memory, load, disk, event-loop delay, mesh connections and instances (stats.ts)
  *   cluster.events -> EventsView   every node's journal merged in time order (events.ts)
  *   cluster.replay -> ReplayView   the cluster at a past moment, replayed from the journals
+ *   cluster.eval / cluster.each / cluster.restart / cluster.drain -> operators' actions on nodes (actions.ts)
  */
 import type { Hubs, HubPolicy } from '../hubs'
 import type { Logger } from '../log'
@@ -29,6 +30,7 @@ import { meshCount } from './mesh'
 import { StatsSampler } from './stats'
 import type { Journal } from '../journal'
 import { clusterEvents, clusterReplay, eventsPayload, journalReadPayload, statePayload, type EventsRequest } from './events'
+import { registerActions } from './actions'
 
 export interface NodeRow {
   id: string
@@ -155,12 +157,13 @@ export function control () {
       c.transport.handle({ kind: 'unary', name: 'cluster.replay', role: 'operator', payload: statePayload, handler: async (p: { at: number }) => await clusterReplay(ec, p.at) })
     }
     c.transport.handle({ kind: 'unary', name: 'cluster.ping', role: 'operator', handler: () => ({ node: c.membership.id, at: Date.now() }) })
+    const actions = registerActions(c)
     c.transport.events.on('connection', (conn) => {
       if (conn.peer.role !== 'operator') return
       c.log.debug(`operator ${conn.peer.name} connected from ${conn.peer.remote}`)
       conn.once('close', () => c.log.debug(`operator ${conn.peer.name} disconnected`))
     })
-    return { start: async () => { sampler.start() }, stop: async () => { sampler.stop() } }
+    return { start: async () => { sampler.start(); actions.start() }, stop: async () => { sampler.stop() } }
   }
 }
 

@@ -57,6 +57,7 @@ export const memberSchema = {
         startedAt: { type: 'integer', minimum: 0, maximum: SAFE },
         secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 1000 },
         containment: { enum: ['pid-namespace', 'process-group'] },
+        drained: { type: 'boolean' },
         certificate: {
           type: 'object',
           additionalProperties: false,

@@ -39,6 +39,8 @@ export interface Characteristics {
   containment?: 'pid-namespace' | 'process-group'
   /** The node certificate it runs with: its serial (to revoke one image) and when it expires (ms since epoch). */
   certificate?: { serial: string, notAfter: number }
+  /** An operator drained the node (`cluster.drain`): it hosts no instances until undrained. Kept in its data dir across restarts. */
+  drained?: boolean
 }
 
 export interface Member {

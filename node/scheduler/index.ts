@@ -8,6 +8,8 @@
  * A suspect counts as up both for the phase and for placement, so a short hiccup (a
  * missed heartbeat, later refuted) moves nothing and pauses nothing; its instances move
  * once the member is declared dead.
+ * A member an operator drained (`characteristics.drained`) counts for the phase and hosts
+ * nothing.
  *
  * @example
  *   const s = schedule({ spec, table: membership.table(), hubs: hubs.current(), previousPhase })
@@ -47,7 +49,8 @@ export function schedule (input: ScheduleInput): Schedule {
   if (phase.kind === 'forming' || (phase.kind === 'degraded' && phase.policy === 'stop')) {
     return { phase, assignments: [], unschedulable: [] }
   }
-  const placed = placeServices(input.spec.services, uniqueById(hosts), input.hubs)
+  // A drained member still counts for the phase, but hosts nothing: its instances move as if it had left.
+  const placed = placeServices(input.spec.services, uniqueById(hosts.filter((m) => m.characteristics.drained !== true)), input.hubs)
   return {
     phase,
     assignments: placed.assignments.sort(compareAssignments),

@@ -198,7 +198,8 @@ export function resolveCluster (c: ClusterSpec): ResolvedClusterSpec {
       memoryMargin: c.hubs?.memoryMargin ?? defaultHubPolicy.memoryMargin
     },
     revokedSerials: (c.revokedSerials ?? []).map((s) => s.replace(/:/g, '').toLowerCase()),
-    maxCommitMb: c.maxCommitMb ?? defaultMaxCommitMb
+    maxCommitMb: c.maxCommitMb ?? defaultMaxCommitMb,
+    ...(c.operators === undefined ? {} : { operators: { eval: [...(c.operators.eval ?? [])] } })
   }
 }
 

@@ -50,7 +50,16 @@ export const clusterSchema: JSONSchemaType<ClusterSpec> = {
       maxItems: 100_000,
       nullable: true
     },
-    maxCommitMb: { type: 'integer', minimum: 1, maximum: 4096, nullable: true }
+    maxCommitMb: { type: 'integer', minimum: 1, maximum: 4096, nullable: true },
+    operators: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      nullable: true,
+      properties: {
+        eval: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 1000, uniqueItems: true, nullable: true }
+      }
+    }
   }
 }
 

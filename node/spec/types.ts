@@ -32,6 +32,14 @@ export interface ClusterSpec {
    * @default 64
    */
   maxCommitMb?: number
+  /** What operators (by certificate name) may do beyond reading: `eval` runs code on nodes. @default {} */
+  operators?: OperatorsSpec
+}
+
+/** Operators allowed each privileged action, by the CN of their certificate. */
+export interface OperatorsSpec {
+  /** May `cluster.on(node).eval(code)` / `cluster.each(code)`. @default [] (nobody) */
+  eval?: string[]
 }
 
 /** The hub policy as written; see `HubPolicy` for what each field controls. */
@@ -58,6 +66,8 @@ export interface ResolvedClusterSpec {
   revokedSerials: string[]
   /** The largest next commit taken, in MiB. */
   maxCommitMb: number
+  /** Operators allowed each privileged action; absent: nobody may. */
+  operators?: { eval: string[] }
 }
 
 export type PlacementKind = 'every' | 'hubs' | 'singleton' | 'replicas'

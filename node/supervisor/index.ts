@@ -101,6 +101,12 @@ export interface Supervisor {
   /** A service's placement kind in the applied spec, e.g. `replicas 2`. */
   placement (service: string): string | undefined
   /**
+   * Stops one of this node's instances and starts it again in place (same version, ports
+   * and state); resolves once it has started again (not necessarily ready). For operators'
+   * rolling restarts.
+   */
+  restart? (instance: string): Promise<void>
+  /**
    * Emits 'phase' (Phase) when the phase changes, 'instance' ({ instance, service, version,
    * address, status }) when one of its instances changes state, and 'waiting' ({ instance,
    * reason }) when an assigned instance waits for a new reason (a rollout step, a build).
@@ -168,6 +174,22 @@ class Reconciler implements Supervisor {
 
   current (): Schedule | undefined { return this.sched }
   get nodeId (): string { return this.c.membership.id }
+
+  async restart (instance: string): Promise<void> {
+    const inst = this.instances.get(instance)
+    if (inst === undefined) throw new Error(`${instance} does not run on ${this.nodeId}`)
+    if (this.busy.has(instance)) throw new Error(`${instance} is being started or stopped; try again`)
+    this.busy.add(instance) // reconcile leaves it alone meanwhile
+    this.c.log.info(`restarting ${instance} in place (operator)`)
+    try {
+      const stopped = inst.proc.stop()
+      inst.proc.start() // while stopping: starts again once it has exited
+      await stopped
+    } finally {
+      this.busy.delete(instance)
+      this.kick()
+    }
+  }
 
   placement (service: string): string | undefined {
     const p = this.c.spec.current()?.spec.services[service]?.placement
@@ -304,7 +326,7 @@ class Reconciler implements Supervisor {
   /** What in the member table matters for the schedule: not heartbeats. */
   private keyOfView (): string {
     const t = this.c.membership.table()
-    return JSON.stringify([this.c.hubs.current(), Object.values(t).map((m) => [m.id, m.status, m.instances ?? {}, m.characteristics.memoryMb, m.characteristics.labels])])
+    return JSON.stringify([this.c.hubs.current(), Object.values(t).map((m) => [m.id, m.status, m.instances ?? {}, m.characteristics.memoryMb, m.characteristics.labels, m.characteristics.drained === true])])
   }
 
   private async reconcile (): Promise<void> {

@@ -1,0 +1,199 @@
+/**
+ * Operators' actions on nodes: evaluate code there (eval.ts), restart a service or an
+ * instance (rolling: one at a time, each waiting until the previous is ready again), and
+ * drain a node (it hosts nothing until undrained, across its restarts). Each is a journal
+ * line with the operator.
+ *
+ *   cluster.eval    { node, code } -> EvalResult           on one node (relayed to it)
+ *   cluster.each    { code }       -> EachResult[]         on every member at once
+ *   cluster.restart { target }     -> RestartResult        `web` (every instance) or `web-1`
+ *   cluster.drain   { node, drained } -> { node, drained } `drained: false` undrains
+ */
+import { existsSync } from 'node:fs'
+import { rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import { OriginError, asOriginError, errorMessage, type OriginErrorJSON } from '../errors'
+import type { Journal } from '../journal'
+import type { Logger } from '../log'
+import type { Membership } from '../membership'
+import type { SpecLayer } from '../spec'
+import type { Supervisor } from '../supervisor'
+import type { Transport } from '../transport'
+import { evaluate, type EvalResult } from './eval'
+
+export interface ActionsComponents { transport: Transport, membership: Membership, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger, journal?: Journal }
+
+/** One node's answer to `cluster.each`: its value, or its error. */
+export type EachResult = { node: string, value: unknown, ms: number } | { node: string, error: OriginErrorJSON }
+
+export interface RestartResult { target: string, restarted: Array<{ instance: string, node: string, ms: number }> }
+
+/** How long one instance may take to be ready again after its restart. @default 120 s */
+const readyTimeoutMs = 120_000
+/** How long a relayed evaluation may take, network included (besides the time limit itself). */
+const evalCallMs = 10_000
+
+const code = { type: 'string', minLength: 1, maxLength: 100_000 } as const
+/** The evaluation's time limit: it runs on the node's thread, so a long one delays the node's heartbeats. */
+const limit = { type: 'integer', minimum: 10, maximum: 10_000 } as const
+const nodeId = { type: 'string', maxLength: 63 } as const
+
+export function registerActions (c: ActionsComponents): { start: () => void } {
+  const drainFile = join(c.dataDir, 'drained')
+
+  const mayEval = (operator: string): void => {
+    const allowed = c.spec.current()?.spec.cluster.operators?.eval ?? []
+    if (!allowed.includes(operator)) {
+      c.journal?.record({ kind: 'operator', operator, action: 'eval refused', detail: 'not in cluster.operators.eval' })
+      throw new OriginError('E_FORBIDDEN_ROLE', `operator ${operator} may not evaluate code: the applied spec's cluster.operators.eval does not name them`, { operator })
+    }
+  }
+  const evalHere = async (operator: string, src: string, timeoutMs?: number): Promise<EvalResult> => {
+    mayEval(operator)
+    c.journal?.record({ kind: 'operator', operator, action: 'eval', detail: src.length > 2000 ? `${src.slice(0, 2000)}…` : src })
+    c.log.info(`operator ${operator} evaluates ${JSON.stringify(src.length > 200 ? src.slice(0, 200) + '…' : src)}`)
+    return evaluate(src, await nodeView(c), { timeoutMs })
+  }
+  const evalOn = async (node: string, operator: string, src: string, timeoutMs?: number): Promise<EvalResult> => {
+    if (node === c.membership.id) return await evalHere(operator, src, timeoutMs)
+    const conn = await c.transport.peer(addressOf(c, node))
+    return await conn.call<EvalResult>('eval.run', { operator, code: src, ...(timeoutMs === undefined ? {} : { timeoutMs }) }, { timeoutMs: evalCallMs + (timeoutMs ?? 0) })
+  }
+
+  c.transport.handle({ kind: 'unary', name: 'eval.run', role: 'node', payload: { type: 'object', additionalProperties: false, required: ['operator', 'code'], properties: { operator: { type: 'string', maxLength: 128 }, code, timeoutMs: limit } }, handler: async (p: { operator: string, code: string, timeoutMs?: number }) => await evalHere(p.operator, p.code, p.timeoutMs) })
+  c.transport.handle({
+    kind: 'unary',
+    name: 'cluster.eval',
+    role: 'operator',
+    payload: { type: 'object', additionalProperties: false, required: ['node', 'code'], properties: { node: nodeId, code, timeoutMs: limit } },
+    handler: async (p: { node: string, code: string, timeoutMs?: number }, ctx) => { mayEval(ctx.peer.name); return await evalOn(p.node, ctx.peer.name, p.code, p.timeoutMs) }
+  })
+  c.transport.handle({
+    kind: 'unary',
+    name: 'cluster.each',
+    role: 'operator',
+    payload: { type: 'object', additionalProperties: false, required: ['code'], properties: { code, timeoutMs: limit } },
+    handler: async (p: { code: string, timeoutMs?: number }, ctx): Promise<EachResult[]> => {
+      mayEval(ctx.peer.name)
+      const members = Object.values(c.membership.table()).filter((m) => m.status !== 'left').map((m) => m.id).sort()
+      return await Promise.all(members.map(async (node): Promise<EachResult> => {
+        try {
+          const r = await evalOn(node, ctx.peer.name, p.code, p.timeoutMs)
+          return { node, value: r.value, ms: r.ms }
+        } catch (err) {
+          return { node, error: asOriginError(err).toJSON() }
+        }
+      }))
+    }
+  })
+
+  c.transport.handle({
+    kind: 'unary',
+    name: 'instance.restart',
+    role: 'node',
+    payload: { type: 'object', additionalProperties: false, required: ['instance', 'operator'], properties: { instance: { type: 'string', maxLength: 128 }, operator: { type: 'string', maxLength: 128 } } },
+    handler: async (p: { instance: string, operator: string }) => {
+      const t0 = Date.now()
+      if (c.supervisor.restart === undefined) throw new OriginError('E_UNKNOWN_METHOD', 'this node\'s supervisor cannot restart an instance in place')
+      c.journal?.record({ kind: 'operator', operator: p.operator, action: 'restart', detail: p.instance })
+      await c.supervisor.restart(p.instance)
+      await readyAgain(c, p.instance)
+      return { instance: p.instance, node: c.membership.id, ms: Date.now() - t0 }
+    }
+  })
+  c.transport.handle({
+    kind: 'unary',
+    name: 'cluster.restart',
+    role: 'operator',
+    payload: { type: 'object', additionalProperties: false, required: ['target'], properties: { target: { type: 'string', maxLength: 128 } } },
+    handler: async (p: { target: string }, ctx): Promise<RestartResult> => {
+      const assigned = c.supervisor.current()?.assignments ?? []
+      const targets = assigned.filter((a) => a.instance === p.target || (a.service === p.target && a.instance !== undefined))
+      if (targets.length === 0) throw new OriginError('E_NOT_FOUND', `no service or instance "${p.target}" is placed now`, { target: p.target })
+      c.log.info(`operator ${ctx.peer.name} restarts ${p.target}: ${targets.map((a) => a.instance).join(', ')}, one at a time`)
+      const restarted: RestartResult['restarted'] = []
+      for (const a of targets) {
+        const conn = await c.transport.peer(addressOf(c, a.node))
+        restarted.push(await conn.call('instance.restart', { instance: a.instance, operator: ctx.peer.name }, { timeoutMs: readyTimeoutMs + 30_000 }))
+      }
+      return { target: p.target, restarted }
+    }
+  })
+
+  const setDrained = async (on: boolean, operator?: string): Promise<void> => {
+    if (on) await writeFile(drainFile, JSON.stringify({ by: operator, at: new Date().toISOString() }) + os.EOL)
+    else await rm(drainFile, { force: true })
+    announceDrained(c.membership, on)
+    if (operator !== undefined) c.journal?.record({ kind: 'operator', operator, action: on ? 'drain' : 'undrain', detail: c.membership.id })
+    c.log.info(on ? `drained${operator === undefined ? ' (since before this start)' : ` by ${operator}`}: this node hosts nothing until undrained` : `undrained by ${operator ?? '?'}: this node hosts instances again`)
+  }
+  c.transport.handle({
+    kind: 'unary',
+    name: 'node.drain',
+    role: 'node',
+    payload: { type: 'object', additionalProperties: false, required: ['drained', 'operator'], properties: { drained: { type: 'boolean' }, operator: { type: 'string', maxLength: 128 } } },
+    handler: async (p: { drained: boolean, operator: string }) => { await setDrained(p.drained, p.operator); return { node: c.membership.id, drained: p.drained } }
+  })
+  c.transport.handle({
+    kind: 'unary',
+    name: 'cluster.drain',
+    role: 'operator',
+    payload: { type: 'object', additionalProperties: false, required: ['node', 'drained'], properties: { node: nodeId, drained: { type: 'boolean' } } },
+    handler: async (p: { node: string, drained: boolean }, ctx) => {
+      if (p.node === c.membership.id) { await setDrained(p.drained, ctx.peer.name); return { node: p.node, drained: p.drained } }
+      const conn = await c.transport.peer(addressOf(c, p.node))
+      return await conn.call('node.drain', { drained: p.drained, operator: ctx.peer.name })
+    }
+  })
+
+  return {
+    // Drained before this start: said again as soon as the node is in the table.
+    start: () => { if (existsSync(drainFile)) void setDrained(true).catch((err) => c.log.warn(`cannot restore the drain: ${errorMessage(err)}`)) }
+  }
+}
+
+/**
+ * Sets or clears `drained` in this node's own characteristics. The member entry carries
+ * that object as is and every heartbeat spreads it; membership has no setter for it yet
+ * (a `setDrained` there would be the proper seam).
+ */
+function announceDrained (m: Membership, on: boolean): void {
+  const self = m.table()[m.id]
+  if (self === undefined) return
+  if (on) self.characteristics.drained = true
+  else delete self.characteristics.drained
+}
+
+function addressOf (c: ActionsComponents, node: string): string {
+  const m = c.membership.table()[node]
+  if (m === undefined) throw new OriginError('E_NOT_FOUND', `no node "${node}" in the member table`, { node })
+  if (m.status !== 'alive' && m.status !== 'suspect') throw new OriginError('E_UNREACHABLE', `node ${node} is ${m.status}`, { node })
+  return m.address
+}
+
+async function readyAgain (c: ActionsComponents, instance: string): Promise<void> {
+  const until = Date.now() + readyTimeoutMs
+  for (;;) {
+    const r = c.supervisor.report().find((i) => i.instance === instance)
+    if (r?.status.state === 'ready') return
+    if (r?.status.state === 'failed') throw new OriginError('E_NOT_READY', `${instance} failed after its restart: ${r.status.reason ?? ''}`, { instance })
+    if (Date.now() > until) throw new OriginError('E_NOT_READY', `${instance} is not ready ${readyTimeoutMs / 1000} s after its restart (${r?.status.state ?? 'gone'})`, { instance })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+/** What the code sees as `node`: plain data, copied (the evaluation cannot reach the node's objects). */
+async function nodeView (c: ActionsComponents): Promise<unknown> {
+  const applied = c.spec.current()
+  const mem = process.memoryUsage()
+  const cpu = process.cpuUsage()
+  return {
+    id: c.membership.id,
+    members: c.membership.table(),
+    spec: applied === undefined ? null : { version: applied.version, cluster: applied.spec.cluster, services: applied.spec.services },
+    instances: c.supervisor.report(),
+    process: { pid: process.pid, uptimeS: process.uptime(), rssMb: mem.rss / 2 ** 20, heapUsedMb: mem.heapUsed / 2 ** 20, cpuUserMs: cpu.user / 1000, cpuSystemMs: cpu.system / 1000, loadavg: os.loadavg(), nodeVersion: process.version },
+    journal: (await c.journal?.read({ limit: 50 })) ?? []
+  }
+}
