@@ -8,6 +8,7 @@ import type { Logger } from '../log'
 import type { CallContext } from '../transport'
 import { dialableAddress, splitAddress } from '../transport/dial'
 import { FailureDetector } from './detector'
+import { decideDowning, defaultDowning, membershipSignature, type DowningPolicy } from './downing'
 import { hear, type Refusal } from './hear'
 import { membershipDefaults, type MembershipInit } from './config'
 import type { Membership, MembershipComponents } from './index'
@@ -38,11 +39,18 @@ export class GossipMembership implements Membership {
   private timers: NodeJS.Timeout[] = []
   private running = false
   private round = 0
+  private downing: DowningPolicy
+  /** The membership signature (see downing.ts) and since when it has been as it is. */
+  private signature = ''
+  private stableSince = 0
+  /** The last downing hold or wait logged, so each is said once. */
+  private downingSaid = ''
 
   constructor (init: MembershipInit, private readonly c: MembershipComponents) {
     this.o = { ...membershipDefaults, ...init }
     this.now = c.now ?? Date.now
     this.log = c.log
+    this.downing = defaultDowning(this.o.deadAfterMs)
     this.detector = new FailureDetector({ ...this.o, intervalMs: this.o.gossipIntervalMs })
     this.probes = new Probes({ max: this.o.maxUnconfirmed, retryMs: this.o.seedRetryMs, maxRetryMs: 60_000, forgetAfterMs: Math.max(30_000, 4 * this.o.deadAfterMs) })
     const payload = gossipPayload(this.o.maxMembers)
@@ -73,6 +81,13 @@ export class GossipMembership implements Membership {
     this.commit(this.members, markStatus(this.members, id, 'left'))
   }
 
+  setDowning (policy?: Partial<DowningPolicy>): void {
+    const next = { ...defaultDowning(this.o.deadAfterMs), ...policy }
+    if (JSON.stringify(next) === JSON.stringify(this.downing)) return
+    this.downing = next
+    this.log.info(`downing: ${next.strategy} after ${(next.afterMs / 1000).toFixed(1)} s of stable membership${next.quorum === undefined ? '' : `, quorum ${next.quorum}`}`)
+  }
+
   reachable (withinMs: number): Set<string> {
     const since = this.now() - withinMs
     return new Set([...this.contacts].filter(([, at]) => at >= since).map(([id]) => id))
@@ -97,6 +112,7 @@ export class GossipMembership implements Membership {
       characteristics: this.c.self.characteristics
     }
     this.members = { [this.self.id]: this.self }
+    this.stableSince = this.now()
     const seeds = this.otherSeeds()
     const answered = (await Promise.all(seeds.map(async (s) => await this.exchange({ address: s }, 'mesh.join')))).some((o) => o === 'ok')
     // The seeds told of members this node has not met: meet them before the layers above
@@ -220,6 +236,11 @@ export class GossipMembership implements Membership {
     this.members = next
     const now = this.now()
     this.detector.observe(next, this.self.id, now)
+    const signature = membershipSignature(next)
+    if (signature !== this.signature) {
+      this.signature = signature
+      this.stableSince = now
+    }
     const changed = changedIds(before, next)
     if (changed.length === 0) return
     for (const id of changed) this.describeChange(before[id], next[id], next)
@@ -251,8 +272,11 @@ export class GossipMembership implements Membership {
       const what = blindMs === Infinity ? 'the clock went backwards' : `this node could not watch its peers for ${(blindMs / 1000).toFixed(1)} s (paused, overloaded, or its clock jumped)`
       this.log.warn(`${what}: every member gets a fresh suspicion period rather than a verdict from a stale view`)
     }
+    // Nor a downing decision: the view this node had before it went blind is stale.
+    if (blindMs > 0) this.stableSince = now
     for (const [id, status] of marks) next = markStatus(next, id, status)
     this.commit(this.members, next)
+    this.down(now)
     const peers = shuffle(this.peers()).slice(0, this.o.fanout)
     // Now and then, one dead member too: it may be back after a partition healed (or
     // another node may answer at its address: the one that replaced it).
@@ -262,6 +286,24 @@ export class GossipMembership implements Membership {
     this.probes.prune(now)
     this.probeBudget = this.o.maxNewPerFrame
     void this.probeDue(this.o.maxNewPerFrame)
+  }
+
+  /** Remove the dead members if the downing strategy lets this side (see downing.ts). */
+  private down (now: number): void {
+    const d = decideDowning({ table: this.members, self: this.self.id, stableForMs: now - this.stableSince }, this.downing)
+    if (d.kind === 'down') {
+      this.downingSaid = ''
+      this.log.info(`downing ${d.ids.join(', ')} (${d.reason}): they no longer count; one that comes back joins as a new incarnation`)
+      let next = this.members
+      for (const id of d.ids) next = markStatus(next, id, 'left')
+      this.commit(this.members, next)
+      this.events.emit('downed', { ids: d.ids, strategy: this.downing.strategy, reason: d.reason })
+    } else if (d.kind === 'hold' && this.downingSaid !== d.reason) {
+      this.downingSaid = d.reason
+      this.log.warn(`downing: ${d.reason}`)
+    } else if (d.kind === 'none') {
+      this.downingSaid = ''
+    }
   }
 
   private retrySeeds (): void {

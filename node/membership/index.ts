@@ -17,6 +17,11 @@
  * from its stale view (`detector.ts`). A dead member whose address a new member id now
  * answers at (a node restarted with a wiped data dir) becomes `left`.
  *
+ * Downing (`downing.ts`): once the membership has been stable for `afterMs` with members
+ * dead, the side the strategy picks (keep-majority by default) makes them `left`, so a
+ * cluster that loses machines by crashes shrinks with no command; the other side of a
+ * partition downs nobody. A downed member that comes back joins as a new incarnation.
+ *
  * @example
  *   const m = membership({ seeds: ['10.0.0.4:7400'] })({ transport, log, self })
  *   m.events.on('change', (table) => ...)
@@ -28,11 +33,13 @@ import type { Logger } from '../log'
 import type { Transport } from '../transport'
 import type { MembershipInit } from './config'
 import { GossipMembership } from './gossip'
+import type { DowningPolicy } from './downing'
 import type { Characteristics, InstanceSummary, MemberTable } from './types'
 
 export type { Member, MemberTable, MemberStatus, Characteristics, InstanceSummary } from './types'
 
 export { membershipDefaults, type MembershipInit } from './config'
+export { decideDowning, defaultDowning, downingStrategies, type DowningPolicy, type DowningStrategy, type DowningDecision } from './downing'
 
 export interface MembershipComponents {
   transport: Transport
@@ -69,7 +76,15 @@ export interface Membership {
    * incarnation makes it alive.
    */
   forget (id: string): void
-  /** Emits 'change' (table) whenever the table changes. */
+  /**
+   * How dead members are removed with no operator command (`cluster.json` `downing`);
+   * fields left out take their defaults (see downing.ts).
+   */
+  setDowning (policy?: Partial<DowningPolicy>): void
+  /**
+   * Emits 'change' (table) whenever the table changes, and 'downed' ({ ids, strategy,
+   * reason }) when this node downs dead members.
+   */
   readonly events: EventEmitter
 }
 

@@ -1,0 +1,129 @@
+/**
+ * Property: in any split of a cluster into two sides, after any crashes, with any timing
+ * and message loss, at most one side downs members of the other. The nodes are simulated
+ * with the real pieces gossip.ts runs each round (failure detector, table merge, refute,
+ * the downing decision and its stability signature); only the network is a model.
+ */
+import test from 'ava'
+import fc from 'fast-check'
+import { FailureDetector } from '../../node/membership/detector'
+import { decideDowning, membershipSignature, type DowningPolicy, type DowningStrategy } from '../../node/membership/downing'
+import { markStatus, mergeTables, refute } from '../../node/membership/table'
+import type { Member, MemberTable } from '../../node/membership/types'
+
+const SUSPECT = 10
+const DEAD = 20
+
+interface Sim {
+  id: string
+  self: Member
+  table: MemberTable
+  detector: FailureDetector
+  signature: string
+  stableSince: number
+  crashed: boolean
+  downed: Set<string>
+}
+
+interface Scenario {
+  n: number
+  strategy: DowningStrategy
+  quorum: number
+  afterMs: number
+  /** Per node: the step it crashes at (or never), and its side after the split. */
+  crashAt: Array<number | null>
+  sideB: boolean[]
+  splitAt: number
+  loss: number
+  startedAt: number[]
+  seed: number
+}
+
+function run (s: Scenario): Sim[] {
+  const policy: DowningPolicy = { strategy: s.strategy, afterMs: s.afterMs, quorum: s.quorum }
+  const ids = Array.from({ length: s.n }, (_, i) => `n${i}`)
+  const entry = (i: number): Member => ({ id: ids[i], address: `10.0.0.${i}:7400`, incarnation: 1, heartbeat: 0, status: 'alive', hub: false, characteristics: { cpus: 1, memoryMb: 1, arch: 'x64', labels: {}, startedAt: s.startedAt[i] } })
+  const common: MemberTable = Object.fromEntries(ids.map((id, i) => [id, entry(i)]))
+  const nodes: Sim[] = ids.map((id, i) => {
+    const detector = new FailureDetector({ suspectAfterMs: SUSPECT, deadAfterMs: DEAD, intervalMs: 1 })
+    detector.watching(0)
+    detector.observe(common, id, 0)
+    return { id, self: common[id], table: common, detector, signature: membershipSignature(common), stableSince: 0, crashed: false, downed: new Set() }
+  })
+  let rnd = s.seed
+  const random = (): number => { rnd = (rnd * 1103515245 + 12345) % 2147483648; return rnd / 2147483648 }
+  const commit = (x: Sim, table: MemberTable, now: number): void => {
+    x.table = table
+    x.detector.observe(table, x.id, now)
+    const sig = membershipSignature(table)
+    if (sig !== x.signature) { x.signature = sig; x.stableSince = now }
+  }
+  const hear = (x: Sim, other: MemberTable, now: number): void => {
+    const merged = mergeTables(x.table, other)
+    x.self = refute(x.self, merged[x.id])
+    commit(x, { ...merged, [x.id]: x.self }, now)
+  }
+  const connected = (a: number, b: number, now: number): boolean =>
+    !nodes[a].crashed && !nodes[b].crashed && (now < s.splitAt || s.sideB[a] === s.sideB[b])
+  const end = s.splitAt + s.afterMs + 6 * DEAD
+  for (let now = 1; now <= end; now++) {
+    nodes.forEach((x, i) => { if (s.crashAt[i] !== null && now >= (s.crashAt[i] as number)) x.crashed = true })
+    for (const [i, x] of nodes.entries()) {
+      if (x.crashed) continue
+      x.self = { ...x.self, heartbeat: x.self.heartbeat + 1 }
+      let next = { ...x.table, [x.id]: x.self }
+      for (const [id, status] of x.detector.verdicts(next, x.id, now).marks) next = markStatus(next, id, status)
+      commit(x, next, now)
+      const d = decideDowning({ table: x.table, self: x.id, stableForMs: now - x.stableSince }, policy)
+      if (d.kind === 'down') {
+        let t = x.table
+        for (const id of d.ids) { t = markStatus(t, id, 'left'); x.downed.add(id) }
+        commit(x, t, now)
+      }
+      // Push-pull with two random peers; a lost exchange changes nothing.
+      for (let k = 0; k < 2; k++) {
+        const j = Math.floor(random() * s.n)
+        if (j === i || !connected(i, j, now) || random() < s.loss) continue
+        const y = nodes[j]
+        hear(y, x.table, now)
+        hear(x, y.table, now)
+      }
+    }
+  }
+  return nodes
+}
+
+const scenario = fc.integer({ min: 2, max: 7 }).chain((n) => fc.record({
+  n: fc.constant(n),
+  strategy: fc.constantFrom<DowningStrategy>('keep-majority', 'static-quorum', 'keep-oldest'),
+  quorum: fc.integer({ min: 1, max: 4 }),
+  afterMs: fc.integer({ min: 2 * DEAD, max: 4 * DEAD }),
+  crashAt: fc.array(fc.option(fc.integer({ min: 1, max: 400 }), { freq: 2 }), { minLength: n, maxLength: n }),
+  sideB: fc.array(fc.boolean(), { minLength: n, maxLength: n }),
+  splitAt: fc.integer({ min: 1, max: 400 }),
+  loss: fc.constantFrom(0, 0.1, 0.3, 0.5),
+  startedAt: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: n, maxLength: n }),
+  seed: fc.integer({ min: 1, max: 1_000_000 })
+}))
+
+test('downing: in any split with any crashes and timing, at most one side downs members of the other', (t) => {
+  fc.assert(fc.property(scenario, (s) => {
+    const nodes = run(s)
+    const live = (i: number): boolean => !nodes[i].crashed
+    const downsOther = (side: boolean): boolean => nodes.some((x, i) => live(i) && s.sideB[i] === side &&
+      nodes.some((y, j) => live(j) && s.sideB[j] !== side && x.downed.has(y.id)))
+    return !(downsOther(true) && downsOther(false))
+  }), { numRuns: 300 })
+  t.pass()
+})
+
+test('downing: with no split, survivors of crashes one at a time keep a majority and down every crashed member', (t) => {
+  for (const n of [3, 5]) {
+    // Crash all but the lowest id, one at a time, far enough apart for each step to settle.
+    const crashAt = Array.from({ length: n }, (_, i) => i === 0 ? null : 50 + (n - i) * (6 * DEAD))
+    const nodes = run({ n, strategy: 'keep-majority', quorum: 1, afterMs: 2 * DEAD, crashAt, sideB: Array(n).fill(false), splitAt: 10_000, loss: 0.1, startedAt: Array(n).fill(0), seed: 7 })
+    const downed = new Set(nodes.flatMap((x) => [...x.downed]))
+    t.deepEqual([...downed].sort(), nodes.slice(1).map((x) => x.id), `${n} nodes`)
+    t.true(Object.values(nodes[0].table).every((m) => m.id === 'n0' || m.status === 'left'), `${n} nodes: the survivor's table`)
+  }
+})
