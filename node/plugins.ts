@@ -4,6 +4,8 @@
  *
  *   "use": "transport-memory"          a plugin shipped in the project's plugins/
  *   "use": "plugins/my-hubs.js"        a path, relative to the image dir (or absolute)
+ *   "use": "spec:my-hubs"              the spec repo's plugins/my-hubs/ (index.js) or plugins/my-hubs.js,
+ *                                      only with spec.allowedSigners set and from a commit they signed
  *
  * A plugin module exports a factory of the layer's own shape, named after the layer
  * (`exports.discovery = (init) => (components) => ...`) or as the default export, and
@@ -19,9 +21,13 @@
  *   const transport = build('transport', () => make({ listen })(components))
  */
 import { existsSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { isAbsolute, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { OriginError, errorMessage } from './errors'
+import { GitStore } from './git/store'
+import type { Logger } from './log'
+import { verifyCommitSignature } from './spec/signature'
 import { validator } from './validate'
 
 /** The layers image.json may replace: every layer node.ts makes from a swappable factory. */
@@ -39,6 +45,13 @@ export type LayerChoices = Partial<Record<LayerName, LayerChoice>>
 
 /** A plugin name: what is looked up under plugins/ rather than taken as a path. */
 export const PLUGIN_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+/** `use` naming a plugin of the spec repo: `spec:<name>`. */
+export const SPEC_PLUGIN = /^spec:([a-z0-9][a-z0-9-]{0,62})$/
+
+/** Whether `use` is a module path (to be taken from the image dir when relative), not a name. */
+export function isPluginPath (use: string): boolean {
+  return !PLUGIN_NAME.test(use) && !use.startsWith('spec:')
+}
 
 type AnyFactory = (init: any) => (components: any) => any
 
@@ -66,6 +79,7 @@ function refuse (layer: string, use: string, message: string, data: Record<strin
 
 /** The module `use` names, loaded; relative paths are taken from `baseDir`. */
 function loadModule (layer: LayerName, use: string, baseDir: string): { mod: any, file: string } {
+  if (use.startsWith('spec:')) refuse(layer, use, 'a spec repo plugin is fetched first (fetchSpecPlugins), and its name must be letters, digits and "-"')
   if (PLUGIN_NAME.test(use)) {
     const shipped = SHIPPED[use]
     const dir = join(projectPluginsDir, use)
@@ -142,4 +156,60 @@ export function assemble<T> (layer: string, use: string, make: () => T): T {
     if (typeof made?.[m] !== 'function') refuse(layer, use, `the factory made an object without ${m}()`)
   }
   return made as T
+}
+
+/** The spec repo as image.json gives it. */
+export interface SpecRepo { url: string, ref?: string, token?: string, allowedSigners?: string[] }
+
+/**
+ * `choices` with each `spec:<name>` replaced by the path of that plugin as the spec repo's
+ * head commit has it, written under `dataDir/spec-plugins/<commit>/`. Only with allowed
+ * signers, and only from a commit one of them signed: a plugin runs with the node's rights.
+ * When the remote cannot be reached, the last commit fetched (verified again) is used.
+ */
+export async function fetchSpecPlugins (choices: LayerChoices | undefined, spec: SpecRepo | undefined, dataDir: string, c: { log: Logger, nodeId: string }): Promise<LayerChoices | undefined> {
+  const wanted = Object.entries(choices ?? {}).filter(([, ch]) => ch.use.startsWith('spec:')) as Array<[LayerName, LayerChoice]>
+  if (wanted.length === 0) return choices
+  for (const [layer, ch] of wanted) {
+    if (!SPEC_PLUGIN.test(ch.use)) refuse(layer, ch.use, 'a spec repo plugin is named spec:<name>, the name of letters, digits and "-"')
+    if (spec === undefined) refuse(layer, ch.use, 'a plugin from the spec repo needs a git spec repo (image.json spec.url)')
+    if ((spec.allowedSigners ?? []).length === 0) refuse(layer, ch.use, 'plugins load from the spec repo only from signed commits: set spec.allowedSigners')
+  }
+  const repo = spec as SpecRepo
+  const signers = repo.allowedSigners as string[]
+  const store = new GitStore(join(dataDir, 'spec-plugins.git'))
+  const lastFile = join(dataDir, 'spec-plugins', 'last')
+  let commit: string
+  const [firstLayer, first] = wanted[0]
+  try {
+    await store.init()
+    const remote = { url: repo.url, ref: repo.ref, token: repo.token, userAgent: `origin-node/${c.nodeId}` }
+    const head = await store.remoteHead(remote)
+    if (!await store.has(head.oid)) await store.fetch(remote, head.ref)
+    commit = head.oid
+  } catch (err) {
+    const last = await readFile(lastFile, 'utf8').then((s) => s.trim(), () => '')
+    if (last === '' || !await store.has(last)) refuse(firstLayer, first.use, `cannot fetch the spec repo ${repo.url} for its plugins, and none was fetched before: ${errorMessage(err)}`)
+    c.log.warn(`cannot fetch the spec repo ${repo.url} for its plugins (${errorMessage(err)}); using ${last.slice(0, 12)}, fetched before`)
+    commit = last
+  }
+  const check = verifyCommitSignature(await store.rawCommit(commit), signers)
+  if (!check.ok) refuse(firstLayer, first.use, `the spec repo's commit ${commit.slice(0, 12)} is refused: ${check.reason}`, { commit })
+  const files = await store.files(commit)
+  const out: LayerChoices = { ...choices }
+  const root = join(dataDir, 'spec-plugins', commit)
+  for (const [layer, ch] of wanted) {
+    const name = (SPEC_PLUGIN.exec(ch.use) as RegExpExecArray)[1]
+    const mine = [...files].filter(([path]) => path.startsWith(`plugins/${name}/`) || path === `plugins/${name}.js`)
+    if (mine.length === 0) refuse(layer, ch.use, `the spec repo's commit ${commit.slice(0, 12)} has no plugins/${name}/ or plugins/${name}.js`, { commit })
+    for (const [path, data] of mine) {
+      await mkdir(dirname(join(root, path)), { recursive: true })
+      await writeFile(join(root, path), data)
+    }
+    const dir = join(root, 'plugins', name)
+    out[layer] = { ...ch, use: existsSync(dir) ? dir : `${dir}.js` }
+    c.log.info(`layer ${layer}: plugin ${name} from the spec repo's commit ${commit.slice(0, 12)}, signed by ${check.signer}`)
+  }
+  await writeFile(lastFile, commit + '\n')
+  return out
 }

@@ -2,17 +2,21 @@
  * Plugins named in image.json's `layers` replace their layer when the node is assembled:
  * nodes in one process whose image.json says `transport-memory` and `discovery-file` form a
  * cluster with no socket and no seed, a hubs plugin from a path is the node's hubs layer,
+ * a plugin in a signed commit of the spec repo replaces its layer (an unsigned one is refused),
  * and a plugin with a bad config is refused by the layer's name before anything starts.
  */
 import test from 'ava'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { parseImageConfig, readImageConfig } from '../node/config/image'
 import { OriginError } from '../node/errors'
 import { startNode, type RunningNode } from '../node/node'
 import { namedNetwork } from '../plugins/transport-memory'
 import { fastMembership, makeKeys } from './helpers/cluster'
+import { startGitServer } from './helpers/git-server'
 import { waitFor } from './helpers/wait'
 
 let dir = ''
@@ -27,6 +31,23 @@ test.after.always(async () => { if (dir !== '') await rm(dir, { recursive: true,
 const image = (name: string, listen: string, more: Record<string, unknown>) => parseImageConfig(JSON.stringify({
   cluster: 'test', listen, name, data: join(dir, name), membership: fastMembership, log: { level: 'error' }, ...more
 }))
+
+// A hub policy a user might want: the hubs are the nodes named in the config, whatever they rank.
+const fixedHubs = `
+    const { EventEmitter } = require('node:events')
+    exports.configSchema = { type: 'object', required: ['names'], additionalProperties: false, properties: { names: { type: 'array', items: { type: 'string' } } } }
+    exports.hubs = (init) => ({ membership }) => {
+      const events = new EventEmitter()
+      return {
+        events, fixed: true,
+        current: () => init.names.filter((n) => membership.table()[n]?.status === 'alive'),
+        isHub: () => init.names.includes(membership.id),
+        policy: () => ({}),
+        setPolicy: () => {},
+        start: async () => {}, stop: async () => {}
+      }
+    }
+`
 
 test.serial('plugins: transport-memory and discovery-file named in image.json replace their layers; the nodes find each other through the file', async (t) => {
   const peers = join(dir, 'peers')
@@ -47,22 +68,7 @@ test.serial('plugins: transport-memory and discovery-file named in image.json re
 
 test.serial('plugins: a hubs plugin from a path (relative to the image) is the node\'s hubs layer, given its config', async (t) => {
   const plugin = join(dir, 'fixed-hubs.js')
-  // A hub policy a user might want: the hubs are the nodes named in the config, whatever they rank.
-  await writeFile(plugin, `
-    const { EventEmitter } = require('node:events')
-    exports.configSchema = { type: 'object', required: ['names'], additionalProperties: false, properties: { names: { type: 'array', items: { type: 'string' } } } }
-    exports.hubs = (init) => ({ membership }) => {
-      const events = new EventEmitter()
-      return {
-        events, fixed: true,
-        current: () => init.names.filter((n) => membership.table()[n]?.status === 'alive'),
-        isHub: () => init.names.includes(membership.id),
-        policy: () => ({}),
-        setPolicy: () => {},
-        start: async () => {}, stop: async () => {}
-      }
-    }
-  `)
+  await writeFile(plugin, fixedHubs)
   // As `origin node --image DIR` reads it: the plugin's path is the image dir's.
   await writeFile(join(dir, 'image.json'), JSON.stringify({
     cluster: 'test', listen: '127.78.1.1:7400', name: 'h1', data: join(dir, 'h1'), membership: fastMembership, log: { level: 'error' },
@@ -87,4 +93,41 @@ test.serial('plugins: a plugin with a bad config is refused by the layer\'s name
   t.is((err as OriginError).code, 'E_CONFIG_INVALID')
   t.regex(err?.message ?? '', /^layer discovery \("discovery-file"\): layers\.discovery\.config is invalid: \/intervalMs: must be integer/)
   t.deepEqual(namedNetwork('plugins-bad').addresses, [])
+})
+
+test.serial('plugins: a plugin from the spec repo replaces its layer only from a signed commit, with allowedSigners set', async (t) => {
+  const git = await startGitServer()
+  t.teardown(async () => await git.stop())
+  const keyDir = await mkdtemp(join(os.tmpdir(), 'origin-plugins-ssh-'))
+  t.teardown(async () => await rm(keyDir, { recursive: true, force: true }))
+  const keyFile = join(keyDir, 'id_ed25519')
+  await promisify(execFile)('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice', '-f', keyFile])
+  const publicKey = (await readFile(keyFile + '.pub', 'utf8')).trim()
+  const work = await git.workdir()
+  await work.write('cluster.json', JSON.stringify({ name: 'test', minNodes: 1 }))
+  await work.write('plugins/fixed-hubs/index.js', fixedHubs)
+  const signed = await work.commit('fixed hubs', { sign: { keyFile } })
+  await work.push()
+  const layers = { transport: { use: 'transport-memory', config: { network: 'plugins-spec' } }, hubs: { use: 'spec:fixed-hubs', config: { names: ['s1'] } } }
+  const spec = { url: git.url, pollIntervalMs: 60_000, allowedSigners: [publicKey] }
+
+  const node = await startNode({ config: image('s1', '127.78.3.1:7400', { layers, spec }), keys })
+  t.teardown(async () => await node.stop())
+  t.true((node.hubs as unknown as { fixed: boolean }).fixed)
+  t.true(node.hubs.isHub())
+  // It ran from the signed commit's files.
+  t.is(await readFile(join(dir, 's1', 'spec-plugins', signed, 'plugins', 'fixed-hubs', 'index.js'), 'utf8'), fixedHubs)
+
+  // Without allowed signers the spec repo's plugins are not run at all.
+  const unsignedOk = { url: git.url, pollIntervalMs: 60_000 }
+  const noSigners = await t.throwsAsync(startNode({ config: image('s2', '127.78.3.2:7400', { layers, spec: unsignedOk }), keys }))
+  t.regex(noSigners?.message ?? '', /^layer hubs \("spec:fixed-hubs"\): plugins load from the spec repo only from signed commits: set spec.allowedSigners/)
+
+  // A commit nobody signed is refused, naming the layer.
+  await work.write('plugins/fixed-hubs/index.js', fixedHubs.replace('fixed: true', 'fixed: "tampered"'))
+  const unsigned = await work.commit('not signed')
+  await work.push()
+  const refused = await t.throwsAsync(startNode({ config: image('s3', '127.78.3.3:7400', { layers, spec }), keys }))
+  t.is((refused as OriginError).code, 'E_CONFIG_INVALID')
+  t.regex(refused?.message ?? '', new RegExp(`^layer hubs \\("spec:fixed-hubs"\\): the spec repo's commit ${unsigned.slice(0, 12)} is refused: .*not signed`))
 })

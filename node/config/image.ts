@@ -37,7 +37,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { SpecLimits } from '../spec/limits'
-import { PLUGIN_NAME, REPLACEABLE_LAYERS, type LayerChoices } from '../plugins'
+import { isPluginPath, REPLACEABLE_LAYERS, type LayerChoices } from '../plugins'
 import { validator } from '../validate'
 
 export interface ImageConfig {
@@ -257,9 +257,9 @@ export async function readImageConfig (path: string): Promise<ImageConfig> {
   // A discovery plugin's path is the image's, like its other files.
   const plugin = config.discovery?.plugin
   if (plugin !== undefined && !isAbsolute(plugin.module)) plugin.module = resolve(dirname(resolve(path)), plugin.module)
-  // So are the layers' plugin paths; a bare name is a plugin under the project's plugins/.
+  // So are the layers' plugin paths; a bare name is a plugin under the project's plugins/, spec:<name> the spec repo's.
   for (const choice of Object.values(config.layers ?? {})) {
-    if (!PLUGIN_NAME.test(choice.use) && !isAbsolute(choice.use)) choice.use = resolve(dirname(resolve(path)), choice.use)
+    if (isPluginPath(choice.use) && !isAbsolute(choice.use)) choice.use = resolve(dirname(resolve(path)), choice.use)
   }
   return config
 }
