@@ -199,7 +199,8 @@ export function resolveCluster (c: ClusterSpec): ResolvedClusterSpec {
     },
     revokedSerials: (c.revokedSerials ?? []).map((s) => s.replace(/:/g, '').toLowerCase()),
     maxCommitMb: c.maxCommitMb ?? defaultMaxCommitMb,
-    ...(c.operators === undefined ? {} : { operators: { eval: [...(c.operators.eval ?? [])] } })
+    ...(c.operators === undefined ? {} : { operators: { eval: [...(c.operators.eval ?? [])] } }),
+    ...(c.downing === undefined ? {} : { downing: { ...c.downing } })
   }
 }
 

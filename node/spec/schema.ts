@@ -59,6 +59,19 @@ export const clusterSchema: JSONSchemaType<ClusterSpec> = {
       properties: {
         eval: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 1000, uniqueItems: true, nullable: true }
       }
+    },
+    downing: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      nullable: true,
+      properties: {
+        strategy: { type: 'string', enum: ['keep-majority', 'static-quorum', 'keep-oldest'], nullable: true },
+        afterMs: { type: 'integer', minimum: 0, maximum: 86_400_000, nullable: true },
+        quorum: { type: 'integer', minimum: 1, maximum: 10_000, nullable: true }
+      },
+      if: { properties: { strategy: { const: 'static-quorum' } }, required: ['strategy'] },
+      then: { properties: { quorum: { type: 'integer' } }, required: ['quorum'] }
     }
   }
 }

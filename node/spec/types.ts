@@ -34,6 +34,31 @@ export interface ClusterSpec {
   maxCommitMb?: number
   /** What operators (by certificate name) may do beyond reading: `eval` runs code on nodes. @default {} */
   operators?: OperatorsSpec
+  /**
+   * How dead members are removed with no operator command, so a cluster that loses
+   * machines by crashes shrinks (see node/membership/downing.ts). @default keep-majority,
+   * afterMs 3 × the nodes' deadAfterMs
+   */
+  downing?: DowningSpec
+}
+
+/**
+ * Downing, after Akka's split brain resolver: once the membership has been unchanged for
+ * `afterMs` with members dead and none suspect, the side the strategy picks makes the dead
+ * `left` (they stop counting against the singleton majority); the other side downs nobody.
+ */
+export interface DowningSpec {
+  /**
+   * `keep-majority`: the side with more than half of the membership (or half, with the
+   * lowest id). `static-quorum`: a side with at least `quorum` members (downs nobody once
+   * the membership reaches twice the quorum). `keep-oldest`: the side with the member
+   * started first. @default 'keep-majority'
+   */
+  strategy?: 'keep-majority' | 'static-quorum' | 'keep-oldest'
+  /** Stable time before the dead are downed, ms; keep it well above deadAfterMs. @default 3 × deadAfterMs */
+  afterMs?: number
+  /** Members a side needs, for `static-quorum` (required by it). */
+  quorum?: number
 }
 
 /** Operators allowed each privileged action, by the CN of their certificate. */
@@ -68,6 +93,8 @@ export interface ResolvedClusterSpec {
   maxCommitMb: number
   /** Operators allowed each privileged action; absent: nobody may. */
   operators?: { eval: string[] }
+  /** Downing as written; absent: the membership layer's default. */
+  downing?: DowningSpec
 }
 
 export type PlacementKind = 'every' | 'hubs' | 'singleton' | 'replicas'
