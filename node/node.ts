@@ -15,7 +15,7 @@ import { loadIdentity } from './keys/files'
 import { createLogger, stderrSink, type Logger } from './log'
 import { RotatingLog } from './supervisor/logfile'
 import { membership as defaultMembership, type Membership } from './membership'
-import { assemble, loadLayerPlugins } from './plugins'
+import { assemble, fetchSpecPlugins, loadLayerPlugins } from './plugins'
 import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
 import { spec as defaultSpec, type SpecLayer, type SpecSource } from './spec'
@@ -59,18 +59,18 @@ export interface RunningNode {
 
 export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const { config } = opts
-  // image.json's plugins replace the defaults; factories passed in code replace both.
-  const plugins = loadLayerPlugins(config.layers)
-  const fromImage = Object.fromEntries(Object.entries(plugins).map(([layer, p]) => [layer, p.factory]))
-  const layers: Layers = { transport: webSocketTransport, discovery: defaultDiscovery, membership: defaultMembership, hubs: defaultHubs, spec: defaultSpec, supervisor: defaultSupervisor, ...fromImage, ...opts.layers }
-  // A layer made by its factory; a plugin's throw or a malformed result is refused naming the layer.
-  const make = <T>(layer: keyof Layers, build: () => T): T => opts.layers?.[layer] !== undefined || plugins[layer] === undefined ? build() : assemble(layer, plugins[layer].use, build)
   const dataDir = resolve(config.data)
   await mkdir(dataDir, { recursive: true })
   const id = await loadNodeId(dataDir, config.name)
   // The node's own log is a file too, rotated like instance logs.
   const nodeLog = new RotatingLog({ path: join(dataDir, 'node.log'), maxBytes: config.log.maxBytes, keep: config.log.keep })
   const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, { write: (line) => nodeLog.write(line) }] })
+  // image.json's plugins replace the defaults (spec:<name> ones fetched from the spec repo); factories passed in code replace both.
+  const plugins = loadLayerPlugins(await fetchSpecPlugins(config.layers, config.spec, dataDir, { log: root.child('plugins'), nodeId: id }))
+  const fromImage = Object.fromEntries(Object.entries(plugins).map(([layer, p]) => [layer, p.factory]))
+  const layers: Layers = { transport: webSocketTransport, discovery: defaultDiscovery, membership: defaultMembership, hubs: defaultHubs, spec: defaultSpec, supervisor: defaultSupervisor, ...fromImage, ...opts.layers }
+  // A layer made by its factory; a plugin's throw or a malformed result is refused naming the layer.
+  const make = <T>(layer: keyof Layers, build: () => T): T => opts.layers?.[layer] !== undefined || plugins[layer] === undefined ? build() : assemble(layer, plugins[layer].use, build)
   const identity = await loadIdentity({ keys: opts.keys })
   if (identity.info.cluster !== config.cluster) {
     throw new Error(`the node certificate is for cluster "${identity.info.cluster}", but this node is configured for cluster "${config.cluster}"`)
