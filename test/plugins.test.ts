@@ -3,7 +3,8 @@
  * nodes in one process whose image.json says `transport-memory` and `discovery-file` form a
  * cluster with no socket and no seed, a hubs plugin from a path is the node's hubs layer,
  * a plugin in a signed commit of the spec repo replaces its layer (an unsigned one is refused),
- * and a plugin with a bad config is refused by the layer's name before anything starts.
+ * a plugin with a bad config is refused by the layer's name before anything starts, and node
+ * processes (the CLI reading image.json) merge once their discovery-file lists one of them.
  */
 import test from 'ava'
 import { execFile } from 'node:child_process'
@@ -15,7 +16,7 @@ import { parseImageConfig, readImageConfig } from '../node/config/image'
 import { OriginError } from '../node/errors'
 import { startNode, type RunningNode } from '../node/node'
 import { namedNetwork } from '../plugins/transport-memory'
-import { fastMembership, makeKeys } from './helpers/cluster'
+import { TestCluster, fastMembership, makeKeys } from './helpers/cluster'
 import { startGitServer } from './helpers/git-server'
 import { waitFor } from './helpers/wait'
 
@@ -130,4 +131,22 @@ test.serial('plugins: a plugin from the spec repo replaces its layer only from a
   const refused = await t.throwsAsync(startNode({ config: image('s3', '127.78.3.3:7400', { layers, spec }), keys }))
   t.is((refused as OriginError).code, 'E_CONFIG_INVALID')
   t.regex(refused?.message ?? '', new RegExp(`^layer hubs \\("spec:fixed-hubs"\\): the spec repo's commit ${unsigned.slice(0, 12)} is refused: .*not signed`))
+})
+
+test.serial('plugins: node processes whose image.json names discovery-file find each other once the file lists one of them', async (t) => {
+  const c = await TestCluster.create()
+  t.teardown(async () => await c.cleanup())
+  const peers = join(dir, 'cluster-peers')
+  await writeFile(peers, '# nobody yet\n')
+  const image = { layers: { discovery: { use: 'discovery-file', config: { path: peers, intervalMs: 300 } } } }
+  // No seeds: each originates a cluster of its own.
+  await c.start({ name: 'f1', seeds: [], image })
+  await c.start({ name: 'f2', seeds: [], image })
+  await c.waitForView({ f1: 'alive' }, { on: ['f1'] })
+  await c.waitForView({ f2: 'alive' }, { on: ['f2'] })
+  t.is(Object.keys(await c.view('f1')).length, 1)
+  // The file is edited: the watch sees it, membership tries the address, the two merge.
+  await writeFile(peers, `${c.node('f1').address}\n`)
+  await c.explainFailure(async () => await c.waitForView({ f1: 'alive', f2: 'alive' }, { timeoutMs: 20_000 }))
+  t.regex(await c.node('f2').log(), /discovery.*file .*cluster-peers: .*7400/)
 })
