@@ -51,7 +51,9 @@ export function mayReplace (
  * cluster fails over). A node cut off from the majority gives its singletons up once it
  * has not heard from them for the suspicion timeout, before the majority declares it dead
  * (the longer failure timeout) and starts them elsewhere: one never runs twice. Members
- * that left gracefully do not count.
+ * that left gracefully, were forgotten by an operator or were downed (membership's
+ * downing.ts makes them `left`) do not count: the survivors of crashes one at a time
+ * regain a majority by themselves.
  */
 export function singletonQuorum (table: MemberTable, self: string, reachable: ReadonlySet<string>): { ok: boolean, reason: string } {
   const members = Object.values(table).filter((m) => m.status !== 'left')
