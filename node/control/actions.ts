@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
-import { OriginError, asOriginError, errorMessage, type OriginErrorJSON } from '../errors'
+import { OriginError, asOriginError, type OriginErrorJSON } from '../errors'
 import type { Journal } from '../journal'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
@@ -147,10 +147,19 @@ export function registerActions (c: ActionsComponents): { start: () => void } {
     }
   })
 
-  return {
-    // Drained before this start: said again as soon as the node is in the table.
-    start: () => { if (existsSync(drainFile)) void setDrained(true).catch((err) => c.log.warn(`cannot restore the drain: ${errorMessage(err)}`)) }
+  // Drained before this start: said again as soon as this node is in its own table, which
+  // is before the supervisor starts (membership starts first and its join changes the
+  // table), so the node starts nothing in between.
+  let restore = existsSync(drainFile)
+  const restoreDrain = (): void => {
+    if (!restore || c.membership.table()?.[c.membership.id] === undefined) return
+    restore = false
+    c.membership.events.off('change', restoreDrain)
+    announceDrained(c.membership, true)
+    c.log.info('drained (since before this start): this node hosts nothing until undrained')
   }
+  c.membership.events.on('change', restoreDrain)
+  return { start: restoreDrain }
 }
 
 /**
