@@ -66,7 +66,9 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const nodeLog = new RotatingLog({ path: join(dataDir, 'node.log'), maxBytes: config.log.maxBytes, keep: config.log.keep })
   const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, { write: (line) => nodeLog.write(line) }] })
   // image.json's plugins replace the defaults (spec:<name> ones fetched from the spec repo); factories passed in code replace both.
-  const plugins = loadLayerPlugins(await fetchSpecPlugins(config.layers, config.spec, dataDir, { log: root.child('plugins'), nodeId: id }))
+  const plugins = await fetchSpecPlugins(config.layers, config.spec, dataDir, { log: root.child('plugins'), nodeId: id })
+    .then(loadLayerPlugins)
+    .catch(async (err) => { await nodeLog.close(); throw err })
   const fromImage = Object.fromEntries(Object.entries(plugins).map(([layer, p]) => [layer, p.factory]))
   const layers: Layers = { transport: webSocketTransport, discovery: defaultDiscovery, membership: defaultMembership, hubs: defaultHubs, spec: defaultSpec, supervisor: defaultSupervisor, ...fromImage, ...opts.layers }
   // A layer made by its factory; a plugin's throw or a malformed result is refused naming the layer.
