@@ -37,7 +37,7 @@ export class NodeTable extends Array<NodeRow> {
     const rows = this.map((n) => [
       n.id,
       n.address,
-      n.status,
+      n.drained === true ? `${n.status}, drained` : n.status,
       n.hub ? 'hub' : '',
       String(n.cpus),
       `${(n.memoryMb / 1024).toFixed(1)} GiB`,

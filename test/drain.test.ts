@@ -1,5 +1,6 @@
 import test from 'ava'
 import { chmod } from 'node:fs/promises'
+import { inspect } from 'node:util'
 import type { Member, MemberTable } from '../node/membership/types'
 import { defaultHubPolicy } from '../node/hubs/types'
 import type { ServiceSpec, Spec } from '../node/spec/types'
@@ -102,6 +103,9 @@ test.serial('drain: a drained node is emptied and stays empty, across its restar
   t.deepEqual(await cluster.drain('c'), { node: 'c', drained: true })
   await s.c.explainFailure(async () => await waitFor(settled, { what: 'everything off c, ready on a and b' }))
   t.deepEqual(await onC(), [])
+  const nodes = await cluster.nodes()
+  t.is(nodes.find((n) => n.id === 'c')?.drained, true)
+  t.regex(inspect(nodes), /alive, drained/)
   t.deepEqual((await cluster.each("node.members.c.characteristics.drained === true")).map((r) => 'value' in r ? r.value : r.error), [true, true, true])
 
   // The drained node restarts: it still hosts nothing.

@@ -49,6 +49,8 @@ export interface NodeRow {
   secrets?: string[]
   /** Its node certificate: serial, expiry, and `ok` / `soon` / `expired` with what to do. */
   certificate?: CertificateExpiry
+  /** An operator drained it (`cluster.drain`): it hosts nothing until undrained. */
+  drained?: true
 }
 
 export interface HubsView { hubs: string[], policy: HubPolicy, answeredBy: string }
@@ -85,6 +87,7 @@ export function control () {
           incarnation: m.incarnation,
           containment: m.characteristics.containment,
           secrets: m.characteristics.secrets,
+          ...(m.characteristics.drained === true ? { drained: true as const } : {}),
           certificate: m.characteristics.certificate === undefined
             ? undefined
             : certificateExpiry({ serial: m.characteristics.certificate.serial, notAfter: new Date(m.characteristics.certificate.notAfter) }, Date.now())
