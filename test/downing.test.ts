@@ -37,24 +37,25 @@ test.serial('downing: the survivor of two crashes, one at a time, downs them aft
     const host = (await s.instances('a', 'one', 'ready'))[0]?.node
     const bKilled = Date.now()
     s.c.node('b').proc.signal('SIGKILL')
+    const onA = waitFor(async () => {
+      const r = await s.instances('a', 'one', 'ready')
+      return r.length === 1 && r[0].node === 'a' ? { r, at: Date.now() } : undefined
+    }, { what: 'the singleton to run on a', timeoutMs: 30_000 })
     await s.c.waitForView({ b: 'dead' }, { on: ['a'] })
     const bDead = Date.now()
     await s.c.waitForView({ b: 'left' }, { on: ['a'], timeoutMs: 30_000 })
     const bDowned = Date.now()
-    const [one] = await waitFor(async () => {
-      const r = await s.instances('a', 'one', 'ready')
-      return r.length === 1 && r[0].node === 'a' ? r : undefined
-    }, { what: 'the singleton to run on a', timeoutMs: 30_000 })
-    const running = Date.now()
+    const { r: [one], at: running } = await onA
     t.is(one.node, 'a')
     t.regex(await s.c.node('a').log(), /downing b \(keep-majority: 1 of 2 members alive, half, with the lowest id \(a\)/)
     t.log(`c: kill -9 -> dead ${cDead - cKilled} ms, -> downed ${cDowned - cKilled} ms`)
     t.log(`b: kill -9 -> dead ${bDead - bKilled} ms, -> downed ${bDowned - bKilled} ms, -> singleton ready on a ${running - bKilled} ms (it ran on ${host ?? 'no node'} before)`)
 
     // c starts again (same data dir, same id): welcomed as a new incarnation.
+    const restarted = Date.now()
     await s.c.start({ name: 'c', address: s.c.node('c').address, image })
     await s.c.waitForView({ a: 'alive', c: 'alive' }, { on: ['a', 'c'] })
-    t.log(`c restarted: alive on a and c ${Date.now() - running} ms after the singleton ran`)
+    t.log(`c restarted: alive on a and c ${Date.now() - restarted} ms after its start`)
     const after = await s.instances('a', 'one', 'ready')
     t.is(after.length, 1, 'still one singleton')
   })

@@ -37,9 +37,12 @@ interface Scenario {
   loss: number
   startedAt: number[]
   seed: number
+  /** Steps to run on after the split heals, if it does. */
+  healAt?: number
 }
 
-function run (s: Scenario): Sim[] {
+function run (scenario: Scenario): Sim[] {
+  const s = { ...scenario }
   const policy: DowningPolicy = { strategy: s.strategy, afterMs: s.afterMs, quorum: s.quorum }
   const ids = Array.from({ length: s.n }, (_, i) => `n${i}`)
   const entry = (i: number): Member => ({ id: ids[i], address: `10.0.0.${i}:7400`, incarnation: 1, heartbeat: 0, status: 'alive', hub: false, characteristics: { cpus: 1, memoryMb: 1, arch: 'x64', labels: {}, startedAt: s.startedAt[i] } })
@@ -66,7 +69,8 @@ function run (s: Scenario): Sim[] {
   const connected = (a: number, b: number, now: number): boolean =>
     !nodes[a].crashed && !nodes[b].crashed && (now < s.splitAt || s.sideB[a] === s.sideB[b])
   const end = s.splitAt + s.afterMs + 6 * DEAD
-  for (let now = 1; now <= end; now++) {
+  for (let now = 1; now <= end + (s.healAt ?? 0); now++) {
+    if (s.healAt !== undefined && now === end) s.splitAt = Infinity
     nodes.forEach((x, i) => { if (s.crashAt[i] !== null && now >= (s.crashAt[i] as number)) x.crashed = true })
     for (const [i, x] of nodes.entries()) {
       if (x.crashed) continue
@@ -80,10 +84,14 @@ function run (s: Scenario): Sim[] {
         for (const id of d.ids) { t = markStatus(t, id, 'left'); x.downed.add(id) }
         commit(x, t, now)
       }
-      // Push-pull with two random peers; a lost exchange changes nothing.
-      for (let k = 0; k < 2; k++) {
-        const j = Math.floor(random() * s.n)
-        if (j === i || !connected(i, j, now) || random() < s.loss) continue
+      // Push-pull with two peers it takes for live (and now and then one it takes for
+      // dead, as gossip.ts does); a lost exchange changes nothing.
+      const live = ids.flatMap((id, j) => j !== i && ['alive', 'suspect'].includes(x.table[id].status) ? [j] : [])
+      const dead = ids.flatMap((id, j) => x.table[id].status === 'dead' ? [j] : [])
+      const peers = [0, 1].flatMap(() => live.length === 0 ? [] : [live[Math.floor(random() * live.length)]])
+      if (dead.length > 0 && now % 10 === i % 10) peers.push(dead[Math.floor(random() * dead.length)])
+      for (const j of peers) {
+        if (!connected(i, j, now) || random() < s.loss) continue
         const y = nodes[j]
         hear(y, x.table, now)
         hear(x, y.table, now)
@@ -126,4 +134,13 @@ test('downing: with no split, survivors of crashes one at a time keep a majority
     t.deepEqual([...downed].sort(), nodes.slice(1).map((x) => x.id), `${n} nodes`)
     t.true(Object.values(nodes[0].table).every((m) => m.id === 'n0' || m.status === 'left'), `${n} nodes: the survivor's table`)
   }
+})
+
+test('downing: when the split heals, every live node sees every live node alive again (the downed ones as a new incarnation)', (t) => {
+  fc.assert(fc.property(scenario, (s) => {
+    const nodes = run({ ...s, loss: Math.min(s.loss, 0.3), healAt: 10 * DEAD })
+    const live = nodes.filter((x) => !x.crashed)
+    return live.every((x) => live.every((y) => x.table[y.id].status === 'alive'))
+  }), { numRuns: 150 })
+  t.pass()
 })
