@@ -20,7 +20,7 @@ import type { Membership } from '../membership'
 import type { SpecLayer } from '../spec'
 import type { Supervisor } from '../supervisor'
 import type { Transport } from '../transport'
-import { evaluate, type EvalResult } from './eval'
+import { evaluateApart, type EvalResult } from './eval'
 
 export interface ActionsComponents { transport: Transport, membership: Membership, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger, journal?: Journal }
 
@@ -35,7 +35,7 @@ const readyTimeoutMs = 120_000
 const evalCallMs = 10_000
 
 const code = { type: 'string', minLength: 1, maxLength: 100_000 } as const
-/** The evaluation's time limit: it runs on the node's thread, so a long one delays the node's heartbeats. */
+/** The evaluation's time limit, in ms (it runs on a thread of its own: the node goes on meanwhile). */
 const limit = { type: 'integer', minimum: 10, maximum: 10_000 } as const
 const nodeId = { type: 'string', maxLength: 63 } as const
 
@@ -53,7 +53,7 @@ export function registerActions (c: ActionsComponents): { start: () => void } {
     mayEval(operator)
     c.journal?.record({ kind: 'operator', operator, action: 'eval', detail: src.length > 2000 ? `${src.slice(0, 2000)}…` : src })
     c.log.info(`operator ${operator} evaluates ${JSON.stringify(src.length > 200 ? src.slice(0, 200) + '…' : src)}`)
-    return evaluate(src, await nodeView(c), { timeoutMs })
+    return await evaluateApart(src, await nodeView(c), { timeoutMs })
   }
   const evalOn = async (node: string, operator: string, src: string, timeoutMs?: number): Promise<EvalResult> => {
     if (node === c.membership.id) return await evalHere(operator, src, timeoutMs)

@@ -6,21 +6,24 @@
  * that covers its promises too (their microtasks run inside the limit, and nothing in the
  * context can wait on the outside). The value comes back as JSON-safe data, size-bounded.
  *
+ * The node runs it apart (`evaluateApart`): on a thread of its own with a heap limit, so its
+ * event loop and heartbeats go on meanwhile and code that allocates without end is stopped.
+ *
  * Only operators named in the applied spec's `cluster.operators.eval` may evaluate; every
  * evaluation is a journal line on the node that ran it, with the operator and the code.
  *
  * @example
- *   await evaluate('node.members.length', view, { timeoutMs: 2000 })  // { value: 3, ms: 1.2 }
+ *   evaluate('Object.keys(node.members).length', view, { timeoutMs: 2000 })              // { value: 3, ms: 1.2 }
+ *   await evaluateApart('Object.keys(node.members).length', view, { timeoutMs: 2000 })   // the same, on its own thread
  */
+import { join } from 'node:path'
 import vm from 'node:vm'
-import { OriginError } from '../errors'
+import { Worker } from 'node:worker_threads'
+import { OriginError, type OriginErrorJSON } from '../errors'
 import { typescript } from '../spec/sandbox'
 
 export interface EvalOptions {
-  /**
-   * Time the code (and its promises) may take before it is stopped. It runs on the node's
-   * thread: a longer limit lets runaway code delay the node's heartbeats longer. @default 1000
-   */
+  /** Time the code (and its promises) may take before it is stopped: longer lets long queries finish, and runaway code run longer. @default 1000 */
   timeoutMs?: number
   /** The largest value returned, as JSON, in bytes. @default 1 MiB */
   maxBytes?: number
@@ -90,12 +93,16 @@ export function compile (code: string): string {
   return `__settle(${asBody.text.trim().replace(/;$/, '')});`
 }
 
-/** Evaluates `code` against `view` (the node's read-only facts) in a fresh context. */
+/** Evaluates `code` against `view` (the node's read-only facts) in a fresh context, on this thread. */
 export function evaluate (code: string, view: unknown, o: EvalOptions = {}): EvalResult {
+  const t0 = performance.now()
+  return execute(compile(code), view, o, t0)
+}
+
+/** Runs a script from `compile` against `view`: the part that may loop, throw or allocate. */
+export function execute (script: string, view: unknown, o: EvalOptions = {}, t0 = performance.now()): EvalResult {
   const timeout = o.timeoutMs ?? evalDefaults.timeoutMs
   const maxBytes = o.maxBytes ?? evalDefaults.maxBytes
-  const t0 = performance.now()
-  const script = compile(code)
   const ctx = vm.createContext({ __node: JSON.stringify(view) }, {
     codeGeneration: { strings: false, wasm: false },
     microtaskMode: 'afterEvaluate'
@@ -129,4 +136,62 @@ export function evaluate (code: string, view: unknown, o: EvalOptions = {}): Eva
   const ms = Math.round((performance.now() - t0) * 1000) / 1000
   if (!r.ok) throw new OriginError('E_ARGS', `${r.name}: ${r.message}`, { name: r.name })
   return { value: r.v, ms }
+}
+
+/** Heap an evaluation's thread may use: code that allocates without end ends its thread, not the node. @default 128 MiB */
+export const evalHeapMb = 128
+/** Threads kept for the next evaluations (each evaluation still gets a fresh vm context). */
+const keepIdle = 2
+const idle: Worker[] = []
+
+function newThread (): Worker {
+  return new Worker(join(__dirname, 'eval-worker.js'), {
+    resourceLimits: { maxOldGenerationSizeMb: evalHeapMb, maxYoungGenerationSizeMb: 16 },
+    stdout: true,
+    stderr: true
+  })
+}
+
+type Answer = { ok: true, result: EvalResult } | { ok: false, error: OriginErrorJSON }
+
+/**
+ * `evaluate`, on a thread of its own (transpiled here, where TypeScript stays loaded): the
+ * node's event loop goes on while the code runs (its heartbeats too), a heap limit ends code
+ * that allocates without end, and should the thread not answer in time it is terminated.
+ * A thread that answered is kept for a next evaluation; one that failed is not.
+ */
+export async function evaluateApart (code: string, view: unknown, o: EvalOptions = {}): Promise<EvalResult> {
+  const t0 = performance.now()
+  const script = compile(code)
+  const timeout = o.timeoutMs ?? evalDefaults.timeoutMs
+  const worker = idle.pop() ?? newThread()
+  worker.ref()
+  let timer: NodeJS.Timeout | undefined
+  let healthy = false
+  const off: Array<() => void> = []
+  try {
+    const answer = await new Promise<Answer>((resolve, reject) => {
+      // The vm's own limit stops the code; this one covers the thread's start and a thread stuck past it.
+      timer = setTimeout(() => reject(new OriginError('E_TIMEOUT', `stopped after the ${timeout} ms time limit (its thread did not answer)`, { timeoutMs: timeout })), timeout + 5000)
+      const onMessage = (a: Answer): void => { healthy = true; resolve(a) }
+      const onError = (err: Error & { code?: string }): void => reject(err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+        ? new OriginError('E_ARGS', `stopped: it used more than the ${evalHeapMb} MiB of memory an evaluation may`, { heapMb: evalHeapMb })
+        : new OriginError('E_INTERNAL', `the evaluation's thread failed: ${err.message}`))
+      const onExit = (exitCode: number): void => reject(new OriginError('E_INTERNAL', `the evaluation's thread exited (${exitCode}) without an answer`))
+      worker.once('message', onMessage).once('error', onError).once('exit', onExit)
+      off.push(() => { worker.off('message', onMessage).off('error', onError).off('exit', onExit) })
+      worker.postMessage({ script, view: JSON.stringify(view), options: o })
+    })
+    if (!answer.ok) throw OriginError.fromJSON(answer.error)
+    return { value: answer.result.value, ms: Math.round((performance.now() - t0) * 1000) / 1000 }
+  } finally {
+    clearTimeout(timer)
+    for (const f of off) f()
+    if (healthy && idle.length < keepIdle) { worker.unref(); idle.push(worker) } else void worker.terminate()
+  }
+}
+
+/** Ends the threads kept for next evaluations (the node stops). */
+export async function endIdleThreads (): Promise<void> {
+  await Promise.all(idle.splice(0).map(async (w) => await w.terminate()))
 }

@@ -31,6 +31,7 @@ import { StatsSampler } from './stats'
 import type { Journal } from '../journal'
 import { clusterEvents, clusterReplay, eventsPayload, journalReadPayload, statePayload, type EventsRequest } from './events'
 import { registerActions } from './actions'
+import { endIdleThreads } from './eval'
 
 export interface NodeRow {
   id: string
@@ -166,7 +167,7 @@ export function control () {
       c.log.debug(`operator ${conn.peer.name} connected from ${conn.peer.remote}`)
       conn.once('close', () => c.log.debug(`operator ${conn.peer.name} disconnected`))
     })
-    return { start: async () => { sampler.start(); actions.start() }, stop: async () => { sampler.stop() } }
+    return { start: async () => { sampler.start(); actions.start() }, stop: async () => { sampler.stop(); await endIdleThreads() } }
   }
 }
 

@@ -1,5 +1,5 @@
 import test from 'ava'
-import { evaluate } from '../../node/control/eval'
+import { endIdleThreads, evaluate, evaluateApart } from '../../node/control/eval'
 
 const view = { id: 'n1', members: { n1: { id: 'n1' }, n2: { id: 'n2' } }, instances: [] }
 const code = (err: unknown): string | undefined => (err as { code?: string }).code
@@ -35,4 +35,18 @@ test('eval: errors, code that does not compile, runaway loops (sync and async), 
   t.true(Date.now() - t0 < 2000)
   t.is(code(t.throws(() => run('await new Promise(() => {})'))), 'E_TIMEOUT')
   t.is(code(t.throws(() => evaluate('"x".repeat(2000)', view, { maxBytes: 1000 }))), 'E_FRAME_TOO_LARGE')
+})
+
+test('eval apart: on its own thread the event loop goes on, memory hogs end their thread, and nothing leaks to the next evaluation', async (t) => {
+  let ticks = 0
+  const timer = setInterval(() => { ticks++ }, 10)
+  const loop = await t.throwsAsync(evaluateApart('while (true) {}', view, { timeoutMs: 500 }))
+  clearInterval(timer)
+  t.is(code(loop), 'E_TIMEOUT')
+  t.true(ticks >= 20, `the event loop ran ${ticks} times meanwhile`)
+  t.regex((await t.throwsAsync(evaluateApart('const a: number[][] = []; for (;;) a.push(new Array(1e5).fill(1))', view, { timeoutMs: 5000 })))!.message, /more than the 128 MiB/)
+  t.is((await evaluateApart('(globalThis as any).leak = 1; 2', view)).value, 2)
+  t.is((await evaluateApart('typeof (globalThis as any).leak', view)).value, 'undefined')
+  t.deepEqual(await Promise.all([1, 2, 3].map(async (i) => (await evaluateApart(`${i} * 2`, view)).value)), [2, 4, 6])
+  await endIdleThreads()
 })
