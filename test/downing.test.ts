@@ -6,7 +6,13 @@
  * forgets them).
  */
 import test from 'ava'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
 import { join, resolve } from 'node:path'
+import type { ImageConfig } from '../node/config/image'
+import { startNode, type RunningNode } from '../node/node'
+import { memoryNetwork } from '../plugins/transport-memory'
+import { fastMembership, makeKeys } from './helpers/cluster'
 import { specDirCluster } from './helpers/spec-dir'
 import { waitFor } from './helpers/wait'
 
@@ -59,4 +65,34 @@ test.serial('downing: the survivor of two crashes, one at a time, downs them aft
     const after = await s.instances('a', 'one', 'ready')
     t.is(after.length, 1, 'still one singleton')
   })
+})
+
+test.serial('downing: a node cut off alone is downed by the majority and downs nobody itself; reconnected, it is back as a new incarnation', async (t) => {
+  const dir = await mkdtemp(join(os.tmpdir(), 'origin-downing-'))
+  const keys = await makeKeys(join(dir, 'keys'), 'test')
+  const net = memoryNetwork()
+  const nodes: RunningNode[] = []
+  t.teardown(async () => { await Promise.all(nodes.map(async (n) => await n.stop().catch(() => {}))); await rm(dir, { recursive: true, force: true }) })
+  const config = (i: number): ImageConfig => ({
+    cluster: 'test', listen: `127.78.0.${i}:7400`, seeds: i === 1 ? [] : ['127.78.0.1:7400'], data: join(dir, `n${i}`), name: `n${i}`,
+    labels: {}, characteristics: { cpus: 2, memoryMb: 1024 }, membership: fastMembership, hubs: {}, log: { level: 'error' }
+  })
+  for (const i of [1, 2, 3]) nodes.push(await startNode({ config: config(i), keys, layers: { transport: net.transport } }))
+  const status = (n: RunningNode, id: string): string | undefined => n.membership.table()[id]?.status
+  const downedBy: string[] = []
+  for (const n of nodes) n.membership.events.on('downed', ({ ids }: { ids: string[] }) => downedBy.push(`${n.id}: ${ids.join(', ')}`))
+  await waitFor(() => nodes.every((n) => nodes.every((m) => status(n, m.id) === 'alive')), { what: 'all 3 to see all 3 alive' })
+  const [n1, n2, n3] = nodes
+  const incarnation = n3.membership.table().n3.incarnation
+  const cutAt = Date.now()
+  net.disconnect(n3.address)
+  await waitFor(() => status(n1, 'n3') === 'left' && status(n2, 'n3') === 'left', { what: 'n1 and n2 to down n3', timeoutMs: 30_000 })
+  const downedAt = Date.now()
+  t.is(status(n3, 'n1'), 'dead', 'n3 sees n1 dead, and does not down it')
+  t.is(status(n3, 'n2'), 'dead')
+  t.true(downedBy.every((d) => !d.startsWith('n3')), `only the majority downed: ${downedBy.join('; ')}`)
+  net.reconnect(n3.address)
+  await waitFor(() => nodes.every((n) => nodes.every((m) => status(n, m.id) === 'alive')), { what: 'n3 alive again everywhere', timeoutMs: 20_000 })
+  t.true(n1.membership.table().n3.incarnation > incarnation, 'n3 is back as a new incarnation')
+  t.log(`cut -> downed by the majority ${downedAt - cutAt} ms (deadAfterMs ${fastMembership.deadAfterMs}, afterMs ${3 * fastMembership.deadAfterMs} by default); reconnected -> alive everywhere ${Date.now() - downedAt} ms`)
 })
