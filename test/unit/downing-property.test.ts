@@ -105,7 +105,7 @@ const scenario = fc.integer({ min: 2, max: 7 }).chain((n) => fc.record({
   n: fc.constant(n),
   strategy: fc.constantFrom<DowningStrategy>('keep-majority', 'static-quorum', 'keep-oldest'),
   quorum: fc.integer({ min: 1, max: 4 }),
-  afterMs: fc.integer({ min: 2 * DEAD, max: 4 * DEAD }),
+  afterMs: fc.integer({ min: DEAD / 2, max: 4 * DEAD }),
   crashAt: fc.array(fc.option(fc.integer({ min: 1, max: 400 }), { freq: 2 }), { minLength: n, maxLength: n }),
   sideB: fc.array(fc.boolean(), { minLength: n, maxLength: n }),
   splitAt: fc.integer({ min: 1, max: 400 }),
