@@ -40,10 +40,11 @@ export function renderStats (v: StatsView): string {
         mib(n.diskFreeMb),
         `${n.eventLoopDelayMs.p50}/${n.eventLoopDelayMs.p99} ms`,
         `${n.meshConnections.in}/${n.meshConnections.out ?? '?'}${n.meshConnections.operators > 0 ? ` +${n.meshConnections.operators} op` : ''}`,
+        `${kbps(n.gossipBytesPerSec.sent)} / ${kbps(n.gossipBytesPerSec.received)}`,
         `${pct(n.nodeCpuPercent)} ${mib(n.nodeRssMb)}`,
         String(n.instances.length)
       ]])
-  const lines = [textTable(['node', 'cpu', 'load 1/5/15', 'memory used', 'disk free', 'loop p50/p99', 'mesh in/out', 'node program', 'instances'], nodeRows)]
+  const lines = [textTable(['node', 'cpu', 'load 1/5/15', 'memory used', 'disk free', 'loop p50/p99', 'mesh in/out', 'gossip out/in', 'node program', 'instances'], nodeRows)]
   for (const n of v.nodes) if (n.status === 'unreachable') lines.push(`${n.node}: unreachable (${n.address}): ${n.reason}`)
   const instances: Array<InstanceStats & { node: string }> = v.nodes.flatMap((n) => n.status === 'ok' ? n.instances.map((i) => ({ ...i, node: n.node })) : [])
   if (instances.length > 0) {
@@ -92,4 +93,9 @@ export async function watchStats (once: () => Promise<StatsReport>, everyMs: num
 /** Terminal rows `text` takes, long lines wrapping at `columns`. */
 function rowsOf (text: string, columns = 80): number {
   return text.replace(/\n$/, '').split('\n').reduce((n, line) => n + Math.max(1, Math.ceil(line.length / Math.max(1, columns))), 0)
+}
+
+/** Bytes per second as a person reads them: `830 B/s`, `12.4 kB/s`. */
+function kbps (bytesPerSec: number): string {
+  return bytesPerSec < 1000 ? `${bytesPerSec} B/s` : `${(bytesPerSec / 1000).toFixed(1)} kB/s`
 }

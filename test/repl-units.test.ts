@@ -79,12 +79,12 @@ test('stats: instance CPU is the rate of its CPU ticks over the window; memory i
 
 test('stats: the tables list unreachable nodes with the reason, and instances by name', (t) => {
   const ok: NodeStats = {
-    node: 'a', address: '127.0.0.1:7400', status: 'ok', at: 0, windowMs: 500, cpuPercent: 12.5, cpus: 2, nodeCpuPercent: 3, memoryUsedMb: 3000, memoryTotalMb: 8000, nodeRssMb: 90, load: [0.5, 0.4, 0.3], diskFreeMb: 20_000, diskTotalMb: 50_000, dataDir: '/d', eventLoopDelayMs: { p50: 0.1, p99: 1.2, max: 4 }, meshConnections: { in: 1, out: 1, operators: 1 },
+    node: 'a', address: '127.0.0.1:7400', status: 'ok', at: 0, windowMs: 500, cpuPercent: 12.5, cpus: 2, nodeCpuPercent: 3, memoryUsedMb: 3000, memoryTotalMb: 8000, nodeRssMb: 90, load: [0.5, 0.4, 0.3], diskFreeMb: 20_000, diskTotalMb: 50_000, dataDir: '/d', eventLoopDelayMs: { p50: 0.1, p99: 1.2, max: 4 }, meshConnections: { in: 1, out: 1, operators: 1 }, gossipBytesPerSec: { sent: 12_400, received: 830 },
     instances: [{ instance: 'web-2', service: 'web', state: 'ready', cpuPercent: 1.5, memoryMb: 120, processes: 2, restarts: 1, uptimeMs: 65_000, port: 8080 }, { instance: 'db-1', service: 'db', state: 'backoff', restarts: 3 }]
   }
   const view: StatsView = { answeredBy: 'a', at: 0, nodes: [ok, { node: 'b', address: '127.0.0.2:7400', status: 'unreachable', reason: 'dead (no heartbeat)' }] }
   const text = renderStats(view)
-  t.regex(text, /^a\s+13% of 2\s+0\.50 0\.40 0\.30\s+2\.9 GiB \/ 7\.8 GiB\s+19\.5 GiB\s+0\.1\/1\.2 ms\s+1\/1 \+1 op/m)
+  t.regex(text, /^a\s+13% of 2\s+0\.50 0\.40 0\.30\s+2\.9 GiB \/ 7\.8 GiB\s+19\.5 GiB\s+0\.1\/1\.2 ms\s+1\/1 \+1 op\s+12\.4 kB\/s \/ 830 B\/s/m)
   t.regex(text, /^b: unreachable \(127\.0\.0\.2:7400\): dead \(no heartbeat\)$/m)
   t.regex(text, /^db-1\s+a\s+backoff\s+3$/m)
   t.regex(text, /^web-2\s+a\s+ready\s+1\.5%\s+120 MiB\s+2\s+1\s+1m05s\s+8080$/m)

@@ -45,6 +45,7 @@ test.serial('stats: every node answers for itself, and a service using memory an
     t.true(n.eventLoopDelayMs.p99 >= n.eventLoopDelayMs.p50 && n.eventLoopDelayMs.max >= n.eventLoopDelayMs.p99)
     t.true(n.meshConnections.in >= 1, `${n.node}: other nodes connect to it`)
     t.true((n.meshConnections.out ?? 0) >= 1, `${n.node}: it connects to other nodes`)
+    t.true(n.gossipBytesPerSec.sent > 0 && n.gossipBytesPerSec.received > 0, `${n.node} gossips: ${JSON.stringify(n.gossipBytesPerSec)}`)
     const w = n.instances.find((i) => i.service === 'web')!
     t.true(w.port !== undefined && w.port > 0 && w.restarts === 0 && (w.uptimeMs ?? 0) > 0 && (w.memoryMb ?? 0) > 5, JSON.stringify(w))
   }
@@ -87,6 +88,6 @@ test.serial('stats: a dead node is listed as unreachable and the others still an
   t.is(json.answeredBy, 'b')
   const b = json.nodes.find((n): n is NodeStats => n.node === 'b' && n.status === 'ok')!
   // The JSON fields are a contract.
-  t.deepEqual(Object.keys(b).sort(), ['address', 'at', 'cpuPercent', 'cpus', 'dataDir', 'diskFreeMb', 'diskTotalMb', 'eventLoopDelayMs', 'instances', 'load', 'memoryTotalMb', 'memoryUsedMb', 'meshConnections', 'node', 'nodeCpuPercent', 'nodeRssMb', 'status', 'windowMs'])
+  t.deepEqual(Object.keys(b).sort(), ['address', 'at', 'cpuPercent', 'cpus', 'dataDir', 'diskFreeMb', 'diskTotalMb', 'eventLoopDelayMs', 'gossipBytesPerSec', 'instances', 'load', 'memoryTotalMb', 'memoryUsedMb', 'meshConnections', 'node', 'nodeCpuPercent', 'nodeRssMb', 'status', 'windowMs'])
   t.deepEqual(Object.keys(json.nodes.find((n) => n.node === 'c')!).sort(), ['address', 'node', 'reason', 'status'])
 })

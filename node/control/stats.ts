@@ -17,6 +17,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { Membership } from '../membership'
 import type { Supervisor } from '../supervisor'
 import type { MeshCount } from './mesh'
+import { trafficByMethod } from '../transport/rpc'
 
 /** One instance, as stats shows it. Usage fields are absent while no process runs. */
 export interface InstanceStats {
@@ -65,6 +66,8 @@ export interface NodeStats {
   eventLoopDelayMs: { p50: number, p99: number, max: number }
   /** Open mesh connections: from other nodes, to other nodes (absent where it cannot be counted), and from operators. */
   meshConnections: { in: number, out?: number, operators: number }
+  /** Membership gossip over the window, bytes per second each way (requests and answers). */
+  gossipBytesPerSec: { sent: number, received: number }
   instances: InstanceStats[]
 }
 
@@ -111,8 +114,13 @@ interface Snapshot {
   nodeCpu: number
   /** CPU ticks by `instance@startedAt` (a restart starts a new count). */
   ticks: Map<string, number>
+  /** Bytes of membership gossip (mesh.gossip and mesh.join calls) so far, each way. */
+  gossip: { sent: number, received: number }
   usage: Record<string, { pids: number[], rssKb: number, cpuTicks: number }>
 }
+
+/** The membership layer's calls: what "gossip traffic" is. */
+const GOSSIP_METHODS = ['mesh.gossip', 'mesh.join']
 
 /** Clock ticks per second of /proc CPU times (USER_HZ): 100 on every Linux origin runs on. */
 const USER_HZ = 100
@@ -174,6 +182,10 @@ export class StatsSampler {
       dataDir: this.c.dataDir,
       eventLoopDelayMs: this.loopDelay(),
       meshConnections: await this.c.mesh.count(),
+      gossipBytesPerSec: {
+        sent: Math.round((now.gossip.sent - base.gossip.sent) * 1000 / window),
+        received: Math.round((now.gossip.received - base.gossip.received) * 1000 / window)
+      },
       instances: this.instances(now, base, window)
     }
   }
@@ -240,6 +252,11 @@ export class StatsSampler {
       const u = usage[r.instance]
       if (u !== undefined) ticks.set(`${r.instance}@${r.status.startedAt ?? ''}`, u.cpuTicks)
     }
-    return { at: performance.now(), cpuBusy: busy, cpuTotal: total, nodeCpu: cpu.user + cpu.system, ticks, usage }
+    const gossip = { sent: 0, received: 0 }
+    for (const m of GOSSIP_METHODS) {
+      const t = trafficByMethod.get(m)
+      if (t !== undefined) { gossip.sent += t.sent; gossip.received += t.received }
+    }
+    return { at: performance.now(), cpuBusy: busy, cpuTotal: total, nodeCpu: cpu.user + cpu.system, ticks, usage, gossip }
   }
 }

@@ -39,7 +39,23 @@ function noPayload (name: string): Check<unknown> {
   }
 }
 
-interface Pending { resolve (v: unknown): void, reject (e: Error): void, timer?: NodeJS.Timeout }
+interface Pending { resolve (v: unknown): void, reject (e: Error): void, timer?: NodeJS.Timeout, method: string }
+
+/**
+ * Bytes of unary calls by method in this process, requests and answers together, each way
+ * (what `cluster.stats()` shows as gossip traffic). Streams are not counted.
+ */
+export const trafficByMethod = new Map<string, { sent: number, received: number }>()
+
+function countTraffic (method: string, way: 'sent' | 'received', bytes: number): void {
+  let t = trafficByMethod.get(method)
+  if (t === undefined) {
+    if (trafficByMethod.size >= 256) return // method names come from peers too: bounded
+    t = { sent: 0, received: 0 }
+    trafficByMethod.set(method, t)
+  }
+  t[way] += bytes
+}
 interface StreamSink { push (v: unknown): void, end (): void, fail (e: Error): void }
 
 const BACKPRESSURE_BYTES = 1 << 20
@@ -112,9 +128,9 @@ export class RpcConnection extends EventEmitter implements Connection {
         this.pending.delete(id)
         reject(new OriginError('E_TIMEOUT', `${method} got no answer from ${this.describePeer()} within ${timeoutMs} ms`, { method, timeoutMs }))
       }, timeoutMs)
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, method })
       try {
-        this.send({ t: 'req', id, m: method, p: payload })
+        countTraffic(method, 'sent', this.send({ t: 'req', id, m: method, p: payload }))
       } catch (err) {
         clearTimeout(timer)
         this.pending.delete(id)
@@ -175,17 +191,18 @@ export class RpcConnection extends EventEmitter implements Connection {
     return id
   }
 
-  private send (frame: Frame): void {
-    if (!this.isOpen) return
+  /** Sends a frame; returns the bytes sent (0 when nothing was). */
+  private send (frame: Frame): number {
+    if (!this.isOpen) return 0
     // An error frame is cut to a few kB (config.ts, errorFrameBounds), so it always fits.
     const bytes = encodeFrame(frame.t === 'err' ? { ...frame, e: boundedError(frame.e) } : frame)
     const problem = this.unsendable(bytes, frame.t)
-    if (problem === undefined) { this.channel.batch(); this.channel.send(bytes); return }
+    if (problem === undefined) { this.channel.batch(); this.channel.send(bytes); return bytes.length }
     // The peer would close the connection on it: answer that one call with the reason instead.
     this.log.warn(`not sending ${problem.message} to ${this.describePeer()}`)
     if (frame.t === 'req') throw problem
-    if (frame.t === 'err') { this.channel.send(encodeFrame({ t: 'err', id: frame.id, e: { code: frame.e.code, message: clip(frame.e.message, 200) } })); return }
-    this.send({ t: 'err', id: frame.id, e: problem.toJSON() })
+    if (frame.t === 'err') { this.channel.send(encodeFrame({ t: 'err', id: frame.id, e: { code: frame.e.code, message: clip(frame.e.message, 200) } })); return 0 }
+    return this.send({ t: 'err', id: frame.id, e: problem.toJSON() })
   }
 
   /** Why the peer would refuse these bytes, if it would: the limits are the same on both ends. */
@@ -217,8 +234,13 @@ export class RpcConnection extends EventEmitter implements Connection {
       return
     }
     switch (frame.t) {
-      case 'req': void this.serve(frame.id, frame.m, frame.p); break
-      case 'res': this.settle(frame.id, frame.v, undefined); break
+      case 'req': countTraffic(frame.m, 'received', data.length); void this.serve(frame.id, frame.m, frame.p); break
+      case 'res': {
+        const method = this.pending.get(frame.id)?.method
+        if (method !== undefined) countTraffic(method, 'received', data.length)
+        this.settle(frame.id, frame.v, undefined)
+        break
+      }
       case 'err': this.onError(frame.id, OriginError.fromJSON(frame.e)); break
       case 'item': this.sinks.get(frame.id)?.push(frame.v); break
       case 'end': this.sinks.get(frame.id)?.end(); break
@@ -257,7 +279,7 @@ export class RpcConnection extends EventEmitter implements Connection {
       const ctx = { peer, get signal () { return controller.signal } }
       if (entry.method.kind === 'unary') {
         const v = await entry.method.handler(p, ctx)
-        this.send({ t: 'res', id, v })
+        countTraffic(name, 'sent', this.send({ t: 'res', id, v }))
       } else {
         for await (const v of entry.method.handler(p, ctx)) {
           if (controller.aborted || !this.isOpen) break
