@@ -5,6 +5,7 @@ import { benchSpec } from './spec'
 import { benchServices } from './services'
 import { benchState } from './state'
 import { benchImage } from './image'
+import { benchRepl } from './repl'
 
 async function main (): Promise<void> {
   console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
@@ -14,6 +15,7 @@ async function main (): Promise<void> {
   if (only === undefined || only === 'services') await benchServices()
   if (only === undefined || only === 'state') await benchState()
   if (only === undefined || only === 'image') await benchImage()
+  if (only === undefined || only === 'repl') await benchRepl()
 }
 
 main().catch((err) => { console.error(err); process.exitCode = 1 })
