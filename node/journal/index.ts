@@ -101,6 +101,14 @@ class FileJournal implements Journal {
     this.record({ kind: 'spec-applied', version: a.version, summary: summaryOf(a.version, a.info), services: Object.keys(a.spec.services).sort() })
   }
 
+  private readonly onFetched = (f: { version: string, from: string }): void => {
+    this.record({ kind: 'spec-fetched', version: f.version, from: f.from })
+  }
+
+  private readonly onBuild = (b: { service: string, what: 'started' | 'succeeded' | 'failed', detail: string }): void => {
+    this.record({ kind: 'build', service: b.service, what: b.what, detail: b.detail })
+  }
+
   private readonly onRejected = (r: Rejection): void => {
     this.record({ kind: 'spec-rejected', version: r.version, summary: summaryOf(r.version, r.info), errors: r.errors })
   }
@@ -129,6 +137,8 @@ class FileJournal implements Journal {
     this.c.hubs.events.on('change', this.onHubs)
     this.c.spec.events.on('applied', this.onApplied)
     this.c.spec.events.on('rejected', this.onRejected)
+    this.c.spec.events.on('fetched', this.onFetched)
+    this.c.supervisor.events.on('build', this.onBuild)
     this.c.supervisor.events.on('phase', this.onPhase)
     this.c.supervisor.events.on('instance', this.onInstance)
     this.c.supervisor.events.on('waiting', this.onWaiting)
@@ -141,6 +151,8 @@ class FileJournal implements Journal {
     this.c.hubs.events.off('change', this.onHubs)
     this.c.spec.events.off('applied', this.onApplied)
     this.c.spec.events.off('rejected', this.onRejected)
+    this.c.spec.events.off('fetched', this.onFetched)
+    this.c.supervisor.events.off('build', this.onBuild)
     this.c.supervisor.events.off('phase', this.onPhase)
     this.c.supervisor.events.off('instance', this.onInstance)
     this.c.supervisor.events.off('waiting', this.onWaiting)

@@ -7,6 +7,8 @@ export function describeEvent (b: JournalBody): string {
     case 'member': return b.from === undefined ? `member ${b.member} joined (${b.facts.address}, ${b.status})` : `member ${b.member} is ${b.status} (was ${b.from})`
     case 'hubs': return `hubs now ${b.hubs.join(', ') || '(none)'}${b.promoted.length > 0 ? `; promoted ${b.promoted.join(', ')}` : ''}${b.demoted.length > 0 ? `; demoted ${b.demoted.join(', ')}` : ''}`
     case 'spec-applied': return `spec applied: ${b.summary} (${b.services.length} services)`
+    case 'spec-fetched': return `spec ${b.version.slice(0, 12)} fetched from ${b.from}`
+    case 'build': return `build of ${b.service} ${b.what}: ${b.detail}`
     case 'spec-rejected': return `spec rejected: ${b.summary}: ${b.errors.join('; ')}`
     case 'phase': return `phase ${b.reason}`
     case 'instance': return `${b.instance} ${b.state}${b.reason === undefined ? '' : `: ${b.reason.startsWith(b.state + ':') ? b.reason.slice(b.state.length + 1).trim() : b.reason}`}${b.state === 'ready' && b.address !== undefined ? ` at ${b.address}` : ''} (version ${b.version}${b.restarts > 0 ? `, ${b.restarts} restarts` : ''})`

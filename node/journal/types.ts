@@ -19,6 +19,7 @@ export type JournalBody =
   /** A member of this node's table changed status (`from` absent: it joined this node's table). */
   | { kind: 'member', member: string, status: MemberStatus, from?: MemberStatus, facts: MemberFacts }
   | { kind: 'hubs', hubs: string[], promoted: string[], demoted: string[] }
+  | { kind: 'spec-fetched', version: string, from: string }
   | { kind: 'spec-applied', version: string, summary: string, services: string[] }
   | { kind: 'spec-rejected', version: string, summary: string, errors: string[] }
   | { kind: 'phase', phase: string, reason: string }
@@ -26,6 +27,7 @@ export type JournalBody =
   | { kind: 'instance', instance: string, service: string, version: string, state: string, reason?: string, address?: string, restarts: number }
   /** An assigned instance waits (rollout steps, builds, handovers), with why. */
   | { kind: 'rollout', instance: string, service: string, reason: string }
+  | { kind: 'build', service: string, what: 'started' | 'succeeded' | 'failed', detail: string }
   /** An operator asked for something (`forget node-3`, `sync`). */
   | { kind: 'operator', operator: string, action: string, detail?: string }
 

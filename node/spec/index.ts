@@ -63,7 +63,7 @@ export interface SpecLayer {
   lastRejected (): Rejection | undefined
   /** Fetch from the remote now (hubs), or ask the hubs to (others). */
   sync (): Promise<SyncResult[]>
-  /** Emits 'applied' (Applied) and 'rejected' (Rejection). */
+  /** Emits 'applied' (Applied), 'rejected' (Rejection) and 'fetched' ({ version, from }: a commit this node did not have). */
   readonly events: EventEmitter
 }
 
@@ -243,6 +243,7 @@ class GitSpec implements SpecLayer {
       if (!await this.store.has(head.oid)) {
         const fetched = await this.store.fetch(remote, head.ref)
         this.c.log.info(`fetched ${short(fetched)} (${head.ref}) from ${src.url}`)
+        this.events.emit('fetched', { version: fetched, from: src.url })
       }
       const result = await this.considerCommit(head.oid)
       if (result.outcome === 'applied') this.announce(head.oid)
@@ -311,6 +312,7 @@ class GitSpec implements SpecLayer {
           for await (const batch of conn.stream<ObjectPiece[]>('spec.objects', { commit: target.commit })) for (const piece of batch) assembler.add(piece)
           await this.store.importObjects(target.commit, assembler.objects().map((o) => ({ ...o, data: Buffer.from(o.data) })))
           this.c.log.info(`received ${short(target.commit)} from hub ${target.hub} (every object checked against its id)`)
+          this.events.emit('fetched', { version: target.commit, from: `hub ${target.hub}` })
         }
         this.followFailures.delete(target.commit)
         await this.considerCommit(target.commit)

@@ -29,6 +29,9 @@ export interface PreparedCode {
 /** Backoff of failed preparations: first retry after `firstMs`, doubling up to `maxMs`. */
 export const prepareBackoff = { firstMs: 2000, maxMs: 300_000 }
 
+/** A build of a service's code: started, succeeded or failed, with the command or the reason. */
+export interface BuildEvent { service: string, what: 'started' | 'succeeded' | 'failed', detail: string }
+
 /** A preparation that failed and when it may be tried again. */
 export interface PrepareFailure { reason: string, failures: number, retryAt: number, logPath?: string }
 
@@ -67,7 +70,13 @@ export class CodeCache {
   /** Prepared code by spec version and service: a branch is resolved once per spec version, not on every reconcile. */
   private readonly prepared = new Map<string, Promise<PreparedCode>>()
 
-  constructor (private readonly dataDir: string, private readonly nodeId: string, private readonly log: Logger) {}
+  constructor (
+    private readonly dataDir: string,
+    private readonly nodeId: string,
+    private readonly log: Logger,
+    /** Told when a build starts and how it ended (the journal records it). */
+    private readonly onBuild: (b: BuildEvent) => void = () => {}
+  ) {}
 
   /** Failed preparations by service, until one succeeds. */
   private readonly failures = new Map<string, PrepareFailure>()
@@ -181,13 +190,19 @@ export class CodeCache {
     await mkdir(dirname(logPath), { recursive: true })
     const out = await open(logPath, 'a')
     this.log.info(`building ${service}: ${command}`)
+    this.onBuild({ service, what: 'started', detail: command })
     try {
       const code = await new Promise<number | string>((resolve) => {
         const child = spawn('sh', ['-c', command], { cwd: dir, stdio: ['ignore', out.fd, out.fd] })
         child.once('exit', (c, sig) => resolve(c ?? sig ?? 'unknown'))
         child.once('error', (err) => resolve(errorMessage(err)))
       })
-      if (code !== 0) throw new OriginError('E_START_FAILED', `build failed: ${typeof code === 'number' ? `exit ${code}` : code}; see ${logPath}`, { service, logPath })
+      if (code !== 0) {
+        const why = `build failed: ${typeof code === 'number' ? `exit ${code}` : code}; see ${logPath}`
+        this.onBuild({ service, what: 'failed', detail: why })
+        throw new OriginError('E_START_FAILED', why, { service, logPath })
+      }
+      this.onBuild({ service, what: 'succeeded', detail: logPath })
     } finally {
       await out.close()
     }

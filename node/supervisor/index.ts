@@ -168,7 +168,7 @@ class Reconciler implements Supervisor {
   private readonly onSpec = (): void => { this.kick() }
 
   constructor (private readonly init: SupervisorInit, private readonly c: SupervisorComponents) {
-    this.code = new CodeCache(init.dataDir, c.membership.id, c.log)
+    this.code = new CodeCache(init.dataDir, c.membership.id, c.log, (b) => this.events.emit('build', b))
     this.ports = new PortBook(join(init.dataDir, 'ports.json'))
   }
 
