@@ -99,6 +99,7 @@ overrides \`image.json\` and is checked like it:
 | \`ORIGIN_ADVERTISE\` | \`HOST:PORT\` other nodes dial | the listen address |
 | \`ORIGIN_DATA\` | data directory (node id, logs) | image.json \`data\`, beside \`origin-node\` |
 | \`ORIGIN_SEEDS\` | \`HOST:PORT\` list, commas or spaces | image.json \`seeds\` |
+| \`ORIGIN_DISCOVERY_DNS\` | a DNS name whose records list the peers | image.json \`discovery.dns.name\` (the k8s form: its headless Service) |
 | \`ORIGIN_KEYS\` | a directory with \`ca.crt node.crt node.key\` to use instead | ${o.keysInside ? 'the keys inside' : 'none: required (built with --keys-outside)'} |
 
 ## A machine

@@ -57,7 +57,10 @@ export function k8sManifests (o: K8sOptions): Record<string, string> {
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'ORIGIN_LISTEN', value: `0.0.0.0:${o.port}` },
     { name: 'ORIGIN_ADVERTISE', value: `$(POD_IP):${o.port}` },
-    { name: 'ORIGIN_SEEDS', value: [`${name}:${o.port}`, ...o.seeds].join(',') },
+    // Peers come from the headless Service's records (every ready and unready pod), re-resolved.
+    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    { name: 'ORIGIN_DISCOVERY_DNS', value: `${name}.$(POD_NAMESPACE).svc.cluster.local` },
+    ...(o.seeds.length === 0 ? [] : [{ name: 'ORIGIN_SEEDS', value: o.seeds.join(',') }]),
     { name: 'ORIGIN_DATA', value: dataDir },
     { name: 'ORIGIN_KEYS', value: '/etc/origin/keys' }
   ]

@@ -251,7 +251,7 @@ test.serial('build: the k8s YAML is a Secret, a headless Service and a DaemonSet
   t.deepEqual(ds.spec.selector.matchLabels, ds.spec.template.metadata.labels, 'the selector matches the pods')
   const env = Object.fromEntries(ds.spec.template.spec.containers[0].env.map((e) => [e.name, e.value]))
   t.is(env.ORIGIN_KEYS, '/etc/origin/keys')
-  t.regex(env.ORIGIN_SEEDS ?? '', /^origin-imgtest:7400,/)
+  t.is(env.ORIGIN_DISCOVERY_DNS, 'origin-imgtest.$(POD_NAMESPACE).svc.cluster.local', 'peers from the headless Service\'s records')
 })
 
 // ---- containers: a docker daemon of the test's own ----

@@ -30,8 +30,9 @@
  * }
  *
  * Deploy-time facts that differ per machine come from the environment (`applyEnvironment`):
- * ORIGIN_LISTEN, ORIGIN_ADVERTISE, ORIGIN_DATA and ORIGIN_SEEDS override image.json, checked
- * against the same schema; a bad value is refused naming the variable.
+ * ORIGIN_LISTEN, ORIGIN_ADVERTISE, ORIGIN_DATA and ORIGIN_SEEDS override image.json, and
+ * ORIGIN_DISCOVERY_DNS sets discovery.dns.name, checked against the same schema; a bad value
+ * is refused naming the variable.
  */
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
@@ -272,17 +273,18 @@ export const ENVIRONMENT_OVERRIDES = {
   ORIGIN_SEEDS: 'seeds'
 } as const
 
-export type EnvironmentVariable = keyof typeof ENVIRONMENT_OVERRIDES
+type FieldVariable = keyof typeof ENVIRONMENT_OVERRIDES
+export type EnvironmentVariable = FieldVariable | 'ORIGIN_DISCOVERY_DNS'
 
 const checkField = Object.fromEntries(Object.entries(ENVIRONMENT_OVERRIDES).map(([name, field]) => [
   name,
   validator<unknown>((imageSchema.properties as Record<string, object>)[field], name, 'E_CONFIG_INVALID')
-])) as Record<EnvironmentVariable, (value: unknown) => unknown>
+])) as Record<FieldVariable, (value: unknown) => unknown>
 
 const hostPortHint = 'HOST:PORT with a port from 0 to 65535 (e.g. 10.0.0.5:7400 or [fd00::5]:7400)'
 
 /** One variable's value checked as its image.json field; E_CONFIG_INVALID naming the variable. */
-function checkVariable (name: EnvironmentVariable, raw: string, value: unknown): void {
+function checkVariable (name: FieldVariable, raw: string, value: unknown): void {
   try {
     checkField[name](value)
   } catch {
@@ -305,7 +307,7 @@ function checkVariable (name: EnvironmentVariable, raw: string, value: unknown):
 export function applyEnvironment (config: ImageConfig, env: NodeJS.ProcessEnv | Record<string, string | undefined>): { config: ImageConfig, applied: EnvironmentVariable[] } {
   const out: ImageConfig = { ...config }
   const applied: EnvironmentVariable[] = []
-  for (const name of Object.keys(ENVIRONMENT_OVERRIDES) as EnvironmentVariable[]) {
+  for (const name of Object.keys(ENVIRONMENT_OVERRIDES) as FieldVariable[]) {
     const raw = env[name]
     if (raw === undefined) continue
     const value = name === 'ORIGIN_SEEDS' ? raw.split(/[\s,]+/).filter((s) => s !== '') : raw.trim()
@@ -316,5 +318,19 @@ export function applyEnvironment (config: ImageConfig, env: NodeJS.ProcessEnv | 
     else out.seeds = value as string[]
     applied.push(name)
   }
+  // ORIGIN_DISCOVERY_DNS: a name whose records list the peers (a Kubernetes headless Service).
+  const dnsName = env.ORIGIN_DISCOVERY_DNS
+  if (dnsName !== undefined) {
+    const name = dnsName.trim()
+    try {
+      checkDnsName(name)
+    } catch {
+      throw new OriginError('E_CONFIG_INVALID', `ORIGIN_DISCOVERY_DNS must be a DNS name (e.g. origin-prod.default.svc.cluster.local), got "${dnsName.slice(0, 200)}"`, { variable: 'ORIGIN_DISCOVERY_DNS', field: 'discovery.dns.name' })
+    }
+    out.discovery = { ...out.discovery, dns: { ...out.discovery?.dns, name } }
+    applied.push('ORIGIN_DISCOVERY_DNS')
+  }
   return { config: out, applied }
 }
+
+const checkDnsName = validator<string>(((imageSchema.properties.discovery as { properties: { dns: { properties: { name: object } } } }).properties.dns.properties.name), 'ORIGIN_DISCOVERY_DNS', 'E_CONFIG_INVALID')

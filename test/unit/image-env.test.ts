@@ -98,3 +98,10 @@ test('held keys: loadIdentity reads keys held in memory with the same checks as 
   await t.throwsAsync(loadIdentity({ keys: 'bad-image:keys' }), { message: /bad-image:keys\/ca\.crt is a node certificate, not a ca/ })
   await t.throwsAsync(loadIdentity({ keys: 'test-image:keys', as: 'alice' }), { message: /missing test-image:keys\/operators\/alice\.crt|missing/ })
 })
+
+test('image env: ORIGIN_DISCOVERY_DNS sets discovery.dns.name (a Kubernetes headless Service), and a bad name is refused naming the variable', (t) => {
+  const { config, applied } = applyEnvironment(base, { ORIGIN_DISCOVERY_DNS: 'origin-prod.default.svc.cluster.local' })
+  t.is(config.discovery?.dns?.name, 'origin-prod.default.svc.cluster.local')
+  t.deepEqual(applied, ['ORIGIN_DISCOVERY_DNS'])
+  t.throws(() => applyEnvironment(base, { ORIGIN_DISCOVERY_DNS: 'not a name' }), { message: /^ORIGIN_DISCOVERY_DNS must be a DNS name/ })
+})
