@@ -200,7 +200,9 @@ export function resolveCluster (c: ClusterSpec): ResolvedClusterSpec {
     revokedSerials: (c.revokedSerials ?? []).map((s) => s.replace(/:/g, '').toLowerCase()),
     maxCommitMb: c.maxCommitMb ?? defaultMaxCommitMb,
     ...(c.operators === undefined ? {} : { operators: { eval: [...(c.operators.eval ?? [])] } }),
-    ...(c.downing === undefined ? {} : { downing: { ...c.downing } })
+    ...(c.membership !== undefined
+      ? { downing: { strategy: c.membership.strategy, afterMs: c.membership.downAfterMs, quorum: c.membership.quorum } }
+      : c.downing === undefined ? {} : { downing: { ...c.downing } })
   }
 }
 

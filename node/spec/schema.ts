@@ -72,8 +72,23 @@ export const clusterSchema: JSONSchemaType<ClusterSpec> = {
       },
       if: { properties: { strategy: { const: 'static-quorum' } }, required: ['strategy'] },
       then: { properties: { quorum: { type: 'integer' } }, required: ['quorum'] }
+    },
+    membership: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      nullable: true,
+      properties: {
+        strategy: { type: 'string', enum: ['keep-majority', 'static-quorum', 'keep-oldest'], nullable: true },
+        downAfterMs: { type: 'integer', minimum: 0, maximum: 86_400_000, nullable: true },
+        quorum: { type: 'integer', minimum: 1, maximum: 10_000, nullable: true }
+      },
+      if: { properties: { strategy: { const: 'static-quorum' } }, required: ['strategy'] },
+      then: { properties: { quorum: { type: 'integer' } }, required: ['quorum'] }
     }
-  }
+  },
+  // (repeated here only because ajv's strictRequired wants the properties in the branch)
+  not: { properties: { downing: { type: 'object' }, membership: { type: 'object' } }, required: ['downing', 'membership'] }
 }
 
 const secretName = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' } as const
@@ -284,6 +299,7 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
 
 /** Messages for the checks whose ajv wording would not help a person, by schema path. */
 const overrides: Record<string, { field?: string, message: string }> = {
+  '#/not': { field: 'membership', message: 'gives the downing settings a second time: keep "membership" or "downing", not both' },
   '#/properties/placement/then/required': { message: 'is required when kind is "replicas"' },
   '#/properties/placement/else/not': { field: 'count', message: 'is allowed only when kind is "replicas"' },
   '#/properties/health/not': { message: 'may use at most one of http, tcp, command' },

@@ -40,6 +40,19 @@ export interface ClusterSpec {
    * afterMs 3 × the nodes' deadAfterMs
    */
   downing?: DowningSpec
+  /**
+   * The same as `downing`, in the form issue contracts name:
+   * `{ "downAfterMs": N, "strategy": ..., "quorum": N }`. Give one of the two.
+   */
+  membership?: MembershipSpec
+}
+
+/** `cluster.json` `membership`: downing settings under their contract names. */
+export interface MembershipSpec {
+  strategy?: DowningSpec['strategy']
+  /** Stable time before the dead are downed, ms (`downing.afterMs`). */
+  downAfterMs?: number
+  quorum?: number
 }
 
 /**

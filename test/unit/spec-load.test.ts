@@ -284,3 +284,10 @@ test('spec: readSpecDir skips .git and node_modules, and the digest follows cont
   t.regex(err?.message ?? '', /holds more than/)
   await t.throwsAsync(readSpecDir(join(dir, 'nope')), { message: /cannot read spec directory/ })
 })
+
+test('spec: downing under its contract names (membership.downAfterMs, strategy) resolves like downing; both at once is refused', async (t) => {
+  const spec = await loaded(t, { 'cluster.json': '{ "name": "prod", "membership": { "strategy": "keep-oldest", "downAfterMs": 9000 } }' })
+  t.like(spec.cluster.downing, { strategy: 'keep-oldest', afterMs: 9000 })
+  t.deepEqual(lines(await errorsOf(t, { 'cluster.json': '{ "name": "x", "membership": {}, "downing": {} }' })),
+    ['cluster.json:/membership: gives the downing settings a second time: keep "membership" or "downing", not both'])
+})
