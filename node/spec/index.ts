@@ -124,7 +124,8 @@ class GitSpec implements SpecLayer {
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
-    await this.store.init()
+    // Only a git source needs the store: a node without one never loads isomorphic-git.
+    if (this.init.source.kind === 'git') await this.store.init()
     const unreadable = await this.remembered.load()
     if (unreadable !== undefined) this.c.log.warn(`remembered spec rejections: ${unreadable}`)
     const src = this.init.source
