@@ -2,15 +2,22 @@
  * api: the node's local HTTP API for the processes it runs, on loopback only. Each
  * instance gets its own key (in ORIGIN_API_KEY), bound to the instance: an instance that
  * obtained another's key could act only as that one instance, and keys are new with each
- * run of the node. Requests without a valid key are refused.
+ * run of the node. Requests without a valid key are refused (401) and logged, naming the
+ * instance the key claims and the caller's uid where known, at most once per caller per 10 s.
  *
- *   GET /v1/self           { node, service, instance }    who am I
- *   GET /v1/members        [{ id, address, hub, labels }]  alive members
- *   GET /v1/where/<svc>    [{ instance, node, address, host, port, state }] where a service runs:
- *                          `address` is host:port of the instance's first port
+ *   GET /v1/self                 { node, service, instance }    who am I
+ *   GET /v1/members              [{ id, address, hub, labels }]  alive members
+ *   GET /v1/where/<svc>          [{ instance, node, address, host, port, state }] where a service runs:
+ *                                `address` is host:port of the instance's first port
+ *   GET /v1/services/<svc>       [{ instance, node, address, host, port, ports }] its ready instances
+ *                                (the ones the proxy sends to); `?watch=1`: server-sent events,
+ *                                an `instances` event now and each time that list changes
+ *   GET /v1/owner/<svc>/<key>    { instance, node, address, host, port, ports } the ready instance
+ *                                that owns the key (the proxy's keyed routing); the same on every node
  *
  * @example
  *   curl -H "authorization: Bearer $ORIGIN_API_KEY" $ORIGIN_API/v1/where/web
+ *   curl -N -H "authorization: Bearer $ORIGIN_API_KEY" "$ORIGIN_API/v1/services/kv?watch=1"
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
@@ -19,9 +26,18 @@ import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
+import type { SpecLayer } from '../spec'
 import { hostOf } from '../supervisor/environment'
+// The proxy's pure reader of /proc/net/tcp: who is on the other end of a loopback socket.
+import { loopbackPeerUid } from '../proxy/peercred'
+import { ownerOf, readyInstances } from './views'
+import { Watches } from './watch'
 
-export interface ApiComponents { membership: Membership, hubs: Hubs, log: Logger }
+/** `spec` (optional) names each service's first port in `ports`; without it, `main`. */
+export interface ApiComponents { membership: Membership, hubs: Hubs, log: Logger, spec?: SpecLayer }
+
+/** A refused caller is logged at most once in this long. */
+const REFUSAL_LOG_MS = 10_000
 
 export interface LocalApi {
   start (): Promise<void>
@@ -40,6 +56,9 @@ class HttpApi implements LocalApi {
   private readonly secret = randomBytes(32)
   private server?: http.Server
   private address = ''
+  private watches?: Watches
+  /** Caller -> when its refusal was last logged. */
+  private readonly refusedAt = new Map<string, number>()
 
   constructor (private readonly c: ApiComponents) {}
 
@@ -65,10 +84,14 @@ class HttpApi implements LocalApi {
     const server = http.createServer((req, res) => {
       const instance = this.instanceOf(req.headers.authorization)
       const send = (status: number, body: unknown): void => { res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n') }
-      if (instance === undefined) { send(401, { error: 'missing or invalid key: send "authorization: Bearer $ORIGIN_API_KEY"' }); return }
+      if (instance === undefined) {
+        send(401, { error: 'missing or invalid key: send "authorization: Bearer $ORIGIN_API_KEY"' })
+        this.logRefusal(req, (server.address() as AddressInfo).port)
+        return
+      }
       const table = this.c.membership.table()
       const hubs = new Set(this.c.hubs.current())
-      const path = (req.url ?? '').split('?')[0]
+      const [path, query = ''] = (req.url ?? '').split('?')
       if (req.method !== 'GET') { send(405, { error: 'only GET' }); return }
       if (path === '/v1/self') { send(200, { node: this.c.membership.id, service: serviceOfInstance(instance), instance }); return }
       if (path === '/v1/members') {
@@ -88,6 +111,22 @@ class HttpApi implements LocalApi {
         send(200, out)
         return
       }
+      const svc = /^\/v1\/services\/([a-z][a-z0-9-]{0,62})$/.exec(path)
+      if (svc !== null) {
+        const view = (): unknown => readyInstances(this.c.membership.table(), svc[1], this.firstPort(svc[1]))
+        if (new URLSearchParams(query).get('watch') === '1') this.watches?.add(res, view)
+        else send(200, view())
+        return
+      }
+      const own = /^\/v1\/owner\/([a-z][a-z0-9-]{0,62})\/([^/]+)$/.exec(path)
+      if (own !== null) {
+        let key: string
+        try { key = decodeURIComponent(own[2]) } catch { send(400, { error: 'the key is not valid percent-encoding' }); return }
+        const o = ownerOf(table, own[1], key, this.firstPort(own[1]))
+        if (o === undefined) send(503, { error: `${own[1]} has no ready instance right now; try again in a moment` })
+        else send(200, o)
+        return
+      }
       send(404, { error: `no route ${path}` })
     })
     await new Promise<void>((resolve, reject) => {
@@ -96,12 +135,39 @@ class HttpApi implements LocalApi {
     })
     this.address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
     this.server = server
+    this.watches = new Watches(this.c.membership.events)
     this.c.log.debug(`local API on ${this.address}`)
   }
 
   async stop (): Promise<void> {
     const s = this.server
     this.server = undefined
+    this.watches?.close()
+    this.watches = undefined
     if (s !== undefined) await new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections() })
+  }
+
+  /** The name of a service's first port, as its spec says (`main` when the spec says none or is not known). */
+  private firstPort (service: string): string {
+    return Object.keys(this.c.spec?.current()?.spec.services[service]?.ports ?? {})[0] ?? 'main'
+  }
+
+  /** Logs a refused request with the instance its key claims and the caller's uid, once per caller per 10 s. */
+  private logRefusal (req: http.IncomingMessage, serverPort: number): void {
+    const key = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1]
+    // The claim is the caller's word, so it is cut short; keys hold no spaces or newlines.
+    const claimed = key === undefined || key.lastIndexOf('.') <= 0 ? undefined : key.slice(0, Math.min(key.lastIndexOf('.'), 80))
+    const what = `${req.method ?? '?'} ${(req.url ?? '').split('?')[0].slice(0, 120)}`
+    void loopbackPeerUid(req.socket.remotePort ?? 0, serverPort).catch(() => undefined).then((uid) => {
+      // A caller is its uid (where /proc tells it) and the instance it claims to be.
+      const caller = `${uid ?? '?'} ${claimed ?? '-'}`
+      const now = Date.now()
+      if (now - (this.refusedAt.get(caller) ?? -Infinity) < REFUSAL_LOG_MS) return
+      if (this.refusedAt.size >= 256) for (const [k, t] of this.refusedAt) if (now - t >= REFUSAL_LOG_MS) this.refusedAt.delete(k)
+      if (this.refusedAt.size >= 256) return // a flood of made-up claims: those already logged say enough
+      this.refusedAt.set(caller, now)
+      const who = claimed === undefined ? (key === undefined ? 'a caller with no key' : 'a caller with a malformed key') : `a caller with a key for ${claimed} that this node did not issue`
+      this.c.log.warn(`refused ${what} from ${who}${uid === undefined ? '' : ` (uid ${uid})`} (401)`)
+    })
   }
 }

@@ -1,0 +1,38 @@
+/**
+ * Pure: what the local API answers about a service, from the member table alone, so every
+ * node answers the same. Ready instances are the proxy's (`readyTargets`) and a key's owner
+ * is the proxy's (`owner`, rendezvous hashing over them): the API never disagrees with
+ * where the proxy sends a request.
+ */
+import type { MemberTable } from '../membership/types'
+import { owner, readyTargets } from '../proxy'
+import { hostOf } from '../supervisor/environment'
+
+export interface InstanceAddress {
+  instance: string
+  node: string
+  /** `host:port` of the instance's first port, as its node announces it. */
+  address: string
+  host: string
+  port: number
+  /**
+   * Ports by name. Only the first port is in the member table, so only it is here (named
+   * after the spec's first port, `main` by default); the others are not announced.
+   */
+  ports: Record<string, number>
+}
+
+/** The ready instances of `service`, sorted by instance id. `firstPort` names the first port. */
+export function readyInstances (table: MemberTable, service: string, firstPort = 'main'): InstanceAddress[] {
+  return readyTargets(table, service).map((t) => {
+    const port = Number(/:(\d+)$/.exec(t.address)?.[1] ?? 0)
+    return { instance: t.instance, node: t.node, address: t.address, host: hostOf(t.address), port, ports: { [firstPort]: port } }
+  })
+}
+
+/** The ready instance that owns `key` (the one the proxy's keyed routing picks), or undefined when none is ready. */
+export function ownerOf (table: MemberTable, service: string, key: string, firstPort = 'main'): InstanceAddress | undefined {
+  const ready = readyInstances(table, service, firstPort)
+  const id = owner(key, ready.map((i) => i.instance))
+  return ready.find((i) => i.instance === id)
+}
