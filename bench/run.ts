@@ -6,6 +6,7 @@ import { benchServices } from './services'
 import { benchState } from './state'
 import { benchImage } from './image'
 import { benchRepl } from './repl'
+import { benchProxy } from './proxy'
 
 async function main (): Promise<void> {
   console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
@@ -16,6 +17,7 @@ async function main (): Promise<void> {
   if (only === undefined || only === 'state') await benchState()
   if (only === undefined || only === 'image') await benchImage()
   if (only === undefined || only === 'repl') await benchRepl()
+  if (only === undefined || only === 'proxy') await benchProxy()
 }
 
 main().catch((err) => { console.error(err); process.exitCode = 1 })

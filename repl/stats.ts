@@ -42,9 +42,10 @@ export function renderStats (v: StatsView): string {
         `${n.meshConnections.in}/${n.meshConnections.out ?? '?'}${n.meshConnections.operators > 0 ? ` +${n.meshConnections.operators} op` : ''}`,
         `${kbps(n.gossipBytesPerSec.sent)} / ${kbps(n.gossipBytesPerSec.received)}`,
         `${pct(n.nodeCpuPercent)} ${mib(n.nodeRssMb)}`,
-        String(n.instances.length)
+        String(n.instances.length),
+        refused(n.admissionRefusals)
       ]])
-  const lines = [textTable(['node', 'cpu', 'load 1/5/15', 'memory used', 'disk free', 'loop p50/p99', 'mesh in/out', 'gossip out/in', 'node program', 'instances'], nodeRows)]
+  const lines = [textTable(['node', 'cpu', 'load 1/5/15', 'memory used', 'disk free', 'loop p50/p99', 'mesh in/out', 'gossip out/in', 'node program', 'instances', 'refused'], nodeRows)]
   for (const n of v.nodes) if (n.status === 'unreachable') lines.push(`${n.node}: unreachable (${n.address}): ${n.reason}`)
   const instances: Array<InstanceStats & { node: string }> = v.nodes.flatMap((n) => n.status === 'ok' ? n.instances.map((i) => ({ ...i, node: n.node })) : [])
   if (instances.length > 0) {
@@ -93,6 +94,11 @@ export async function watchStats (once: () => Promise<StatsReport>, everyMs: num
 /** Terminal rows `text` takes, long lines wrapping at `columns`. */
 function rowsOf (text: string, columns = 80): number {
   return text.replace(/\n$/, '').split('\n').reduce((n, line) => n + Math.max(1, Math.ceil(line.length / Math.max(1, columns))), 0)
+}
+
+/** Admission refusals by service, `web 12, api 3`; a node from before the field shows nothing. */
+function refused (by: Record<string, number> | undefined): string {
+  return Object.entries(by ?? {}).map(([svc, n]) => `${svc} ${n}`).join(', ')
 }
 
 /** Bytes per second as a person reads them: `830 B/s`, `12.4 kB/s`. */

@@ -297,3 +297,36 @@ test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-Fo
   const r = await waitFor(async () => { const x = await get(`http://${caller.address ?? ''}/admin-through`); return x.status === 200 ? x : undefined }, { what: 'caller to reach echo admin' })
   t.regex(r.body, /^admin echo-\d xff=$/)
 })
+
+test.serial('proxy: with maxKeys 2 an instance holding two keys refuses a third with 503, Retry-After and words, still serves its keys, and the refusal shows in cluster.stats()', async (t) => {
+  const s = await specDirCluster(t)
+  await s.c.start({ name: 'a', image: { specDir: s.dir } })
+  await chmod(s.dir, 0o755)
+  await writeFile(join(s.dir, 'echo.js'), echo, { mode: 0o644 })
+  const port = await freePort()
+  await s.write('services/rooms.json', {
+    run: { command: 'node', args: [join(s.dir, 'echo.js')] }, placement: { kind: 'singleton' },
+    publish: { port, http: true }, route: { key: { header: 'X-Room' } }, admission: { maxKeys: 2 }, health: { http: { path: '/up' }, intervalMs: 200 }, stopGraceMs: 1000
+  })
+  await s.waitInstances('a', 'rooms', 1)
+  const room = async (key: string): Promise<{ status: number, body: string, retryAfter?: string }> => await new Promise((resolve, reject) => {
+    http.get(`http://${hostOf(s.c.node('a').address)}:${port}/`, { agent: false, headers: { 'x-room': key } }, (res) => {
+      let body = ''
+      res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers['retry-after'] as string | undefined }))
+    }).on('error', reject)
+  })
+  await waitFor(async () => (await room('red')).status === 200, { what: 'rooms to answer' })
+  t.is((await room('blue')).status, 200)
+  const third = await room('green')
+  t.is(third.status, 503)
+  t.is(third.retryAfter, '1')
+  t.regex(third.body, /^rooms is at its limit of 2 keys on rooms-\d; come back later/)
+  t.is((await room('red')).status, 200, 'a key the instance holds still gets in')
+  const client = await s.c.client('a')
+  try {
+    const stats = await client.stats()
+    const a = stats.nodes.find((n) => n.node === 'a')
+    t.deepEqual(a?.status === 'ok' ? a.admissionRefusals : undefined, { rooms: 1 })
+  } finally { client.close() }
+})

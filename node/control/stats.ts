@@ -18,6 +18,7 @@ import type { Membership } from '../membership'
 import type { Supervisor } from '../supervisor'
 import type { MeshCount } from './mesh'
 import { trafficByMethod } from '../transport/rpc'
+import { admissionRefusalsOf } from '../proxy/recent-keys'
 
 /** One instance, as stats shows it. Usage fields are absent while no process runs. */
 export interface InstanceStats {
@@ -68,6 +69,8 @@ export interface NodeStats {
   meshConnections: { in: number, out?: number, operators: number }
   /** Membership gossip over the window, bytes per second each way (requests and answers). */
   gossipBytesPerSec: { sent: number, received: number }
+  /** Requests this node's proxy refused at a service's admission limit (maxInFlight, maxKeys), by service, since it started. */
+  admissionRefusals?: Record<string, number>
   instances: InstanceStats[]
 }
 
@@ -186,6 +189,7 @@ export class StatsSampler {
         sent: Math.round((now.gossip.sent - base.gossip.sent) * 1000 / window),
         received: Math.round((now.gossip.received - base.gossip.received) * 1000 / window)
       },
+      admissionRefusals: admissionRefusalsOf(this.c.membership.id),
       instances: this.instances(now, base, window)
     }
   }

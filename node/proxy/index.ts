@@ -13,7 +13,10 @@
  *   `http: true` each request is forwarded with `X-Forwarded-For` (http.ts), and a 503
  *   says so when no instance is ready. `route` sends every request with one key to one
  *   instance (keyed.ts: rendezvous hashing, the same on every node); `admission.maxInFlight`
- *   answers 503 in words beyond that many requests in flight to an instance through this node.
+ *   answers 503 in words beyond that many requests in flight to an instance through this node,
+ *   and `admission.maxKeys` when the key is new and the instance already holds that many keys
+ *   "recently": seen in a request through this node within `keyIdleMs` (recent-keys.ts).
+ *   Refusals are counted by service for `cluster.stats()` (admissionRefusalsOf).
  * - When a target instance is no longer ready (stopped, moved, its node dead), the
  *   connections forwarded to it are closed; new ones go to a ready one.
  *
@@ -41,18 +44,26 @@ import { choose, readyTargets, type Target } from './choose'
 import { Connections, join } from './forward'
 import { httpPublisher, type Opened } from './http'
 import { keyOf, owner } from './keyed'
+import { admissionRefusalsOf, countRefusal, RecentKeys } from './recent-keys'
 import { parseUse, useEnv, type Use } from './names'
 import { loopbackPeerUid } from './peercred'
 
 export { parseUse, useEnv } from './names'
 export { choose, readyTargets } from './choose'
 export { owner, keyOf } from './keyed'
+export { admissionRefusalsOf, RecentKeys } from './recent-keys'
 
 export interface ProxyInit {
   /** How long a new connection waits for a ready instance before it is closed. @default 5000 */
   waitForReadyMs?: number
   /** Opening the TLS stream to another node. @default 3000 */
   connectTimeoutMs?: number
+  /**
+   * For `admission.maxKeys`: an instance holds a key from a request with it (through this
+   * node) until this long passes without one. Longer protects per-key state an instance
+   * keeps between sparse requests; shorter frees room sooner for new keys. @default 60000
+   */
+  keyIdleMs?: number
 }
 
 export interface ProxyComponents {
@@ -110,11 +121,12 @@ class NodeProxy implements Proxy {
   private uidsAt = 0
   private turn = 0
   private readonly inFlight = new Map<string, number>()
-  private readonly refusals = new Map<string, number>()
+  private readonly keys: RecentKeys
   private readonly onChange = (): void => { this.sweep(); this.reconcilePublished(); void this.closeUnusedListeners() }
 
   constructor (private readonly init: ProxyInit, private readonly c: ProxyComponents) {
     this.streamClient = new StreamClient(c.identity, { timeoutMs: init.connectTimeoutMs })
+    this.keys = new RecentKeys(init.keyIdleMs ?? 60_000)
     c.transport.handle({ kind: 'unary', name: STREAM_PORT, role: 'node', handler: () => this.streams?.port ?? 0 })
   }
 
@@ -316,8 +328,13 @@ class NodeProxy implements Proxy {
     const max = svc?.admission?.maxInFlight
     const inFlight = this.inFlight.get(target.instance) ?? 0
     if (max !== undefined && inFlight >= max) {
-      this.refusals.set(l.service, (this.refusals.get(l.service) ?? 0) + 1)
+      countRefusal(this.c.membership.id, l.service)
       return { refuse: { status: 503, body: `${l.service} is at its limit of ${max} request${max === 1 ? '' : 's'} in flight on ${target.instance}; come back later` } }
+    }
+    const maxKeys = svc?.admission?.maxKeys
+    if (maxKeys !== undefined && key !== undefined && !this.keys.admit(target.instance, key, maxKeys, Date.now())) {
+      countRefusal(this.c.membership.id, l.service)
+      return { refuse: { status: 503, body: `${l.service} is at its limit of ${maxKeys} key${maxKeys === 1 ? '' : 's'} on ${target.instance}; come back later` } }
     }
     // Counted before the connection opens, so requests arriving together cannot all slip under the limit.
     const id = target.instance
@@ -337,7 +354,7 @@ class NodeProxy implements Proxy {
   }
 
   /** Requests refused at the admission limit, by service, since the node started. */
-  admissionRefusals (): Record<string, number> { return Object.fromEntries(this.refusals) }
+  admissionRefusals (): Record<string, number> { return admissionRefusalsOf(this.c.membership.id) }
 
   /** A use no service of the applied spec declares any more: its listener closes. */
   private async closeUnusedListeners (): Promise<void> {
@@ -361,6 +378,7 @@ class NodeProxy implements Proxy {
       if (m.status !== 'alive' && m.status !== 'suspect') continue
       for (const [id, s] of Object.entries(m.instances ?? {})) if (s.s === 'ready') ready.add(id)
     }
+    for (const instance of this.keys.instances()) if (!ready.has(instance)) this.keys.forget(instance)
     for (const instance of this.conns.instances()) {
       if (ready.has(instance)) continue
       const n = this.conns.closeAll(instance)

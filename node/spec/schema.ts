@@ -292,7 +292,10 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
       additionalProperties: false,
       required: [],
       nullable: true,
-      properties: { maxInFlight: { type: 'integer', minimum: 1, maximum: 1_000_000, nullable: true } }
+      properties: {
+        maxInFlight: { type: 'integer', minimum: 1, maximum: 1_000_000, nullable: true },
+        maxKeys: { type: 'integer', minimum: 1, maximum: 1_000_000, nullable: true }
+      }
     }
   }
 }

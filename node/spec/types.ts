@@ -176,6 +176,12 @@ export interface RouteSpec {
 export interface AdmissionSpec {
   /** Most requests in flight to one instance through one node; more are answered 503 with Retry-After. */
   maxInFlight?: number
+  /**
+   * With `route.key`: most distinct keys one instance holds, counted by each node over the
+   * requests it forwards; a key is held until `keyIdleMs` (60 s) pass without a request with
+   * it. A new key beyond the limit is answered 503 with Retry-After; held keys still get in.
+   */
+  maxKeys?: number
 }
 
 export interface PublishSpec {
