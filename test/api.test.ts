@@ -182,3 +182,8 @@ test.serial('api: wrong keys are refused and logged, services lists ready instan
     t.not(seen[seen.length - 1][0].address, kvNow.address ?? '')
   })
 })
+
+test('api: an instance with several ports lists them all by name, as its node announces them', (t) => {
+  const table: MemberTable = { a: member('a', 'alive', { 'api-0': { v: '1', s: 'ready', a: '10.0.0.1:4000', p: { http: 4000, admin: 4001 } } }) }
+  t.deepEqual(readyInstances(table, 'api', 'http')[0]?.ports, { http: 4000, admin: 4001 })
+})

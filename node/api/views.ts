@@ -15,10 +15,7 @@ export interface InstanceAddress {
   address: string
   host: string
   port: number
-  /**
-   * Ports by name. Only the first port is in the member table, so only it is here (named
-   * after the spec's first port, `main` by default); the others are not announced.
-   */
+  /** Ports by name, as the instance's node announces them (one port: named after the spec's first, `main` by default). */
   ports: Record<string, number>
 }
 
@@ -26,7 +23,8 @@ export interface InstanceAddress {
 export function readyInstances (table: MemberTable, service: string, firstPort = 'main'): InstanceAddress[] {
   return readyTargets(table, service).map((t) => {
     const port = Number(/:(\d+)$/.exec(t.address)?.[1] ?? 0)
-    return { instance: t.instance, node: t.node, address: t.address, host: hostOf(t.address), port, ports: { [firstPort]: port } }
+    const named = table[t.node]?.instances?.[t.instance]?.p
+    return { instance: t.instance, node: t.node, address: t.address, host: hostOf(t.address), port, ports: named ?? { [firstPort]: port } }
   })
 }
 

@@ -41,7 +41,8 @@ export const memberSchema = {
           v: { type: 'string', maxLength: 100 },
           s: { type: 'string', maxLength: 20 },
           g: { type: 'integer', minimum: 0, maximum: SAFE },
-          a: { type: 'string', maxLength: 300 }
+          a: { type: 'string', maxLength: 300 },
+          p: { type: 'object', maxProperties: 32, propertyNames: { maxLength: 32 }, additionalProperties: { type: 'integer', minimum: 1, maximum: 65535 } }
         }
       }
     },

@@ -72,6 +72,8 @@ export interface InstanceSummary {
   g?: number
   /** Where other nodes reach it (`host:port` of its first port). */
   a?: string
+  /** Its ports by name, when it has more than one (the first is also in `a`). */
+  p?: Record<string, number>
 }
 
 /** Member id -> entry. Plain object so it crosses the wire as is. */

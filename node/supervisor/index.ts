@@ -537,7 +537,7 @@ class Reconciler implements Supervisor {
   private publish (): void {
     const out: Record<string, InstanceSummary> = {}
     for (const [id, i] of this.instances) {
-      out[id] = { v: i.version, s: i.proc.status().state, a: i.address, ...(i.generation === undefined ? {} : { g: i.generation }) }
+      out[id] = { v: i.version, s: i.proc.status().state, a: i.address, ...(i.generation === undefined ? {} : { g: i.generation }), ...(i.ports.length > 1 ? { p: Object.fromEntries(i.ports) } : {}) }
     }
     // An instance being replaced stays announced as such even once its old process stopped.
     for (const [id, held] of this.held) out[id] = held
