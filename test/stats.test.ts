@@ -88,6 +88,6 @@ test.serial('stats: a dead node is listed as unreachable and the others still an
   t.is(json.answeredBy, 'b')
   const b = json.nodes.find((n): n is NodeStats => n.node === 'b' && n.status === 'ok')!
   // The JSON fields are a contract.
-  t.deepEqual(Object.keys(b).sort(), ['address', 'at', 'cpuPercent', 'cpus', 'dataDir', 'diskFreeMb', 'diskTotalMb', 'eventLoopDelayMs', 'gossipBytesPerSec', 'instances', 'load', 'memoryTotalMb', 'memoryUsedMb', 'meshConnections', 'node', 'nodeCpuPercent', 'nodeRssMb', 'status', 'windowMs'])
+  t.deepEqual(Object.keys(b).sort(), ['address', 'admissionRefusals', 'at', 'cpuPercent', 'cpus', 'dataDir', 'diskFreeMb', 'diskTotalMb', 'eventLoopDelayMs', 'gossipBytesPerSec', 'instances', 'load', 'memoryTotalMb', 'memoryUsedMb', 'meshConnections', 'node', 'nodeCpuPercent', 'nodeRssMb', 'status', 'windowMs'])
   t.deepEqual(Object.keys(json.nodes.find((n) => n.node === 'c')!).sort(), ['address', 'node', 'reason', 'status'])
 })
