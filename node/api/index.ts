@@ -27,7 +27,7 @@ import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
 import type { SpecLayer } from '../spec'
-import { hostOf } from '../supervisor/environment'
+import { hostOf } from '../address'
 // The proxy's pure reader of /proc/net/tcp: who is on the other end of a loopback socket.
 import { loopbackPeerUid } from '../proxy/peercred'
 import { ownerOf, readyInstances } from './views'

@@ -6,7 +6,7 @@
  */
 import type { MemberTable } from '../membership/types'
 import { owner, readyTargets } from '../proxy'
-import { hostOf } from '../supervisor/environment'
+import { hostOf } from '../address'
 
 export interface InstanceAddress {
   instance: string

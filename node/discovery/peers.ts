@@ -14,10 +14,7 @@ export function isHostPort (s: string): boolean {
   return hostPortRe.test(s)
 }
 
-/** `host:port`, with an IPv6 host in brackets. */
-export function joinHostPort (host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
-}
+export { joinHostPort } from '../address'
 
 export interface ParsedPeers {
   peers: string[]

@@ -7,7 +7,8 @@
  * The file is small and bounded (the latest `max` versions); a missing or unreadable file
  * is an empty list, never a reason not to start.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
+import { writeJsonAtomic } from '../files'
 import { dirname } from 'node:path'
 import { errorMessage } from '../errors'
 
@@ -60,11 +61,10 @@ export class RejectedVersions {
   async add (version: string, errors: string[], at = Date.now()): Promise<string | undefined> {
     const kept = errors.slice(0, MAX_ERRORS).map((e) => e.length > MAX_ERROR_CHARS ? e.slice(0, MAX_ERROR_CHARS) + '...' : e)
     this.entries = [...this.entries.filter((e) => e.version !== version), { version, key: this.key, errors: kept, at }].slice(-this.max)
-    const text = JSON.stringify({ rejected: this.entries }, null, 1) + '\n'
+    const value = { rejected: this.entries }
     const write = this.writing.then(async () => {
       await mkdir(dirname(this.file), { recursive: true })
-      await writeFile(`${this.file}.tmp`, text)
-      await rename(`${this.file}.tmp`, this.file)
+      await writeJsonAtomic(this.file, value)
     })
     this.writing = write.catch(() => {})
     try {

@@ -10,6 +10,7 @@
  * $PORT`). Other `$` words are left as they are, for a shell to expand.
  */
 import type { BindKind, HealthSpec, ServiceSpec } from '../spec/types'
+export { hostOf, joinHostPort } from '../address'
 
 export interface InstanceFacts {
   node: string
@@ -70,17 +71,6 @@ export function bindHosts (bind: BindKind | undefined, advertisedHost: string): 
   if (bind === 'loopback') return { listen: '127.0.0.1', dial: '127.0.0.1' }
   if (bind === 'any') return { listen: '0.0.0.0', dial: advertisedHost }
   return { listen: advertisedHost, dial: advertisedHost }
-}
-
-/** The host of `host:port` (`[v6]:port` too). */
-export function hostOf (address: string): string {
-  const m = /^\[([^\]]+)\]:\d+$/.exec(address)
-  return m !== null ? m[1] : address.replace(/:\d+$/, '')
-}
-
-/** `host:port`, with brackets for an IPv6 host. */
-export function joinHostPort (host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
 /** The health check as the process manager runs it: ports defaulted to PORT, host to the dial host, settings expanded. */

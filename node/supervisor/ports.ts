@@ -5,7 +5,8 @@
  * address are not sent elsewhere for nothing.
  */
 import net from 'node:net'
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
+import { writeJsonAtomic } from '../files'
 
 /** A TCP port nobody listens on at `host` (the OS picks it). */
 export async function freePort (host = '127.0.0.1'): Promise<number> {
@@ -70,12 +71,8 @@ export class PortBook {
   }
 
   private async save (): Promise<void> {
-    const text = JSON.stringify(this.book)
-    this.writing = this.writing.then(async () => {
-      const tmp = `${this.file}.tmp`
-      await writeFile(tmp, text)
-      await rename(tmp, this.file)
-    }).catch(() => {})
+    const book = { ...this.book }
+    this.writing = this.writing.then(async () => { await writeJsonAtomic(this.file, book) }).catch(() => {})
     await this.writing
   }
 }

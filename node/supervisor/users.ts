@@ -29,7 +29,8 @@
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
-import { chmod, chown, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { writeJsonAtomic } from '../files'
 import { dirname, join } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
@@ -254,9 +255,7 @@ async function readMap (file: string): Promise<Record<string, number>> {
 }
 
 async function writeMap (file: string, map: Record<string, number>): Promise<void> {
-  const tmp = `${file}.tmp`
-  await writeFile(tmp, JSON.stringify({ v: 1, services: map }, null, 2) + '\n', { mode: 0o600 })
-  await rename(tmp, file)
+  await writeJsonAtomic(file, { v: 1, services: map })
 }
 
 /** Ids the system's /etc/passwd and /etc/group give to someone. */
