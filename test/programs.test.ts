@@ -212,6 +212,8 @@ for (const mode of ['local', 'migrate'] as const) {
     const [first] = await s.waitInstances('a', 'keeper', 1)
     t.is(await waitFor(async () => await birthSaid(s.c.node(first.node).dir), { what: 'the first start' }), first.node)
     const watcher = ['a', 'b', 'c'].find((n) => n !== first.node) as string
+    // Every other node has heard that it runs there (with its state generation) before it leaves.
+    for (const n of ['a', 'b', 'c'].filter((x) => x !== first.node)) await s.waitInstances(n, 'keeper', 1)
     s.c.node(first.node).proc.signal('SIGTERM')
     const [moved] = await waitFor(async () => { const r = await s.instances(watcher, 'keeper', 'ready'); return r.length === 1 && r[0].node !== first.node ? r : undefined }, { what: 'the singleton to move' })
     const born = await waitFor(async () => await birthSaid(s.c.node(moved.node).dir), { what: 'the moved instance to start' })
