@@ -8,7 +8,7 @@
  * one after another.
  */
 import test, { type ExecutionContext } from 'ava'
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -18,6 +18,7 @@ import { launchNode, cliPath, type NodeProcess } from '../node/launch'
 import { connectCluster, type Cluster } from '../repl/client'
 import { fastMembership, freeAddress, makeKeys } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
+import { dockerSkipReason, startDockerd } from './helpers/dockerd'
 
 const yaml = require('js-yaml') as { safeLoadAll: (text: string) => unknown[] }
 
@@ -256,45 +257,9 @@ test.serial('build: the k8s YAML is a Secret, a headless Service and a DaemonSet
 
 // ---- containers: a docker daemon of the test's own ----
 
-const dockerd = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].find((p) => existsSync(p))
-const dockerClient = ['/usr/bin/docker', '/usr/local/bin/docker'].find((p) => existsSync(p))
-const containerTest = dockerd !== undefined && dockerClient !== undefined && process.getuid?.() === 0 ? test.serial : test.skip
-if (containerTest === test.skip) {
-  console.log(`build.test: containers test skipped: ${dockerd === undefined || dockerClient === undefined ? "no dockerd or docker client (Debian's docker.io; .ci/run installs it)" : 'dockerd needs root'}`)
-}
-
-interface Daemon { docker: (...args: string[]) => Promise<Run>, stop: () => Promise<void>, failure?: string }
-
-/** A dockerd with its data root, exec root and socket under `dir`; no bridge, no iptables. */
-async function startDockerd (dir: string): Promise<Daemon> {
-  const sock = join(dir, 'docker.sock')
-  const log = join(dir, 'dockerd.log')
-  const { openSync, closeSync } = await import('node:fs')
-  const fd = openSync(log, 'a')
-  const child: ChildProcess = spawn(dockerd as string, [
-    '--data-root', join(dir, 'root'), '--exec-root', join(dir, 'x'), '--pidfile', join(dir, 'dockerd.pid'),
-    '-H', `unix://${sock}`, '--bridge=none', '--iptables=false', '--ip6tables=false', '--storage-driver', 'vfs'
-  ], { stdio: ['ignore', fd, fd] })
-  closeSync(fd)
-  const exited = new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.once('error', () => resolve()) })
-  const docker = async (...args: string[]): Promise<Run> => await run(dockerClient as string, ['-H', `unix://${sock}`, ...args], { env: { ...process.env, DOCKER_BUILDKIT: '0' }, timeoutMs: 180_000 })
-  const stop = async (): Promise<void> => {
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    await exited
-    clearTimeout(timer)
-    // dockerd leaves its network namespace file mounted; unmount whatever is left under dir.
-    const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1]).filter((m) => m?.startsWith(dir))
-    for (const m of mounts.sort().reverse()) await run('umount', ['-l', m]).catch(() => undefined)
-  }
-  try {
-    await waitFor(async () => (await docker('version')).code === 0, { what: 'dockerd', timeoutMs: 30_000, intervalMs: 250 })
-  } catch {
-    await stop()
-    return { docker, stop, failure: (await readFile(log, 'utf8').catch(() => '')).split('\n').filter((l) => /level=(error|fatal)/.test(l)).slice(-3).join('\n') || 'dockerd did not answer in 30 s' }
-  }
-  return { docker, stop }
-}
+const skipContainers = dockerSkipReason()
+const containerTest = skipContainers === undefined ? test.serial : test.skip
+if (skipContainers !== undefined) console.log(`build.test: containers test skipped: ${skipContainers}`)
 
 /** A root filesystem from the host's own files: what origin-node and the programs the node runs link against. */
 async function baseRootfs (dir: string, executable: string): Promise<string> {
