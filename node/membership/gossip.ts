@@ -15,7 +15,7 @@ import type { Membership, MembershipComponents } from './index'
 import { Probes, type ProbeTarget } from './probes'
 import { checkFrame, gossipPayload, type GossipFrame } from './schema'
 import { changedIds, markStatus, replacementOf, retireReplaced } from './table'
-import type { InstanceSummary, Member, MemberTable } from './types'
+import { UNHEALTHY_MAX_CHARS, type InstanceSummary, type Member, type MemberTable } from './types'
 
 type Outcome = 'ok' | 'other' | 'failed' | 'busy'
 
@@ -71,6 +71,14 @@ export class GossipMembership implements Membership {
   setSpec (version: string): void {
     if (!this.running || this.self.spec === version) return
     this.updateSelf({ ...this.self, spec: version, heartbeat: this.self.heartbeat + 1 })
+  }
+
+  setUnhealthy (reason?: string): void {
+    // Cut to the bound peers accept: an entry they refuse would silence this node.
+    const said = reason === undefined || reason === '' ? undefined : reason.slice(0, UNHEALTHY_MAX_CHARS)
+    if (!this.running || this.self.characteristics.unhealthy === said) return
+    const { unhealthy: _was, ...rest } = this.self.characteristics
+    this.updateSelf({ ...this.self, characteristics: said === undefined ? rest : { ...rest, unhealthy: said }, heartbeat: this.self.heartbeat + 1 })
   }
 
   forget (id: string): void {

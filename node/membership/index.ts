@@ -68,6 +68,11 @@ export interface Membership {
   setSpec (version: string): void
   /** Say which service instances this node runs, and in what state. */
   setInstances (instances: Record<string, InstanceSummary>): void
+  /**
+   * Say this node cannot do its job, and why (node/health), or with no reason that it can
+   * again. Gossiped in its characteristics; the scheduler places nothing new on it.
+   */
+  setUnhealthy (reason?: string): void
   /** Members of the table this node exchanged gossip with (either way) within the last `withinMs`. */
   reachable (withinMs: number): Set<string>
   /**

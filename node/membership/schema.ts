@@ -11,7 +11,7 @@
  */
 import Ajv from 'ajv'
 import { OriginError } from '../errors'
-import type { MemberTable } from './types'
+import { UNHEALTHY_MAX_CHARS, type MemberTable } from './types'
 
 const SAFE = Number.MAX_SAFE_INTEGER
 
@@ -59,6 +59,7 @@ export const memberSchema = {
         secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 1000 },
         containment: { enum: ['pid-namespace', 'process-group'] },
         drained: { type: 'boolean' },
+        unhealthy: { type: 'string', minLength: 1, maxLength: UNHEALTHY_MAX_CHARS },
         certificate: {
           type: 'object',
           additionalProperties: false,

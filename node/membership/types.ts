@@ -41,7 +41,17 @@ export interface Characteristics {
   certificate?: { serial: string, notAfter: number }
   /** An operator drained the node (`cluster.drain`): it hosts no instances until undrained. Kept in its data dir across restarts. */
   drained?: boolean
+  /**
+   * Why the node says it cannot do its job (node/health: event loop delayed, data dir not
+   * writable or full, supervisor not reconciling); absent while healthy. Said only by the
+   * node itself, like its other characteristics, so it travels with them and needs no rule
+   * of its own in the merge. At most `UNHEALTHY_MAX_CHARS` characters.
+   */
+  unhealthy?: string
 }
+
+/** Longest `Characteristics.unhealthy` a node says, and peers accept. */
+export const UNHEALTHY_MAX_CHARS = 300
 
 export interface Member {
   id: string
