@@ -110,7 +110,8 @@ export interface Supervisor {
   /**
    * Emits 'phase' (Phase) when the phase changes, 'instance' ({ instance, service, version,
    * address, status }) when one of its instances changes state, and 'waiting' ({ instance,
-   * reason }) when an assigned instance waits for a new reason (a rollout step, a build).
+   * reason }) when an assigned instance waits for a new reason (a rollout step, a build),
+   * and 'reconcile' ('started' | 'ended') around each reconcile pass.
    */
   readonly events: EventEmitter
 }
@@ -319,7 +320,10 @@ class Reconciler implements Supervisor {
     this.pass = (async () => {
       do {
         this.again = false
+        // Told so node/health can see a supervisor that has work and never finishes it.
+        this.events.emit('reconcile', 'started')
         try { await this.reconcile() } catch (err) { this.c.log.error(`reconcile failed: ${errorMessage(err)}`) }
+        this.events.emit('reconcile', 'ended')
       } while (this.again && this.running)
     })().finally(() => { this.pass = undefined })
   }
@@ -327,7 +331,7 @@ class Reconciler implements Supervisor {
   /** What in the member table matters for the schedule: not heartbeats. */
   private keyOfView (): string {
     const t = this.c.membership.table()
-    return JSON.stringify([this.c.hubs.current(), Object.values(t).map((m) => [m.id, m.status, m.instances ?? {}, m.characteristics.memoryMb, m.characteristics.labels, m.characteristics.drained === true])])
+    return JSON.stringify([this.c.hubs.current(), Object.values(t).map((m) => [m.id, m.status, m.instances ?? {}, m.characteristics.memoryMb, m.characteristics.labels, m.characteristics.drained === true, m.characteristics.unhealthy !== undefined])])
   }
 
   private async reconcile (): Promise<void> {
