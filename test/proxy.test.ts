@@ -188,6 +188,7 @@ const http = require('http')
 const serve = (port, what) => http.createServer((req, res) => {
   if (req.url === '/up') return res.end('ok')
   if (req.url === '/fail') { res.statusCode = 500; return res.end('sick') }
+  if (req.url === '/conn') return res.end(process.env.ORIGIN_INSTANCE + ' ' + req.socket.remotePort)
   if (req.url === '/slow') { res.writeHead(200); res.write('slow '); return setTimeout(() => res.end(process.env.ORIGIN_INSTANCE), 1500) }
   if (req.url === '/admin-through' && process.env.ECHO_ADMIN_ADDR) {
     return http.get('http://' + process.env.ECHO_ADMIN_ADDR + '/', (r) => { let b = ''; r.on('data', (d) => { b += d }); r.on('end', () => res.end(b)) }).on('error', (e) => { res.statusCode = 502; res.end(String(e)) })
@@ -255,6 +256,22 @@ test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-Fo
     owners.add(onA)
   }
   t.is(owners.size, 2, 'keys spread over both instances')
+  // Requests one after another from either node reach the instance on one kept-alive
+  // connection (its client port stays the same), not a new connection (and TLS stream) each.
+  for (const n of ['a', 'b']) {
+    const conns = new Set<string>()
+    for (let i = 0; i < 5; i++) {
+      const body = await new Promise<string>((resolve, reject) => {
+        http.get(`http://${hostOf(s.c.node(n).address)}:${port}/conn`, { agent: false, headers: { 'x-project': 'alpha' } }, (res) => {
+          let b = ''
+          res.on('data', (d: Buffer) => { b += d.toString() })
+          res.on('end', () => resolve(b))
+        }).on('error', reject)
+      })
+      conns.add(body)
+    }
+    t.is(conns.size, 1, `from ${n}: one upstream connection for five requests (${[...conns].join(', ')})`)
+  }
   // Admission: with maxInFlight 2, a third request in flight to one instance gets 503 + Retry-After.
   // An upgrade (as websockets do) is passed on with X-Forwarded-For, then bytes both ways.
   const upgraded = await new Promise<{ instance: string, seenFor: string, echoed: string }>((resolve, reject) => {

@@ -44,6 +44,7 @@ import { choose, readyTargets, type Target } from './choose'
 import { Connections, join } from './forward'
 import { httpPublisher, type Opened } from './http'
 import { keyOf, owner } from './keyed'
+import { Upstreams } from './upstreams'
 import { admissionRefusalsOf, countRefusal, RecentKeys } from './recent-keys'
 import { parseUse, useEnv, type Use } from './names'
 import { loopbackPeerUid } from './peercred'
@@ -111,6 +112,7 @@ interface PublishListener { service: string, spec: PublishSpec, server?: Server,
 
 class NodeProxy implements Proxy {
   private readonly conns = new Connections()
+  private readonly upstreams = new Upstreams()
   private readonly uses = new Map<string, Promise<UseListener>>()
   private readonly publishes = new Map<number, PublishListener>()
   private readonly streamPorts = new Map<string, Promise<number>>()
@@ -157,6 +159,7 @@ class NodeProxy implements Proxy {
     for (const p of this.publishes.values()) if (p.server !== undefined) servers.push(p.server)
     this.uses.clear()
     this.publishes.clear()
+    this.upstreams.closeAll()
     this.conns.closeEverything()
     await Promise.all(servers.filter((s) => s !== undefined).map(async (s) => await new Promise<void>((resolve) => s.close(() => resolve()))))
     await this.streams?.close()
@@ -346,11 +349,13 @@ class NodeProxy implements Proxy {
       const n = (this.inFlight.get(id) ?? 1) - 1
       if (n <= 0) this.inFlight.delete(id); else this.inFlight.set(id, n)
     }
-    try {
-      const socket = await this.connectTo(target, l.spec.target)
+    const chosen = target
+    const connect = async (): Promise<Socket> => {
+      const socket = await this.connectTo(chosen, l.spec.target)
       this.conns.add(id, socket)
-      return { instance: id, socket, release }
-    } catch (err) { release(); throw err }
+      return socket
+    }
+    return { instance: id, agent: this.upstreams.agentFor(chosen, l.spec.target, connect), connect, release }
   }
 
   /** Requests refused at the admission limit, by service, since the node started. */
@@ -374,11 +379,13 @@ class NodeProxy implements Proxy {
   private sweep (): void {
     const table = this.c.membership.table()
     const ready = new Set<string>()
+    const readyAt = new Set<string>()
     for (const m of Object.values(table)) {
       if (m.status !== 'alive' && m.status !== 'suspect') continue
-      for (const [id, s] of Object.entries(m.instances ?? {})) if (s.s === 'ready') ready.add(id)
+      for (const [id, s] of Object.entries(m.instances ?? {})) if (s.s === 'ready') { ready.add(id); readyAt.add(`${m.id}\0${id}`) }
     }
     for (const instance of this.keys.instances()) if (!ready.has(instance)) this.keys.forget(instance)
+    this.upstreams.keepOnly((instance, node) => readyAt.has(`${node}\0${instance}`))
     for (const instance of this.conns.instances()) {
       if (ready.has(instance)) continue
       const n = this.conns.closeAll(instance)
