@@ -8,7 +8,7 @@ import type { Logger } from '../log'
 import type { CallContext } from '../transport'
 import { dialableAddress, splitAddress } from '../transport/dial'
 import { FailureDetector } from './detector'
-import { decideDowning, defaultDowning, membershipSignature, type DowningPolicy } from './downing'
+import { decideDowning, defaultDowning, membershipSignature, type DowningPolicy, type DowningView } from './downing'
 import { hear, type Refusal } from './hear'
 import { membershipDefaults, type MembershipInit } from './config'
 import type { Membership, MembershipComponents } from './index'
@@ -93,6 +93,7 @@ export class GossipMembership implements Membership {
     const next = { ...defaultDowning(this.o.deadAfterMs), ...policy }
     if (JSON.stringify(next) === JSON.stringify(this.downing)) return
     this.downing = next
+    if (next.strategy === 'lease' && this.c.lease === undefined) this.log.error('downing: strategy lease needs a lease plugin in image.json layers.lease; this node downs nobody until it has one')
     this.log.info(`downing: ${next.strategy} after ${(next.afterMs / 1000).toFixed(1)} s of stable membership${next.quorum === undefined ? '' : `, quorum ${next.quorum}`}`)
   }
 
@@ -298,8 +299,10 @@ export class GossipMembership implements Membership {
 
   /** Remove the dead members if the downing strategy lets this side (see downing.ts). */
   private down (now: number): void {
-    const d = decideDowning({ table: this.members, self: this.self.id, stableForMs: now - this.stableSince }, this.downing)
+    const view: DowningView = { table: this.members, self: this.self.id, stableForMs: now - this.stableSince }
+    const d = decideDowning({ ...view, lease: this.c.lease?.round(view, this.downing) }, this.downing)
     if (d.kind === 'down') {
+      if (this.downing.strategy === 'lease') this.c.lease?.downed(d.ids)
       this.downingSaid = ''
       this.log.info(`downing ${d.ids.join(', ')} (${d.reason}): they no longer count; one that comes back joins as a new incarnation`)
       let next = this.members
@@ -309,6 +312,7 @@ export class GossipMembership implements Membership {
     } else if (d.kind === 'hold' && this.downingSaid !== d.reason) {
       this.downingSaid = d.reason
       this.log.warn(`downing: ${d.reason}`)
+      this.events.emit('holding', { strategy: this.downing.strategy, reason: d.reason })
     } else if (d.kind === 'none') {
       this.downingSaid = ''
     }
