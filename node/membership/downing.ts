@@ -23,13 +23,18 @@
  *      that size or above this side holds, and says so.
  *    - `keep-oldest`: this side has the oldest member (earliest `startedAt`, then lowest
  *      id), which is on one side only.
+ *    - `lease`: this node holds the lease (an etcd key, ...; see lease.ts), which one node
+ *      at most holds at a time. The lease is the tie-breaker a two-node cluster needs: a
+ *      crash and a partition look the same from either node, and only the lease says which
+ *      one goes on. Whether this node holds it is an input (`view.lease`);
+ *      lease-holder.ts acquires it when `needsLease` says so.
  */
 import type { Member, MemberTable } from './types'
 import { compareIds } from './table'
 
-export type DowningStrategy = 'keep-majority' | 'static-quorum' | 'keep-oldest'
+export type DowningStrategy = 'keep-majority' | 'static-quorum' | 'keep-oldest' | 'lease'
 
-export const downingStrategies: readonly DowningStrategy[] = ['keep-majority', 'static-quorum', 'keep-oldest']
+export const downingStrategies: readonly DowningStrategy[] = ['keep-majority', 'static-quorum', 'keep-oldest', 'lease']
 
 export interface DowningPolicy {
   /** Which side of a split may remove the members it sees dead. @default 'keep-majority' */
@@ -57,7 +62,17 @@ export interface DowningView {
   self: string
   /** How long the membership (ids and statuses of the members not left) has been as it is. */
   stableForMs: number
+  /** For `lease`: what this node knows of the lease now; absent: it has no lease plugin. */
+  lease?: LeaseFact
 }
+
+/**
+ * The lease as this node knows it: held by this node (with its fencing token), or not,
+ * with who holds it when known and why this node does not when not.
+ */
+export type LeaseFact =
+  | { held: true, key: string, token: number }
+  | { held: false, key: string, holder?: string, token?: number, problem?: string }
 
 /** What this node may do about the dead members of its table (see the top of this file). */
 export function decideDowning (view: DowningView, policy: DowningPolicy): DowningDecision {
@@ -71,12 +86,12 @@ export function decideDowning (view: DowningView, policy: DowningPolicy): Downin
   }
   const side = members.filter((m) => m.status !== 'dead' || m.id === view.self)
   const seen = `${side.length} of ${members.length} members alive`
-  const verdict = judge(policy, members, side, seen)
+  const verdict = judge(policy, members, side, seen, view.lease)
   if (!verdict.ok) return { kind: 'hold', reason: `${policy.strategy}: ${verdict.why}; ${names(dead)} stay dead, this side downs nobody` }
   return { kind: 'down', ids: dead.map((m) => m.id), reason: `${policy.strategy}: ${verdict.why}; stable for ${seconds(view.stableForMs)}` }
 }
 
-function judge (policy: DowningPolicy, members: Member[], side: Member[], seen: string): { ok: boolean, why: string } {
+function judge (policy: DowningPolicy, members: Member[], side: Member[], seen: string, lease: LeaseFact | undefined): { ok: boolean, why: string } {
   const onSide = (id: string): boolean => side.some((m) => m.id === id)
   switch (policy.strategy) {
     case 'keep-majority': {
@@ -97,7 +112,24 @@ function judge (policy: DowningPolicy, members: Member[], side: Member[], seen: 
       if (onSide(oldest.id)) return { ok: true, why: `${seen}, with the oldest (${oldest.id})` }
       return { ok: false, why: `${seen}, without the oldest (${oldest.id})` }
     }
+    case 'lease': {
+      if (lease === undefined) return { ok: false, why: 'no lease plugin on this node (image.json layers.lease)' }
+      if (lease.held) return { ok: true, why: `this node holds ${lease.key}, token ${lease.token}` }
+      if (lease.holder !== undefined) return { ok: false, why: `${lease.key} held by ${lease.holder}${lease.token === undefined ? '' : `, token ${lease.token}`}` }
+      return { ok: false, why: `${lease.key} not held${lease.problem === undefined ? '' : ` (${lease.problem})`}` }
+    }
   }
+}
+
+/**
+ * Whether this node should hold the lease now: the strategy is `lease` and the only thing
+ * between it and downing the dead is the lease (the membership is stable). Once this is
+ * true, lease-holder.ts acquires and keeps the lease (see there for when it lets go).
+ */
+export function needsLease (view: DowningView, policy: DowningPolicy): boolean {
+  if (policy.strategy !== 'lease') return false
+  const d = decideDowning({ ...view, lease: { held: true, key: '', token: 0 } }, policy)
+  return d.kind === 'down'
 }
 
 /**

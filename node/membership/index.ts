@@ -34,12 +34,15 @@ import type { Transport } from '../transport'
 import type { MembershipInit } from './config'
 import { GossipMembership } from './gossip'
 import type { DowningPolicy } from './downing'
+import type { DowningLease } from './lease-holder'
 import type { Characteristics, InstanceSummary, MemberTable } from './types'
 
 export type { Member, MemberTable, MemberStatus, Characteristics, InstanceSummary } from './types'
 
 export { membershipDefaults, type MembershipInit } from './config'
-export { decideDowning, defaultDowning, downingStrategies, type DowningPolicy, type DowningStrategy, type DowningDecision } from './downing'
+export { decideDowning, defaultDowning, downingStrategies, type DowningPolicy, type DowningStrategy, type DowningDecision, type LeaseFact } from './downing'
+export { LeaseHolder, type DowningLease } from './lease-holder'
+export type { Lease, LeaseGrant, Acquired, LeaseComponents, LeaseInit, LeaseFactory } from './lease'
 
 export interface MembershipComponents {
   transport: Transport
@@ -48,6 +51,8 @@ export interface MembershipComponents {
   self: { id: string, address?: string, characteristics: Characteristics }
   /** Clock, for tests. @default Date.now */
   now?: () => number
+  /** The lease the `lease` downing strategy needs (lease-holder.ts); absent: that strategy downs nobody. */
+  lease?: DowningLease
 }
 
 export interface Membership {
@@ -87,8 +92,9 @@ export interface Membership {
    */
   setDowning (policy?: Partial<DowningPolicy>): void
   /**
-   * Emits 'change' (table) whenever the table changes, and 'downed' ({ ids, strategy,
-   * reason }) when this node downs dead members.
+   * Emits 'change' (table) whenever the table changes, 'downed' ({ ids, strategy,
+   * reason }) when this node downs dead members, and 'holding' ({ strategy, reason }) when
+   * the strategy keeps it from downing them (said once per reason).
    */
   readonly events: EventEmitter
 }

@@ -1,0 +1,176 @@
+/**
+ * The async half of the `lease` downing strategy (the pure half is in downing.ts): takes
+ * the lease (lease.ts, a plugin such as plugins/lease-etcd) when the membership needs it,
+ * renews it, gives it up, and says each round what it knows (`LeaseFact`).
+ *
+ * When it holds on: from the moment `needsLease` says this node should down its dead
+ * until every member it downed is back (a new incarnation, alive: the partition healed),
+ * or it stops. Letting go as soon as the dead are downed would be unsafe: across a
+ * partition the other side still sees this node dead, would take the lease next, and down
+ * this side in turn, and both would run the singletons. A member that crashed for good
+ * never comes back, so its downer keeps renewing (a request every ttl/3) until it stops.
+ *
+ * What counts as held: a grant whose last renewal was sent less than its ttl ago. A
+ * renewal that fails (etcd unreachable) is retried each round; once the ttl has run out
+ * this node no longer holds the lease for the downing decision, whatever etcd says later.
+ *
+ * Driven by the membership's round (`round`, no timer of its own); one call to the lease
+ * is in flight at a time, so a slow engine slows the lease, never the gossip.
+ */
+import { errorMessage } from '../errors'
+import type { Logger } from '../log'
+import { needsLease, type DowningPolicy, type DowningView, type LeaseFact } from './downing'
+import type { Lease, LeaseGrant } from './lease'
+import type { MemberTable } from './types'
+
+/** What the membership asks of the lease each round (gossip.ts's downing step). */
+export interface DowningLease {
+  /** The lease as known now; also starts what this round's view needs (acquire, renew, release). */
+  round (view: DowningView, policy: DowningPolicy): LeaseFact
+  /** This node downed `ids` under the lease: hold it until they are back. */
+  downed (ids: string[]): void
+}
+
+export interface LeaseHolderComponents {
+  lease: Lease
+  /** This node's id: the holder written in the lease. */
+  holder: string
+  log: Logger
+  /** A monotonic clock in ms, for tests. @default performance.now */
+  now?: () => number
+}
+
+export class LeaseHolder implements DowningLease {
+  private grant: LeaseGrant | undefined
+  /** The grant counts as held until then (when its last renewal was sent, plus its ttl). */
+  private validUntil = 0
+  private renewAt = 0
+  private nextTryAt = 0
+  private taken: { holder: string, token: number } | undefined
+  private problem: string | undefined
+  private readonly keepFor = new Set<string>()
+  private inFlight: Promise<void> | undefined
+  private running = false
+  private readonly now: () => number
+
+  constructor (private readonly c: LeaseHolderComponents) {
+    this.now = c.now ?? (() => performance.now())
+  }
+
+  get key (): string { return this.c.lease.key }
+
+  async start (): Promise<void> {
+    await this.c.lease.start()
+    this.running = true
+  }
+
+  /** Releases the lease if held (so the others need not wait out its ttl), then stops the plugin. */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    await this.inFlight
+    if (this.grant !== undefined) await this.release('this node stops')
+    await this.c.lease.stop()
+  }
+
+  round (view: DowningView, policy: DowningPolicy): LeaseFact {
+    const now = this.now()
+    if (this.running && this.inFlight === undefined) {
+      const need = needsLease(view, policy)
+      if (this.grant === undefined) {
+        if (need && now >= this.nextTryAt) this.track(this.acquire())
+      } else if (!need && this.allBack(view.table)) {
+        this.track(this.release(this.keepFor.size === 0 ? 'no dead member to down any more' : `${[...this.keepFor].join(', ')} back`))
+      } else if (now >= this.renewAt) {
+        this.track(this.renew(this.grant))
+      }
+    }
+    return this.fact(now)
+  }
+
+  downed (ids: string[]): void {
+    for (const id of ids) this.keepFor.add(id)
+  }
+
+  fact (now = this.now()): LeaseFact {
+    const key = this.c.lease.key
+    if (this.grant !== undefined && now < this.validUntil) return { held: true, key, token: this.grant.token }
+    if (this.grant !== undefined) return { held: false, key, problem: `not renewed for its ttl of ${this.grant.ttlMs} ms${this.problem === undefined ? '' : `: ${this.problem}`}` }
+    if (this.taken !== undefined) return { held: false, key, holder: this.taken.holder, token: this.taken.token }
+    return { held: false, key, ...(this.problem === undefined ? {} : { problem: this.problem }) }
+  }
+
+  private track (p: Promise<void>): void {
+    this.inFlight = p.finally(() => { this.inFlight = undefined })
+  }
+
+  /** Members downed under the lease are all back in the table, alive (a new incarnation). */
+  private allBack (table: MemberTable): boolean {
+    return [...this.keepFor].every((id) => table[id]?.status === 'alive')
+  }
+
+  /** Between tries while another holds the lease or the engine fails: a third of the ttl, 0.5 to 2 s. */
+  private get retryMs (): number {
+    return Math.min(2000, Math.max(500, this.c.lease.ttlMs / 3))
+  }
+
+  private async acquire (): Promise<void> {
+    const sent = this.now()
+    try {
+      const r = await this.c.lease.acquire(this.c.holder, this.c.lease.ttlMs)
+      this.setProblem(undefined)
+      if (r.kind === 'taken') {
+        if (this.taken?.holder !== r.holder || this.taken.token !== r.token) this.c.log.info(`lease ${r.key} held by ${r.holder} (token ${r.token}): this side does not down`)
+        this.taken = { holder: r.holder, token: r.token }
+        this.nextTryAt = this.now() + this.retryMs
+        return
+      }
+      this.taken = undefined
+      this.grant = r.grant
+      this.validUntil = sent + r.grant.ttlMs
+      this.renewAt = sent + r.grant.ttlMs / 3
+      this.keepFor.clear()
+      this.c.log.info(`lease ${r.grant.key} acquired, token ${r.grant.token} (ttl ${r.grant.ttlMs} ms)`)
+    } catch (err) {
+      this.setProblem(errorMessage(err))
+      this.nextTryAt = this.now() + this.retryMs
+    }
+  }
+
+  private async renew (grant: LeaseGrant): Promise<void> {
+    const sent = this.now()
+    try {
+      if (await this.c.lease.renew(grant)) {
+        this.setProblem(undefined)
+        this.validUntil = sent + grant.ttlMs
+        this.renewAt = sent + grant.ttlMs / 3
+        return
+      }
+      this.c.log.warn(`lease ${grant.key} lost (token ${grant.token}): it expired or another took it`)
+      this.grant = undefined
+    } catch (err) {
+      this.setProblem(`renewing: ${errorMessage(err)}`)
+      this.renewAt = this.now() + Math.min(this.retryMs, grant.ttlMs / 6)
+    }
+  }
+
+  private async release (why: string): Promise<void> {
+    const grant = this.grant
+    if (grant === undefined) return
+    this.grant = undefined
+    this.keepFor.clear()
+    try {
+      await this.c.lease.release(grant)
+      this.c.log.info(`lease ${grant.key} released (token ${grant.token}): ${why}`)
+    } catch (err) {
+      this.c.log.warn(`lease ${grant.key} not released (${errorMessage(err)}): it expires by itself within ${grant.ttlMs} ms`)
+    }
+  }
+
+  /** Logs a problem with the engine once, not every round. */
+  private setProblem (problem: string | undefined): void {
+    if (problem !== undefined && problem !== this.problem) this.c.log.warn(`lease ${this.c.lease.key}: ${problem}`)
+    else if (problem === undefined && this.problem !== undefined) this.c.log.info(`lease ${this.c.lease.key}: the engine answers again`)
+    this.problem = problem
+  }
+}
