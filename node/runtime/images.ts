@@ -121,8 +121,8 @@ async function build (docker: Dockerode, dockerfile: string, ref: string | undef
       // RUN steps get the host's network: a node's engine may have no bridge (origin needs none).
       networkmode: 'host',
       rm: true,
-      forcerm: true,
-      labels: { 'origin.service': o.service, 'origin.code-version': o.codeVersion }
+      // No labels: the builder adds a step per label, and a failure's "Step 3/5" would not match the Dockerfile.
+      forcerm: true
     })
     end = await followProgress(stream, log)
   } catch (err) {
