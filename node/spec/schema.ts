@@ -66,7 +66,7 @@ export const clusterSchema: JSONSchemaType<ClusterSpec> = {
       required: [],
       nullable: true,
       properties: {
-        strategy: { type: 'string', enum: ['keep-majority', 'static-quorum', 'keep-oldest'], nullable: true },
+        strategy: { type: 'string', enum: ['keep-majority', 'static-quorum', 'keep-oldest', 'lease'], nullable: true },
         afterMs: { type: 'integer', minimum: 0, maximum: 86_400_000, nullable: true },
         quorum: { type: 'integer', minimum: 1, maximum: 10_000, nullable: true }
       },
@@ -79,7 +79,7 @@ export const clusterSchema: JSONSchemaType<ClusterSpec> = {
       required: [],
       nullable: true,
       properties: {
-        strategy: { type: 'string', enum: ['keep-majority', 'static-quorum', 'keep-oldest'], nullable: true },
+        strategy: { type: 'string', enum: ['keep-majority', 'static-quorum', 'keep-oldest', 'lease'], nullable: true },
         downAfterMs: { type: 'integer', minimum: 0, maximum: 86_400_000, nullable: true },
         quorum: { type: 'integer', minimum: 1, maximum: 10_000, nullable: true }
       },

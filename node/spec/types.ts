@@ -65,9 +65,11 @@ export interface DowningSpec {
    * `keep-majority`: the side with more than half of the membership (or half, with the
    * lowest id). `static-quorum`: a side with at least `quorum` members (downs nobody once
    * the membership reaches twice the quorum). `keep-oldest`: the side with the member
-   * started first. @default 'keep-majority'
+   * started first. `lease`: the side whose node holds the lease (image.json
+   * `layers.lease`, e.g. plugins/lease-etcd), the only one that lets a 2-node cluster go
+   * on with either node. @default 'keep-majority'
    */
-  strategy?: 'keep-majority' | 'static-quorum' | 'keep-oldest'
+  strategy?: 'keep-majority' | 'static-quorum' | 'keep-oldest' | 'lease'
   /** Stable time before the dead are downed, ms; keep it well above deadAfterMs. @default 3 × deadAfterMs */
   afterMs?: number
   /** Members a side needs, for `static-quorum` (required by it). */
