@@ -349,7 +349,7 @@ class Reconciler implements Supervisor {
     this.code.keepOnly(applied.version)
     const mine = new Map(assignmentsFor(sched, self).map((a) => [a.instance, a]))
     const inTouch = this.c.membership.reachable(this.fenceAfterMs)
-    const quorum = singletonQuorum(table, self, inTouch)
+    const quorum = singletonQuorum(table, self, inTouch, applied.spec.cluster.downing?.strategy !== 'lease')
     // Singletons start only once the quorum has held for fenceAfterMs: a node back from a
     // partition first lets stale views (someone "dead" who is not) be refuted.
     const now = Date.now()

@@ -53,14 +53,16 @@ export function mayReplace (
  * (the longer failure timeout) and starts them elsewhere: one never runs twice. Members
  * that left gracefully, were forgotten by an operator or were downed (membership's
  * downing.ts makes them `left`) do not count: the survivors of crashes one at a time
- * regain a majority by themselves.
+ * regain a majority by themselves. With the `lease` downing strategy (`lowestIdBreaksTies`
+ * false) the lease is the tie-breaker instead: at exactly half, a side waits until its
+ * lease holder has downed the other half, for the lowest id may be on the side that lost.
  */
-export function singletonQuorum (table: MemberTable, self: string, reachable: ReadonlySet<string>): { ok: boolean, reason: string } {
+export function singletonQuorum (table: MemberTable, self: string, reachable: ReadonlySet<string>, lowestIdBreaksTies = true): { ok: boolean, reason: string } {
   const members = Object.values(table).filter((m) => m.status !== 'left')
   const inTouch = members.filter((m) => m.id === self || reachable.has(m.id))
   const seen = `in touch with ${inTouch.length} of ${members.length} members`
   if (inTouch.length * 2 > members.length) return { ok: true, reason: `${seen}: a majority` }
-  if (inTouch.length * 2 === members.length) {
+  if (inTouch.length * 2 === members.length && lowestIdBreaksTies) {
     const lowest = members.map((m) => m.id).sort()[0]
     if (inTouch.some((m) => m.id === lowest)) return { ok: true, reason: `${seen}: half, with the lowest id (${lowest})` }
   }
