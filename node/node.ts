@@ -14,7 +14,7 @@ import { loadNodeId, measureCharacteristics } from './identity'
 import { loadIdentity } from './keys/files'
 import { createLogger, stderrSink, type Logger } from './log'
 import { RotatingLog } from './supervisor/logfile'
-import { membership as defaultMembership, type Membership } from './membership'
+import { membership as defaultMembership, LeaseHolder, type LeaseFactory, type Membership } from './membership'
 import { assemble, fetchSpecPlugins, loadLayerPlugins } from './plugins'
 import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
@@ -26,6 +26,7 @@ import { state } from './state'
 import { supervisor as defaultSupervisor, type Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
 import { probeContainment } from './supervisor/contain'
+import { health } from './health'
 
 export interface NodeOptions {
   config: ImageConfig
@@ -42,6 +43,8 @@ export interface Layers {
   hubs: typeof defaultHubs
   spec: typeof defaultSpec
   supervisor: typeof defaultSupervisor
+  /** The `lease` downing strategy's engine; no default. */
+  lease?: LeaseFactory
 }
 
 export interface RunningNode {
@@ -88,8 +91,13 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     log: root.child('discovery'), dataDir, nodeId: id, listenPort: Number(config.listen.slice(config.listen.lastIndexOf(':') + 1))
   }))
   const secrets = await listSecrets(config.secrets)
+  const leaseFactory = layers.lease
+  const leaseLayer = leaseFactory === undefined
+    ? undefined
+    : new LeaseHolder({ lease: make('lease', () => leaseFactory({ key: `/origin/${config.cluster}/downing` })({ log: root.child('lease') })), holder: id, log: root.child('lease') })
   const membershipLayer = make('membership', () => layers.membership({ seeds: () => discoveryLayer.peers(), ...config.membership })({
     transport,
+    lease: leaseLayer,
     log: root.child('membership'),
     self: {
       id,
@@ -127,11 +135,15 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   supervisorRef = supervisorLayer
   // The journal listens to the layers' events; it starts right after the transport so it hears them all.
   const journalLayer = journal({ dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep })({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: root.child('journal') })
+  // After the supervisor, whose events it reads; it speaks through the membership.
+  const healthLayer = health(config.health)({ membership: membershipLayer, supervisor: supervisorLayer, log: root.child('health'), dataDir })
   const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, dataDir, log: root.child('control') })
   const system = new System([
     { name: 'transport', component: transport },
     { name: 'journal', component: journalLayer },
     { name: 'discovery', component: discoveryLayer },
+    // Before membership, so it stops after it: the lease is released once this node has left.
+    ...(leaseLayer === undefined ? [] : [{ name: 'lease', component: leaseLayer }]),
     { name: 'membership', component: membershipLayer },
     { name: 'hubs', component: hubLayer },
     { name: 'spec', component: specLayer },
@@ -139,6 +151,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     { name: 'state', component: stateLayer },
     { name: 'proxy', component: proxyLayer },
     { name: 'supervisor', component: supervisorLayer },
+    { name: 'health', component: healthLayer },
     { name: 'control', component: controlLayer }
   ], root)
   await system.start()

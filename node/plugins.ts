@@ -30,8 +30,12 @@ import type { Logger } from './log'
 import { verifyCommitSignature } from './spec/signature'
 import { validator } from './validate'
 
-/** The layers image.json may replace: every layer node.ts makes from a swappable factory. */
-export const REPLACEABLE_LAYERS = ['transport', 'discovery', 'membership', 'hubs', 'spec', 'supervisor'] as const
+/**
+ * The layers image.json may name: every layer node.ts makes from a swappable factory, and
+ * `lease`, which has no built-in default (the `lease` downing strategy's engine, e.g.
+ * lease-etcd; node/membership/lease.ts).
+ */
+export const REPLACEABLE_LAYERS = ['transport', 'discovery', 'membership', 'hubs', 'spec', 'supervisor', 'lease'] as const
 export type LayerName = typeof REPLACEABLE_LAYERS[number]
 
 export interface LayerChoice {
@@ -67,7 +71,8 @@ export interface LoadedPlugin {
 // Plugins shipped with origin, required by literal paths so a bundler (origin build) takes them in.
 const SHIPPED: Record<string, () => unknown> = {
   'transport-memory': () => require('../plugins/transport-memory'),
-  'discovery-file': () => require('../plugins/discovery-file')
+  'discovery-file': () => require('../plugins/discovery-file'),
+  'lease-etcd': () => require('../plugins/lease-etcd')
 }
 
 /** Where the project's plugins/ is: next to node/ in the source tree and in dist/. */
