@@ -24,6 +24,7 @@
  *   "specDir": "../spec",                   local development: a watched directory instead of git
  *   "log": { "level": "info", "maxBytes": 10485760, "keep": 5 },  node and instance logs rotate by size
  *   "secrets": "secrets"                    folder of secret files services take env values from
+ *   "health": { "eventLoopDelayMs": 1000, "minFreeMb": 256, ... }   when the node says it is unhealthy (node/health/config.ts)
  *   "layers": {                             a plugin instead of a built-in layer (see node/plugins.ts)
  *     "discovery": { "use": "discovery-file", "config": { "path": "peers.txt" } }   a name under plugins/, or a path (relative to the image dir)
  *   }
@@ -39,6 +40,7 @@ import { dirname, isAbsolute, resolve } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { SpecLimits } from '../spec/limits'
 import { isPluginPath, REPLACEABLE_LAYERS, type LayerChoices } from '../plugins'
+import { healthSchema, type HealthSettings } from '../health/config'
 import { validator } from '../validate'
 
 export interface ImageConfig {
@@ -66,6 +68,8 @@ export interface ImageConfig {
   secrets?: string
   /** Plugins that replace layers, by layer name (node/plugins.ts). A relative `use` path is made absolute from the image dir. */
   layers?: LayerChoices
+  /** The bounds past which the node says it is unhealthy (node/health/config.ts has each default and its trade-off). */
+  health?: HealthSettings
 }
 
 // The port part is 0-65535 spelled out: a pattern cannot compare numbers, and five digits alone let 99999 through.
@@ -188,6 +192,7 @@ export const imageSchema = {
     },
     specDir: { type: 'string', minLength: 1 },
     secrets: { type: 'string', minLength: 1 },
+    health: healthSchema,
     layers: {
       type: 'object',
       additionalProperties: false,
@@ -243,7 +248,8 @@ export function parseImageConfig (text: string, source = 'image.json'): ImageCon
     spec: v.spec,
     specDir: v.specDir,
     secrets: v.secrets,
-    ...(v.layers === undefined ? {} : { layers: v.layers })
+    ...(v.layers === undefined ? {} : { layers: v.layers }),
+    ...(v.health === undefined ? {} : { health: v.health })
   }
 }
 

@@ -1,0 +1,99 @@
+/**
+ * health: a node notices when it cannot do its job — its event loop delayed beyond a
+ * bound, its data dir not writable or nearly full, its supervisor not finishing a
+ * reconcile — and says so in its member entry (`characteristics.unhealthy`, the reason in
+ * words), so the scheduler on every node moves its singletons away and places nothing new
+ * on it, and the REPL and the journal say why. It says it is healthy again by itself once
+ * the cause has been gone for a few checks (hysteresis both ways: decide.ts).
+ *
+ * @example
+ *   const h = health({ minFreeMb: 512 })({ membership, supervisor, log, dataDir })
+ *   await h.start()
+ *   h.current()   // undefined, or 'data dir has 80 MiB free (floor 512 MiB)'
+ */
+import { EventEmitter } from 'node:events'
+import type { Logger } from '../log'
+import type { Membership } from '../membership'
+import type { Supervisor } from '../supervisor'
+import { healthDefaults, type HealthSettings } from './config'
+import { causes, healthyState, step, type HealthState } from './decide'
+import { DataDirProbe, LoopDelay, ReconcileWatch } from './measure'
+
+export { healthDefaults, healthSchema, type HealthSettings } from './config'
+export { causes, step, healthyState, type Cause, type HealthState, type Measures } from './decide'
+
+export interface HealthComponents {
+  membership: Pick<Membership, 'setUnhealthy'>
+  /** Its 'reconcile' and 'build' events tell whether it keeps up. */
+  supervisor: Pick<Supervisor, 'events'>
+  log: Logger
+  dataDir: string
+  /** Clock, for tests. @default Date.now */
+  now?: () => number
+}
+
+export interface Health {
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** Why this node says it cannot do its job; undefined while healthy. */
+  current (): string | undefined
+  /** Emits 'change' (reason | undefined) when the node says it is unhealthy, why, or healthy again. */
+  readonly events: EventEmitter
+}
+
+export function health (init: HealthSettings = {}) {
+  return (c: HealthComponents): Health => new HealthMonitor({ ...healthDefaults, ...init }, c)
+}
+
+class HealthMonitor implements Health {
+  readonly events = new EventEmitter()
+  private readonly now: () => number
+  private readonly loop = new LoopDelay()
+  private readonly probe: DataDirProbe
+  private readonly watch = new ReconcileWatch()
+  private state: HealthState = healthyState
+  private timer?: NodeJS.Timeout
+  private readonly onReconcile = (what: 'started' | 'ended'): void => { this.watch.reconcile(what, this.now()) }
+  private readonly onBuild = (b: { what: 'started' | 'succeeded' | 'failed' }): void => { this.watch.build(b.what, this.now()) }
+
+  constructor (private readonly o: Required<HealthSettings>, private readonly c: HealthComponents) {
+    this.now = c.now ?? Date.now
+    this.probe = new DataDirProbe(c.dataDir, this.now)
+  }
+
+  current (): string | undefined { return this.state.reason }
+
+  async start (): Promise<void> {
+    if (this.timer !== undefined) return
+    this.loop.start()
+    this.c.supervisor.events.on('reconcile', this.onReconcile)
+    this.c.supervisor.events.on('build', this.onBuild)
+    this.timer = setInterval(() => this.check(), this.o.checkIntervalMs)
+  }
+
+  async stop (): Promise<void> {
+    if (this.timer === undefined) return
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.loop.stop()
+    this.c.supervisor.events.off('reconcile', this.onReconcile)
+    this.c.supervisor.events.off('build', this.onBuild)
+  }
+
+  private check (): void {
+    const now = this.now()
+    const found = causes({ eventLoopDelayMs: this.loop.take(), ...this.probe.check(), reconcilingMs: this.watch.reconcilingMs(now) }, this.o, this.c.dataDir)
+    const was = this.state.reason
+    this.state = step(this.state, found, this.o)
+    const is = this.state.reason
+    if (is !== was) {
+      if (is === undefined) this.c.log.info(`healthy again (was: ${was ?? '?'}): this node takes work again`)
+      else this.c.log.warn(`unhealthy: ${is}; its singletons move to healthy nodes and nothing new is placed here until it recovers`)
+      this.events.emit('change', is)
+    } else if (found.length > 0 && is === undefined) {
+      this.c.log.debug(`${found.map((f) => f.text).join('; ')} (${this.state.failing} of ${this.o.failChecks} checks before this node says it is unhealthy)`)
+    }
+    // Said every check (a no-op when unchanged), so a membership that was not running yet hears it too.
+    this.c.membership.setUnhealthy(is)
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The I/O edge of the self-health monitor: each class measures one thing and hands plain
+ * numbers to the pure decision (decide.ts).
+ */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
+import { open, statfs, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Measures } from './decide'
+
+/** Event loop delay, from Node's histogram of its own timer's lateness. */
+export class LoopDelay {
+  private h?: IntervalHistogram
+
+  /** `resolutionMs`: the histogram's tick; finer sees shorter stalls for more wakeups. */
+  constructor (private readonly resolutionMs = 20) {}
+
+  start (): void {
+    if (this.h !== undefined) return
+    this.h = monitorEventLoopDelay({ resolution: this.resolutionMs })
+    this.h.enable()
+  }
+
+  stop (): void {
+    this.h?.disable()
+    this.h = undefined
+  }
+
+  /**
+   * p99 of the delay since the last call, in ms, and a fresh window. The histogram records
+   * the time between its ticks, so a loop on time records the resolution itself: that is
+   * taken off. With a tick of 20 ms a 1 s window holds some 50 samples, so its p99 is the
+   * worst of them: one long stall trips one check, and hysteresis asks for several.
+   */
+  take (): number | undefined {
+    const h = this.h
+    if (h === undefined || h.count === 0) return undefined
+    const p99 = h.percentile(99) / 1e6
+    h.reset()
+    return Math.max(0, p99 - this.resolutionMs)
+  }
+}
+
+type ProbeResult = { ok: true, freeBytes: number } | { ok: false, error: string, freeBytes?: number }
+
+/**
+ * Whether the data dir takes a write (write, fsync, remove a small file) and how much room
+ * it has (statfs). A probe runs in the background and its outcome is read at the next
+ * check, so a disk that hangs never blocks the monitor: it shows as a probe still pending.
+ */
+export class DataDirProbe {
+  private running?: { since: number }
+  private last?: ProbeResult
+  private readonly file: string
+
+  constructor (private readonly dir: string, private readonly now: () => number) {
+    this.file = join(dir, 'health-probe.tmp')
+  }
+
+  /** What the last finished probe found (or that one hangs), and a new probe started unless one still runs. */
+  check (): Pick<Measures, 'probe' | 'probePendingMs' | 'freeBytes'> {
+    const now = this.now()
+    const last = this.last
+    const found = last === undefined ? {} : { probe: last.ok ? { ok: true as const } : { ok: false as const, error: last.error }, freeBytes: last.freeBytes }
+    if (this.running !== undefined) return { ...found, probePendingMs: now - this.running.since }
+    this.running = { since: now }
+    void this.probe().then((r) => { this.last = r }).finally(() => { this.running = undefined })
+    return found
+  }
+
+  private async probe (): Promise<ProbeResult> {
+    let error: string | undefined
+    try {
+      const f = await open(this.file, 'w')
+      try {
+        await f.write('origin: can this node write its data dir?\n')
+        await f.sync()
+      } finally {
+        await f.close()
+      }
+      await unlink(this.file)
+    } catch (err) {
+      error = codeOf(err)
+      await unlink(this.file).catch(() => {})
+    }
+    let freeBytes: number | undefined
+    try {
+      const s = await statfs(this.dir)
+      freeBytes = s.bavail * s.bsize
+    } catch (err) {
+      error ??= `cannot read its free space: ${codeOf(err)}`
+    }
+    return error === undefined && freeBytes !== undefined ? { ok: true, freeBytes } : { ok: false, error: error ?? 'unknown', freeBytes }
+  }
+}
+
+/** `EROFS`, `ENOSPC`, `EACCES` (the code a person searches for), else the message. */
+function codeOf (err: unknown): string {
+  const e = err as { code?: unknown, message?: unknown }
+  return typeof e.code === 'string' ? e.code : typeof e.message === 'string' ? e.message : String(err)
+}
+
+/**
+ * How long the supervisor's current reconcile pass has run, from its 'reconcile' and
+ * 'build' events. Builds are not counted: a long build is the service's, with its own
+ * journal entries and log, not a supervisor that stopped working.
+ */
+export class ReconcileWatch {
+  private passSince?: number
+  private builds = 0
+  private buildEndedAt = -Infinity
+
+  reconcile (what: 'started' | 'ended', now: number): void {
+    this.passSince = what === 'started' ? now : undefined
+  }
+
+  build (what: 'started' | 'succeeded' | 'failed', now: number): void {
+    if (what === 'started') { this.builds++; return }
+    this.builds = Math.max(0, this.builds - 1)
+    this.buildEndedAt = now
+  }
+
+  /** 0 when no pass runs or a build is under way. */
+  reconcilingMs (now: number): number {
+    if (this.passSince === undefined || this.builds > 0) return 0
+    return Math.max(0, now - Math.max(this.passSince, this.buildEndedAt))
+  }
+}
