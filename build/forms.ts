@@ -18,16 +18,28 @@ export interface FormsOptions {
 /** Debian's slim image has what a node needs to supervise programs: sh, and util-linux's prlimit, setpriv and unshare. */
 export const DEFAULT_BASE = 'debian:bookworm-slim'
 
+/** The node's data dir in its container, and on the host: the same path both sides (see the README's Docker section). */
+export const DATA_DIR = '/var/lib/origin'
+
+/** The one way to run the node's image so it can start containers beside itself; README and Dockerfile show it. */
+export function dockerRunLine (imageName: string): string {
+  return `docker run -d --name origin-1 --privileged --network host -v /var/run/docker.sock:/var/run/docker.sock -v ${DATA_DIR}:${DATA_DIR} ${imageName}`
+}
+
 export function dockerfile (o: FormsOptions): string {
   return `# origin node image for cluster "${o.facts.cluster}", node certificate serial ${o.facts.serial}.
 #   docker build -t ${o.imageName} .
+#   ${dockerRunLine(o.imageName)}
+# --privileged: PID namespaces for process services; the socket: container services are
+# started beside this one; ${DATA_DIR} the same path on the host and inside, because the
+# engine bind-mounts a container service's ORIGIN_STATE_DIR from the host (README.md).
 # The base needs glibc, sh, and util-linux (prlimit, setpriv, unshare) for the programs
 # the node supervises; build on another with --build-arg BASE=...
 ARG BASE=${DEFAULT_BASE}
 FROM \${BASE}
 COPY origin-node /origin-node
-ENV ORIGIN_DATA=/var/lib/origin
-VOLUME ["/var/lib/origin"]
+ENV ORIGIN_DATA=${DATA_DIR}
+VOLUME ["${DATA_DIR}"]
 EXPOSE ${o.port}
 # SIGTERM: the node leaves the cluster and stops what it runs before it exits.
 STOPSIGNAL SIGTERM
@@ -119,9 +131,28 @@ Nothing else is needed on the machine: no Node.js, no npm, no checkout.
 ## Docker
 
     docker build -t ${o.imageName} .
-    docker run -d --network host -e ORIGIN_LISTEN=10.0.0.5:${o.port} -v origin-data:/var/lib/origin ${o.imageName}
+    ${dockerRunLine(o.imageName)}
 
-Use the host's network: peers dial the machine's address.
+Add \`-e ORIGIN_LISTEN=10.0.0.5:${o.port}\` (and the other variables above) where
+\`image.json\` does not fit the machine. Each part of the line is needed:
+
+- \`--network host\`: peers dial the machine's address, and the node's services (processes
+  and containers, all on the host network) reach each other and the node on loopback.
+- \`--privileged\`: process services run in PID namespaces of their own (\`unshare\`
+  needs CAP_SYS_ADMIN); without it the node says so and contains them by process group.
+- \`-v /var/run/docker.sock:/var/run/docker.sock\`: services with \`run.image\` run as
+  containers of the machine's Docker engine, beside the node's own container, not inside it.
+  Whoever holds this socket is root on the machine: so is this node.
+- \`-v ${DATA_DIR}:${DATA_DIR}\`: the data dir must be a directory of the host, at the
+  **same path** inside the node's container as on the host. The engine takes bind-mount
+  paths on the host: a container service's \`ORIGIN_STATE_DIR\` is a directory under the
+  node's data dir, mounted by that path. A named volume, or another path inside, would give
+  container services empty directories elsewhere on the host. Changing \`ORIGIN_DATA\`?
+  Change both sides of \`-v\` with it.
+
+The node's local API (\`ORIGIN_API\`, on 127.0.0.1) answers only requests carrying an
+instance's own \`ORIGIN_API_KEY\`, which the node gives each instance it starts (process
+or container); anything else on the machine's loopback gets 401.
 
 ## Kubernetes
 
