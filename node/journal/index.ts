@@ -113,6 +113,14 @@ class FileJournal implements Journal {
     this.record({ kind: 'spec-rejected', version: r.version, summary: summaryOf(r.version, r.info), errors: r.errors })
   }
 
+  private readonly onDowned = (d: { ids: string[], strategy: string, reason: string }): void => {
+    this.record({ kind: 'downing', what: 'downed', strategy: d.strategy, members: d.ids, reason: d.reason })
+  }
+
+  private readonly onHolding = (d: { strategy: string, reason: string }): void => {
+    this.record({ kind: 'downing', what: 'holding', strategy: d.strategy, members: [], reason: d.reason })
+  }
+
   private readonly onPhase = (p: Phase): void => { this.record({ kind: 'phase', phase: p.kind, reason: p.reason }) }
 
   private readonly onInstance = (e: { instance: string, service: string, version: string, address: string, status: InstanceStatus }): void => {
@@ -134,6 +142,8 @@ class FileJournal implements Journal {
     this.running = true
     this.record({ kind: 'node', what: 'started' })
     this.c.membership.events.on('change', this.onMembers)
+    this.c.membership.events.on('downed', this.onDowned)
+    this.c.membership.events.on('holding', this.onHolding)
     this.c.hubs.events.on('change', this.onHubs)
     this.c.spec.events.on('applied', this.onApplied)
     this.c.spec.events.on('rejected', this.onRejected)
@@ -148,6 +158,8 @@ class FileJournal implements Journal {
   async stop (): Promise<void> {
     if (!this.running) return
     this.c.membership.events.off('change', this.onMembers)
+    this.c.membership.events.off('downed', this.onDowned)
+    this.c.membership.events.off('holding', this.onHolding)
     this.c.hubs.events.off('change', this.onHubs)
     this.c.spec.events.off('applied', this.onApplied)
     this.c.spec.events.off('rejected', this.onRejected)

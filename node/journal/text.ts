@@ -13,6 +13,7 @@ export function describeEvent (b: JournalBody): string {
     case 'phase': return `phase ${b.reason}`
     case 'instance': return `${b.instance} ${b.state}${b.reason === undefined ? '' : `: ${b.reason.startsWith(b.state + ':') ? b.reason.slice(b.state.length + 1).trim() : b.reason}`}${b.state === 'ready' && b.address !== undefined ? ` at ${b.address}` : ''} (version ${b.version}${b.restarts > 0 ? `, ${b.restarts} restarts` : ''})`
     case 'rollout': return `${b.instance} waits: ${b.reason}`
+    case 'downing': return b.what === 'downed' ? `downing ${b.members.join(', ')} (${b.reason})` : `holding: ${b.reason}`
     case 'operator': return `operator ${b.operator}: ${b.action}${b.detail === undefined ? '' : ` ${b.detail}`}`
   }
 }

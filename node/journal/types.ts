@@ -28,6 +28,12 @@ export type JournalBody =
   /** An assigned instance waits (rollout steps, builds, handovers), with why. */
   | { kind: 'rollout', instance: string, service: string, reason: string }
   | { kind: 'build', service: string, what: 'started' | 'succeeded' | 'failed', detail: string }
+  /**
+   * Downing (node/membership/downing.ts): this node downed `members` (made them `left`), or
+   * its strategy kept it from downing the dead (`holding`); `reason` says which strategy
+   * decided and why ("lease: this node holds /origin/demo/downing, token 42").
+   */
+  | { kind: 'downing', what: 'downed' | 'holding', strategy: string, members: string[], reason: string }
   /** An operator asked for something (`forget node-3`, `sync`). */
   | { kind: 'operator', operator: string, action: string, detail?: string }
 

@@ -115,7 +115,7 @@ function judge (policy: DowningPolicy, members: Member[], side: Member[], seen: 
     case 'lease': {
       if (lease === undefined) return { ok: false, why: 'no lease plugin on this node (image.json layers.lease)' }
       if (lease.held) return { ok: true, why: `this node holds ${lease.key}, token ${lease.token}` }
-      if (lease.holder !== undefined) return { ok: false, why: `${lease.key} held by ${lease.holder}${lease.token === undefined ? '' : `, token ${lease.token}`}` }
+      if (lease.holder !== undefined) return { ok: false, why: `held by ${lease.holder} (${lease.key}${lease.token === undefined ? '' : `, token ${lease.token}`})` }
       return { ok: false, why: `${lease.key} not held${lease.problem === undefined ? '' : ` (${lease.problem})`}` }
     }
   }
