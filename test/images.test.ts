@@ -195,7 +195,8 @@ dockerTest('images: a Dockerfile in the code tree is built once, even when two i
   })
   const buildLogPath = join(f.dir, 'logs', 'build-web.log')
   const o = { service: 'web', codeDir: code, codeVersion: 'c0ffee123456', buildLogPath, log: silentLogger }
-  const [a, b] = await Promise.all([ensureImage(f.docker, { build: {} }, o), ensureImage(f.docker, { build: {} }, o)])
+  // Two instances of the service, each with a client of its own to the node's engine.
+  const [a, b] = await Promise.all([ensureImage(f.docker, { build: {} }, o), ensureImage(new Docker({ socketPath: f.daemon.socket }), { build: {} }, o)])
   t.is(a, b)
   t.regex(a, /^origin\/web:c0ffee123456-[0-9a-f]{6}$/)
   t.is(await runImage(f, a), 'hello from the build context\n')

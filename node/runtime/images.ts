@@ -39,8 +39,13 @@ export interface EnsureImageOptions {
   nodeId?: string
 }
 
-/** Loads and builds in flight, by engine and image name: a second caller waits for the first. */
-const inFlight = new WeakMap<Dockerode, Map<string, Promise<string>>>()
+/** Loads and builds in flight, by engine and image name: a second caller waits for the first, even through another client of the same engine. */
+const inFlight = new Map<string, Promise<string>>()
+
+function engineOf (docker: Dockerode): string {
+  const m = docker.modem as { socketPath?: unknown, host?: unknown, port?: unknown }
+  return typeof m.socketPath === 'string' ? m.socketPath : `${String(m.host)}:${String(m.port)}`
+}
 
 /** The name of an image on the node for `image`, loading or building it first if needed. */
 export async function ensureImage (docker: Dockerode, image: ImageSpec, o: EnsureImageOptions): Promise<string> {
@@ -54,13 +59,11 @@ export async function ensureImage (docker: Dockerode, image: ImageSpec, o: Ensur
     return ref
   }
   const name = `${imageRepository(o.service)}:${imageTag(o.codeVersion, image)}`
-  let byName = inFlight.get(docker)
-  if (byName === undefined) inFlight.set(docker, byName = new Map())
-  let p = byName.get(name)
+  const key = `${engineOf(docker)}\0${name}`
+  let p = inFlight.get(key)
   if (p === undefined) {
-    const mine = byName
-    p = make(docker, image, name, o).finally(() => mine.delete(name))
-    byName.set(name, p)
+    p = make(docker, image, name, o).finally(() => inFlight.delete(key))
+    inFlight.set(key, p)
   }
   return await p
 }
