@@ -10,6 +10,13 @@
  * once the member is declared dead.
  * A member an operator drained (`characteristics.drained`) counts for the phase and hosts
  * nothing.
+ * A member that says it is unhealthy (`characteristics.unhealthy`: node/health) counts for
+ * the phase and is a host of last resort: its singletons and replicas move to healthy hosts
+ * that can take them, and it is given new ones only when no healthy host can (a cluster
+ * unhealthy everywhere, e.g. all under load, keeps running rather than stopping
+ * everything). Its node-bound instances (`every`, `hubs`) stay: they have nowhere else to
+ * go. Once it recovers nothing moves back (stickiness), so a flickering node does not
+ * bounce singletons.
  *
  * @example
  *   const s = schedule({ spec, table: membership.table(), hubs: hubs.current(), previousPhase })
@@ -50,7 +57,8 @@ export function schedule (input: ScheduleInput): Schedule {
     return { phase, assignments: [], unschedulable: [] }
   }
   // A drained member still counts for the phase, but hosts nothing: its instances move as if it had left.
-  const placed = placeServices(input.spec.services, uniqueById(hosts.filter((m) => m.characteristics.drained !== true)), input.hubs)
+  const unhealthy = new Set(hosts.filter((m) => m.characteristics.unhealthy !== undefined).map((m) => m.id))
+  const placed = placeServices(input.spec.services, uniqueById(hosts.filter((m) => m.characteristics.drained !== true)), input.hubs, unhealthy)
   return {
     phase,
     assignments: placed.assignments.sort(compareAssignments),

@@ -46,8 +46,12 @@ const kindOrder: PlacementKind[] = ['every', 'hubs', 'singleton', 'replicas']
  * Place every service on `hosts` (members that may run instances, sorted by id, no
  * duplicates). `hubs` are the ids of the hub set, each one also in `hosts`. Results come in
  * placement order; the caller sorts them.
+ *
+ * `unhealthy` hosts (ids) take a singleton or replica only when no healthy host can (see
+ * `placeRanked`); node-bound instances (`every`, `hubs`) stay on them, having nowhere
+ * else to go.
  */
-export function placeServices (services: Record<string, ServiceSpec>, hosts: Member[], hubs: string[]): Placement {
+export function placeServices (services: Record<string, ServiceSpec>, hosts: Member[], hubs: string[], unhealthy: ReadonlySet<string> = new Set()): Placement {
   const out: Placement = { assignments: [], unschedulable: [] }
   const free = new Map(hosts.map((m) => [m.id, m.characteristics.memoryMb]))
   const hubSet = new Set(hubs)
@@ -62,7 +66,7 @@ export function placeServices (services: Record<string, ServiceSpec>, hosts: Mem
       if (clash !== undefined) { out.unschedulable.push({ service: name, reason: clash }); continue }
       if (kind === 'every') placeOnEach(name, svc, hosts, 'alive node', free, out)
       else if (kind === 'hubs') placeOnEach(name, svc, hubHosts, 'hub', free, out)
-      else placeRanked(name, svc, instanceIds(name, svc.placement), hosts, free, out)
+      else placeRanked(name, svc, instanceIds(name, svc.placement), hosts, free, out, unhealthy)
     }
   }
   return out
@@ -110,8 +114,13 @@ function placeOnEach (name: string, svc: ServiceSpec, candidates: Member[], noun
   }
 }
 
-/** `singleton` / `replicas`: each instance by rendezvous hashing over the matching hosts with room. */
-function placeRanked (name: string, svc: ServiceSpec, instances: string[], hosts: Member[], free: Map<string, number>, out: Placement): void {
+/**
+ * `singleton` / `replicas`: each instance by rendezvous hashing over the matching hosts with
+ * room, healthy hosts first: an instance on an unhealthy host moves when a healthy one can
+ * take it, and unhealthy hosts take only what no healthy host can (so a cluster unhealthy
+ * everywhere, say all under load, keeps running everything where it is rather than nowhere).
+ */
+function placeRanked (name: string, svc: ServiceSpec, instances: string[], hosts: Member[], free: Map<string, number>, out: Placement, unhealthy: ReadonlySet<string>): void {
   const matching = hosts.filter((m) => matches(svc, m))
   if (matching.length === 0) {
     const reason = noMatchReason(svc, hosts, 'alive node')
@@ -122,36 +131,47 @@ function placeRanked (name: string, svc: ServiceSpec, instances: string[], hosts
   const given = svc.resources?.maxInstancesPerNode
   const cap = given ?? 1
   const load = new Map<string, number>()
-  // Sticky first: an instance stays on the host that runs it (as the member table says)
-  // while that host still qualifies, so a membership change moves only displaced instances.
-  const placed = new Set<string>()
-  for (const instance of instances) {
-    const node = currentHost(instance, matching, need, cap, free, load)
-    if (node === undefined) continue
-    free.set(node, (free.get(node) ?? 0) - need)
-    load.set(node, (load.get(node) ?? 0) + 1)
-    out.assignments.push({ service: name, instance, node })
-    placed.add(instance)
+  let left = instances
+  for (const tier of [matching.filter((m) => !unhealthy.has(m.id)), matching.filter((m) => unhealthy.has(m.id))]) {
+    if (tier.length > 0 && left.length > 0) left = placeOn(name, left, tier, need, cap, free, load, out)
   }
-  for (const instance of instances) {
-    if (placed.has(instance)) continue
-    const open = matching.filter((m) => (load.get(m.id) ?? 0) < cap)
+  // What is left fits on no host, healthy or not: why, over all of them.
+  const open = matching.filter((m) => (load.get(m.id) ?? 0) < cap)
+  for (const instance of left) {
     if (open.length === 0) {
       const runs = cap === 1 ? '1 instance' : `${cap} instances`
       const why = `maxInstancesPerNode ${cap}${given == null ? ', the default' : ''}`
       out.unschedulable.push({ service: name, instance, reason: `every eligible node already runs ${runs} (${why})` })
-      continue
-    }
-    const roomy = open.filter((m) => (free.get(m.id) ?? 0) >= need)
-    if (roomy.length === 0) {
+    } else {
       out.unschedulable.push({ service: name, instance, reason: memoryReason(need, open, free) })
-      continue
     }
-    const node = pick(instance, roomy, load)
+  }
+}
+
+/** Places what it can of `instances` on `hosts` (sticky first, then by rendezvous); returns the rest, in order. */
+function placeOn (name: string, instances: string[], hosts: Member[], need: number, cap: number, free: Map<string, number>, load: Map<string, number>, out: Placement): string[] {
+  const take = (instance: string, node: string): void => {
     free.set(node, (free.get(node) ?? 0) - need)
     load.set(node, (load.get(node) ?? 0) + 1)
     out.assignments.push({ service: name, instance, node })
   }
+  // Sticky first: an instance stays on the host that runs it (as the member table says)
+  // while that host still qualifies, so a membership change moves only displaced instances.
+  const placed = new Set<string>()
+  for (const instance of instances) {
+    const node = currentHost(instance, hosts, need, cap, free, load)
+    if (node === undefined) continue
+    take(instance, node)
+    placed.add(instance)
+  }
+  const left: string[] = []
+  for (const instance of instances) {
+    if (placed.has(instance)) continue
+    const roomy = hosts.filter((m) => (load.get(m.id) ?? 0) < cap && (free.get(m.id) ?? 0) >= need)
+    if (roomy.length === 0) { left.push(instance); continue }
+    take(instance, pick(instance, roomy, load))
+  }
+  return left
 }
 
 const finished = new Set(['stopped', 'failed'])

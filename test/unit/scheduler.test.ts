@@ -521,3 +521,94 @@ test('scheduler: when two nodes claim an instance, the newer run (higher state g
     t.is(s.assignments[0].node, newer, `generation 2 on ${newer} beats generation 1 on ${older}`)
   }
 })
+
+// ---- unhealthy members (node/health) -----------------------------------------------------
+
+function unhealthy (m: Member, reason = 'data dir has 80 MiB free (floor 256 MiB)'): Member {
+  return { ...m, characteristics: { ...m.characteristics, unhealthy: reason } }
+}
+
+function running1 (m: Member, ...instances: string[]): Member {
+  return { ...m, instances: Object.fromEntries(instances.map((i) => [i, { v: 'v1', s: 'ready' }])) }
+}
+
+test('scheduler: an unhealthy member gives its singleton up to a healthy one and is given no new one', (t) => {
+  const spec = specOf({ one: service({ kind: 'singleton' }), two: service({ kind: 'singleton' }), three: service({ kind: 'singleton' }) })
+  const s = schedule({ spec, table: tableOf(member('a'), unhealthy(running1(member('b'), 'one-0')), member('c')), hubs: [] })
+  t.deepEqual(Object.keys(where(s)).sort(), ['one-0', 'three-0', 'two-0'])
+  t.false(s.assignments.some((a) => a.node === 'b'), JSON.stringify(s.assignments))
+  t.deepEqual(s.unschedulable, [])
+})
+
+test('scheduler: a replica moves off an unhealthy member when a healthy one has room, and stays where it is when none has', (t) => {
+  const spec = specOf({ web: service({ kind: 'replicas', count: 3 }) })
+  const settled = [running1(member('a'), 'web-0'), unhealthy(running1(member('b'), 'web-1')), running1(member('c'), 'web-2')]
+  t.deepEqual(where(schedule({ spec, table: tableOf(...settled), hubs: [] })), { 'web-0': 'a', 'web-1': 'b', 'web-2': 'c' }, 'nowhere else to go (one per node)')
+  t.deepEqual(where(schedule({ spec, table: tableOf(...settled, member('d')), hubs: [] })), { 'web-0': 'a', 'web-1': 'd', 'web-2': 'c' }, 'a healthy node with room takes it')
+  const doubling = specOf({ web: service({ kind: 'replicas', count: 3 }, { maxInstancesPerNode: 2 }) })
+  const moved = where(schedule({ spec: doubling, table: tableOf(...settled), hubs: [] }))
+  t.not(moved['web-1'], 'b', 'two per node allowed: a healthy node doubles up rather than keep it on the unhealthy one')
+  t.is(moved['web-0'], 'a')
+  t.is(moved['web-2'], 'c')
+})
+
+test('scheduler: a cluster unhealthy everywhere keeps running everything, where it runs', (t) => {
+  const spec = specOf({ one: service({ kind: 'singleton' }), web: service({ kind: 'replicas', count: 2 }), agent: service({ kind: 'every' }) })
+  const fresh = schedule({ spec, table: abc, hubs: [] })
+  const settled = withInstances(Object.values(abc), fresh)
+  const sick = schedule({ spec, table: tableOf(...settled.map((m) => unhealthy(m, 'event loop delayed 2.3 s (bound 1 s)'))), hubs: [] })
+  t.deepEqual(where(sick), where(fresh))
+  t.deepEqual(sick.unschedulable, [])
+  const sickFresh = schedule({ spec, table: tableOf(...Object.values(abc).map((m) => unhealthy(m))), hubs: [] })
+  t.is(sickFresh.assignments.length, fresh.assignments.length, 'placed on unhealthy members rather than nowhere')
+})
+
+test('scheduler: an unhealthy member keeps its node-bound instances and counts for the phase', (t) => {
+  const spec = specOf({ agent: service({ kind: 'every' }), edge: service({ kind: 'hubs' }) }, 3)
+  const s = schedule({ spec, table: tableOf(member('a'), unhealthy(member('b')), member('c')), hubs: ['b', 'c'] })
+  t.is(s.phase.kind, 'running')
+  t.deepEqual(s.assignments.filter((a) => a.node === 'b').map((a) => a.instance), ['agent@b', 'edge@b'])
+})
+
+/** A case whose members are all up (so placement has choices), and the ids of those that say they are unhealthy. */
+const sickCaseArb = caseArb({ memory: false }).map(running)
+  .map((c) => ({ ...c, members: c.members.map((m) => ({ ...m, status: m.status === 'suspect' ? 'suspect' as const : 'alive' as const })) }))
+  .chain((c) => fc.tuple(fc.constant(c), fc.subarray(c.members.map((m) => m.id))))
+
+const markUnhealthy = (members: Member[], sick: string[]): Member[] => members.map((m) => sick.includes(m.id) ? unhealthy(m) : m)
+
+test('scheduler: unhealthy members host a singleton or replica only when no healthy member can, and health never changes how many run', (t) => {
+  fc.assert(fc.property(sickCaseArb, ([c, sick]) => {
+    const members = markUnhealthy(c.members, sick)
+    const s = run(c, members)
+    assert.equal(s.assignments.length, run(c).assignments.length, 'as many instances as with every member healthy')
+    for (const [name, svc] of Object.entries(c.services)) {
+      const p = svc.placement
+      if (p.kind !== 'singleton' && p.kind !== 'replicas') continue
+      const cap = svc.resources?.maxInstancesPerNode ?? 1
+      const hosts = members.filter((m) => up(m) && matchesSelector(p, m))
+      const healthyRoom = hosts.filter((m) => !sick.includes(m.id)).length * cap
+      const placed = s.assignments.filter((a) => a.service === name)
+      const onSick = placed.filter((a) => sick.includes(a.node)).length
+      assert.equal(onSick, Math.max(0, placed.length - healthyRoom), `${name}: ${onSick} on unhealthy members, healthy room ${healthyRoom}`)
+    }
+  }), { numRuns: 300 })
+  t.pass()
+})
+
+test('scheduler: once instances run, a member turning unhealthy moves only its own singletons and replicas, and its recovery moves nothing back', (t) => {
+  fc.assert(fc.property(sickCaseArb, ([c, sick]) => {
+    const before = run(c)
+    const settled = withInstances(c.members, before)
+    const during = run(c, markUnhealthy(settled, sick))
+    const after = where(during)
+    for (const a of before.assignments) {
+      const kind = c.services[a.service].placement.kind
+      if (!sick.includes(a.node) || kind === 'every' || kind === 'hubs') assert.equal(after[a.instance], a.node, `${a.instance} moved off ${a.node}`)
+      else if (after[a.instance] !== a.node) assert.ok(!sick.includes(after[a.instance]), `${a.instance} moved from one unhealthy member to another`)
+    }
+    const recovered = withInstances(c.members, during)
+    assert.deepStrictEqual(where(run(c, recovered)), after, 'recovery moves nothing back')
+  }), { numRuns: 300 })
+  t.pass()
+})
