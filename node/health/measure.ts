@@ -48,7 +48,7 @@ type ProbeResult = { ok: true, freeBytes: number } | { ok: false, error: string,
  * check, so a disk that hangs never blocks the monitor: it shows as a probe still pending.
  */
 export class DataDirProbe {
-  private running?: { since: number }
+  private running?: { since: number, done: Promise<void> }
   private last?: ProbeResult
   private readonly file: string
 
@@ -62,9 +62,14 @@ export class DataDirProbe {
     const last = this.last
     const found = last === undefined ? {} : { probe: last.ok ? { ok: true as const } : { ok: false as const, error: last.error }, freeBytes: last.freeBytes }
     if (this.running !== undefined) return { ...found, probePendingMs: now - this.running.since }
-    this.running = { since: now }
-    void this.probe().then((r) => { this.last = r }).finally(() => { this.running = undefined })
+    const done = this.probe().then((r) => { this.last = r }).finally(() => { this.running = undefined })
+    this.running = { since: now, done }
     return found
+  }
+
+  /** Resolves once no probe runs (one that hangs keeps it waiting). */
+  async settled (): Promise<void> {
+    await this.running?.done
   }
 
   private async probe (): Promise<ProbeResult> {
