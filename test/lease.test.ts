@@ -1,0 +1,278 @@
+/**
+ * The `lease` downing strategy against a real etcd (Debian's etcd-server, started here on
+ * free loopback ports; skipped with a message where /usr/bin/etcd is missing): the
+ * lease-etcd plugin's acquire, renew, release, expiry and fencing tokens; then two real
+ * node processes with strategy lease: the survivor of a kill -9 downs the other with no
+ * command and runs the singleton; a partition (iptables, root) leaves the singleton on
+ * exactly one side.
+ */
+import test from 'ava'
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readlink, rm } from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import { join, resolve } from 'node:path'
+import { silentLogger } from '../node/log'
+import type { Lease } from '../node/membership/lease'
+import { loadLayerPlugin } from '../node/plugins'
+import { EtcdClient, b64, unb64 } from '../plugins/lease-etcd/client'
+import { lease as etcdLease } from '../plugins/lease-etcd'
+import { running as runningProcs } from './helpers/procs'
+import { specDirCluster } from './helpers/spec-dir'
+import { waitFor } from './helpers/wait'
+
+const ETCD = '/usr/bin/etcd'
+const haveEtcd = existsSync(ETCD)
+if (!haveEtcd) console.log(`lease: skipped: no ${ETCD} (apt-get install etcd-server)`)
+const etcdTest = haveEtcd ? test.serial : test.serial.skip
+
+async function freePort (host: string): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, host, () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)) })
+  })
+}
+
+interface Etcd { url: string, proc: ChildProcess, output: () => string }
+
+/** A one-member etcd on free loopback ports, in its own temp dir; killed and removed at teardown. */
+async function startEtcd (t: { teardown (fn: () => Promise<void>): void }): Promise<Etcd> {
+  const dir = await mkdtemp(join(os.tmpdir(), 'origin-etcd-'))
+  const [client, peer] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')]
+  const url = `http://127.0.0.1:${client}`
+  const peerUrl = `http://127.0.0.1:${peer}`
+  const proc = spawn(ETCD, ['--name', 'e1', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `e1=${peerUrl}`], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  const keep = (b: Buffer): void => { out = (out + b.toString()).slice(-20_000) }
+  proc.stdout?.on('data', keep)
+  proc.stderr?.on('data', keep)
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGKILL'); await exited }
+    await rm(dir, { recursive: true, force: true })
+  })
+  const probe = new EtcdClient({ endpoints: [url], timeoutMs: 1000 })
+  await waitFor(async () => {
+    if (proc.exitCode !== null) throw new Error(`etcd exited: ${out.slice(-2000)}`)
+    return await probe.call('/v3/kv/range', { key: b64('/') }).then(() => true, () => false)
+  }, { what: `etcd to answer at ${url}`, timeoutMs: 20_000 })
+  return { url, proc, output: () => out }
+}
+
+async function started (l: Lease): Promise<Lease> {
+  await l.start()
+  return l
+}
+
+etcdTest('lease-etcd: one holder at a time, renewals keep it, release frees it, expiry frees it, and every grant has a greater fencing token', async (t) => {
+  const etcd = await startEtcd(t)
+  const key = '/origin/test/downing'
+  const a = await started(etcdLease({ endpoints: [etcd.url], key, ttlMs: 2000 })({ log: silentLogger }))
+  const b = await started(etcdLease({ endpoints: [etcd.url], key, ttlMs: 2000 })({ log: silentLogger }))
+  t.teardown(async () => { await a.stop(); await b.stop() })
+
+  const first = await a.acquire('n1', 2000)
+  if (first.kind !== 'granted') return t.fail(`n1 should get the free lease: ${JSON.stringify(first)}`)
+  t.is(first.grant.holder, 'n1')
+  t.is(first.grant.key, key)
+  t.true(first.grant.token > 0)
+  t.true(first.grant.ttlMs >= 2000)
+  t.deepEqual(await b.acquire('n2', 2000), { kind: 'taken', key, holder: 'n1', token: first.grant.token }, 'n2 is told who holds it and with what token')
+  t.like(await a.acquire('n1', 2000), { kind: 'taken', holder: 'n1' }, 'a second acquire of a held lease does not succeed, even by its holder')
+
+  // Renewing past the ttl keeps it.
+  const until = Date.now() + 3 * first.grant.ttlMs / 2
+  while (Date.now() < until) {
+    t.true(await a.renew(first.grant))
+    // Paced like a holder renews (ttl/3 at most): this is the renewal rhythm under test, not a wait for a condition.
+    await new Promise((resolve) => setTimeout(resolve, first.grant.ttlMs / 4))
+  }
+  t.like(await b.acquire('n2', 2000), { kind: 'taken', holder: 'n1' }, 'renewed: still n1\'s after 1.5 ttl')
+
+  // Released: the next one gets it at once, with a greater token; the old grant is gone.
+  await a.release(first.grant)
+  await a.release(first.grant) // releasing twice is not an error
+  const second = await b.acquire('n2', 2000)
+  if (second.kind !== 'granted') return t.fail(`n2 should get the released lease: ${JSON.stringify(second)}`)
+  t.true(second.grant.token > first.grant.token, `fencing tokens grow: ${first.grant.token} then ${second.grant.token}`)
+  t.false(await a.renew(first.grant), 'a released grant cannot be renewed')
+
+  // Not renewed: etcd drops it after its ttl, and another takes it.
+  const left = Date.now()
+  const third = await waitFor(async () => { const r = await a.acquire('n1', 2000); return r.kind === 'granted' ? r : undefined }, { what: 'n2\'s unrenewed lease to expire', timeoutMs: 10_000, intervalMs: 200 })
+  const expiredAfter = Date.now() - left
+  t.true(expiredAfter >= second.grant.ttlMs - 500, `expired after ${expiredAfter} ms, not before its ttl of ${second.grant.ttlMs} ms`)
+  t.true(third.grant.token > second.grant.token)
+  t.false(await b.renew(second.grant), 'an expired grant cannot be renewed')
+  t.log(`tokens ${first.grant.token}, ${second.grant.token}, ${third.grant.token}; an unrenewed grant of ${second.grant.ttlMs} ms was taken over ${expiredAfter} ms after n2 stopped renewing`)
+
+  // The key deleted by hand and taken by another while n1's etcd lease lives: n1 no longer holds it.
+  const etcdc = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 })
+  await etcdc.call('/v3/kv/deleterange', { key: b64(key) })
+  const fourth = await b.acquire('n2', 2000)
+  t.is(fourth.kind, 'granted')
+  t.false(await a.renew(third.grant), 'renew checks the key is still the one this grant wrote')
+  const range = await etcdc.call('/v3/kv/range', { key: b64(key) })
+  t.is(unb64(range.kvs[0].value), 'n2')
+})
+
+etcdTest('lease-etcd: an endpoint that is down or never answers is skipped, and errors name every endpoint and what it did', async (t) => {
+  const etcd = await startEtcd(t)
+  // Accepts connections and never answers.
+  const held = new Set<net.Socket>()
+  const silent = net.createServer((sock) => { held.add(sock) })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { for (const sock of held) sock.destroy(); await new Promise((resolve) => silent.close(resolve)) })
+  const mute = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`
+  const closed = `http://127.0.0.1:${await freePort('127.0.0.1')}`
+  const l = await started(etcdLease({ endpoints: [closed, mute, etcd.url], key: '/origin/test/failover', requestTimeoutMs: 300 })({ log: silentLogger }))
+  t.like(await l.acquire('n1', 2000), { kind: 'granted' }, 'the third endpoint answers')
+  await l.stop()
+
+  const dead = await started(etcdLease({ endpoints: [closed, mute], key: '/origin/test/failover', requestTimeoutMs: 300 })({ log: silentLogger }))
+  const began = Date.now()
+  const err = await t.throwsAsync(dead.acquire('n1', 2000))
+  t.true(Date.now() - began < 3000, 'gives up within the timeouts')
+  t.regex(err?.message ?? '', new RegExp(`${closed}: .*ECONNREFUSED`))
+  t.regex(err?.message ?? '', new RegExp(`${mute}: no answer within 300 ms`))
+  await dead.stop()
+})
+
+test('lease-etcd: image.json config is checked against its schema, naming the layer and the field', (t) => {
+  const bad = (config: Record<string, unknown>): string => t.throws(() => loadLayerPlugin('lease', { use: 'lease-etcd', config }))?.message ?? ''
+  t.regex(bad({}), /layer lease \("lease-etcd"\).*missing required field "endpoints"/)
+  t.regex(bad({ endpoints: [] }), /endpoints/)
+  t.regex(bad({ endpoints: ['127.0.0.1:2379'] }), /endpoints\/0/)
+  t.regex(bad({ endpoints: ['http://127.0.0.1:2379'], ttlMs: 10 }), /ttlMs/)
+  t.regex(bad({ endpoints: ['http://127.0.0.1:2379'], key: 'no-slash' }), /key/)
+  t.regex(bad({ endpoints: ['http://127.0.0.1:2379'], tls: { ca: 'x' } }), /unknown field "ca"/)
+  t.notThrows(() => loadLayerPlugin('lease', { use: 'lease-etcd', config: { endpoints: ['http://127.0.0.1:2379', 'https://etcd-2:2379'], ttlMs: 5000, tls: { caFile: '/etc/etcd/ca.pem' } } }))
+})
+
+// ---- two real nodes ----
+
+const sleeperJs = join(resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs'), 'sleeper.js')
+const singleton = { run: { command: 'node', args: [sleeperJs] }, placement: { kind: 'singleton' }, stopGraceMs: 1000 }
+const DOWN_AFTER_MS = 3000
+
+async function leaseCluster (t: Parameters<typeof specDirCluster>[0], etcd: Etcd): Promise<Awaited<ReturnType<typeof specDirCluster>> & { image: Record<string, unknown> }> {
+  const s = await specDirCluster(t, { membership: { strategy: 'lease', downAfterMs: DOWN_AFTER_MS } })
+  const image = { specDir: s.dir, layers: { lease: { use: 'lease-etcd', config: { endpoints: [etcd.url], ttlMs: 3000 } } } }
+  return { ...s, image }
+}
+
+/** Which nodes run a copy of the sleeper now, as the host sees it (by the node dir it runs in). */
+async function runningOn (s: Awaited<ReturnType<typeof specDirCluster>>, names: string[]): Promise<string[]> {
+  const pids = await runningProcs('node', sleeperJs)
+  const cwds = await Promise.all(pids.map(async (pid) => await readlink(`/proc/${pid}/cwd`).catch(() => '')))
+  return cwds.map((cwd) => names.find((n) => cwd.startsWith(s.c.node(n).dir + '/')) ?? '?')
+}
+
+etcdTest('lease: of two nodes, the survivor of a kill -9 (the lowest id, which keep-majority could not spare) downs it with no command and runs the singleton alone', async (t) => {
+  const etcd = await startEtcd(t)
+  const s = await leaseCluster(t, etcd)
+  await s.c.start({ name: 'a', image: s.image })
+  await s.c.start({ name: 'b', image: s.image })
+  await s.c.explainFailure(async () => {
+    await s.c.waitForView({ a: 'alive', b: 'alive' })
+    await waitFor(async () => /downing: lease after 3\.0 s/.test(await s.c.node('b').log()), { what: 'b to take the spec\'s downing policy' })
+    await s.write('services/one.json', singleton)
+    await s.waitInstances('b', 'one', 1)
+
+    const killed = Date.now()
+    s.c.node('a').proc.signal('SIGKILL')
+    await s.c.waitForView({ a: 'dead' }, { on: ['b'] })
+    const dead = Date.now()
+    await s.c.waitForView({ a: 'left' }, { on: ['b'], timeoutMs: 30_000 })
+    const downed = Date.now()
+    const [one] = await waitFor(async () => {
+      const r = await s.instances('b', 'one', 'ready')
+      return r.length === 1 && r[0].node === 'b' ? r : undefined
+    }, { what: 'the singleton to run on b', timeoutMs: 30_000 })
+    const ready = Date.now()
+    t.is(one.node, 'b')
+    t.deepEqual(await runningOn(s, ['a', 'b']), ['b'], 'one copy, on b')
+    const log = await s.c.node('b').log()
+    t.regex(log, /lease \/origin\/test\/downing acquired, token \d+/)
+    t.regex(log, /downing a \(lease: this node holds \/origin\/test\/downing, token \d+; stable for/)
+    // The journal says which strategy decided.
+    const client = await s.c.client('b')
+    const downing = [...(await client.events({ node: 'b' }) ?? [])].filter((e) => e.kind === 'downing')
+    t.true(downing.some((e) => e.kind === 'downing' && e.what === 'downed' && e.strategy === 'lease' && /^downing a \(lease: this node holds/.test(e.text)), JSON.stringify(downing))
+    // b keeps the lease (a never comes back): the holder in etcd is b.
+    const range = await new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 }).call('/v3/kv/range', { key: b64('/origin/test/downing') })
+    t.is(unb64(range.kvs?.[0]?.value), 'b')
+    t.log(`kill -9 a -> dead on b ${dead - killed} ms, -> downed ${downed - killed} ms, -> singleton ready on b ${ready - killed} ms (downAfterMs ${DOWN_AFTER_MS})`)
+  })
+})
+
+function iptablesWorks (): boolean {
+  if (process.getuid?.() !== 0) return false
+  try { execFileSync('iptables', ['-L', 'INPUT', '-n'], { stdio: 'ignore' }); return true } catch { return false }
+}
+const partitionTest = haveEtcd && iptablesWorks() ? test.serial : test.serial.skip
+if (haveEtcd && !iptablesWorks()) console.log('lease: partition test skipped: needs root and iptables')
+
+/** Drop every packet to or from `host` (a node's own loopback address; etcd on 127.0.0.1 stays reachable) until the returned function is called. */
+function isolate (host: string): () => void {
+  const rules = [['INPUT', '-s', host, '-j', 'DROP'], ['INPUT', '-d', host, '-j', 'DROP']]
+  for (const r of rules) execFileSync('iptables', ['-I', ...r])
+  let healed = false
+  return () => {
+    if (healed) return
+    healed = true
+    for (const r of rules) execFileSync('iptables', ['-D', ...r])
+  }
+}
+
+partitionTest('lease: two nodes cut apart both reach etcd; only the lease holder downs the other and runs the singleton, never both at once; healed, they are one cluster again', async (t) => {
+  const etcd = await startEtcd(t)
+  const s = await leaseCluster(t, etcd)
+  let heal = (): void => {}
+  t.teardown(async () => { heal() })
+  await s.c.start({ name: 'a', image: s.image })
+  await s.c.start({ name: 'b', image: s.image })
+  await s.c.explainFailure(async () => {
+    await s.c.waitForView({ a: 'alive', b: 'alive' })
+    await waitFor(async () => (await Promise.all(['a', 'b'].map(async (n) => /downing: lease after 3\.0 s/.test(await s.c.node(n).log())))).every(Boolean), { what: 'both to take the spec\'s downing policy' })
+    await s.write('services/one.json', singleton)
+    const [first] = await waitFor(async () => { const r = await runningOn(s, ['a', 'b']); return r.length === 1 && r[0] !== '?' ? r : undefined }, { what: 'the singleton to run' })
+    // Cut the node that runs the singleton: the case where running it twice is likeliest.
+    const cut = first
+    const other = cut === 'a' ? 'b' : 'a'
+    const cutAt = Date.now()
+    heal = isolate(s.c.node(cut).address.split(':')[0])
+    const downer = await waitFor(async () => {
+      const now = await runningOn(s, ['a', 'b'])
+      t.true(now.length <= 1, `never two singletons: ${JSON.stringify(now)}`)
+      const logs = await Promise.all(['a', 'b'].map(async (n) => await s.c.node(n).log()))
+      const downers = ['a', 'b'].filter((n, i) => new RegExp(`downing ${n === 'a' ? 'b' : 'a'} \\(lease: this node holds`).test(logs[i]))
+      return downers.length > 0 && now.length === 1 && now[0] === downers[0] ? downers : undefined
+    }, { intervalMs: 25, timeoutMs: 40_000, what: 'one side to down the other and run the singleton' })
+    t.is(downer.length, 1, 'only one side downed the other')
+    const winner = downer[0]
+    const loser = winner === 'a' ? 'b' : 'a'
+    const downedAt = Date.now()
+    // The loser waits on the lease: it logs who holds it and keeps the singleton stopped.
+    await waitFor(async () => new RegExp(`downing: lease: held by ${winner} \\(/origin/test/downing, token \\d+\\)`).test(await s.c.node(loser).log()), { what: `${loser} to say ${winner} holds the lease` })
+    for (let i = 0; i < 20; i++) {
+      t.deepEqual(await runningOn(s, ['a', 'b']), [winner], 'during the partition, the singleton runs on the lease holder only')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    t.false(new RegExp(`downing ${winner} \\(`).test(await s.c.node(loser).log()), `${loser} never downed ${winner}`)
+    t.log(`cut ${cut} (it ran the singleton; ${other} did not) -> ${winner} downed ${loser} and runs the singleton ${downedAt - cutAt} ms later`)
+
+    heal()
+    const healedAt = Date.now()
+    await s.c.waitForView({ a: 'alive', b: 'alive' }, { timeoutMs: 30_000 })
+    await waitFor(async () => new RegExp('lease /origin/test/downing released \\(token \\d+\\): (a|b) back').test(await s.c.node(winner).log()), { what: `${winner} to release the lease once ${loser} is back` })
+    for (let i = 0; i < 20; i++) {
+      t.deepEqual(await runningOn(s, ['a', 'b']), [winner], 'after the heal, still one singleton, where it was')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    t.log(`healed -> both alive on both and the lease released ${Date.now() - healedAt} ms later`)
+  })
+})
