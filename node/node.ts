@@ -14,7 +14,7 @@ import { loadNodeId, measureCharacteristics } from './identity'
 import { loadIdentity } from './keys/files'
 import { createLogger, stderrSink, type Logger } from './log'
 import { RotatingLog } from './supervisor/logfile'
-import { membership as defaultMembership, LeaseHolder, type LeaseFactory, type Membership } from './membership'
+import { membership as defaultMembership, membershipDefaults, LeaseHolder, type LeaseFactory, type Membership } from './membership'
 import { assemble, fetchSpecPlugins, loadLayerPlugins } from './plugins'
 import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
@@ -131,7 +131,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     usage: async () => await supervisorRef?.usage?.() ?? {},
     log: root.child('proxy')
   })
-  const supervisorLayer = make('supervisor', () => layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs, secretsDir: config.secrets, containment })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, log: root.child('supervisor') }))
+  const supervisorLayer = make('supervisor', () => layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs ?? membershipDefaults.suspectAfterMs, secretsDir: config.secrets, containment })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, log: root.child('supervisor') }))
   supervisorRef = supervisorLayer
   // The journal listens to the layers' events; it starts right after the transport so it hears them all.
   const journalLayer = journal({ dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep })({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: root.child('journal') })

@@ -1,6 +1,14 @@
 /**
  * The membership layer's options, every default in one place, each with the trade-off it
  * controls. The config layer validates what image.json may set (`membership`).
+ *
+ * Failure detection is SWIM with Lifeguard's refinements (see swim.ts). With the defaults,
+ * on a quiet LAN, a crashed member of a small cluster is dead everywhere in about
+ * `suspectAfterMs` + two or three protocol periods, and never later than about
+ * `deadAfterMs` + `gossipIntervalMs` × (members) (the last member to probe it) unless
+ * this node is itself overloaded (its local health stretches its probe timeouts).
+ * A member is never declared dead sooner than `suspectAfterMs` after it stopped
+ * answering: the supervisor's fencing reads that bound.
  */
 
 export interface MembershipInit {
@@ -10,20 +18,76 @@ export interface MembershipInit {
    * too; it must not block.
    */
   seeds: string[] | (() => string[])
-  /** Time between gossip rounds. Shorter spreads news faster for more traffic. @default 200 */
+  /**
+   * The protocol period: each period this node probes one member (round-robin over a
+   * shuffled list) and sends the changes it has queued. Shorter detects sooner and spreads
+   * news faster, for more messages (about 2 + `fanout` a period while news is queued, 2
+   * otherwise). @default 200
+   */
   gossipIntervalMs?: number
-  /** Peers contacted per round. @default 3 */
+  /**
+   * Peers a period's queued changes go to, besides the probed member. More spreads a
+   * change in fewer periods, for more messages while there is news. @default 3
+   */
   fanout?: number
   /**
-   * Silence before a member is suspect. Too short gives false suspicions on a loaded
-   * machine; a suspect keeps its role, so this only delays nothing. @default 2500
+   * The least time a suspect member has to refute before it is dead: Lifeguard's minimum
+   * suspicion timeout, reached once `suspicionConfirmations` other members suspect it
+   * too. Detection takes at least this long after a crash; shorter fails over sooner but
+   * gives a slow member (a paused VM, a GC pause, an overloaded machine) less time to
+   * answer. The supervisor fences its singletons after this long out of touch, which is
+   * why no member is ever dead sooner. @default 600
    */
   suspectAfterMs?: number
   /**
-   * Silence before a member is dead: its roles move elsewhere. Shorter fails over sooner
-   * but risks declaring a slow member dead (it refutes and comes back). @default 5000
+   * The most time a suspect has to refute: the suspicion timeout when this node alone
+   * suspects it. Between the two, each independent confirmation shortens it (log scale).
+   * Longer protects a member only one node cannot reach (a one-way link, a flaky
+   * route); shorter bounds detection when few others probe it. @default 2000
    */
   deadAfterMs?: number
+  /**
+   * How long a direct probe waits for its ack before asking others to probe the member
+   * (scaled by this node's local health). Shorter leaves more of the period for indirect
+   * probes; too short on a loaded machine makes every probe indirect. @default 80
+   */
+  probeTimeoutMs?: number
+  /**
+   * Members asked to probe a member that missed its direct ack (`mesh.ping-req`). More
+   * rides over more broken links between this node and the member, for k more messages
+   * per missed ack. @default 3
+   */
+  indirectProbes?: number
+  /**
+   * Independent suspicions that bring the suspicion timeout down to its minimum. More
+   * needs more of the cluster to agree before the shortest timeout, so a member only a
+   * few cannot reach keeps longer; fewer detects sooner. Below 1, or in a cluster of
+   * fewer than this + 2 members, the timeout is the minimum at once. @default 2
+   */
+  suspicionConfirmations?: number
+  /**
+   * How far this node's local health (Lifeguard's LHM) may stretch its probe timeouts:
+   * each missed ack, missed nack or refuted suspicion of itself raises it by one up to
+   * this, each timely ack lowers it by one; timeouts are multiplied by (1 + health).
+   * Larger keeps an overloaded node from suspecting healthy members longer; smaller keeps
+   * its detection faster. @default 8
+   */
+  maxLocalHealth?: number
+  /**
+   * Times each change is sent is this × ceil(log10(members + 1)) (memberlist's retransmit
+   * multiplier). More makes a change reach everyone more surely under loss, for more
+   * bytes per change. @default 4
+   */
+  retransmitMult?: number
+  /** Most changes carried by one message. Bounds a message's size. @default 16 */
+  maxDeltasPerMessage?: number
+  /**
+   * A full table exchange (push-pull) with one random member this often, to repair what
+   * deltas missed (in clusters above 32 members stretched by log2(members / 32), as
+   * memberlist does: each exchange carries the whole table). Shorter repairs sooner for
+   * bytes that grow with the table. @default 5000
+   */
+  pushPullIntervalMs?: number
   /** How often seeds that are not live members are tried again. @default 2000 */
   seedRetryMs?: number
   /** How long a graceful leave waits for peers to hear it. @default 1000 */
@@ -63,8 +127,15 @@ export interface MembershipInit {
 export const membershipDefaults = {
   gossipIntervalMs: 200,
   fanout: 3,
-  suspectAfterMs: 2500,
-  deadAfterMs: 5000,
+  suspectAfterMs: 600,
+  deadAfterMs: 2000,
+  probeTimeoutMs: 80,
+  indirectProbes: 3,
+  suspicionConfirmations: 2,
+  maxLocalHealth: 8,
+  retransmitMult: 4,
+  maxDeltasPerMessage: 16,
+  pushPullIntervalMs: 5000,
   seedRetryMs: 2000,
   leaveTimeoutMs: 1000,
   maxMembers: 1000,

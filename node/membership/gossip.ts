@@ -1,67 +1,96 @@
 /**
- * The gossip membership behind `membership()` (see index.ts): the I/O and timers around
- * the pure parts (hear.ts, table.ts, detector.ts, probes.ts).
+ * The membership behind `membership()` (see index.ts): SWIM failure detection with
+ * Lifeguard's refinements (swim.ts runs a protocol period), changes piggybacked as
+ * deltas (broadcasts.ts), a full push-pull exchange now and then to repair, and the sense
+ * checks of hear.ts on every entry received, whatever brought it. This file is the I/O,
+ * the timers and the table; the decisions are in the pure parts (hear.ts, table.ts,
+ * suspicion.ts, health.ts, rotation.ts, probes.ts, downing.ts).
  */
 import { EventEmitter } from 'node:events'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { CallContext } from '../transport'
 import { dialableAddress, splitAddress } from '../transport/dial'
-import { FailureDetector } from './detector'
+import { DeltaQueue, retransmitLimit, type Delta } from './broadcasts'
 import { decideDowning, defaultDowning, membershipSignature, type DowningPolicy, type DowningView } from './downing'
 import { hear, type Refusal } from './hear'
+import { LocalHealth } from './health'
 import { membershipDefaults, type MembershipInit } from './config'
 import type { Membership, MembershipComponents } from './index'
 import { Probes, type ProbeTarget } from './probes'
-import { checkFrame, gossipPayload, type GossipFrame } from './schema'
-import { changedIds, markStatus, replacementOf, retireReplaced } from './table'
+import { ProbeRing, shuffle } from './rotation'
+import { realScheduler, type Scheduler, type Timer } from './scheduler'
+import { checkAck, checkFrame, checkPingReqAnswer, gossipPayload, pingPayload, pingReqPayload, type Ack, type GossipFrame, type Ping, type PingReq, type PingReqAnswer } from './schema'
+import { expectedConfirmations, Suspicions } from './suspicion'
+import { changedIds, mergeMember, markStatus, replacementOf, retireReplaced } from './table'
+import { probeRound, type SwimHost } from './swim'
 import { UNHEALTHY_MAX_CHARS, type InstanceSummary, type Member, type MemberTable } from './types'
 
 type Outcome = 'ok' | 'other' | 'failed' | 'busy'
+export type PingOutcome = 'ack' | 'other' | 'failed'
 
-export class GossipMembership implements Membership {
+export type MembershipOptions = Required<Omit<MembershipInit, 'seeds'>> & Pick<MembershipInit, 'seeds'>
+
+export class GossipMembership implements Membership, SwimHost {
   readonly events = new EventEmitter()
-  private readonly o: Required<MembershipInit>
-  private readonly now: () => number
+  readonly o: MembershipOptions
+  readonly clock: Scheduler
+  readonly random: () => number
+  readonly health: LocalHealth
+  readonly ring: ProbeRing
   private readonly log: Logger
   private self!: Member
   private members: MemberTable = {}
   /** Member id -> the highest incarnation it gave this node itself (see `hear`). */
   private direct: ReadonlyMap<string, number> = new Map()
-  private readonly detector: FailureDetector
+  private readonly suspicions: Suspicions
+  private readonly queue = new DeltaQueue()
   private readonly probes: Probes
   private readonly busy = new Set<string>()
-  /** Member id -> last gossip with it; members of the table only, so it is bounded by it. */
+  /** Member id -> last message with it, either way; members of the table only, so it is bounded by it. */
   private readonly contacts = new Map<string, number>()
+  /** Why a member was last marked suspect or dead here, for the log line that says so. */
+  private readonly why = new Map<string, string>()
   private readonly notes = new Map<string, { at: number, suppressed: number }>()
   /** Probes this node may still start this round: what hostile frames can make it dial is bounded per round. */
   private probeBudget = 0
-  private timers: NodeJS.Timeout[] = []
+  private timers: Timer[] = []
   private running = false
+  private probing = false
   private round = 0
+  private nextPushPullAt = 0
   private downing: DowningPolicy
   /** The membership signature (see downing.ts) and since when it has been as it is. */
   private signature = ''
+  private signatureStale = false
   private stableSince = 0
   /** The last downing hold or wait logged, so each is said once. */
   private downingSaid = ''
 
   constructor (init: MembershipInit, private readonly c: MembershipComponents) {
     this.o = { ...membershipDefaults, ...init }
-    this.now = c.now ?? Date.now
+    this.clock = c.scheduler ?? realScheduler(c.now ?? Date.now)
+    this.random = c.random ?? Math.random
     this.log = c.log
     this.downing = defaultDowning(this.o.deadAfterMs)
-    this.detector = new FailureDetector({ ...this.o, intervalMs: this.o.gossipIntervalMs })
+    this.health = new LocalHealth({ max: this.o.maxLocalHealth, periodMs: this.o.gossipIntervalMs })
+    this.ring = new ProbeRing(this.random)
+    this.suspicions = new Suspicions({ minMs: this.o.suspectAfterMs, maxMs: this.o.deadAfterMs })
     this.probes = new Probes({ max: this.o.maxUnconfirmed, retryMs: this.o.seedRetryMs, maxRetryMs: 60_000, forgetAfterMs: Math.max(30_000, 4 * this.o.deadAfterMs) })
     const payload = gossipPayload(this.o.maxMembers)
     for (const name of ['mesh.join', 'mesh.gossip']) {
       c.transport.handle({ kind: 'unary', name, role: 'node', payload, handler: (p: unknown, ctx: CallContext) => this.receive(name, p, ctx.peer.remote) })
     }
+    c.transport.handle({ kind: 'unary', name: 'mesh.ping', role: 'node', payload: pingPayload(this.o.maxDeltasPerMessage), handler: (p: Ping, ctx: CallContext) => this.answerPing(p, ctx.peer.remote) })
+    c.transport.handle({ kind: 'unary', name: 'mesh.ping-req', role: 'node', payload: pingReqPayload(this.o.maxDeltasPerMessage), handler: async (p: PingReq, ctx: CallContext) => await this.answerPingReq(p, ctx.peer.remote) })
   }
 
   get id (): string { return this.c.self.id }
   get address (): string { return this.self?.address ?? '' }
+  get selfId (): string { return this.self.id }
+  get isRunning (): boolean { return this.running }
   table (): MemberTable { return this.members }
+  now (): number { return this.clock.now() }
 
   setHubClaim (hub: boolean): void {
     if (!this.running || this.self.hub === hub) return
@@ -122,67 +151,136 @@ export class GossipMembership implements Membership {
     }
     this.members = { [this.self.id]: this.self }
     this.stableSince = this.now()
+    this.signature = membershipSignature(this.members)
     const seeds = this.otherSeeds()
     const answered = (await Promise.all(seeds.map(async (s) => await this.exchange({ address: s }, 'mesh.join')))).some((o) => o === 'ok')
     // The seeds told of members this node has not met: meet them before the layers above
     // read the table, so a node that just joined does not take the cluster for two nodes.
-    await within(this.o.gossipIntervalMs * 5, this.probeDue(this.o.maxUnconfirmed, false))
+    await this.within(this.o.gossipIntervalMs * 5, this.probeDue(this.o.maxUnconfirmed, false))
     if (seeds.length === 0) this.log.info(`no seeds: originating cluster as ${this.self.id}`)
     else if (!answered) this.log.info(`no seed answered (${seeds.join(', ')}): originating cluster as ${this.self.id}; will keep trying them`)
     else this.log.info(`joined through ${seeds.join(', ')}: ${Object.keys(this.members).length} members known`)
-    this.detector.watching(this.now())
-    this.timers.push(setInterval(() => this.tick(), this.o.gossipIntervalMs))
-    this.timers.push(setInterval(() => this.retrySeeds(), this.o.seedRetryMs))
+    this.health.tick(this.now())
+    this.nextPushPullAt = this.now() + this.pushPullEveryMs()
+    this.timers.push(this.clock.every(this.o.gossipIntervalMs, () => this.tick()))
+    this.timers.push(this.clock.every(this.o.seedRetryMs, () => this.retrySeeds()))
     // Nodes started together often find their seeds not listening yet: try again soon
     // rather than a whole seedRetryMs later, so they merge within a fraction of a second.
     for (const ms of [100, 250, 500, 1000].filter((d) => d < this.o.seedRetryMs)) {
-      this.timers.push(setTimeout(() => { if (this.running) this.retrySeeds() }, ms))
+      this.timers.push(this.clock.after(ms, () => { if (this.running) this.retrySeeds() }))
     }
   }
 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    for (const t of this.timers) clearTimeout(t)
+    for (const t of this.timers) t.cancel()
     this.timers = []
     this.updateSelf({ ...this.self, status: 'left', heartbeat: this.self.heartbeat + 1 })
     const peers = this.peers()
-    const told = await Promise.all(peers.map(async (m) => await this.exchange(m, 'mesh.gossip', this.o.leaveTimeoutMs, true)))
-    this.log.info(`left the cluster (told ${told.filter((o) => o === 'ok').length} of ${peers.length} peers)`)
+    const bye = [{ e: this.self }]
+    const told = await Promise.all(peers.map(async (m) => await this.ping(m, this.o.leaveTimeoutMs, bye)))
+    this.log.info(`left the cluster (told ${told.filter((o) => o === 'ack').length} of ${peers.length} peers)`)
   }
 
   /**
-   * A peer called: check its frame, believe what can be believed, answer with our table
-   * (push-pull). Its word about itself counts as its own when it calls from the host this
-   * node knows it at; otherwise it is hearsay until this node calls it back.
+   * A peer called with a whole table (join, push-pull): check its frame, believe what can
+   * be believed, answer with ours. Its word about itself counts as its own when it calls
+   * from the host this node knows it at; otherwise it is hearsay until this node calls it
+   * back.
    */
   private receive (method: string, payload: unknown, remote: string): GossipFrame {
-    if (this.self === undefined) throw new OriginError('E_NOT_READY', 'membership has not started yet')
     const frame = checkFrame(payload, `payload of ${method}`, this.o.maxMembers)
-    if (frame.from === this.self.id) throw new OriginError('E_PAYLOAD_INVALID', `payload of ${method} is invalid: the sender says it is this node (${frame.from})`)
-    const known = Object.hasOwn(this.members, frame.from) ? this.members[frame.from] : undefined
-    if (known !== undefined && this.running) this.contacts.set(frame.from, this.now())
-    const speaker = known !== undefined && hostOf(known.address) === hostOf(remote) ? frame.from : undefined
-    this.hear(frame, speaker, `${frame.from} (calling from ${remote})`)
+    const speaker = this.caller(frame.from, remote, method)
+    this.hear(frame.from, frame.table, speaker, `${frame.from} (calling from ${remote})`)
     return { from: this.self.id, table: this.members }
   }
 
-  private hear (frame: GossipFrame, speaker: string | undefined, source: string): void {
+  /** mesh.ping: hear the changes it carries, answer with ours (and our own entry if the prober's is older). */
+  private answerPing (p: Ping, remote: string): Ack {
+    const speaker = this.caller(p.from, remote, 'mesh.ping')
+    if (p.to !== this.self.id) throw new OriginError('E_NOT_FOUND', `this is ${this.self.id}, not ${p.to}`, { id: this.self.id })
+    this.hearDeltas(p.from, p.deltas, undefined, speaker, `${p.from} (calling from ${remote})`)
+    const ack: Ack = { from: this.self.id, deltas: this.outgoing(p.from) }
+    const have = p.have
+    if (have === undefined || have.incarnation < this.self.incarnation || (have.incarnation === this.self.incarnation && have.heartbeat < this.self.heartbeat)) ack.self = this.self
+    return ack
+  }
+
+  /**
+   * mesh.ping-req: probe a member for the caller (SWIM's indirect probe) and say whether it
+   * acked; false is Lifeguard's nack (this node ran, the member did not answer). Only a
+   * member of this node's table, at the address it has here: a peer cannot make this node
+   * dial anything else.
+   */
+  private async answerPingReq (p: PingReq, remote: string): Promise<PingReqAnswer> {
+    const speaker = this.caller(p.from, remote, 'mesh.ping-req')
+    this.hearDeltas(p.from, p.deltas, undefined, speaker, `${p.from} (calling from ${remote})`)
+    const m = Object.hasOwn(this.members, p.target.id) ? this.members[p.target.id] : undefined
+    const known = m !== undefined && m.address === p.target.address && m.id !== this.self.id && (m.status === 'alive' || m.status === 'suspect')
+    const acked = known && this.running && (await this.ping(m, this.health.scale(this.o.probeTimeoutMs))) === 'ack'
+    return { from: this.self.id, acked, deltas: this.outgoing(p.from) }
+  }
+
+  /** Checks common to every call; the caller's id when it speaks for itself (see `receive`). */
+  private caller (from: string, remote: string, method: string): string | undefined {
+    if (this.self === undefined) throw new OriginError('E_NOT_READY', 'membership has not started yet')
+    if (from === this.self.id) throw new OriginError('E_PAYLOAD_INVALID', `payload of ${method} is invalid: the sender says it is this node (${from})`)
+    const known = Object.hasOwn(this.members, from) ? this.members[from] : undefined
+    if (known !== undefined && this.running) this.contacts.set(from, this.now())
+    return known !== undefined && hostOf(known.address) === hostOf(remote) ? from : undefined
+  }
+
+  /** Changes for a message to `to`: its own entry first while it is suspect here (so it refutes at once), then the queue's. */
+  outgoing (to: string): Delta[] {
+    const m = Object.hasOwn(this.members, to) ? this.members[to] : undefined
+    const buddy = m !== undefined && (m.status === 'suspect' || m.status === 'dead') ? [this.queue.get(to) ?? { e: m }] : []
+    const n = Object.keys(this.members).length
+    const queued = this.queue.take(this.o.maxDeltasPerMessage - buddy.length, retransmitLimit(this.o.retransmitMult, n))
+    return buddy.length === 0 ? queued : [...buddy, ...queued.filter((d) => d.e.id !== to)]
+  }
+
+  /** Changes received (and a member's own entry, from an ack): believed as a small table. */
+  private hearDeltas (from: string, deltas: Delta[], own: Member | undefined, speaker: string | undefined, source: string): void {
+    if (deltas.length === 0 && own === undefined) return
+    const incoming: MemberTable = {}
+    const by = new Map<string, string>()
+    for (const d of [...deltas, ...(own === undefined ? [] : [{ e: own }])]) {
+      const e = d.e
+      const had = Object.hasOwn(incoming, e.id) ? incoming[e.id] : undefined
+      if (e.id === '__proto__') continue
+      incoming[e.id] = had === undefined ? e : mergeMember(had, e)
+      if (e.status === 'suspect') by.set(e.id, d.by ?? from)
+    }
+    this.hear(from, incoming, speaker, source, by)
+    // A suspicion this node already holds, said by one more member: a confirmation.
+    const n = Object.keys(this.members).length
+    for (const [id, who] of by) {
+      const m = this.members[id]
+      if (m === undefined || m.status !== 'suspect' || m.incarnation !== incoming[id].incarnation || id === this.self.id) continue
+      if (this.suspicions.suspect(id, m.incarnation, who, this.now(), expectedConfirmations(this.o.suspicionConfirmations, n))) this.queue.add(m, who)
+    }
+  }
+
+  private hear (from: string, incoming: MemberTable, speaker: string | undefined, source: string, by?: ReadonlyMap<string, string>): void {
     const now = this.now()
     const before = this.members
-    const seen = Object.hasOwn(frame.table, this.self.id) ? frame.table[this.self.id] : undefined
-    const fresh = this.detector.heardWithin(now, this.o.suspectAfterMs)
-    const r = hear({ self: this.self, table: before, direct: this.direct }, frame.table, { speaker, fresh, now }, this.o)
+    const seen = Object.hasOwn(incoming, this.self.id) ? incoming[this.self.id] : undefined
+    const since = now - this.o.suspectAfterMs
+    const fresh = { has: (id: string) => (this.contacts.get(id) ?? -Infinity) >= since }
+    const r = hear({ self: this.self, table: before, direct: this.direct }, incoming, { speaker, fresh, now }, this.o)
     if (r.knowledge.self !== this.self && seen !== undefined) {
       const after = `now incarnation ${r.knowledge.self.incarnation}`
       this.log.info(seen.status === 'alive'
         ? `refuting: ${source} has an entry for me I did not write (incarnation ${seen.incarnation}); ${after}`
         : `refuting: the cluster says I am ${seen.status} (${source}, at incarnation ${seen.incarnation}); ${after}`)
+      // Lifeguard: being suspected is a sign this node is the slow one.
+      if (seen.status !== 'alive') this.health.raise()
     }
     this.self = r.knowledge.self
     this.direct = r.knowledge.direct
-    this.commit(before, r.knowledge.table)
-    const queued = this.noteUnknown(r.unknown, frame.from, now, source) + this.noteRefused(r.refused, now, source)
+    this.commit(before, r.knowledge.table, by ?? new Map(), from)
+    const queued = this.noteUnknown(r.unknown, from, now, source) + this.noteRefused(r.refused, now, source)
     if (queued > 0 && this.running) void this.probeDue(this.o.maxNewPerFrame)
   }
 
@@ -190,7 +288,7 @@ export class GossipMembership implements Membership {
   private noteUnknown (unknown: ProbeTarget[], sender: string, now: number, source: string): number {
     if (unknown.length === 0) return 0
     const own = unknown.find((u) => u.id === sender)
-    const others = shuffle(unknown.filter((u) => u !== own)).slice(0, this.o.maxNewPerFrame - (own === undefined ? 0 : 1))
+    const others = shuffle(unknown.filter((u) => u !== own), this.random).slice(0, this.o.maxNewPerFrame - (own === undefined ? 0 : 1))
     let taken = 0
     if (own !== undefined && this.probes.heard(own, now, true)) taken++
     for (const u of others) if (this.probes.heard(u, now)) taken++
@@ -221,43 +319,57 @@ export class GossipMembership implements Membership {
 
   /**
    * Contact up to `limit` members whose probe is due (and, when `budgeted`, no more than
-   * `maxNewPerFrame` a round in all); resolves when every one answered or failed.
+   * `maxNewPerFrame` a round in all), asking each for its own entry; resolves when every
+   * one answered or failed.
    */
   private async probeDue (limit: number, budgeted = true): Promise<void> {
     if (!this.running) return
     const targets = this.probes.due(this.now(), budgeted ? Math.min(limit, this.probeBudget) : limit)
     if (budgeted) this.probeBudget -= targets.length
     await Promise.all(targets.map(async (t) => {
-      const outcome = await this.exchange(t, 'mesh.gossip')
-      if (outcome === 'busy') this.probes.release(t.id)
-      else if (outcome === 'ok') this.probes.succeeded(t.id, this.now())
+      const outcome = await this.ping(t, this.o.gossipIntervalMs * 5, undefined, true)
+      if (outcome === 'ack') this.probes.succeeded(t.id, this.now())
       else this.probes.failed(t.id, this.now())
     }))
   }
 
   private updateSelf (self: Member): void {
     this.self = self
-    this.commit(this.members, { ...this.members, [self.id]: self })
+    this.commit(this.members, { ...this.members, [self.id]: self }, new Map(), self.id)
   }
 
-  private commit (before: MemberTable, proposed: MemberTable): void {
+  /**
+   * Make `proposed` the table: queue what changed for the others (with who suspected a
+   * suspect), keep the suspicions in step with the statuses, tell the layers above.
+   */
+  private commit (before: MemberTable, proposed: MemberTable, by: ReadonlyMap<string, string> = new Map(), from = this.self.id): void {
+    if (proposed === before) return
     const next = retireReplaced(proposed)
-    this.members = next
-    const now = this.now()
-    this.detector.observe(next, this.self.id, now)
-    const signature = membershipSignature(next)
-    if (signature !== this.signature) {
-      this.signature = signature
-      this.stableSince = now
-    }
     const changed = changedIds(before, next)
+    this.members = next
     if (changed.length === 0) return
-    for (const id of changed) this.describeChange(before[id], next[id], next)
+    this.signatureStale = true
+    const now = this.now()
+    const n = Object.keys(next).length
+    for (const id of changed) {
+      const m = next[id]
+      this.queue.add(m, m.status === 'suspect' ? by.get(id) ?? from : undefined)
+      if (id === this.self.id) continue
+      if (m.status === 'suspect') this.suspicions.suspect(id, m.incarnation, by.get(id) ?? from, now, expectedConfirmations(this.o.suspicionConfirmations, n))
+      else this.suspicions.clear(id)
+      if (before[id] === undefined) this.ring.add(id)
+      this.describeChange(before[id], m, next, from)
+    }
     this.events.emit('change', next)
   }
 
-  private describeChange (was: Member | undefined, is: Member, table: MemberTable): void {
-    if (is.id === this.self.id) return
+  /** `no answer for 1.2 s; <reason>`, the silence counted from the last message with the member either way. */
+  private silence (id: string, reason: string): string {
+    const at = this.contacts.get(id)
+    return at === undefined ? reason : `no answer for ${((this.now() - at) / 1000).toFixed(1)} s; ${reason}`
+  }
+
+  private describeChange (was: Member | undefined, is: Member, table: MemberTable, from: string): void {
     const c = is.characteristics
     if (was === undefined) {
       this.log.info(`${is.id} at ${is.address} is ${is.status} (${c.cpus} cpus, ${c.memoryMb} MB, ${c.arch})`)
@@ -265,7 +377,8 @@ export class GossipMembership implements Membership {
       const successor = was.status === 'dead' && is.status === 'left' ? replacementOf(table, is) : undefined
       const why = successor !== undefined
         ? `replaced: ${successor.id} answers at its address ${is.address}`
-        : is.status === 'suspect' || is.status === 'dead' ? this.detector.describeSilence(is.id, this.now()) : ''
+        : is.status === 'suspect' || is.status === 'dead' ? this.silence(is.id, this.why.get(is.id) ?? `${from} says so`) : ''
+      this.why.delete(is.id)
       this.log.info(`${is.id} is ${is.status}${why === '' ? '' : ` (${why})`}`)
     }
   }
@@ -274,27 +387,85 @@ export class GossipMembership implements Membership {
     if (!this.running) return
     this.round++
     const now = this.now()
-    this.self = { ...this.self, heartbeat: this.self.heartbeat + 1 }
-    let next = { ...this.members, [this.self.id]: this.self }
-    const { marks, blindMs } = this.detector.verdicts(next, this.self.id, now)
-    if (blindMs >= this.o.suspectAfterMs / 2) {
+    const blindMs = this.health.tick(now)
+    if (blindMs > 0) {
       const what = blindMs === Infinity ? 'the clock went backwards' : `this node could not watch its peers for ${(blindMs / 1000).toFixed(1)} s (paused, overloaded, or its clock jumped)`
-      this.log.warn(`${what}: every member gets a fresh suspicion period rather than a verdict from a stale view`)
+      this.log.warn(`${what}: every suspicion gets a fresh period rather than a verdict from a stale view`)
+      this.suspicions.extend(blindMs, now)
+      // Nor a downing decision: the view this node had before it went blind is stale.
+      this.stableSince = now
     }
-    // Nor a downing decision: the view this node had before it went blind is stale.
-    if (blindMs > 0) this.stableSince = now
-    for (const [id, status] of marks) next = markStatus(next, id, status)
-    this.commit(this.members, next)
+    this.judge(now)
+    if (this.signatureStale) {
+      this.signatureStale = false
+      const signature = membershipSignature(this.members)
+      if (signature !== this.signature) {
+        this.signature = signature
+        this.stableSince = now
+      }
+    }
     this.down(now)
-    const peers = shuffle(this.peers()).slice(0, this.o.fanout)
-    // Now and then, one dead member too: it may be back after a partition healed (or
-    // another node may answer at its address: the one that replaced it).
-    const dead = Object.values(this.members).filter((m) => m.status === 'dead')
-    if (dead.length > 0 && this.round % 10 === 0) peers.push(dead[this.round % dead.length])
-    for (const m of peers) void this.exchange(m, 'mesh.gossip')
+    if (!this.probing) {
+      this.probing = true
+      void probeRound(this).finally(() => { this.probing = false })
+    }
+    // News goes to `fanout` peers at once besides the probed one: a change reaches the
+    // cluster in a few periods instead of waiting for probes to carry it.
+    if (this.queue.size > 0) for (const m of shuffle(this.peers(), this.random).slice(0, this.o.fanout)) void this.ping(m, this.health.scale(this.o.gossipIntervalMs))
+    this.pushPull(now)
     this.probes.prune(now)
     this.probeBudget = this.o.maxNewPerFrame
     void this.probeDue(this.o.maxNewPerFrame)
+  }
+
+  /** Suspicions that ran out unrefuted: dead. */
+  private judge (now: number): void {
+    const due = this.suspicions.due(now)
+    if (due.length === 0) return
+    let next = this.members
+    for (const s of due) {
+      this.suspicions.clear(s.id)
+      const m = next[s.id]
+      if (m === undefined || m.status !== 'suspect' || m.incarnation !== s.incarnation) continue
+      this.why.set(s.id, `suspect for ${(s.heldMs / 1000).toFixed(1)} s, ${s.confirmations} other member${s.confirmations === 1 ? '' : 's'} confirming, no refutation`)
+      next = markStatus(next, s.id, 'dead')
+    }
+    this.commit(this.members, next)
+  }
+
+  /**
+   * A full table exchange with one random live member every `pushPullEveryMs`, repairing
+   * what deltas missed; and now and then with one dead member, which may be back after a
+   * partition healed (or another node may answer at its address: the one that replaced it).
+   */
+  private pushPull (now: number): void {
+    if (now >= this.nextPushPullAt) {
+      this.nextPushPullAt = now + this.pushPullEveryMs()
+      const [peer] = shuffle(this.peers(), this.random)
+      if (peer !== undefined) void this.exchange(peer, 'mesh.gossip')
+    }
+    const dead = Object.values(this.members).filter((m) => m.status === 'dead')
+    if (dead.length > 0 && this.round % 10 === 0) void this.exchange(dead[Math.floor(this.round / 10) % dead.length], 'mesh.gossip')
+  }
+
+  private pushPullEveryMs (): number {
+    const n = Object.keys(this.members).length
+    return this.o.pushPullIntervalMs * (n > 32 ? Math.ceil(Math.log2(n / 32)) + 1 : 1)
+  }
+
+  /** No ack from `target` at `incarnation`, directly or through others: suspect (or one more confirmation). */
+  suspect (id: string, incarnation: number, reason: string): void {
+    const m = Object.hasOwn(this.members, id) ? this.members[id] : undefined
+    if (m === undefined || m.incarnation !== incarnation || id === this.self.id) return
+    if (m.status === 'alive') {
+      this.why.set(id, reason)
+      this.commit(this.members, markStatus(this.members, id, 'suspect'), new Map([[id, this.self.id]]))
+      // Lifeguard: tell the member itself, so a live one refutes at once (its entry goes first, see `outgoing`).
+      void this.ping(this.members[id], this.health.scale(this.o.gossipIntervalMs))
+    } else if (m.status === 'suspect') {
+      const n = Object.keys(this.members).length
+      if (this.suspicions.suspect(id, m.incarnation, this.self.id, this.now(), expectedConfirmations(this.o.suspicionConfirmations, n))) this.queue.add(m, this.self.id)
+    }
   }
 
   /** Remove the dead members if the downing strategy lets this side (see downing.ts). */
@@ -328,8 +499,55 @@ export class GossipMembership implements Membership {
     return [...new Set(seeds)].filter((s) => s !== this.self.address)
   }
 
-  private peers (): Member[] {
+  /** Members to talk to: alive or suspect, not this node. */
+  peers (): Member[] {
     return Object.values(this.members).filter((m) => m.id !== this.self.id && (m.status === 'alive' || m.status === 'suspect'))
+  }
+
+  member (id: string): Member | undefined {
+    return Object.hasOwn(this.members, id) ? this.members[id] : undefined
+  }
+
+  /**
+   * mesh.ping `target` with the changes due (or `deltas`), and hear its ack. `ack`: the
+   * member we meant answered (at the address it has here, or for a member only heard of,
+   * at the address we dialed, with its own entry when `own`); `other`: another member
+   * answers there; `failed`: no answer in `timeoutMs`.
+   */
+  async ping (target: { id: string, address: string }, timeoutMs: number, deltas?: Delta[], own = false): Promise<PingOutcome> {
+    const { id, address } = target
+    try {
+      const conn = await this.c.transport.peer(address)
+      const known = own ? undefined : this.member(id)
+      const payload: Ping = { from: this.self.id, to: id, deltas: deltas ?? this.outgoing(id) }
+      if (known !== undefined) payload.have = { incarnation: known.incarnation, heartbeat: known.heartbeat }
+      const ack = checkAck(await conn.call('mesh.ping', payload, { timeoutMs }), `the ack from ${address}`, this.o.maxDeltasPerMessage)
+      const entry = ack.self ?? this.member(ack.from)
+      const speaker = ack.from === id && entry?.address === address ? id : undefined
+      this.hearDeltas(ack.from, ack.deltas, ack.self, speaker, `${ack.from} at ${address}`)
+      if (speaker !== undefined && Object.hasOwn(this.members, speaker)) this.contacts.set(speaker, this.now())
+      return speaker !== undefined ? 'ack' : 'other'
+    } catch (err) {
+      this.log.debug(`mesh.ping to ${id} at ${address} failed: ${errorMessage(err)}`)
+      return 'failed'
+    }
+  }
+
+  /** Ask `relay` to probe `target` (mesh.ping-req): `ack`, `nack` (it tried, no answer), or `none` (the relay did not answer). */
+  async pingReq (relay: Member, target: Member, timeoutMs: number): Promise<'ack' | 'nack' | 'none'> {
+    try {
+      const conn = await this.c.transport.peer(relay.address)
+      const payload: PingReq = { from: this.self.id, target: { id: target.id, address: target.address }, deltas: this.outgoing(relay.id) }
+      const answer = checkPingReqAnswer(await conn.call('mesh.ping-req', payload, { timeoutMs }), `the answer to mesh.ping-req from ${relay.address}`, this.o.maxDeltasPerMessage)
+      const speaker = answer.from === relay.id ? relay.id : undefined
+      this.hearDeltas(answer.from, answer.deltas, undefined, speaker, `${answer.from} at ${relay.address}`)
+      if (speaker !== undefined) this.contacts.set(speaker, this.now())
+      if (answer.acked && Object.hasOwn(this.members, target.id)) this.contacts.set(target.id, this.now())
+      return answer.acked ? 'ack' : 'nack'
+    } catch (err) {
+      this.log.debug(`mesh.ping-req to ${relay.id} about ${target.id} failed: ${errorMessage(err)}`)
+      return 'none'
+    }
   }
 
   /**
@@ -337,16 +555,16 @@ export class GossipMembership implements Membership {
    * speaks for itself when its entry has the address we dialed. `ok`: the member we meant
    * (or, for a seed, anyone) answered; `other`: another member answers at that address.
    */
-  private async exchange (target: { address: string, id?: string }, method: 'mesh.join' | 'mesh.gossip', timeoutMs?: number, evenIfBusy = false): Promise<Outcome> {
+  private async exchange (target: { address: string, id?: string }, method: 'mesh.join' | 'mesh.gossip', timeoutMs?: number): Promise<Outcome> {
     const { address } = target
-    if (this.busy.has(address) && !evenIfBusy) return 'busy'
+    if (this.busy.has(address)) return 'busy'
     this.busy.add(address)
     try {
       const conn = await this.c.transport.peer(address)
       const answer = await conn.call(method, { from: this.self.id, table: this.members }, { timeoutMs: timeoutMs ?? this.o.gossipIntervalMs * 5 })
       const frame = checkFrame(answer, `the answer to ${method} from ${address}`, this.o.maxMembers)
       const speaker = frame.table[frame.from].address === address ? frame.from : undefined
-      this.hear(frame, speaker, `${frame.from} at ${address}`)
+      this.hear(frame.from, frame.table, speaker, `${frame.from} at ${address}`)
       if (speaker !== undefined && Object.hasOwn(this.members, speaker)) this.contacts.set(speaker, this.now())
       return target.id === undefined || target.id === speaker ? 'ok' : 'other'
     } catch (err) {
@@ -356,25 +574,16 @@ export class GossipMembership implements Membership {
       this.busy.delete(address)
     }
   }
+
+  /** Waits for `p`, or `ms` at most (`p` goes on in the background). */
+  private async within (ms: number, p: Promise<unknown>): Promise<void> {
+    let timer: Timer | undefined
+    await Promise.race([p, new Promise<void>((resolve) => { timer = this.clock.after(ms, resolve) })])
+    timer?.cancel()
+  }
 }
 
 /** The host of `host:port`, as a peer's connection shows it (an IPv4-mapped IPv6 host as plain IPv4). */
 function hostOf (address: string): string {
   return splitAddress(address).host.toLowerCase().replace(/^::ffff:/, '')
-}
-
-/** Waits for `p`, or `ms` at most (`p` goes on in the background). */
-async function within (ms: number, p: Promise<unknown>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([p, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })])
-  clearTimeout(timer)
-}
-
-function shuffle<T> (items: T[]): T[] {
-  const a = [...items]
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]]
-  }
-  return a
 }

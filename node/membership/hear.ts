@@ -17,8 +17,8 @@
  *     incarnation the entry has here);
  *   - `left` only when this node already holds the member dead or left (an operator's
  *     `forget`, or a replaced identity): only the member says it leaves;
- *   - `dead` not while the member's heartbeat advanced here lately (`fresh`): this node's
- *     own evidence beats another's stale view. Its own detector will judge.
+ *   - `dead` not while the member answered this node lately (`fresh`): this node's own
+ *     evidence beats another's stale view. Its own probes will judge.
  *   Refused entries that the member itself could settle are marked `recheck`: the caller
  *   asks the member directly.
  * - About this node, anything up to `incarnationSlack` above its own incarnation (or a
@@ -27,7 +27,7 @@
  *   an incarnation starts as the member's clock and grows by refutations, so one more
  *   than `2 * maxClockAheadMs` ahead of this node's clock is nothing a member reached.
  */
-import { compareEntries, compareIds, mergeTables, refute } from './table'
+import { compareEntries, compareIds, mergeMember, mergeTables, refute } from './table'
 import type { Member, MemberTable } from './types'
 
 export interface HearLimits {
@@ -50,8 +50,8 @@ export interface Knowledge {
 export interface Hearing {
   /** The member whose own word this table carries, as the caller verified it; none for hearsay. */
   speaker?: string
-  /** Members whose heartbeat advanced here lately: a third party's `dead` about them is refused. */
-  fresh: ReadonlySet<string>
+  /** Members that answered this node lately: a third party's `dead` about them is refused. */
+  fresh: { has: (id: string) => boolean }
   now: number
 }
 
@@ -90,15 +90,29 @@ export function hear (k: Knowledge, incoming: MemberTable, h: Hearing, limits: H
     }
     taken[id] = e
   }
-  let table = mergeTables(k.table, taken)
+  let table = mergeInto(k.table, taken)
   const self = refute(k.self, table[k.self.id])
-  table = { ...table, [self.id]: self }
+  if (table[self.id] !== self) table = { ...table, [self.id]: self }
   let direct = k.direct
   const said = h.speaker === undefined ? undefined : incoming[h.speaker]
   if (said !== undefined && said.id === h.speaker && Object.hasOwn(table, said.id) && said.incarnation > (direct.get(said.id) ?? -1)) {
     direct = new Map(direct).set(said.id, said.incarnation)
   }
   return { knowledge: { self, table, direct }, unknown, refused }
+}
+
+/**
+ * `mergeTables(table, taken)`, cheaper for what SWIM mostly brings (a few changes to known
+ * members, or nothing): `table` itself when nothing was taken, a copy with the greater
+ * entries when every id is known, the sorted merge only when members are new.
+ */
+function mergeInto (table: MemberTable, taken: MemberTable): MemberTable {
+  const ids = Object.keys(taken)
+  if (ids.length === 0) return table
+  if (!ids.every((id) => Object.hasOwn(table, id) && id !== '__proto__')) return mergeTables(table, taken)
+  const out = { ...table }
+  for (const id of ids) out[id] = mergeMember(table[id], taken[id])
+  return out
 }
 
 function judge (k: Knowledge, e: Member, h: Hearing, limits: HearLimits): Judgement {
@@ -127,7 +141,7 @@ function judge (k: Knowledge, e: Member, h: Hearing, limits: HearLimits): Judgem
     return { reason: `left, said by a third party while it is ${ours.status} here: only a member says it leaves`, recheck: true }
   }
   if (e.status === 'dead' && ours.status !== 'dead' && h.fresh.has(e.id)) {
-    return { reason: 'dead, said by a third party while its heartbeat advanced here lately', recheck: false }
+    return { reason: 'dead, said by a third party while it answered this node lately', recheck: false }
   }
   return 'take'
 }

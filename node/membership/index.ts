@@ -32,6 +32,7 @@ import type { EventEmitter } from 'node:events'
 import type { Logger } from '../log'
 import type { Transport } from '../transport'
 import type { MembershipInit } from './config'
+import type { Scheduler } from './scheduler'
 import { GossipMembership } from './gossip'
 import type { DowningPolicy } from './downing'
 import type { DowningLease } from './lease-holder'
@@ -40,6 +41,7 @@ import type { Characteristics, InstanceSummary, MemberTable } from './types'
 export type { Member, MemberTable, MemberStatus, Characteristics, InstanceSummary } from './types'
 
 export { membershipDefaults, type MembershipInit } from './config'
+export { realScheduler, type Scheduler, type Timer } from './scheduler'
 export { decideDowning, defaultDowning, downingStrategies, type DowningPolicy, type DowningStrategy, type DowningDecision, type LeaseFact } from './downing'
 export { LeaseHolder, type DowningLease } from './lease-holder'
 export type { Lease, LeaseGrant, Acquired, LeaseComponents, LeaseInit, LeaseFactory } from './lease'
@@ -51,6 +53,10 @@ export interface MembershipComponents {
   self: { id: string, address?: string, characteristics: Characteristics }
   /** Clock, for tests. @default Date.now */
   now?: () => number
+  /** Clock and timers together (the simulation's virtual time); when set, `now` is not read. @default real timers */
+  scheduler?: Scheduler
+  /** Randomness (probe order, peer choice); seeded in the simulation. @default Math.random */
+  random?: () => number
   /** The lease the `lease` downing strategy needs (lease-holder.ts); absent: that strategy downs nobody. */
   lease?: DowningLease
 }

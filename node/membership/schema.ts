@@ -8,10 +8,15 @@
  *    is keyed by its own id, and that the sender is in its own table. It stops at the first
  *    problem, so its error is short whatever the frame holds. It also checks answers,
  *    which no transport schema covers.
+ *
+ * The SWIM messages (mesh.ping, mesh.ping-req and their answers) are small, at most
+ * `maxDeltas` changes each, so the transport checks them whole (`pingPayload`,
+ * `pingReqPayload`) and `checkAck` / `checkPingReqAnswer` check the answers the same way.
  */
 import Ajv from 'ajv'
 import { OriginError } from '../errors'
-import { UNHEALTHY_MAX_CHARS, type MemberTable } from './types'
+import type { Delta } from './broadcasts'
+import { UNHEALTHY_MAX_CHARS, type Member, type MemberTable } from './types'
 
 const SAFE = Number.MAX_SAFE_INTEGER
 
@@ -96,6 +101,79 @@ function frameSchema (maxMembers: number): object {
   }
 }
 
+/** mesh.ping: probe `to` (its id: another member answering at its address is not it), with changes piggybacked. */
+export interface Ping {
+  from: string
+  to: string
+  /** The version of `to`'s entry the prober holds; absent or older, and the ack carries `to`'s own entry. */
+  have?: { incarnation: number, heartbeat: number }
+  deltas: Delta[]
+}
+/** The answer to mesh.ping: changes piggybacked, and the member's own entry when the prober's is older. */
+export interface Ack { from: string, deltas: Delta[], self?: Member }
+/** mesh.ping-req: probe `target` for the sender (SWIM's indirect probe). */
+export interface PingReq { from: string, target: { id: string, address: string }, deltas: Delta[] }
+/** The answer to mesh.ping-req: whether `target` acked (false is Lifeguard's nack). */
+export interface PingReqAnswer { from: string, acked: boolean, deltas: Delta[] }
+
+const addressSchema = { type: 'string', minLength: 3, maxLength: 300, pattern: '^\\S+:[0-9]{1,5}$' }
+const versionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['incarnation', 'heartbeat'],
+  properties: { incarnation: { type: 'integer', minimum: 0, maximum: SAFE }, heartbeat: { type: 'integer', minimum: 0, maximum: SAFE } }
+}
+
+function deltasSchema (maxDeltas: number): object {
+  return {
+    type: 'array',
+    maxItems: maxDeltas,
+    items: { type: 'object', additionalProperties: false, required: ['e'], properties: { e: memberSchema, by: idSchema } }
+  }
+}
+
+/** The payload schema of mesh.ping, checked whole by the transport. */
+export function pingPayload (maxDeltas: number): object {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['from', 'to', 'deltas'],
+    properties: { from: idSchema, to: idSchema, have: versionSchema, deltas: deltasSchema(maxDeltas) }
+  }
+}
+
+/** The payload schema of mesh.ping-req, checked whole by the transport. */
+export function pingReqPayload (maxDeltas: number): object {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['from', 'target', 'deltas'],
+    properties: {
+      from: idSchema,
+      target: { type: 'object', additionalProperties: false, required: ['id', 'address'], properties: { id: idSchema, address: addressSchema } },
+      deltas: deltasSchema(maxDeltas)
+    }
+  }
+}
+
+function ackSchema (maxDeltas: number): object {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['from', 'deltas'],
+    properties: { from: idSchema, deltas: deltasSchema(maxDeltas), self: memberSchema }
+  }
+}
+
+function pingReqAnswerSchema (maxDeltas: number): object {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['from', 'acked', 'deltas'],
+    properties: { from: idSchema, acked: { type: 'boolean' }, deltas: deltasSchema(maxDeltas) }
+  }
+}
+
 // Not the shared instance: that one collects every error (`allErrors`), and a frame of
 // thousands of bad entries would make an error of megabytes.
 const firstError = new Ajv({ allErrors: false, strict: true })
@@ -127,6 +205,36 @@ export function checkFrame (value: unknown, what: string, maxMembers: number): G
   }
   if (!Object.hasOwn(frame.table, frame.from)) throw invalid(what, `/from: the sender "${frame.from}" is not in its own table`, '/from')
   return frame
+}
+
+const answerCheckers = new Map<string, ReturnType<typeof firstError.compile>>()
+
+function checkWith<T> (kind: 'ack' | 'ping-req answer', schema: (n: number) => object, value: unknown, what: string, maxDeltas: number): T {
+  const key = `${kind}:${maxDeltas}`
+  let check = answerCheckers.get(key)
+  if (check === undefined) {
+    check = firstError.compile(schema(maxDeltas))
+    answerCheckers.set(key, check)
+  }
+  if (!check(value)) {
+    const e = check.errors?.[0]
+    const at = e === undefined || e.instancePath === '' ? '(root)' : e.instancePath
+    const extra = e?.keyword === 'additionalProperties' ? ` "${String(e.params.additionalProperty)}"` : ''
+    throw invalid(what, `${at}: ${e?.message ?? 'is invalid'}${extra}`, at)
+  }
+  return value as T
+}
+
+/** `value` as an answer to mesh.ping, or an `E_PAYLOAD_INVALID` naming the first problem. */
+export function checkAck (value: unknown, what: string, maxDeltas: number): Ack {
+  const ack = checkWith<Ack>('ack', ackSchema, value, what, maxDeltas)
+  if (ack.self !== undefined && ack.self.id !== ack.from) throw invalid(what, `/self: the entry is member "${ack.self.id}" but the answer is from "${ack.from}"`, '/self')
+  return ack
+}
+
+/** `value` as an answer to mesh.ping-req, or an `E_PAYLOAD_INVALID` naming the first problem. */
+export function checkPingReqAnswer (value: unknown, what: string, maxDeltas: number): PingReqAnswer {
+  return checkWith<PingReqAnswer>('ping-req answer', pingReqAnswerSchema, value, what, maxDeltas)
 }
 
 function invalid (what: string, problem: string, path: string): OriginError {
