@@ -273,7 +273,30 @@ test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-Fo
     t.is(conns.size, 1, `from ${n}: one upstream connection for five requests (${[...conns].join(', ')})`)
   }
   // Admission: with maxInFlight 2, a third request in flight to one instance gets 503 + Retry-After.
-  // An upgrade (as websockets do) is passed on with X-Forwarded-For, then bytes both ways.
+  // A slow request resolves `started` once its answer began (it is in flight at the instance), `done` at its end.
+  const slow = (n: string): { started: Promise<void>, done: Promise<{ status: number, body: string, retryAfter?: string }> } => {
+    let started!: () => void
+    const s0 = new Promise<void>((resolve) => { started = resolve })
+    const done = new Promise<{ status: number, body: string, retryAfter?: string }>((resolve, reject) => {
+      http.get(`http://${hostOf(s.c.node(n).address)}:${port}/slow`, { agent: false, headers: { 'x-project': 'alpha' } }, (res) => {
+        started()
+        let body = ''
+        res.on('data', (d: Buffer) => { body += d.toString() })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers['retry-after'] as string | undefined }))
+      }).on('error', reject)
+    })
+    return { started: s0, done }
+  }
+  // The limit is the instance's, whatever node a request comes in by: one through a, one
+  // through b, and the third (through a) is refused.
+  const first = [slow('a'), slow('b')]
+  await Promise.all(first.map(async (x) => await x.started))
+  const third = await slow('a').done
+  t.is(third.status, 503)
+  t.is(third.retryAfter, '1')
+  t.regex(third.body, /^echo is at its limit of 2 requests in flight on echo-\d; come back later/)
+  t.deepEqual((await Promise.all(first.map(async (x) => await x.done))).map((x) => x.status), [200, 200])
+  // An upgrade (as websockets do; counted in flight while it is open, so after the limit's test) is passed on with X-Forwarded-For, then bytes both ways.
   const upgraded = await new Promise<{ instance: string, seenFor: string, echoed: string }>((resolve, reject) => {
     const req = http.request({ host: hostOf(s.c.node('b').address), port, path: '/ws', agent: false, headers: { connection: 'Upgrade', upgrade: 'echo', 'x-project': 'alpha' } })
     req.on('upgrade', (res, socket) => {
@@ -286,27 +309,6 @@ test.serial('proxy: HTTP mode spreads requests over replicas with X-Forwarded-Fo
   t.is(upgraded.echoed, 'hello through')
   t.regex(upgraded.seenFor, /^127\./)
   t.is(upgraded.instance, await keyed('b', 'alpha'), 'an upgrade follows the key too')
-  // A slow request resolves `started` once its answer began (it is in flight at the instance), `done` at its end.
-  const slow = (): { started: Promise<void>, done: Promise<{ status: number, body: string, retryAfter?: string }> } => {
-    let started!: () => void
-    const s0 = new Promise<void>((resolve) => { started = resolve })
-    const done = new Promise<{ status: number, body: string, retryAfter?: string }>((resolve, reject) => {
-      http.get(`http://${hostOf(s.c.node('a').address)}:${port}/slow`, { agent: false, headers: { 'x-project': 'alpha' } }, (res) => {
-        started()
-        let body = ''
-        res.on('data', (d: Buffer) => { body += d.toString() })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers['retry-after'] as string | undefined }))
-      }).on('error', reject)
-    })
-    return { started: s0, done }
-  }
-  const first = [slow(), slow()]
-  await Promise.all(first.map(async (x) => await x.started))
-  const third = await slow().done
-  t.is(third.status, 503)
-  t.is(third.retryAfter, '1')
-  t.regex(third.body, /^echo is at its limit of 2 requests in flight on echo-\d; come back later/)
-  t.deepEqual((await Promise.all(first.map(async (x) => await x.done))).map((x) => x.status), [200, 200])
   const sick = await waitFor(async () => { const r = await get(`http://${hostOf(s.c.node('b').address)}:${sickPort}/`); return r.status === 503 ? r : undefined }, { what: 'a 503 from the sick service' })
   t.is(sick.body.trim(), 'sick has no ready instance right now; try again in a moment')
   // uses "echo:admin": ECHO_ADMIN_ADDR reaches the admin port of a ready echo.

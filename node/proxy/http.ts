@@ -4,6 +4,9 @@
  * `X-Forwarded-Proto`; with no ready instance, or the chosen one at its admission limit, the
  * answer is a 503 that says so, with `Retry-After`, at once (a request is never queued).
  * Upgrades (websockets) are passed on the same way, then carried as bytes.
+ *
+ * The same server, without the X-Forwarded-* headers, takes the requests another node sends
+ * to an instance of this one (the second hop), so admission is counted where the instance runs.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -17,10 +20,13 @@ export type Opened =
   | { refuse: { status: number, body: string } }
 
 export interface HttpForwarding {
-  service: string
+  /** The service a request is for, to name it in answers. */
+  service (req: IncomingMessage): string
   /** A connection to the instance this request goes to, or why there is none. */
   open (req: IncomingMessage): Promise<Opened>
   warn (line: string): void
+  /** Add X-Forwarded-* (the node a client met first); a second hop passes the request on as it came. */
+  forwarded: boolean
 }
 
 export function httpPublisher (f: HttpForwarding): http.Server {
@@ -29,7 +35,8 @@ export function httpPublisher (f: HttpForwarding): http.Server {
   return server
 }
 
-function forwardedHeaders (req: IncomingMessage): Record<string, string | string[] | undefined> {
+function forwardedHeaders (f: HttpForwarding, req: IncomingMessage): Record<string, string | string[] | undefined> {
+  if (!f.forwarded) return req.headers
   const client = req.socket.remoteAddress ?? ''
   const prior = req.headers['x-forwarded-for']
   return {
@@ -44,7 +51,7 @@ function forwardedHeaders (req: IncomingMessage): Record<string, string | string
 async function forwardUpgrade (f: HttpForwarding, req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
   client.on('error', () => {})
   let up: Opened
-  try { up = await f.open(req) } catch (err) { up = { refuse: { status: 502, body: `${f.service}: the instance could not be reached (${errorMessage(err)})` } } }
+  try { up = await f.open(req) } catch (err) { up = { refuse: { status: 502, body: `${f.service(req)}: the instance could not be reached (${errorMessage(err)})` } } }
   if ('refuse' in up) {
     client.end(`HTTP/1.1 ${up.refuse.status} ${http.STATUS_CODES[up.refuse.status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n${up.refuse.status === 503 ? 'Retry-After: 1\r\n' : ''}\r\n${up.refuse.body}\n`)
     return
@@ -53,11 +60,11 @@ async function forwardUpgrade (f: HttpForwarding, req: IncomingMessage, client: 
   let socket: Socket
   try { socket = await up.connect() } catch (err) {
     release?.()
-    client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${f.service}: ${up.instance} could not be reached (${errorMessage(err)})\n`)
+    client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${f.service(req)}: ${up.instance} could not be reached (${errorMessage(err)})\n`)
     return
   }
   const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`]
-  for (const [name, value] of Object.entries(forwardedHeaders(req))) {
+  for (const [name, value] of Object.entries(forwardedHeaders(f, req))) {
     for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) lines.push(`${name}: ${v}`)
   }
   socket.write(lines.join('\r\n') + '\r\n\r\n')
@@ -82,7 +89,7 @@ function plain (res: ServerResponse, status: number, body: string, headers: Reco
 async function forwardRequest (f: HttpForwarding, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let up: Opened
   try { up = await f.open(req) } catch (err) {
-    plain(res, 502, `${f.service}: the instance could not be reached (${errorMessage(err)})`)
+    plain(res, 502, `${f.service(req)}: the instance could not be reached (${errorMessage(err)})`)
     return
   }
   if ('refuse' in up) {
@@ -91,7 +98,7 @@ async function forwardRequest (f: HttpForwarding, req: IncomingMessage, res: Ser
   }
   const { instance, agent, release } = up
   res.once('close', () => release?.())
-  send(f, req, res, instance, agent, endToEnd(forwardedHeaders(req)), true)
+  send(f, req, res, instance, agent, endToEnd(forwardedHeaders(f, req)), true)
 }
 
 /**
@@ -110,8 +117,8 @@ function send (f: HttpForwarding, req: IncomingMessage, res: ServerResponse, ins
       send(f, req, res, instance, agent, headers, false)
       return
     }
-    f.warn(`${f.service}: request to ${instance} failed: ${err.message}`)
-    plain(res, 502, `${f.service}: ${instance} did not answer (${err.message})`)
+    f.warn(`${f.service(req)}: request to ${instance} failed: ${err.message}`)
+    plain(res, 502, `${f.service(req)}: ${instance} did not answer (${err.message})`)
   })
   if (req.method === 'GET' || req.method === 'HEAD') out.end()
   else req.pipe(out)

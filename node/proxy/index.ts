@@ -13,9 +13,11 @@
  *   `http: true` each request is forwarded with `X-Forwarded-For` (http.ts), and a 503
  *   says so when no instance is ready. `route` sends every request with one key to one
  *   instance (keyed.ts: rendezvous hashing, the same on every node); `admission.maxInFlight`
- *   answers 503 in words beyond that many requests in flight to an instance through this node,
- *   and `admission.maxKeys` when the key is new and the instance already holds that many keys
- *   "recently": seen in a request through this node within `keyIdleMs` (recent-keys.ts).
+ *   answers 503 in words beyond that many requests in flight to an instance, and
+ *   `admission.maxKeys` when the key is new and the instance already holds that many keys
+ *   "recently": seen in a request within `keyIdleMs` (recent-keys.ts). Both are counted on
+ *   the instance's own node, which reads every request to it (admission.ts), so they hold
+ *   across the cluster. Upstream connections are kept alive (upstreams.ts).
  *   Refusals are counted by service for `cluster.stats()` (admissionRefusalsOf).
  * - When a target instance is no longer ready (stopped, moved, its node dead), the
  *   connections forwarded to it are closed; new ones go to a ready one.
@@ -35,6 +37,7 @@ import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import type { SpecLayer } from '../spec'
 import type { PublishSpec } from '../spec/types'
+import { serviceOfInstance } from '../scheduler'
 import type { InstanceReport } from '../supervisor'
 import { hostOf } from '../address'
 import type { Usage } from '../supervisor/procfs'
@@ -45,7 +48,8 @@ import { Connections, join } from './forward'
 import { httpPublisher, type Opened } from './http'
 import { keyOf, owner } from './keyed'
 import { Upstreams } from './upstreams'
-import { admissionRefusalsOf, countRefusal, RecentKeys } from './recent-keys'
+import { admissionRefusalsOf } from './recent-keys'
+import { Admission } from './admission'
 import { parseUse, useEnv, type Use } from './names'
 import { loopbackPeerUid } from './peercred'
 
@@ -122,13 +126,25 @@ class NodeProxy implements Proxy {
   private allowedUids = new Set<number>()
   private uidsAt = 0
   private turn = 0
-  private readonly inFlight = new Map<string, number>()
-  private readonly keys: RecentKeys
+  private readonly admission: Admission
+  /** Streams from other nodes carrying HTTP requests (header `http`), by the instance and port they are for. */
+  private readonly httpStreams = new WeakMap<Socket, { instance: string, port?: string }>()
+  /** The second hop: requests other nodes' published ports send to this node's instances. */
+  private readonly instanceHttp = httpPublisher({
+    forwarded: false,
+    service: (req) => serviceOfInstance(this.httpStreams.get(req.socket)?.instance ?? ''),
+    warn: (line) => this.c.log.warn(`http from another node: ${line}`),
+    open: async (req) => {
+      const to = this.httpStreams.get(req.socket)
+      if (to === undefined) return { refuse: { status: 502, body: 'a request on a stream with no instance' } }
+      return await this.openLocalHttp(to.instance, to.port, req)
+    }
+  })
   private readonly onChange = (): void => { this.sweep(); this.reconcilePublished(); void this.closeUnusedListeners() }
 
   constructor (private readonly init: ProxyInit, private readonly c: ProxyComponents) {
     this.streamClient = new StreamClient(c.identity, { timeoutMs: init.connectTimeoutMs })
-    this.keys = new RecentKeys(init.keyIdleMs ?? 60_000)
+    this.admission = new Admission(c.membership.id, init.keyIdleMs ?? 60_000)
     c.transport.handle({ kind: 'unary', name: STREAM_PORT, role: 'node', handler: () => this.streams?.port ?? 0 })
   }
 
@@ -276,7 +292,8 @@ class NodeProxy implements Proxy {
     return await connectTcp(hostOf(r.address), port)
   }
 
-  private async connectRemote (target: Target, portName: string | undefined): Promise<Socket> {
+  /** A stream to `target` through its node; with `http`, that node reads the requests (and counts admission). */
+  private async connectRemote (target: Target, portName: string | undefined, http = false): Promise<Socket> {
     const member = this.c.membership.table()[target.node]
     if (member === undefined) throw new OriginError('E_NOT_FOUND', `${target.node} is not in the member table`)
     let port = this.streamPorts.get(member.address)
@@ -287,7 +304,7 @@ class NodeProxy implements Proxy {
     try {
       const p = await port
       if (p === 0) throw new OriginError('E_UNREACHABLE', `${target.node} does not serve streams yet`)
-      return await this.streamClient.open(`${hostOf(member.address)}:${p}`, { instance: target.instance, port: portName ?? null })
+      return await this.streamClient.open(`${hostOf(member.address)}:${p}`, { instance: target.instance, port: portName ?? null, ...(http ? { http } : {}) })
     } catch (err) {
       this.streamPorts.delete(member.address) // the node may have restarted on another stream port
       throw err
@@ -299,6 +316,13 @@ class NodeProxy implements Proxy {
     socket.on('error', () => {})
     const instance = typeof header.instance === 'string' ? header.instance : ''
     const portName = typeof header.port === 'string' ? header.port : undefined
+    if (header.http === true) {
+      this.httpStreams.set(socket, { instance, port: portName })
+      this.conns.add(instance, socket)
+      this.instanceHttp.emit('connection', socket)
+      socket.resume()
+      return
+    }
     try {
       const upstream = await this.connectLocal(instance, portName)
       this.conns.add(instance, socket)
@@ -312,13 +336,15 @@ class NodeProxy implements Proxy {
 
   /**
    * Where one HTTP request on a published port goes: the key's owner when the service
-   * routes by key, else fewest connections; refused in words when none is ready or the
-   * instance is at its `maxInFlight` (counted on this node).
+   * routes by key, else fewest connections; refused in words when none is ready. An
+   * instance on another node gets the request through a stream its node reads, which
+   * admits it or not (admission.ts); one here is admitted here.
    */
   private async openHttp (l: PublishListener, req: IncomingMessage): Promise<Opened> {
     const svc = this.c.spec.current()?.spec.services[l.service]
     const targets = readyTargets(this.c.membership.table(), l.service)
-    if (targets.length === 0) return { refuse: { status: 503, body: `${l.service} has no ready instance right now; try again in a moment` } }
+    const none: Opened = { refuse: { status: 503, body: `${l.service} has no ready instance right now; try again in a moment` } }
+    if (targets.length === 0) return none
     let target: Target | undefined
     const key = svc?.route === undefined ? undefined : keyOf(svc.route, req.headers, req.url ?? '/')
     if (key !== undefined) {
@@ -327,35 +353,30 @@ class NodeProxy implements Proxy {
     } else {
       target = choose(targets, this.c.membership.id, (i) => this.conns.count(i), false, this.turn++)
     }
-    if (target === undefined) return { refuse: { status: 503, body: `${l.service} has no ready instance right now; try again in a moment` } }
-    const max = svc?.admission?.maxInFlight
-    const inFlight = this.inFlight.get(target.instance) ?? 0
-    if (max !== undefined && inFlight >= max) {
-      countRefusal(this.c.membership.id, l.service)
-      return { refuse: { status: 503, body: `${l.service} is at its limit of ${max} request${max === 1 ? '' : 's'} in flight on ${target.instance}; come back later` } }
-    }
-    const maxKeys = svc?.admission?.maxKeys
-    if (maxKeys !== undefined && key !== undefined && !this.keys.admit(target.instance, key, maxKeys, Date.now())) {
-      countRefusal(this.c.membership.id, l.service)
-      return { refuse: { status: 503, body: `${l.service} is at its limit of ${maxKeys} key${maxKeys === 1 ? '' : 's'} on ${target.instance}; come back later` } }
-    }
-    // Counted before the connection opens, so requests arriving together cannot all slip under the limit.
-    const id = target.instance
-    this.inFlight.set(id, inFlight + 1)
-    let released = false
-    const release = (): void => {
-      if (released) return
-      released = true
-      const n = (this.inFlight.get(id) ?? 1) - 1
-      if (n <= 0) this.inFlight.delete(id); else this.inFlight.set(id, n)
-    }
+    if (target === undefined) return none
+    if (target.node === this.c.membership.id) return this.openLocalHttp(target.instance, l.spec.target, req)
     const chosen = target
     const connect = async (): Promise<Socket> => {
-      const socket = await this.connectTo(chosen, l.spec.target)
-      this.conns.add(id, socket)
+      const socket = await this.connectRemote(chosen, l.spec.target, true)
+      this.conns.add(chosen.instance, socket)
       return socket
     }
-    return { instance: id, agent: this.upstreams.agentFor(chosen, l.spec.target, connect), connect, release }
+    return { instance: chosen.instance, agent: this.upstreams.agentFor(chosen, l.spec.target, connect), connect }
+  }
+
+  /** A request for `instance` on this node: admitted by its limits, then on a kept-alive connection to it. */
+  private openLocalHttp (instance: string, port: string | undefined, req: IncomingMessage): Opened {
+    const service = serviceOfInstance(instance)
+    const svc = this.c.spec.current()?.spec.services[service]
+    const key = svc?.route === undefined ? undefined : keyOf(svc.route, req.headers, req.url ?? '/')
+    const admitted = this.admission.admit(service, instance, svc?.admission, key, Date.now())
+    if ('refuse' in admitted) return admitted
+    const connect = async (): Promise<Socket> => {
+      const socket = await this.connectLocal(instance, port)
+      this.conns.add(instance, socket)
+      return socket
+    }
+    return { instance, agent: this.upstreams.agentFor({ instance, node: this.c.membership.id }, port, connect), connect, release: admitted.release }
   }
 
   /** Requests refused at the admission limit, by service, since the node started. */
@@ -384,7 +405,7 @@ class NodeProxy implements Proxy {
       if (m.status !== 'alive' && m.status !== 'suspect') continue
       for (const [id, s] of Object.entries(m.instances ?? {})) if (s.s === 'ready') { ready.add(id); readyAt.add(`${m.id}\0${id}`) }
     }
-    for (const instance of this.keys.instances()) if (!ready.has(instance)) this.keys.forget(instance)
+    this.admission.keepOnly(ready)
     this.upstreams.keepOnly((instance, node) => readyAt.has(`${node}\0${instance}`))
     for (const instance of this.conns.instances()) {
       if (ready.has(instance)) continue
@@ -422,7 +443,8 @@ class NodeProxy implements Proxy {
       this.publishes.set(port, l)
       const server = w.spec.http === true
         ? httpPublisher({
-          service: w.service,
+          service: () => w.service,
+          forwarded: true,
           warn: (line) => this.c.log.warn(`publish ${port}: ${line}`),
           open: async (req) => await this.openHttp(l, req)
         })
