@@ -108,6 +108,11 @@ export interface Supervisor {
    */
   restart? (instance: string): Promise<void>
   /**
+   * The uid the processes of `instance` run as, when services run as users of their own
+   * (root); undefined otherwise. The local API binds a key to it.
+   */
+  uidOf? (instance: string): number | undefined
+  /**
    * Emits 'phase' (Phase) when the phase changes, 'instance' ({ instance, service, version,
    * address, status }) when one of its instances changes state, and 'waiting' ({ instance,
    * reason }) when an assigned instance waits for a new reason (a rollout step, a build),
@@ -196,6 +201,10 @@ class Reconciler implements Supervisor {
   placement (service: string): string | undefined {
     const p = this.c.spec.current()?.spec.services[service]?.placement
     return p === undefined ? undefined : p.kind === 'replicas' ? `replicas ${p.count ?? '?'}` : p.kind
+  }
+
+  uidOf (instance: string): number | undefined {
+    return this.users?.recorded(serviceOfInstance(instance))
   }
 
   report (): InstanceReport[] {

@@ -105,6 +105,11 @@ export class InstanceUsers {
     this.watcher = undefined
   }
 
+  /** The uid recorded for `service`, if it has one (nothing is recorded by asking). */
+  recorded (service: string): number | undefined {
+    return Object.hasOwn(this.map, service) ? this.map[service] : undefined
+  }
+
   /** The uid of `service`: the recorded one, else a new one (recorded before it is returned). */
   async uidFor (service: string): Promise<number> {
     const known = this.map[service]
