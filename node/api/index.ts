@@ -8,7 +8,8 @@
  *   GET /v1/self                 { node, service, instance }    who am I
  *   GET /v1/members              [{ id, address, hub, labels }]  alive members
  *   GET /v1/where/<svc>          [{ instance, node, address, host, port, state }] where a service runs:
- *                                `address` is host:port of the instance's first port
+ *                                `address` is host:port of the instance's first port; `state`
+ *                                is `unknown` while its node is suspect, `lost` once it is dead
  *   GET /v1/services/<svc>       [{ instance, node, address, host, port, ports }] its ready instances
  *                                (the ones the proxy sends to); `?watch=1`: server-sent events,
  *                                an `instances` event now and each time that list changes
@@ -27,10 +28,9 @@ import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
 import type { SpecLayer } from '../spec'
-import { hostOf } from '../address'
 // The proxy's pure reader of /proc/net/tcp: who is on the other end of a loopback socket.
 import { loopbackPeerUid } from '../proxy/peercred'
-import { ownerOf, readyInstances } from './views'
+import { ownerOf, readyInstances, whereInstances } from './views'
 import { Watches } from './watch'
 
 /** `spec` (optional) names each service's first port in `ports`; without it, `main`. */
@@ -99,18 +99,7 @@ class HttpApi implements LocalApi {
         return
       }
       const where = /^\/v1\/where\/([a-z][a-z0-9-]{0,62})$/.exec(path)
-      if (where !== null) {
-        const out = Object.values(table).filter((m) => m.status === 'alive').flatMap((m) =>
-          Object.entries(m.instances ?? {})
-            .filter(([id]) => serviceOfInstance(id) === where[1])
-            .map(([instance, s]) => {
-              const port = Number(/:(\d+)$/.exec(s.a ?? '')?.[1] ?? 0)
-              const host = s.a === undefined ? hostOf(m.address) : hostOf(s.a)
-              return { instance, node: m.id, address: s.a ?? '', host, port, state: s.s }
-            }))
-        send(200, out)
-        return
-      }
+      if (where !== null) { send(200, whereInstances(table, where[1])); return }
       const svc = /^\/v1\/services\/([a-z][a-z0-9-]{0,62})$/.exec(path)
       if (svc !== null) {
         const view = (): unknown => readyInstances(this.c.membership.table(), svc[1], this.firstPort(svc[1]))

@@ -2,10 +2,13 @@
  * Pure: what the local API answers about a service, from the member table alone, so every
  * node answers the same. Ready instances are the proxy's (`readyTargets`) and a key's owner
  * is the proxy's (`owner`, rendezvous hashing over them): the API never disagrees with
- * where the proxy sends a request.
+ * where the proxy sends a request. An instance on a suspect member is `unknown` and on a
+ * dead one `lost` (`instanceState`), never ready.
  */
 import type { MemberTable } from '../membership/types'
 import { owner, readyTargets } from '../proxy'
+import { instanceState } from '../proxy/choose'
+import { serviceOfInstance } from '../scheduler'
 import { hostOf } from '../address'
 
 export interface InstanceAddress {
@@ -26,6 +29,33 @@ export function readyInstances (table: MemberTable, service: string, firstPort =
     const named = table[t.node]?.instances?.[t.instance]?.p
     return { instance: t.instance, node: t.node, address: t.address, host: hostOf(t.address), port, ports: named ?? { [firstPort]: port } }
   })
+}
+
+export interface InstancePlace {
+  instance: string
+  node: string
+  /** `host:port` of its first port ('' when its node has not said). */
+  address: string
+  host: string
+  port: number
+  /** As its node says it while alive; `unknown` while the node is suspect, `lost` once dead. */
+  state: string
+}
+
+/** Every instance of `service` the table knows of, on members not gone (`left`), by instance id then node. */
+export function whereInstances (table: MemberTable, service: string): InstancePlace[] {
+  return Object.values(table).filter((m) => m.status !== 'left').flatMap((m) =>
+    Object.entries(m.instances ?? {})
+      .filter(([id]) => serviceOfInstance(id) === service)
+      .map(([instance, s]) => ({
+        instance,
+        node: m.id,
+        address: s.a ?? '',
+        host: s.a === undefined ? hostOf(m.address) : hostOf(s.a),
+        port: Number(/:(\d+)$/.exec(s.a ?? '')?.[1] ?? 0),
+        state: instanceState(m.status, s.s)
+      })))
+    .sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : a.node < b.node ? -1 : a.node > b.node ? 1 : 0))
 }
 
 /** The ready instance that owns `key` (the one the proxy's keyed routing picks), or undefined when none is ready. */

@@ -1,9 +1,15 @@
 /**
  * Pure: which instances a forwarded connection may go to, and which one it goes to.
- * Ready instances only, on members alive or suspect; this node's own first, then the one
- * with the fewest connections open through this node, taking turns among equals.
+ * Ready instances only, on alive members; this node's own first, then the one with the
+ * fewest connections open through this node, taking turns among equals.
+ *
+ * An instance on a suspect member is excluded, not merely put last: its member has not
+ * been heard from, so a connection sent there most likely hangs until a connect timeout,
+ * and the API (which lists the same instances) must not tell apps to use it. The proxy
+ * waits a moment for a ready target instead (the suspicion refuted, or the instance
+ * started elsewhere); a key owned by it goes to another owner meanwhile.
  */
-import type { MemberTable } from '../membership/types'
+import type { MemberStatus, MemberTable } from '../membership/types'
 import { serviceOfInstance as serviceOf } from '../scheduler'
 
 export interface Target {
@@ -13,13 +19,21 @@ export interface Target {
   address: string
 }
 
+/**
+ * The state of an instance as operators and apps are told it: what its member says while
+ * the member is alive, `unknown` while it is suspect (it may have stopped with its node),
+ * `lost` once it is dead (its instances start elsewhere). Only `ready` counts as ready.
+ */
+export function instanceState (member: MemberStatus, said: string): string {
+  return member === 'suspect' ? 'unknown' : member === 'dead' || member === 'left' ? 'lost' : said
+}
+
 /** Ready instances of `service` in the member table. */
 export function readyTargets (table: MemberTable, service: string): Target[] {
   const out: Target[] = []
   for (const m of Object.values(table)) {
-    if (m.status !== 'alive' && m.status !== 'suspect') continue
     for (const [instance, s] of Object.entries(m.instances ?? {})) {
-      if (s.s !== 'ready' || s.a === undefined || serviceOf(instance) !== service) continue
+      if (instanceState(m.status, s.s) !== 'ready' || s.a === undefined || serviceOf(instance) !== service) continue
       out.push({ instance, node: m.id, address: s.a })
     }
   }
