@@ -140,6 +140,8 @@ Add \`-e ORIGIN_LISTEN=10.0.0.5:${o.port}\` (and the other variables above) wher
   and containers, all on the host network) reach each other and the node on loopback.
 - \`--privileged\`: process services run in PID namespaces of their own (\`unshare\`
   needs CAP_SYS_ADMIN); without it the node says so and contains them by process group.
+  An engine that cannot grant every capability (itself in a container: \`unable to apply
+  caps\`) may run the node with \`--cap-add SYS_ADMIN\` instead, which is what that needs.
 - \`-v /var/run/docker.sock:/var/run/docker.sock\`: services with \`run.image\` run as
   containers of the machine's Docker engine, beside the node's own container, not inside it.
   Whoever holds this socket is root on the machine: so is this node.

@@ -307,14 +307,31 @@ containerTest('build: three containers from DIR/Dockerfile on the host network f
   const built = await daemon.docker('build', '-q', '--build-arg', `BASE=origin-test-base:${tag}`, '-t', `origin-node-imgtest:${tag}`, f.a.dir)
   t.is(built.code, 0, built.stderr)
   await writeFile(join(f.spec, 'cluster.ts'), clusterTs([]))
+  // The first as DIR/README.md says (privileged, the engine's socket, the data dir at the same host path); the others plain.
+  const data = join(dir, 'data-1')
+  await mkdir(data)
+  const readme = await readFile(join(f.a.dir, 'README.md'), 'utf8')
+  t.true(readme.includes(`    docker run -d --name origin-1 --privileged --network host -v /var/run/docker.sock:/var/run/docker.sock -v /var/lib/origin:/var/lib/origin origin-node-imgtest:${f.a.serial.slice(0, 12).toLowerCase()}\n`), 'DIR/README.md shows the docker run line')
+  const documented = ['--privileged', '-v', `${daemon.socket}:/var/run/docker.sock`, '-v', `${data}:${data}`, '-e', `ORIGIN_DATA=${data}`]
   for (const [i, address] of f.addresses.entries()) {
-    const r = await daemon.docker('run', '-d', '--name', `${tag}-${i + 1}`, '--network', 'host', '-e', `ORIGIN_LISTEN=${address}`, '-v', `${f.spec}:${f.spec}:ro`, `origin-node-imgtest:${tag}`)
+    const start = async (flags: string[]): Promise<Run> => await daemon.docker('run', '-d', '--name', `${tag}-${i + 1}`, '--network', 'host', ...flags, '-e', `ORIGIN_LISTEN=${address}`, '-v', `${f.spec}:${f.spec}:ro`, `origin-node-imgtest:${tag}`)
+    let r = await start(i === 0 ? documented : [])
+    if (i === 0 && r.code !== 0 && /unable to apply caps/.test(r.stderr)) {
+      // A nested engine cannot grant every capability; CAP_SYS_ADMIN is the one PID namespaces need (README).
+      t.log(`--privileged refused here (${r.stderr.trim().split('\n')[0]}); running the first node with --cap-add SYS_ADMIN instead`)
+      await daemon.docker('rm', '-f', `${tag}-1`)
+      r = await start(documented.map((flag) => flag === '--privileged' ? '--cap-add=SYS_ADMIN' : flag))
+    }
     t.is(r.code, 0, r.stderr)
   }
   try {
     const c = await operator(t, f.keys, f.addresses[1])
     await waitForView(c, Object.fromEntries(f.addresses.map((a) => [a, 'alive'])), 60_000)
     t.is((await c.nodes()).length, 3)
+    // Privileged: PID namespaces for process services; the data on the host at the path the node uses inside.
+    t.regex((await daemon.docker('logs', `${tag}-1`)).stderr, /instances run in their own PID namespace/)
+    t.true((await readdir(data)).length > 0, 'the node writes its data dir at the same path on the host')
+    t.is((await daemon.docker('exec', `${tag}-1`, '/bin/sh', '-c', 'test -S /var/run/docker.sock')).code, 0, 'the engine socket is inside')
   } catch (err) {
     for (const i of [1, 2, 3]) t.log((await daemon.docker('logs', '--tail', '20', `${tag}-${i}`)).stderr)
     throw err
