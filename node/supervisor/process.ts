@@ -1,6 +1,7 @@
 /**
- * One supervised instance: its command spawned contained (its own PID namespace where the
- * node can, see contain.ts; else its own process group), its output and that of everything
+ * One supervised instance: each run started by its runtime (node/runtime: by default its
+ * command spawned contained, its own PID namespace where the node can, see contain.ts;
+ * else its own process group; or a Docker container), its output and that of everything
  * it starts stamped into a rotating instance log, restarted by policy with exponential
  * backoff, stopped after a crash loop, health-checked, held to a memory limit over all its
  * processes, and never left behind: no process outlives its instance.
@@ -15,14 +16,13 @@
  *   await waitReady(p, 30_000)
  *   await p.stop()          // SIGTERM to the instance, SIGKILL after stopGraceMs
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
-import { accessSync, constants, statSync } from 'node:fs'
-import { delimiter, resolve as resolvePath } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
+import type { Program, RunExit, RunHandle, Runtime } from '../runtime/contract'
+import { childEnv, DRAIN_MS, NOT_STARTED, processRuntime } from '../runtime/process'
 import type { HealthSpec } from '../spec/types'
-import { InstanceProcesses, containCommand, dropFlags, groupContainment, type Containment, type InstanceUser } from './contain'
+import { dropFlags, type Containment, type InstanceUser } from './contain'
 import { runHealthCheck } from './health'
 import { RotatingLog, lineStamper, stampLine } from './logfile'
 import type { Usage } from './procfs'
@@ -34,8 +34,10 @@ export interface InstanceStatus {
   state: InstanceState
   /** Why the instance is in this state, in words (`exited with code 3; restarting in 0.5 s (attempt 1)`). */
   reason?: string
-  /** The pid of the spawned process (setpriv, then unshare, in PID namespace mode), while it runs. */
+  /** The pid of the spawned process (setpriv, then unshare, in PID namespace mode; a container's init), while it runs. */
   pid?: number
+  /** The container of the run, for a container service. */
+  container?: string
   /** Restarts done so far (the first start does not count). */
   restarts: number
   /** When the current (or last) process was spawned, ms since the epoch. */
@@ -50,8 +52,10 @@ export interface InstanceStatus {
 export interface ManagedProcessOptions {
   /** The instance id; names the node-log scope. */
   id: string
-  /** The executable, looked up on the PATH of `env` (or the node's PATH). */
+  /** The executable, looked up on the PATH of `env` (or the node's PATH). Ignored with `image`. */
   command: string
+  /** Run from this image instead (a runtime that runs containers, see node/runtime/docker.ts). @default a command */
+  image?: { ref: string, service: string, workdir?: string }
   args: string[]
   /**
    * Merged over a minimal environment inherited from the node: PATH, HOME and LANG only.
@@ -115,6 +119,11 @@ export interface ManagedProcessOptions {
    * @default none
    */
   fence?: Fence
+  /**
+   * What starts each run. @default processRuntime({ containment, recordDir }): a host
+   * process; a container runtime needs `image`.
+   */
+  runtime?: Runtime
 }
 
 /** Every default in one place. The health defaults apply where the HealthSpec leaves a field out. */
@@ -132,17 +141,14 @@ export const processDefaults = {
   /** Consecutive failed checks that turn a ready process unhealthy. */
   unhealthyAfter: 3,
   /** After the spawned process exits, how long to wait for its pipes to close (a process that left the group may hold them). */
-  drainMs: 1000
+  drainMs: DRAIN_MS
 } as const
 
-/** One spawned process and what hangs off it. */
+/** One run (a spawned process, a container) and what hangs off it. */
 interface Run {
-  child: ChildProcess
-  pid: number
-  procs: InstanceProcesses
+  handle: RunHandle
   startedAt: number
   exited: boolean
-  closed: Promise<void>
   timers: Set<NodeJS.Timeout>
   /** Consecutive failed health checks that counted. */
   failures: number
@@ -170,7 +176,9 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
   private stopWaiters: Array<() => void> = []
   private prePause: { state: InstanceState, reason?: string } | undefined
   private writeFailing = false
-  private readonly containment: Containment
+  private readonly runtime: Runtime
+  /** A run being started by an asynchronous runtime (a container being created). */
+  private launching: Promise<void> | undefined
   /** The health check as run: a command check runs as the instance's user too. */
   private readonly health: HealthSpec | undefined
 
@@ -180,13 +188,15 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     this.o = opts
     this.log = opts.log.child(opts.id)
     this.file = new RotatingLog({ path: opts.logPath, maxBytes: opts.logMaxBytes, keep: opts.logKeep })
-    this.containment = opts.containment ?? (defaultContainment ??= groupContainment())
-    this.health = healthAs(opts.health, opts.user, this.containment.setpriv)
+    const processes = opts.runtime === undefined ? processRuntime({ containment: opts.containment, recordDir: opts.recordDir }) : undefined
+    this.runtime = opts.runtime ?? processes!
+    // A command check of a container service runs on the node, as the node (see README "Containers").
+    this.health = opts.image === undefined ? healthAs(opts.health, opts.user, (processes?.containment ?? opts.containment)?.setpriv) : opts.health
   }
 
-  /** How the watchdog ends the running instance without the node (see InstanceProcesses.fenceTargets). */
+  /** How the watchdog ends the running instance without the node (see RunHandle.fenceTargets). */
   fenceTargets (): string[] {
-    return this.run?.procs.fenceTargets() ?? []
+    return this.run?.handle.fenceTargets() ?? []
   }
 
   status (): InstanceStatus {
@@ -199,7 +209,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
    * instance asking within 250 ms.
    */
   async usage (): Promise<Usage | undefined> {
-    return await this.run?.procs.usage()
+    return await this.run?.handle.usage()
   }
 
   /** Starts the process; a no-op if it runs, waits in backoff or is paused. After stop() or failed, starts afresh. */
@@ -220,6 +230,12 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     this.noRestart = true
     this.startAfterStop = false
     this.clearBackoff()
+    if (this.launching !== undefined) {
+      // The run being created is killed as soon as it exists (see launch); its exit ends the stop.
+      const done = new Promise<void>((resolve) => this.stopWaiters.push(resolve))
+      if (this.st.state !== 'stopping') this.update({ state: 'stopping', reason: 'stopping: the run being started is ended as soon as it exists' })
+      return await done
+    }
     const run = this.run
     if (run === undefined) {
       if (this.st.state !== 'stopped' && this.st.state !== 'failed') {
@@ -233,14 +249,14 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     if (this.st.state !== 'stopping') {
       const grace = this.o.stopGraceMs ?? processDefaults.stopGraceMs
       this.stopDeadline = Date.now() + grace
-      const reason = `stopping: SIGTERM to ${run.procs.what}, SIGKILL after ${fmtDelay(grace)}`
+      const reason = `stopping: SIGTERM to ${run.handle.what}, SIGKILL after ${fmtDelay(grace)}`
       this.origin(reason)
       this.update({ state: 'stopping', reason })
-      run.procs.terminate() // with SIGCONT: a paused process must run to handle SIGTERM
+      run.handle.terminate(this.stopDeadline) // with SIGCONT: a paused process must run to handle SIGTERM
       this.graceTimer = setTimeout(() => {
-        this.origin(`still running after ${fmtDelay(grace)}: SIGKILL to ${run.procs.what}`)
+        this.origin(`still running after ${fmtDelay(grace)}: SIGKILL to ${run.handle.what}`)
         this.log.warn(`did not stop within ${fmtDelay(grace)}: SIGKILL`)
-        run.procs.kill()
+        run.handle.kill()
       }, grace)
     }
     return await done
@@ -252,8 +268,10 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     this.startAfterStop = false
     this.clearBackoff()
     if (this.run !== undefined) {
-      this.origin(`killed: the node is shutting down (SIGKILL to ${this.run.procs.what})`)
-      this.run.procs.kill()
+      this.origin(`killed: the node is shutting down (SIGKILL to ${this.run.handle.what})`)
+      this.run.handle.kill()
+    } else if (this.launching !== undefined) {
+      // launch kills the run as soon as it exists: noRestart is set.
     } else if (this.st.state !== 'stopped' && this.st.state !== 'failed') {
       this.update({ state: 'stopped', reason: 'the node is shutting down' })
     }
@@ -265,8 +283,10 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     if (s === 'paused' || s === 'stopping' || s === 'stopped' || s === 'failed') return
     this.prePause = { state: s, reason: this.st.reason }
     if (this.run !== undefined) {
-      this.run.procs.pause()
-      this.origin(`paused (SIGSTOP to ${this.run.procs.what})`)
+      this.run.handle.pause()
+      this.origin(`paused (SIGSTOP to ${this.run.handle.what})`)
+    } else if (this.launching !== undefined) {
+      this.origin('paused while starting; the run is paused as soon as it exists')
     } else {
       this.clearBackoff()
       this.origin('paused during backoff; the restart waits for resume')
@@ -281,14 +301,19 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     const prev = this.prePause ?? { state: 'ready' }
     this.prePause = undefined
     this.log.info('resumed')
+    if (this.run === undefined && this.launching !== undefined) {
+      // The run being created was not paused: it goes on as started.
+      this.update({ state: 'starting', reason: `starting a ${this.runtime.kind} run` })
+      return
+    }
     if (this.run === undefined) {
       this.st.restarts++ // told with the spawn's status
       this.spawnRun()
       return
     }
-    this.run.procs.resume()
+    this.run.handle.resume()
     this.run.failures = 0
-    this.origin(`resumed (SIGCONT to ${this.run.procs.what})`)
+    this.origin(`resumed (SIGCONT to ${this.run.handle.what})`)
     this.update({ state: prev.state, reason: prev.reason })
   }
 
@@ -296,53 +321,94 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
 
   private spawnRun (): void {
     this.killReason = undefined
-    const { command, args, cwd } = this.o
-    const env = childEnv(this.o.env, this.o.user)
-    let child: ChildProcess
-    try {
-      if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`working directory ${cwd} does not exist`)
-      // Checked here: behind the wrapper, a missing command would only be an exit code 127.
-      checkExecutable(command, cwd, env.PATH)
-      const wrapped = containCommand(this.containment, command, args, this.o.user)
-      child = spawn(wrapped.command, wrapped.args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-    } catch (err) {
-      this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, exitCode: undefined, signal: undefined, reason: undefined })
-      this.decide(`could not start: ${errorMessage(err)}`, true, null, null)
-      return
-    }
-    if (child.pid === undefined) {
-      // The spawn failed (ENOENT, EACCES): Node reports it as 'error' on the next tick.
-      this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, exitCode: undefined, signal: undefined, reason: undefined })
-      child.once('error', (err) => { this.decide(`could not start: ${err.message}`, true, null, null) })
-      return
-    }
-    const run: Run = {
-      child,
-      pid: child.pid,
-      procs: new InstanceProcesses(this.containment, child.pid, { id: this.id, recordDir: this.o.recordDir, log: this.log }),
-      startedAt: Date.now(),
-      exited: false,
-      closed: new Promise((resolve) => child.once('close', () => resolve())),
-      timers: new Set(),
-      failures: 0,
-      sampling: false
-    }
-    this.run = run
-    this.o.fence?.track(this)
+    const { args } = this.o
+    const program: Program = this.o.image === undefined
+      ? { kind: 'command', command: this.o.command, cwd: this.o.cwd }
+      : { kind: 'image', image: this.o.image.ref, service: this.o.image.service, workdir: this.o.image.workdir }
     const out = lineStamper('out', (line) => this.append(line))
     const err = lineStamper('err', (line) => this.append(line))
-    child.stdout?.on('data', out).on('end', () => out.end())
-    child.stderr?.on('data', err).on('end', () => err.end())
-    child.on('error', (e) => this.log.warn(`child process error: ${e.message}`))
-    child.once('exit', (code, signal) => { void this.afterExit(run, code, signal) })
+    let started: RunHandle | Promise<RunHandle>
+    try {
+      started = this.runtime.start({
+        id: this.id,
+        program,
+        args,
+        env: this.o.env,
+        user: this.o.user,
+        memoryLimitMb: this.o.memoryLimitMb,
+        log: this.log,
+        output: (stream, chunk) => (stream === 'out' ? out : err)(chunk)
+      })
+    } catch (e) {
+      this.couldNotStart(e)
+      return
+    }
+    const ends = { out, err }
+    if (!(started instanceof Promise)) { this.watch(started, ends); return }
+    this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, container: undefined, exitCode: undefined, signal: undefined, reason: `starting a ${this.runtime.kind} run` })
+    const launching = started.then((handle) => {
+      this.launching = undefined
+      if (this.noRestart) {
+        // stop() or kill() came while it was being created: it ends at once, and stays 'stopping' until it has.
+        this.stopDeadline = Date.now()
+        this.watch(handle, ends, true)
+        handle.terminate(this.stopDeadline)
+        handle.kill()
+        return
+      }
+      const paused = this.st.state === 'paused'
+      this.watch(handle, ends)
+      if (paused) {
+        this.prePause = { state: this.st.state, reason: this.st.reason }
+        handle.pause()
+        this.origin(`paused (SIGSTOP to ${handle.what})`)
+        this.update({ state: 'paused', reason: 'paused on request' })
+      }
+    }, (e) => {
+      this.launching = undefined
+      this.couldNotStart(e)
+    })
+    this.launching = launching
+  }
 
-    this.origin(`started pid ${run.pid}${this.o.user === undefined ? '' : ` as uid ${this.o.user.uid}`}: ${[command, ...args].join(' ')}`)
-    this.log.info(`started pid ${run.pid}`)
+  private couldNotStart (e: unknown): void {
+    this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, container: undefined, exitCode: undefined, signal: undefined, reason: undefined })
+    this.decide(`could not start: ${errorMessage(e)}`, true, null, null)
+  }
+
+  /** A run exists: follow it until it has exited. */
+  private watch (handle: RunHandle, ends: { out: { end: () => void }, err: { end: () => void } }, ending = false): void {
+    const run: Run = { handle, startedAt: Date.now(), exited: false, timers: new Set(), failures: 0, sampling: false }
+    this.run = run
+    this.o.fence?.track(this)
+    void handle.gone.then(() => {
+      run.exited = true
+      for (const t of run.timers) clearTimeout(t)
+      run.timers.clear()
+      // The runtime stopped signalling this run's pids when it saw it gone, whatever untrack sets off.
+      this.o.fence?.untrack(this)
+    })
+    void handle.exit.then((exit) => {
+      ends.out.end()
+      ends.err.end()
+      this.afterExit(run, exit)
+    })
+    if (handle.started === NOT_STARTED) {
+      // Never started (the spawn failed on the next tick): the exit says why, like a throw.
+      this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, container: undefined, exitCode: undefined, signal: undefined, reason: undefined })
+      return
+    }
+    const container = /^container ([0-9a-f]+)/.exec(handle.started)?.[1]
+    const what = this.o.image === undefined ? [this.o.command, ...this.o.args].join(' ') : [this.o.image.ref, ...this.o.args].join(' ')
+    this.origin(`started ${handle.started}${this.o.user === undefined ? '' : ` as uid ${this.o.user.uid}`}: ${what}`)
+    this.log.info(`started ${handle.started}`)
+    if (ending) return
     const health = this.health
     this.update({
       state: health === undefined ? 'ready' : 'starting',
       reason: health === undefined ? undefined : 'waiting for the first health check to pass',
-      pid: run.pid,
+      pid: handle.pid,
+      container,
       startedAt: run.startedAt,
       exitCode: undefined,
       signal: undefined,
@@ -368,32 +434,16 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     run.timers.add(t)
   }
 
-  /** The spawned process is gone: end what is left of the instance, let its output drain, then decide. */
-  private async afterExit (run: Run, exitCode: number | null, exitSignal: NodeJS.Signals | null): Promise<void> {
-    run.exited = true
-    for (const t of run.timers) clearTimeout(t)
-    run.timers.clear()
-    const { code, signal } = run.procs.exitOf(exitCode, exitSignal)
-    const ending = run.procs.ended(this.st.state === 'stopping', this.stopDeadline)
-    // After ended() began: the pids of this run are no longer signalled, whatever untrack sets off.
-    this.o.fence?.untrack(this)
-    await ending
-    let drainTimer: NodeJS.Timeout | undefined
-    const drained = await Promise.race([
-      run.closed.then(() => true),
-      new Promise<boolean>((resolve) => { drainTimer = setTimeout(() => resolve(false), processDefaults.drainMs) })
-    ])
-    clearTimeout(drainTimer)
-    if (!drained) {
-      // Something that left the group holds the pipes; stop reading them.
-      run.child.stdout?.destroy()
-      run.child.stderr?.destroy()
-    }
+  /** The run is over (everything in it ended, its output drained): decide. */
+  private afterExit (run: Run, exit: RunExit): void {
     if (this.run !== run) return
     this.run = undefined
-    const exit = signal !== null ? `killed by ${signal}` : `exited with code ${code ?? '?'}`
-    const failed = this.killReason !== undefined || signal !== null || code !== 0
-    this.decide(this.killReason ?? exit, failed, code, signal, exit)
+    const { code, signal } = exit
+    const ended = exit.reason ?? (exit.oomKilled === true
+      ? `killed: out of memory (limit ${this.o.memoryLimitMb ?? '?'} MiB)`
+      : signal !== null ? `killed by ${signal}` : `exited with code ${code ?? '?'}`)
+    const failed = this.killReason !== undefined || exit.oomKilled === true || exit.reason !== undefined || signal !== null || code !== 0
+    this.decide(this.killReason ?? ended, failed, code, signal, ended)
   }
 
   /**
@@ -520,20 +570,21 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     if (run.sampling || run.exited) return
     run.sampling = true
     try {
-      const { rssKb, pids } = await run.procs.usage()
+      const { rssKb, pids } = await run.handle.usage()
       if (run.exited || this.run !== run) return
       const rssMb = Math.round(rssKb / 1024)
       this.st.rssMb = rssMb // a sample, not a change of state: no 'status' event
       const limit = this.o.memoryLimitMb
-      if (limit === undefined || rssKb <= limit * 1024 || this.killReason !== undefined || this.st.state === 'stopping') return
-      const whole = this.containment.pidNamespace ? 'the whole instance' : 'the whole process group'
+      // A runtime that holds the limit itself (a container's cgroup) kills and reports on its own.
+      if (limit === undefined || run.handle.enforcesMemory || rssKb <= limit * 1024 || this.killReason !== undefined || this.st.state === 'stopping') return
+      const whole = run.handle.memoryScope
       const reason = `exceeded memory limit ${limit} MB: rss ${rssMb} MB (${whole}, ${pids.length} process${pids.length === 1 ? '' : 'es'})`
       this.killReason = reason
-      this.origin(`${reason}: SIGKILL to ${run.procs.what}`)
+      this.origin(`${reason}: SIGKILL to ${run.handle.what}`)
       this.log.warn(`${reason}: killing it`)
-      run.procs.kill()
+      run.handle.kill()
     } catch (err) {
-      this.log.debug(`could not sample memory of pid ${run.pid}: ${errorMessage(err)}`)
+      this.log.debug(`could not sample memory of ${run.handle.started}: ${errorMessage(err)}`)
     } finally {
       run.sampling = false
     }
@@ -599,41 +650,11 @@ export async function waitReady (p: ManagedProcess, timeoutMs: number): Promise<
 
 // ---- helpers: environment, formatting ----
 
-/** Shared by every ManagedProcess not given a containment: looking for setpriv once is enough. */
-let defaultContainment: Containment | undefined
-
-function childEnv (env: Record<string, string>, user?: InstanceUser): Record<string, string> {
-  const base: Record<string, string> = {}
-  for (const k of ['PATH', 'HOME', 'LANG']) {
-    const v = process.env[k]
-    if (v !== undefined) base[k] = v
-  }
-  // The node's HOME is none of an instance's business when it runs as a user of its own.
-  if (user?.home !== undefined) base.HOME = user.home
-  if (user?.tmpDir !== undefined) base.TMPDIR = user.tmpDir
-  return { ...base, ...env }
-}
-
 /** A command health check runs as the instance's user: it is the service's code, and its state dir is the service's to write. */
 function healthAs (h: HealthSpec | undefined, user: InstanceUser | undefined, setpriv: string | undefined): HealthSpec | undefined {
   if (h?.command === undefined || user === undefined) return h
   if (setpriv === undefined) throw new Error('cannot run a health check as the instance\'s user without setpriv')
   return { ...h, command: { command: setpriv, args: [...dropFlags(user), '--', h.command.command, ...(h.command.args ?? [])] } }
-}
-
-/** Throws, in words, unless `command` names an executable file (on `path` when it has no slash). */
-function checkExecutable (command: string, cwd: string, path: string | undefined): void {
-  const candidates = command.includes('/')
-    ? [resolvePath(cwd, command)]
-    : (path ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter).map((dir) => resolvePath(cwd, dir, command))
-  for (const file of candidates) {
-    try {
-      if (!statSync(file).isFile()) continue
-      accessSync(file, constants.X_OK)
-      return
-    } catch {}
-  }
-  throw new Error(command.includes('/') ? `${command} is not an executable file` : `${command} not found on the PATH`)
 }
 
 function fmtDelay (ms: number): string {
