@@ -120,7 +120,8 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     transport.setRevoked(spec.cluster.revokedSerials)
     membershipLayer.setDowning(spec.cluster.downing)
   })
-  const api = localApi()({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: root.child('api') })
+  // The supervisor is made after the api (it gives instances their keys): asked when a request comes.
+  const api = localApi()({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: root.child('api'), instanceUid: (i) => supervisorLayer?.uidOf?.(i) })
   const stateLayer = state({ dataDir })({ transport, membership: membershipLayer, log: root.child('state') })
   // The proxy reads the supervisor's instances only when a connection comes, so it can be made first.
   let supervisorRef: Supervisor | undefined

@@ -146,6 +146,24 @@ test.serial('api: wrong keys are refused and logged, services lists ready instan
     }, { what: 'the refusals in a\'s log' })
     t.is(log.match(/refused GET \/v1\/self from a caller with no key/g)?.length, 1, 'the same caller is logged once in 10 s')
 
+    // A real key in the wrong hands: another service's instance on the same node (another
+    // uid, as root) presenting app@a's key is refused too.
+    if (process.getuid?.() === 0) {
+      await s.write('services/other.json', {
+        run: { command: 'node', args: [join(s.dir, 'app.js')] },
+        placement: { kind: 'every', labels: { app: 'yes' } },
+        health: { http: { path: '/health' }, intervalMs: 200 },
+        stopGraceMs: 1000
+      })
+      const other = (await s.waitInstances('a', 'other', 2)).find((i) => i.node === 'a')
+      const keyOfA = await get(`${appOn('a')}/key`)
+      const stolen = JSON.parse(await get(`http://${other?.address ?? ''}/call?path=${encodeURIComponent('/v1/self')}&key=${encodeURIComponent(keyOfA)}`)) as Answer
+      t.is(stolen.status, 401)
+      t.regex(stolen.body, /this key is app@a's, and the caller is not app@a/)
+      await waitFor(async () => /refused GET \/v1\/self from a caller with app@a's key that is not app@a \(it runs as another service's user\) \(uid \d+\)/.test(await s.c.node('a').log()), { what: 'the stolen key in a\'s log' })
+      t.is((await call('a', '/v1/self')).status, 200, 'the key still works for its own instance')
+    } else t.log('stolen-key check skipped: services get uids of their own only as root')
+
     // The ready instances of kv, with node, address and its port by name.
     const list = await call('a', '/v1/services/kv')
     t.is(list.status, 200)

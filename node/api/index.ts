@@ -34,7 +34,17 @@ import { ownerOf, readyInstances, whereInstances } from './views'
 import { Watches } from './watch'
 
 /** `spec` (optional) names each service's first port in `ports`; without it, `main`. */
-export interface ApiComponents { membership: Membership, hubs: Hubs, log: Logger, spec?: SpecLayer }
+export interface ApiComponents {
+  membership: Membership
+  hubs: Hubs
+  log: Logger
+  spec?: SpecLayer
+  /**
+   * The uid an instance's processes run as, where services run as users of their own
+   * (the supervisor's uidOf). Given, a key is refused from a caller of another uid.
+   */
+  instanceUid?: (instance: string) => number | undefined
+}
 
 /** A refused caller is logged at most once in this long. */
 const REFUSAL_LOG_MS = 10_000
@@ -59,6 +69,8 @@ class HttpApi implements LocalApi {
   private watches?: Watches
   /** Caller -> when its refusal was last logged. */
   private readonly refusedAt = new Map<string, number>()
+  /** The uid on the other end of each connection (null: not known), read once per connection. */
+  private readonly callerUids = new WeakMap<object, number | null>()
 
   constructor (private readonly c: ApiComponents) {}
 
@@ -81,12 +93,18 @@ class HttpApi implements LocalApi {
 
   async start (): Promise<void> {
     if (this.server !== undefined) return
-    const server = http.createServer((req, res) => {
+    const server = http.createServer(async (req, res) => {
       const instance = this.instanceOf(req.headers.authorization)
       const send = (status: number, body: unknown): void => { res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n') }
       if (instance === undefined) {
         send(401, { error: 'missing or invalid key: send "authorization: Bearer $ORIGIN_API_KEY"' })
         this.logRefusal(req, (server.address() as AddressInfo).port)
+        return
+      }
+      const stolen = await this.otherCaller(req, instance, (server.address() as AddressInfo).port)
+      if (stolen !== undefined) {
+        send(401, { error: `this key is ${instance}'s, and the caller is not ${instance}` })
+        this.logRefusal(req, (server.address() as AddressInfo).port, stolen)
         return
       }
       const table = this.c.membership.table()
@@ -141,13 +159,31 @@ class HttpApi implements LocalApi {
     return Object.keys(this.c.spec?.current()?.spec.services[service]?.ports ?? {})[0] ?? 'main'
   }
 
+  /**
+   * The uid of a caller presenting `instance`'s key while running as another service's user
+   * (so it took the key from somewhere), or undefined when the key is in the right hands or
+   * that cannot be told (no uids of their own, procfs missing). The node's own uid may use
+   * any key (an operator on the machine, a health check). Instances of one service share a uid.
+   */
+  private async otherCaller (req: http.IncomingMessage, instance: string, serverPort: number): Promise<number | undefined> {
+    const expected = this.c.instanceUid?.(instance)
+    if (expected === undefined) return undefined
+    let uid = this.callerUids.get(req.socket)
+    if (uid === undefined) {
+      uid = (await loopbackPeerUid(req.socket.remotePort ?? 0, serverPort).catch(() => undefined)) ?? null
+      this.callerUids.set(req.socket, uid)
+    }
+    return uid === null || uid === expected || uid === process.getuid?.() ? undefined : uid
+  }
+
   /** Logs a refused request with the instance its key claims and the caller's uid, once per caller per 10 s. */
-  private logRefusal (req: http.IncomingMessage, serverPort: number): void {
+  private logRefusal (req: http.IncomingMessage, serverPort: number, wrongUid?: number): void {
     const key = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1]
     // The claim is the caller's word, so it is cut short; keys hold no spaces or newlines.
     const claimed = key === undefined || key.lastIndexOf('.') <= 0 ? undefined : key.slice(0, Math.min(key.lastIndexOf('.'), 80))
     const what = `${req.method ?? '?'} ${(req.url ?? '').split('?')[0].slice(0, 120)}`
-    void loopbackPeerUid(req.socket.remotePort ?? 0, serverPort).catch(() => undefined).then((uid) => {
+    const uidKnown = wrongUid === undefined ? loopbackPeerUid(req.socket.remotePort ?? 0, serverPort).catch(() => undefined) : Promise.resolve(wrongUid)
+    void uidKnown.then((uid) => {
       // A caller is its uid (where /proc tells it) and the instance it claims to be.
       const caller = `${uid ?? '?'} ${claimed ?? '-'}`
       const now = Date.now()
@@ -155,7 +191,9 @@ class HttpApi implements LocalApi {
       if (this.refusedAt.size >= 256) for (const [k, t] of this.refusedAt) if (now - t >= REFUSAL_LOG_MS) this.refusedAt.delete(k)
       if (this.refusedAt.size >= 256) return // a flood of made-up claims: those already logged say enough
       this.refusedAt.set(caller, now)
-      const who = claimed === undefined ? (key === undefined ? 'a caller with no key' : 'a caller with a malformed key') : `a caller with a key for ${claimed} that this node did not issue`
+      const who = wrongUid !== undefined
+        ? `a caller with ${claimed ?? '?'}'s key that is not ${claimed ?? '?'} (it runs as another service's user)`
+        : claimed === undefined ? (key === undefined ? 'a caller with no key' : 'a caller with a malformed key') : `a caller with a key for ${claimed} that this node did not issue`
       this.c.log.warn(`refused ${what} from ${who}${uid === undefined ? '' : ` (uid ${uid})`} (401)`)
     })
   }
