@@ -37,7 +37,7 @@ export class NodeTable extends Array<NodeRow> {
     const rows = this.map((n) => [
       n.id,
       n.address,
-      n.drained === true ? `${n.status}, drained` : n.status,
+      [n.status, ...(n.unhealthy !== undefined ? ['unhealthy'] : []), ...(n.drained === true ? ['drained'] : [])].join(', '),
       n.hub ? 'hub' : '',
       String(n.cpus),
       `${(n.memoryMb / 1024).toFixed(1)} GiB`,
@@ -47,9 +47,11 @@ export class NodeTable extends Array<NodeRow> {
       Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')
     ])
     const table = textTable(['id', 'address', 'status', 'role', 'cpus', 'memory', 'arch', 'uptime', 'contains', 'labels'], rows)
-    // A certificate close to its end is what an operator must not miss: one line each, under the table.
+    // What an operator must not miss, one line each under the table: why a node says it is
+    // unhealthy, and a certificate close to its end.
+    const sick = this.filter((n) => n.unhealthy !== undefined).map((n) => `${n.id} unhealthy: ${n.unhealthy ?? ''} (its singletons move to healthy nodes)`)
     const warnings = this.filter((n) => n.certificate !== undefined && n.certificate.level !== 'ok').map((n) => `${n.id}: ${n.certificate?.message ?? ''}`)
-    return [table, ...warnings].join('\n')
+    return [table, ...sick, ...warnings].join('\n')
   }
 }
 

@@ -52,6 +52,8 @@ export interface NodeRow {
   certificate?: CertificateExpiry
   /** An operator drained it (`cluster.drain`): it hosts nothing until undrained. */
   drained?: true
+  /** It says it cannot do its job, and why (node/health): singletons move off it, nothing new goes there. */
+  unhealthy?: string
 }
 
 export interface HubsView { hubs: string[], policy: HubPolicy, answeredBy: string }
@@ -89,6 +91,7 @@ export function control () {
           containment: m.characteristics.containment,
           secrets: m.characteristics.secrets,
           ...(m.characteristics.drained === true ? { drained: true as const } : {}),
+          ...(m.characteristics.unhealthy === undefined ? {} : { unhealthy: m.characteristics.unhealthy }),
           certificate: m.characteristics.certificate === undefined
             ? undefined
             : certificateExpiry({ serial: m.characteristics.certificate.serial, notAfter: new Date(m.characteristics.certificate.notAfter) }, Date.now())

@@ -1,10 +1,13 @@
 /**
  * What runs where, as an operator asks it: every service with its instances (node,
  * status and why, restarts, uptime), what could not be placed and why, and the phase.
- * Details come from each node that runs instances (`supervisor.report` over the mesh);
- * a node that does not answer is shown from what gossip says of it.
+ * Details come from each alive node that runs instances (`supervisor.report` over the
+ * mesh); a node that does not answer is shown from what gossip says of it. An instance
+ * on a suspect node is `unknown` and on a dead one `lost` (`onMember`), with why: what it
+ * last said is not what it is.
  */
-import type { Membership } from '../membership'
+import type { Member, MemberStatus, Membership } from '../membership'
+import { instanceState } from '../proxy/choose'
 import { serviceOfInstance, type Phase } from '../scheduler'
 import type { Supervisor, InstanceReport } from '../supervisor'
 import type { Transport } from '../transport'
@@ -45,25 +48,18 @@ export async function servicesView (c: ServicesComponents, only?: string): Promi
   const sched = c.supervisor.current()
   const table = c.membership.table()
   const self = c.membership.id
-  const nodes = Object.values(table).filter((m) => (m.status === 'alive' || m.status === 'suspect') && Object.keys(m.instances ?? {}).length > 0)
+  const since = statusSince(c.membership)
+  const nodes = Object.values(table).filter((m) => m.status !== 'left' && Object.keys(m.instances ?? {}).length > 0)
   const reports = await Promise.all(nodes.map(async (m): Promise<InstanceReport[]> => {
     if (m.id === self) return c.supervisor.report()
+    // Not asked: it has not been heard from, and what it last said is all there is.
+    if (m.status !== 'alive') return fromGossip(m, (said) => onMember(m, said, since.of(m.id, m.status)))
     try {
       const conn = await c.transport.peer(m.address)
       return await conn.call<InstanceReport[]>('supervisor.report', undefined, { timeoutMs: 2000 })
     } catch (err) {
       c.log.debug(`no report from ${m.id}: ${String(err)}`)
-      return Object.entries(m.instances ?? {}).map(([instance, s]) => ({
-        instance,
-        service: '',
-        node: m.id,
-        version: s.v,
-        status: { state: s.s as InstanceReport['status']['state'], restarts: 0, reason: 'from gossip: the node did not answer' },
-        port: Number(/:(\d+)$/.exec(s.a ?? '')?.[1] ?? 0),
-        ports: {},
-        address: s.a ?? '',
-        logPath: ''
-      }))
+      return fromGossip(m, (said) => ({ state: said, reason: 'from gossip: the node did not answer' }))
     }
   }))
   const byInstance = new Map(reports.flat().map((r) => [`${r.node}/${r.instance}`, r]))
@@ -91,6 +87,69 @@ export async function servicesView (c: ServicesComponents, only?: string): Promi
   for (const u of sched?.unschedulable ?? []) serviceView(u.service).unschedulable.push({ instance: u.instance, reason: u.reason })
   const list = [...services.values()].filter((s) => only === undefined || s.name === only).sort((a, b) => (a.name < b.name ? -1 : 1))
   return { answeredBy: self, phase: sched?.phase, services: list }
+}
+
+/** A member's instances as its gossip entry tells them, each state and reason as `judge` says. */
+function fromGossip (m: Member, judge: (said: string) => { state: string, reason: string }): InstanceReport[] {
+  return Object.entries(m.instances ?? {}).map(([instance, s]) => {
+    const { state, reason } = judge(s.s)
+    return {
+      instance,
+      service: '',
+      node: m.id,
+      version: s.v,
+      status: { state: state as InstanceReport['status']['state'], restarts: 0, reason },
+      port: Number(/:(\d+)$/.exec(s.a ?? '')?.[1] ?? 0),
+      ports: {},
+      address: s.a ?? '',
+      logPath: ''
+    }
+  })
+}
+
+/**
+ * Pure: an instance's state and why, from its member's status and what it last said:
+ * `unknown` on a suspect member (it may have stopped with its node), `lost` on a dead one
+ * (it starts elsewhere). `forMs`: how long the member has had that status, when known.
+ */
+export function onMember (m: Pick<Member, 'id' | 'status'>, said: string, forMs: number | undefined): { state: string, reason: string } {
+  const state = instanceState(m.status, said)
+  const lasted = forMs === undefined ? '' : ` for ${(forMs / 1000).toFixed(1)} s`
+  if (m.status === 'suspect') return { state, reason: `node ${m.id} is suspect${lasted}: not heard from, so it may have stopped; it last said ${said}` }
+  if (m.status === 'dead' || m.status === 'left') return { state, reason: `node ${m.id} is ${m.status}${lasted}: the instance is lost and starts elsewhere; it last said ${said}` }
+  return { state, reason: '' }
+}
+
+/**
+ * Since when each member has had its status, as this node saw it change: watched from the
+ * first view asked on this node (a status it already had then has no known start).
+ */
+class StatusSince {
+  private readonly at = new Map<string, { status: MemberStatus, at?: number }>()
+  constructor (membership: Pick<Membership, 'table' | 'events'>) {
+    this.update(membership.table(), undefined)
+    membership.events.on('change', (table: ReturnType<Membership['table']>) => this.update(table, Date.now()))
+  }
+
+  private update (table: ReturnType<Membership['table']>, now: number | undefined): void {
+    for (const m of Object.values(table)) {
+      if (this.at.get(m.id)?.status !== m.status) this.at.set(m.id, { status: m.status, at: now })
+    }
+    for (const id of this.at.keys()) if (!Object.hasOwn(table, id)) this.at.delete(id)
+  }
+
+  /** How long `id` has had `status` (ms), when known. */
+  of (id: string, status: MemberStatus): number | undefined {
+    const s = this.at.get(id)
+    return s?.status !== status || s.at === undefined ? undefined : Date.now() - s.at
+  }
+}
+
+const watched = new WeakMap<object, StatusSince>()
+function statusSince (membership: Pick<Membership, 'table' | 'events'>): StatusSince {
+  let s = watched.get(membership.events)
+  if (s === undefined) { s = new StatusSince(membership); watched.set(membership.events, s) }
+  return s
 }
 
 function view (r: InstanceReport): InstanceView {

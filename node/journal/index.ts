@@ -1,6 +1,6 @@
 /**
  * journal: every node keeps one, on disk, rotated like node.log, surviving restarts. One
- * entry per event — members joining, suspect, dead or left; hubs; spec applied or rejected
+ * entry per event — members joining, suspect, dead or left, unhealthy and why; hubs; spec applied or rejected
  * with the errors; the phase; instances starting, ready, unhealthy, restarting, stopped or
  * failed with the reason; rollout steps; operator actions — stored as a JSON line with a
  * readable `text`. It listens to the other layers' events and changes none of them.
@@ -72,6 +72,8 @@ class FileJournal implements Journal {
   private seq = 0
   private running = false
   private statuses = new Map<string, MemberStatus>()
+  /** Member id -> why it says it is unhealthy, for members that say so. */
+  private unhealthy = new Map<string, string>()
   private readonly lastInstance = new Map<string, string>()
   private readonly now: () => number
 
@@ -91,6 +93,22 @@ class FileJournal implements Journal {
       this.record({ kind: 'member', member: m.id, status: m.status, ...(from === undefined ? {} : { from }), facts: { address: m.address, cpus: ch.cpus, memoryMb: ch.memoryMb, arch: ch.arch, labels: ch.labels } })
     }
     this.statuses = next
+    this.onHealth()
+  }
+
+  /** Each member's word on its own health as it changes: every node journals it, so it is kept even when the unhealthy node cannot write. */
+  private onHealth (): void {
+    const next = new Map<string, string>()
+    for (const m of Object.values(this.c.membership.table())) {
+      if (m.status !== 'alive' && m.status !== 'suspect') continue
+      const was = this.unhealthy.get(m.id)
+      const is = m.characteristics.unhealthy
+      if (is !== undefined) next.set(m.id, is)
+      if (is === was) continue
+      this.record(is === undefined ? { kind: 'health', member: m.id, ...(was === undefined ? {} : { was }) } : { kind: 'health', member: m.id, unhealthy: is })
+    }
+    // A member that died or left while unhealthy says nothing more: its status entry tells.
+    this.unhealthy = next
   }
 
   private readonly onHubs = (h: { hubs: string[], promoted: string[], demoted: string[] }): void => {

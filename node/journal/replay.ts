@@ -13,7 +13,8 @@ export interface ReplayedInstance { instance: string, service: string, node: str
 
 export interface Replayed {
   at: number
-  members: Record<string, MemberFacts & { status: MemberStatus, since: number }>
+  /** `unhealthy`: why the member said it could not do its job, while it said so. */
+  members: Record<string, MemberFacts & { status: MemberStatus, since: number, unhealthy?: string }>
   hubs: string[]
   /** The last spec applied anywhere, and which version each node applied last. */
   spec?: { version: string, summary: string, services: string[] }
@@ -44,7 +45,16 @@ export function replay (events: readonly JournalEvent[], at: number): Replayed {
         const prev = out.members[e.member]
         if (prev !== undefined && prev.status === e.status) break
         out.members[e.member] = { ...prev, ...e.facts, status: e.status, since: e.at }
+        // Its word on its health ends with it (a member that comes back says it again).
+        if (e.status === 'dead' || e.status === 'left') delete out.members[e.member]?.unhealthy
         if (e.status === 'dead' || e.status === 'left') dropNode(e.member)
+        break
+      }
+      case 'health': {
+        const prev = out.members[e.member]
+        if (prev === undefined) break
+        const { unhealthy: _was, ...rest } = prev
+        out.members[e.member] = e.unhealthy === undefined ? rest : { ...rest, unhealthy: e.unhealthy }
         break
       }
       case 'hubs': out.hubs = e.hubs; break

@@ -5,6 +5,7 @@ export function describeEvent (b: JournalBody): string {
   switch (b.kind) {
     case 'node': return b.what === 'started' ? 'node started' : 'node stopped'
     case 'member': return b.from === undefined ? `member ${b.member} joined (${b.facts.address}, ${b.status})` : `member ${b.member} is ${b.status} (was ${b.from})`
+    case 'health': return b.unhealthy !== undefined ? `${b.member} unhealthy: ${b.unhealthy}` : `${b.member} healthy again${b.was === undefined ? '' : ` (was: ${b.was})`}`
     case 'hubs': return `hubs now ${b.hubs.join(', ') || '(none)'}${b.promoted.length > 0 ? `; promoted ${b.promoted.join(', ')}` : ''}${b.demoted.length > 0 ? `; demoted ${b.demoted.join(', ')}` : ''}`
     case 'spec-applied': return `spec applied: ${b.summary} (${b.services.length} services)`
     case 'spec-fetched': return `spec ${b.version.slice(0, 12)} fetched from ${b.from}`

@@ -18,6 +18,8 @@ export type JournalBody =
   | { kind: 'node', what: 'started' | 'stopped' }
   /** A member of this node's table changed status (`from` absent: it joined this node's table). */
   | { kind: 'member', member: string, status: MemberStatus, from?: MemberStatus, facts: MemberFacts }
+  /** A member said it cannot do its job, and why (`unhealthy`), or that it can again (`was`: why it could not). */
+  | { kind: 'health', member: string, unhealthy?: string, was?: string }
   | { kind: 'hubs', hubs: string[], promoted: string[], demoted: string[] }
   | { kind: 'spec-fetched', version: string, from: string }
   | { kind: 'spec-applied', version: string, summary: string, services: string[] }
