@@ -15,6 +15,7 @@ import { badTreePath, imageRepository, imageSpecProblem, imageTag, loadedImages,
 import { CodeCache } from '../node/supervisor/code'
 import type { ServiceSpec } from '../node/spec/types'
 import { dockerSkipReason, run, startDockerd, type Daemon } from './helpers/dockerd'
+import { waitFor } from './helpers/wait'
 import { startGitServer } from './helpers/git-server'
 
 // ---- pure parts: names, paths, the engine's progress lines ----
@@ -98,7 +99,7 @@ async function importRootfs (f: Fixture, name: string, extra: Record<string, str
   await mkdir(join(rootfs, 'tmp'), { recursive: true })
   const cp = await run('cp', ['/bin/busybox', join(rootfs, 'bin', 'busybox')])
   if (cp.code !== 0) throw new Error(`copying busybox: ${cp.stderr}`)
-  for (const tool of ['sh', 'cat', 'echo', 'false', 'true', 'ls']) await symlink('busybox', join(rootfs, 'bin', tool))
+  for (const tool of ['sh', 'cat', 'echo', 'false', 'true', 'ls', 'sleep']) await symlink('busybox', join(rootfs, 'bin', tool))
   for (const [path, content] of Object.entries(extra)) await writeFile(join(rootfs, path), content)
   const tar = `${rootfs}.tar`
   const packed = await run('tar', ['-C', rootfs, '-cf', tar, '.'])
@@ -226,6 +227,38 @@ dockerTest('images: a failing build names the service, the step and the log, and
 
   const missing = await t.throwsAsync(ensureImage(f.docker, { build: {} }, o), { instanceOf: OriginError })
   t.is(missing?.message, `run.image.build.dockerfile of bad: Dockerfile is not in the code tree (${code})`)
+})
+
+dockerTest('images: a build that hangs is stopped at the time bound, naming the step, and leaves no container', async (t) => {
+  const f = await engine(t)
+  if (f === undefined) return
+  const code = await codeDir(f, { Dockerfile: `FROM ${f.base}\nRUN sleep 300\n` })
+  const buildLogPath = join(f.dir, 'logs', 'build-slow.log')
+  const o = { service: 'slow', codeDir: code, codeVersion: 'v1', buildLogPath, log: silentLogger, timeoutMs: 3000 }
+  const began = Date.now()
+  const err = await t.throwsAsync(ensureImage(f.docker, { build: {} }, o), { instanceOf: OriginError })
+  t.true(Date.now() - began < 30_000)
+  t.is(err?.message, `build of image for slow failed at Step 2/2 : RUN sleep 300: it did not finish in 3 s and was stopped; see ${buildLogPath}`)
+  t.regex(await readFile(buildLogPath, 'utf8'), /ERROR: it did not finish in 3 s and was stopped/)
+  await waitFor(async () => (await f.daemon.docker('ps', '-aq')).stdout.trim() === '', { what: 'the build container to be gone', timeoutMs: 30_000 })
+  t.pass()
+})
+
+dockerTest('images: a tarball of several images needs ref to say which one; one untagged image needs none', async (t) => {
+  const f = await engine(t)
+  if (f === undefined) return
+  await importRootfs(f, 'imgtest-two:a', { marker: 'a\n' })
+  await importRootfs(f, 'imgtest-two:b', { marker: 'b\n' })
+  const code = await codeDir(f, {})
+  t.is((await f.daemon.docker('save', '-o', join(code, 'two.tar'), 'imgtest-two:a', 'imgtest-two:b')).code, 0)
+  const id = (await f.daemon.docker('image', 'inspect', '-f', '{{.Id}}', 'imgtest-two:b')).stdout.trim()
+  t.is((await f.daemon.docker('save', '-o', join(code, 'untagged.tar'), id)).code, 0)
+  const buildLogPath = join(f.dir, 'logs', 'build-two.log')
+  const o = { service: 'two', codeDir: code, codeVersion: 'v1', buildLogPath, log: silentLogger }
+  const err = await t.throwsAsync(ensureImage(f.docker, { load: 'two.tar' }, o), { instanceOf: OriginError })
+  t.is(err?.message, `loading the image of two from two.tar failed: it held 2 images (imgtest-two:a, imgtest-two:b); give run.image.ref naming the one to run; see ${buildLogPath}`)
+  t.is(await runImage(f, await ensureImage(f.docker, { load: 'two.tar', ref: 'imgtest-two:b' }, o), 'cat', '/marker'), 'b\n')
+  t.is(await runImage(f, await ensureImage(f.docker, { load: 'untagged.tar' }, { ...o, service: 'one' }), 'cat', '/marker'), 'b\n')
 })
 
 dockerTest('images: a path that leaves the code tree is refused, also through a symbolic link', async (t) => {

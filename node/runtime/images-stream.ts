@@ -16,10 +16,9 @@ export interface StreamEnd {
   step?: string
 }
 
-/** Reads the engine's progress stream to its end, appending its text to `log`. */
-export async function followProgress (stream: NodeJS.ReadableStream, log: FileHandle): Promise<StreamEnd> {
+/** Reads the engine's progress stream to its end, appending its text to `log`; `end` holds what was seen, also when the stream breaks. */
+export async function followProgress (stream: NodeJS.ReadableStream, log: FileHandle, end: StreamEnd = { loaded: [] }): Promise<StreamEnd> {
   const decoder = new StringDecoder('utf8')
-  const end: StreamEnd = { loaded: [] }
   let pending = ''
   let writes = Promise.resolve()
   const take = (line: string): void => {

@@ -22,7 +22,7 @@ import type Dockerode from 'dockerode'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import { type ImageSpec, imageRepository, imageSpecProblem, imageTag } from './images-names'
-import { followProgress } from './images-stream'
+import { followProgress, type StreamEnd } from './images-stream'
 
 export type { ImageSpec } from './images-names'
 
@@ -37,6 +37,26 @@ export interface EnsureImageOptions {
   log: Logger
   /** The node's id, for messages. @default 'this node' */
   nodeId?: string
+  /**
+   * How long a load or build may take before it is abandoned (the engine cancels it): a
+   * step that hangs (a RUN waiting on the network) must not hold the service's start for
+   * ever. Too short fails slow honest builds, which then back off and fail again.
+   * @default 1_800_000 (30 min)
+   */
+  timeoutMs?: number
+}
+
+const DEFAULT_TIMEOUT_MS = 30 * 60_000
+
+/** Words for a give-up time: `20 s`, `30 min`. */
+function span (ms: number): string {
+  return ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`
+}
+
+/** The reason a load or build ended with an exception: the timeout in words, or the engine's message. */
+function thrownReason (err: unknown, signal: AbortSignal, timeoutMs: number): string {
+  if (signal.aborted) return `it did not finish in ${span(timeoutMs)} and was stopped`
+  return errorMessage(err).replace(/^\(HTTP code \d+\) [a-z ]+- /, '')
 }
 
 /** Loads and builds in flight, by engine and image name: a second caller waits for the first, even through another client of the same engine. */
@@ -93,12 +113,17 @@ async function load (docker: Dockerode, path: string, ref: string | undefined, n
   const file = await treeFile(o.codeDir, path, 'run.image.load', o.service)
   await log.write(`--- ${new Date().toISOString()} loading ${path} (code ${o.codeVersion}) as ${name}\n`)
   const fail = (why: string): OriginError => new OriginError('E_START_FAILED', `loading the image of ${o.service} from ${path} failed: ${why}; see ${o.buildLogPath}`, { service: o.service, step: 'load', logPath: o.buildLogPath })
-  let end
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const signal = AbortSignal.timeout(timeoutMs)
+  const end: StreamEnd = { loaded: [] }
   try {
-    end = await followProgress(await docker.loadImage(createReadStream(file), { quiet: false }), log)
+    await followProgress(await docker.loadImage(createReadStream(file), { quiet: false, abortSignal: signal }), log, end)
+    // A stream cut by the timeout may end without an error line.
+    if (signal.aborted) throw signal.reason
   } catch (err) {
-    await log.write(`ERROR: ${errorMessage(err)}\n`)
-    throw fail(errorMessage(err))
+    const why = thrownReason(err, signal, timeoutMs)
+    await log.write(`ERROR: ${why}\n`)
+    throw fail(why)
   }
   if (end.error !== undefined) throw fail(end.error)
   const source = ref !== undefined && end.loaded.includes(ref) ? ref : end.loaded.length === 1 ? end.loaded[0] : undefined
@@ -114,7 +139,9 @@ async function build (docker: Dockerode, dockerfile: string, ref: string | undef
   await treeFile(o.codeDir, dockerfile, 'run.image.build.dockerfile', o.service)
   await log.write(`--- ${new Date().toISOString()} building ${name} from ${dockerfile} (code ${o.codeVersion})\n`)
   o.log.info(`building image ${name} for ${o.service} from ${dockerfile}`)
-  let end
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const signal = AbortSignal.timeout(timeoutMs)
+  const end: StreamEnd = { loaded: [] }
   try {
     const stream = await docker.buildImage({ context: o.codeDir, src: await readdir(o.codeDir) }, {
       t: name,
@@ -125,12 +152,17 @@ async function build (docker: Dockerode, dockerfile: string, ref: string | undef
       networkmode: 'host',
       rm: true,
       // No labels: the builder adds a step per label, and a failure's "Step 3/5" would not match the Dockerfile.
-      forcerm: true
+      forcerm: true,
+      abortSignal: signal
     })
-    end = await followProgress(stream, log)
+    await followProgress(stream, log, end)
+    if (signal.aborted) throw signal.reason
+    // A stream that ends without an error line and without the image is a failure too (the engine went away).
+    if (end.error === undefined && await imageId(docker, name, o) === undefined) end.error = 'the engine ended the build without making the image'
   } catch (err) {
-    await log.write(`ERROR: ${errorMessage(err)}\n`)
-    end = { loaded: [], error: errorMessage(err).replace(/^\(HTTP code \d+\) [a-z ]+- /, '') }
+    const why = thrownReason(err, signal, timeoutMs)
+    await log.write(`ERROR: ${why}\n`)
+    end.error = why
   }
   if (end.error !== undefined) {
     throw new OriginError('E_START_FAILED', `build of image for ${o.service} failed${end.step === undefined ? '' : ` at ${end.step}`}: ${end.error}; see ${o.buildLogPath}`, { service: o.service, step: end.step ?? 'build', logPath: o.buildLogPath })
