@@ -154,7 +154,8 @@ Add \`-e ORIGIN_LISTEN=10.0.0.5:${o.port}\` (and the other variables above) wher
 
 The node's local API (\`ORIGIN_API\`, on 127.0.0.1) answers only requests carrying an
 instance's own \`ORIGIN_API_KEY\`, which the node gives each instance it starts (process
-or container); anything else on the machine's loopback gets 401.
+or container), and where services run as users of their own, only from that service's
+uid; anything else on the machine's loopback gets 401.
 
 ## Kubernetes
 
