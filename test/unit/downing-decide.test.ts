@@ -1,6 +1,6 @@
 /** The downing rules (node/membership/downing.ts), case by case. */
 import test from 'ava'
-import { decideDowning, type DowningPolicy } from '../../node/membership/downing'
+import { decideDowning, needsLease, type DowningPolicy } from '../../node/membership/downing'
 import type { Member, MemberStatus, MemberTable } from '../../node/membership/types'
 
 function table (statuses: Record<string, MemberStatus>, startedAt: Record<string, number> = {}): MemberTable {
@@ -42,4 +42,31 @@ test('downing: keep-oldest downs from the side with the oldest member', (t) => {
   const started = { a: 30, b: 10, c: 20 }
   t.like(decideDowning({ table: table({ a: 'dead', b: 'alive', c: 'dead' }, started), self: 'b', stableForMs: 0 }, oldest), { kind: 'down', ids: ['a', 'c'] })
   t.is(decideDowning({ table: table({ a: 'alive', b: 'dead', c: 'alive' }, started), self: 'a', stableForMs: 0 }, oldest).kind, 'hold')
+})
+
+test('downing: lease downs only while this node holds the lease, and says who holds it otherwise', (t) => {
+  const lease: DowningPolicy = { strategy: 'lease', afterMs: 0 }
+  const two = table({ a: 'dead', b: 'alive' })
+  const key = '/origin/demo/downing'
+  const down = decideDowning({ table: two, self: 'b', stableForMs: 0, lease: { held: true, key, token: 42 } }, lease)
+  t.like(down, { kind: 'down', ids: ['a'] })
+  t.regex((down as { reason: string }).reason, /^lease: this node holds \/origin\/demo\/downing, token 42/)
+  const held = decideDowning({ table: two, self: 'b', stableForMs: 0, lease: { held: false, key, holder: 'a', token: 41 } }, lease)
+  t.like(held, { kind: 'hold' })
+  t.regex((held as { reason: string }).reason, /^lease: held by a \(\/origin\/demo\/downing, token 41\); a stay dead/)
+  t.regex((decideDowning({ table: two, self: 'b', stableForMs: 0, lease: { held: false, key, problem: 'etcd down' } }, lease) as { reason: string }).reason, /not held \(etcd down\)/)
+  t.regex((decideDowning({ table: two, self: 'b', stableForMs: 0 }, lease) as { reason: string }).reason, /no lease plugin on this node \(image\.json layers\.lease\)/)
+  // A majority without the lease holds too: the lease alone decides.
+  t.is(decideDowning({ table: table({ a: 'alive', b: 'alive', c: 'dead' }), self: 'a', stableForMs: 0, lease: { held: false, key } }, lease).kind, 'hold')
+  // And the lease does not hurry a decision: unstable or suspect, it waits.
+  t.is(decideDowning({ table: table({ a: 'alive', b: 'suspect', c: 'dead' }), self: 'a', stableForMs: 1e9, lease: { held: true, key, token: 1 } }, { strategy: 'lease', afterMs: 0 }).kind, 'wait')
+})
+
+test('downing: needsLease is true exactly when the lease is all that stands between this node and downing', (t) => {
+  const lease: DowningPolicy = { strategy: 'lease', afterMs: 1000 }
+  t.true(needsLease({ table: table({ a: 'dead', b: 'alive' }), self: 'b', stableForMs: 1000 }, lease))
+  t.false(needsLease({ table: table({ a: 'dead', b: 'alive' }), self: 'b', stableForMs: 999 }, lease), 'not stable long enough')
+  t.false(needsLease({ table: table({ a: 'suspect', b: 'alive' }), self: 'b', stableForMs: 1e9 }, lease), 'nobody dead')
+  t.false(needsLease({ table: table({ a: 'alive', b: 'alive' }), self: 'b', stableForMs: 1e9 }, lease))
+  t.false(needsLease({ table: table({ a: 'dead', b: 'alive' }), self: 'b', stableForMs: 1e9 }, majority), 'another strategy needs no lease')
 })

@@ -2,17 +2,21 @@
  * Property: in any split of a cluster into two sides, after any crashes, with any timing
  * and message loss, at most one side downs members of the other. The nodes are simulated
  * with the real pieces gossip.ts runs each round (failure detector, table merge, refute,
- * the downing decision and its stability signature); only the network is a model.
+ * the downing decision and its stability signature); only the network is a model, and for
+ * the `lease` strategy the lease engine: reachable from both sides (like an etcd outside
+ * the partition), one holder at a time, a crashed holder's lease expiring after LEASE_TTL,
+ * and holders keeping it as lease-holder.ts does (until the members they downed are back).
  */
 import test from 'ava'
 import fc from 'fast-check'
 import { FailureDetector } from '../../node/membership/detector'
-import { decideDowning, membershipSignature, type DowningPolicy, type DowningStrategy } from '../../node/membership/downing'
+import { decideDowning, membershipSignature, needsLease, type DowningPolicy, type DowningStrategy, type LeaseFact } from '../../node/membership/downing'
 import { markStatus, mergeTables, refute } from '../../node/membership/table'
 import type { Member, MemberTable } from '../../node/membership/types'
 
 const SUSPECT = 10
 const DEAD = 20
+const LEASE_TTL = 15
 
 interface Sim {
   id: string
@@ -68,18 +72,34 @@ function run (scenario: Scenario): Sim[] {
   }
   const connected = (a: number, b: number, now: number): boolean =>
     !nodes[a].crashed && !nodes[b].crashed && (now < s.splitAt || s.sideB[a] === s.sideB[b])
+  const lease = { holder: undefined as number | undefined, token: 0, renewedAt: 0, keepFor: new Set<string>() }
+  const leaseRound = (i: number, now: number): LeaseFact => {
+    const x = nodes[i]
+    const view = { table: x.table, self: x.id, stableForMs: now - x.stableSince }
+    const need = needsLease(view, policy)
+    if (lease.holder === i) {
+      if (!need && [...lease.keepFor].every((id) => x.table[id].status === 'alive')) lease.holder = undefined
+      else lease.renewedAt = now
+    } else if (lease.holder === undefined && need) {
+      Object.assign(lease, { holder: i, token: lease.token + 1, renewedAt: now, keepFor: new Set() })
+    }
+    return lease.holder === i ? { held: true, key: 'k', token: lease.token } : { held: false, key: 'k', holder: lease.holder === undefined ? undefined : ids[lease.holder] }
+  }
   const end = s.splitAt + s.afterMs + 6 * DEAD
   for (let now = 1; now <= end + (s.healAt ?? 0); now++) {
     if (s.healAt !== undefined && now === end) s.splitAt = Infinity
     nodes.forEach((x, i) => { if (s.crashAt[i] !== null && now >= (s.crashAt[i] as number)) x.crashed = true })
+    if (lease.holder !== undefined && nodes[lease.holder].crashed && now - lease.renewedAt > LEASE_TTL) lease.holder = undefined
     for (const [i, x] of nodes.entries()) {
       if (x.crashed) continue
       x.self = { ...x.self, heartbeat: x.self.heartbeat + 1 }
       let next = { ...x.table, [x.id]: x.self }
       for (const [id, status] of x.detector.verdicts(next, x.id, now).marks) next = markStatus(next, id, status)
       commit(x, next, now)
-      const d = decideDowning({ table: x.table, self: x.id, stableForMs: now - x.stableSince }, policy)
+      const fact = policy.strategy === 'lease' ? leaseRound(i, now) : undefined
+      const d = decideDowning({ table: x.table, self: x.id, stableForMs: now - x.stableSince, lease: fact }, policy)
       if (d.kind === 'down') {
+        if (fact?.held === true) for (const id of d.ids) lease.keepFor.add(id)
         let t = x.table
         for (const id of d.ids) { t = markStatus(t, id, 'left'); x.downed.add(id) }
         commit(x, t, now)
@@ -103,7 +123,7 @@ function run (scenario: Scenario): Sim[] {
 
 const scenario = fc.integer({ min: 2, max: 7 }).chain((n) => fc.record({
   n: fc.constant(n),
-  strategy: fc.constantFrom<DowningStrategy>('keep-majority', 'static-quorum', 'keep-oldest'),
+  strategy: fc.constantFrom<DowningStrategy>('keep-majority', 'static-quorum', 'keep-oldest', 'lease'),
   quorum: fc.integer({ min: 1, max: 4 }),
   afterMs: fc.integer({ min: DEAD / 2, max: 4 * DEAD }),
   crashAt: fc.array(fc.option(fc.integer({ min: 1, max: 400 }), { freq: 2 }), { minLength: n, maxLength: n }),
@@ -136,9 +156,30 @@ test('downing: with no split, survivors of crashes one at a time keep a majority
   }
 })
 
+test('downing: with the lease, either of two nodes survives the other\'s crash, and downs it', (t) => {
+  for (const survivor of [0, 1]) {
+    const nodes = run({ n: 2, strategy: 'lease', quorum: 1, afterMs: 2 * DEAD, crashAt: survivor === 0 ? [null, 50] : [50, null], sideB: [false, false], splitAt: 10_000, loss: 0.1, startedAt: [0, 0], seed: 11 })
+    t.deepEqual([...nodes[survivor].downed], [nodes[1 - survivor].id], `n${survivor} downs the other`)
+  }
+})
+
+test('downing: with the lease, of two sides cut apart exactly one downs the other, whatever the sizes', (t) => {
+  fc.assert(fc.property(scenario.filter((s) => s.strategy === 'lease' && s.sideB.some(Boolean) && s.sideB.some((b) => !b)), (s) => {
+    const nodes = run({ ...s, crashAt: s.crashAt.map(() => null) })
+    const downsOther = (side: boolean): boolean => nodes.some((x, i) => s.sideB[i] === side && nodes.some((y, j) => s.sideB[j] !== side && x.downed.has(y.id)))
+    return downsOther(true) !== downsOther(false)
+  }), { numRuns: 100 })
+  t.pass()
+})
+
 test('downing: when the split heals, every live node sees every live node alive again (the downed ones as a new incarnation)', (t) => {
   fc.assert(fc.property(scenario, (s) => {
-    const nodes = run({ ...s, loss: Math.min(s.loss, 0.3), healAt: 10 * DEAD })
+    // Not with the lease and a crash after the split: the holder may down the other side
+    // and crash, its lease expire, and the other side take it and down the holder's
+    // surviving side-mates in turn. Both sides then have the other `left`, and only seeds
+    // (not in this model) bring them back together. The README says so.
+    const crashes = s.strategy === 'lease' ? s.crashAt.map((c) => c === null || c >= s.splitAt ? null : c) : s.crashAt
+    const nodes = run({ ...s, crashAt: crashes, loss: Math.min(s.loss, 0.3), healAt: 10 * DEAD })
     const live = nodes.filter((x) => !x.crashed)
     return live.every((x) => live.every((y) => x.table[y.id].status === 'alive'))
   }), { numRuns: 150 })
