@@ -24,6 +24,7 @@
  *   "specDir": "../spec",                   local development: a watched directory instead of git
  *   "log": { "level": "info", "maxBytes": 10485760, "keep": 5 },  node and instance logs rotate by size
  *   "secrets": "secrets"                    folder of secret files services take env values from
+ *   "docker": { "socket": "/var/run/docker.sock" }   engine for container services (run.image); default DOCKER_HOST, else this path
  *   "health": { "eventLoopDelayMs": 1000, "minFreeMb": 256, ... }   when the node says it is unhealthy (node/health/config.ts)
  *   "layers": {                             a plugin instead of a built-in layer (see node/plugins.ts)
  *     "discovery": { "use": "discovery-file", "config": { "path": "peers.txt" } }   a name under plugins/, or a path (relative to the image dir)
@@ -66,6 +67,8 @@ export interface ImageConfig {
   specDir?: string
   /** Folder of secret files (env values `{ "secret": name }`), relative to the image. */
   secrets?: string
+  /** The Docker engine container services run on: a socket path, `unix:///path` or `tcp://host:port`. @default DOCKER_HOST, else /var/run/docker.sock */
+  docker?: { socket?: string }
   /** Plugins that replace layers, by layer name (node/plugins.ts). A relative `use` path is made absolute from the image dir. */
   layers?: LayerChoices
   /** The bounds past which the node says it is unhealthy (node/health/config.ts has each default and its trade-off). */
@@ -192,6 +195,11 @@ export const imageSchema = {
     },
     specDir: { type: 'string', minLength: 1 },
     secrets: { type: 'string', minLength: 1 },
+    docker: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { socket: { type: 'string', maxLength: 4096, pattern: '^(/|unix:///|tcp://)\\S+$' } }
+    },
     health: healthSchema,
     layers: {
       type: 'object',
@@ -248,6 +256,7 @@ export function parseImageConfig (text: string, source = 'image.json'): ImageCon
     spec: v.spec,
     specDir: v.specDir,
     secrets: v.secrets,
+    ...(v.docker === undefined ? {} : { docker: v.docker }),
     ...(v.layers === undefined ? {} : { layers: v.layers }),
     ...(v.health === undefined ? {} : { health: v.health })
   }

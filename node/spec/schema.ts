@@ -111,6 +111,13 @@ const checks = {
   }
 } as const
 
+/** An image name as docker takes it: `redis:7`, `registry:5000/team/app:1.2`, `app@sha256:...`. */
+const imageRef = '^[a-z0-9][a-z0-9._/:@-]{0,254}$'
+/** Present at all, whatever its form: for "which of command and image" checks (the form is checked once, below). */
+const anyImage = { anyOf: [{ type: 'string' }, { type: 'object' }] }
+/** A relative path inside the code tree. */
+const treePath = '^(?!/)(?!(.*/)?\\.\\.(/|$)).*$'
+
 export const serviceSchema: JSONSchemaType<ServiceSpec> = {
   type: 'object',
   additionalProperties: false,
@@ -119,9 +126,39 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
     run: {
       type: 'object',
       additionalProperties: false,
-      required: ['command'],
+      required: [],
+      // Exactly one of a host command and a container image.
+      anyOf: [{ properties: { command: { type: 'string' } }, required: ['command'] }, { properties: { image: anyImage }, required: ['image'] }],
+      not: { properties: { command: { type: 'string' }, image: anyImage }, required: ['command', 'image'] },
+      // A container works in its image's WORKDIR; cwd is a path in the code tree, which a container does not see.
+      if: { properties: { image: anyImage }, required: ['image'] },
+      then: { not: { properties: { cwd: { type: 'string' } }, required: ['cwd'] } },
       properties: {
-        command: { type: 'string', minLength: 1 },
+        command: { type: 'string', minLength: 1, nullable: true },
+        image: {
+          nullable: true,
+          anyOf: [
+            { type: 'string', pattern: imageRef },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: [],
+              minProperties: 1,
+              not: { properties: { load: { type: 'string' }, build: { type: 'object' } }, required: ['load', 'build'] },
+              properties: {
+                ref: { type: 'string', pattern: imageRef, nullable: true },
+                load: { type: 'string', minLength: 1, maxLength: 4096, pattern: treePath, nullable: true },
+                build: {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: [],
+                  nullable: true,
+                  properties: { dockerfile: { type: 'string', minLength: 1, maxLength: 4096, pattern: treePath, nullable: true } }
+                }
+              }
+            }
+          ]
+        },
         args: strings,
         env: {
           type: 'object',
@@ -263,7 +300,7 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
             { type: 'object', required: [], propertyNames: { type: 'string', minLength: 1, maxLength: 253 }, additionalProperties: { type: 'string', maxLength: 253 }, maxProperties: 64 }
           ],
           nullable: true
-        } as any,
+        },
         target: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', nullable: true },
         http: { type: 'boolean', nullable: true }
       }
@@ -307,6 +344,10 @@ const overrides: Record<string, { field?: string, message: string }> = {
   '#/properties/placement/else/not': { field: 'count', message: 'is allowed only when kind is "replicas"' },
   '#/properties/health/not': { message: 'may use at most one of http, tcp, command' },
   '#/properties/run/properties/cwd/pattern': { message: 'must be a relative path inside the code root' },
+  '#/properties/run/anyOf': { message: 'must give "command" (a host process) or "image" (Docker containers)' },
+  '#/properties/run/not': { message: 'gives both "command" and "image": give one (a host process or Docker containers)' },
+  '#/properties/run/then/not': { field: 'cwd', message: 'is for commands only: a container works in its image\'s WORKDIR' },
+  '#/properties/run/properties/image/anyOf': { message: 'must be an image name on the node ("redis:7") or { "ref"?, "load": "<tarball in the code tree>" } or { "ref"?, "build": { "dockerfile"? } }' },
   '#/properties/run/properties/env/propertyNames/pattern': { message: 'must be a valid environment variable name' },
   '#/properties/run/properties/env/additionalProperties/anyOf': { message: 'must be a string or { "secret": "<name of a file in the image\'s secrets/ folder>" }' },
   '#/properties/paths/items/pattern': { message: 'must be a relative path inside the spec repo' },

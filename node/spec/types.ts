@@ -234,9 +234,17 @@ export interface StateSpec {
 export interface SecretRef { secret: string }
 
 export interface RunSpec {
-  /** The executable, looked up on PATH (e.g. `node`). */
-  command: string
-  /** Its arguments. @default [] */
+  /** The executable, looked up on PATH (e.g. `node`). Exactly one of `command` and `image`. */
+  command?: string
+  /**
+   * Run the service as Docker containers from this image instead of a host process: a name
+   * already on the node (`"redis:7"`, the same as `{ "ref": "redis:7" }`), or
+   * `{ "load": "<docker save tarball in the code tree>" }`, or `{ "build": { "dockerfile": "Dockerfile" } }`
+   * (built from the code tree, once per code version); `ref` with load/build names the
+   * result. The node needs a Docker engine (README "Containers").
+   */
+  image?: string | ImageRunSpec
+  /** Its arguments (for an image: the container's command, after the image's entrypoint; none keeps the image's CMD). @default [] */
   args?: string[]
   /**
    * Extra environment variables: a string, or `{ "secret": "name" }` for the contents of
@@ -244,8 +252,18 @@ export interface RunSpec {
    * `args` (and health settings) expand to these and to `PORT*` / `ORIGIN_*`. @default {}
    */
   env?: Record<string, string | SecretRef>
-  /** Working directory, relative to the code root. @default '.' */
+  /** Working directory, relative to the code root. Commands only: a container works in its image's WORKDIR. @default '.' */
   cwd?: string
+}
+
+/** Where a container service's image comes from (node/runtime/images.ts). */
+export interface ImageRunSpec {
+  /** A name on the node; with load or build, the name given to the result. */
+  ref?: string
+  /** A `docker save` tarball, a path in the code tree. */
+  load?: string
+  /** Built from the code tree with this Dockerfile (a path in it). */
+  build?: { dockerfile?: string }
 }
 
 export interface CodeSpec {

@@ -30,7 +30,10 @@ import { bindHosts, expandVars, instanceEnvironment, portNames, resolveHealth } 
 import { PortBook } from './ports'
 import type { Usage } from './procfs'
 import { ManagedProcess, type InstanceState, type InstanceStatus } from './process'
+import type { Runtime } from '../runtime/contract'
 import { mayReplace, runningElsewhere, singletonQuorum } from './rolling'
+import { ContainerEngine } from '../runtime/engine'
+import { dockerSocket } from '../runtime/docker'
 import { resolveEnv, withoutSecrets } from './secrets'
 import { instanceUsers, type InstanceUsers, type UidRange } from './users'
 import { serviceVersion } from './version'
@@ -54,6 +57,12 @@ export interface SupervisorInit {
   containment?: Containment
   /** As root: the uids services run as (users.ts); false runs them as root. @default 61000-65000 */
   instanceUids?: UidRange | false
+  /**
+   * The Docker engine container services (`run.image`) run on: a socket path, `unix://` or
+   * `tcp://` address. Connected only once a container service is assigned here.
+   * @default DOCKER_HOST, else /var/run/docker.sock
+   */
+  dockerSocket?: string
 }
 
 export interface SupervisorComponents {
@@ -154,6 +163,7 @@ class Reconciler implements Supervisor {
   private readonly held = new Map<string, InstanceSummary>()
   private readonly code: CodeCache
   private readonly ports: PortBook
+  private readonly engine: ContainerEngine
   private containment: Containment = groupContainment()
   private sched?: Schedule
   private phase?: Phase
@@ -177,6 +187,7 @@ class Reconciler implements Supervisor {
   constructor (private readonly init: SupervisorInit, private readonly c: SupervisorComponents) {
     this.code = new CodeCache(init.dataDir, c.membership.id, c.log, (b) => this.events.emit('build', b))
     this.ports = new PortBook(join(init.dataDir, 'ports.json'))
+    this.engine = new ContainerEngine({ socket: dockerSocket(init.dockerSocket), dataDir: init.dataDir, nodeId: c.membership.id, log: c.log })
   }
 
   current (): Schedule | undefined { return this.sched }
@@ -253,6 +264,7 @@ class Reconciler implements Supervisor {
     this.c.log[this.containment.pidNamespace ? 'info' : 'warn'](this.containment.detail)
     // A previous run of this node (same data dir) that died hard may have left instances behind.
     for (const line of await endLeftovers(join(this.init.dataDir, 'run'), this.c.log)) this.c.log.warn(line)
+    for (const line of await this.engine.endLeftovers()) this.c.log.warn(line)
     if (this.init.instanceUids !== false) this.users = await instanceUsers({ containment: this.containment, dataDir: this.init.dataDir, range: this.init.instanceUids, secretsDir: this.init.secretsDir, log: this.c.log })
     // Fencing a paused node's singletons (watchdog.ts); back from the gap, they are given up and decided afresh.
     this.watchdog = new Watchdog({
@@ -307,6 +319,7 @@ class Reconciler implements Supervisor {
     }))
     this.instances.clear()
     this.publish()
+    await this.engine.stop()
     await this.watchdog?.stop()
     this.users?.close()
   }
@@ -378,14 +391,17 @@ class Reconciler implements Supervisor {
       const svc = applied.spec.services[a.service]
       let version: string
       let dir: string
+      let image: string | undefined
       try {
         const code = await this.code.prepare(a.service, svc, applied)
         dir = code.dir
         version = serviceVersion(svc, code.version)
+        if (svc.run.image !== undefined) image = await this.imageFor(a.service, svc.run.image, code.dir, code.version)
       } catch (err) {
         // The old version (if any) keeps running; the rollout shows as stuck with the reason.
         this.wait(a.instance, errorMessage(err), 'warn')
         this.retryAt(this.code.nextRetry())
+        this.retryAt(this.engine.nextRetry())
         continue
       }
       const existing = this.instances.get(a.instance)
@@ -411,7 +427,7 @@ class Reconciler implements Supervisor {
       }
       this.waiting.delete(a.instance)
       this.busy.add(a.instance)
-      void this.launch(a, svc, dir, version, applied.version)
+      void this.launch(a, svc, dir, version, applied.version, image)
         .catch((err) => { this.wait(a.instance, `cannot start: ${errorMessage(err)}`, 'warn'); this.retryAt(Date.now() + 5000) })
         .finally(() => { this.busy.delete(a.instance); this.publish(); this.kick() })
     }
@@ -459,7 +475,14 @@ class Reconciler implements Supervisor {
     }
   }
 
-  private async launch (a: Assignment, svc: ServiceSpec, codeDir: string, version: string, specVersion: string): Promise<void> {
+  /** A container service's image, ready on this node's engine; throws, in words, when there is no engine or no image. */
+  private async imageFor (service: string, spec: NonNullable<ServiceSpec['run']['image']>, codeDir: string, codeVersion: string): Promise<string> {
+    const e = await this.engine.connect()
+    if ('reason' in e) throw new Error(`cannot run container service ${service} on this node: ${e.reason}`)
+    return await this.engine.image(service, spec, codeDir, codeVersion)
+  }
+
+  private async launch (a: Assignment, svc: ServiceSpec, codeDir: string, version: string, specVersion: string, image?: string): Promise<void> {
     const fromSpec = await resolveEnv(svc, this.init.secretsDir)
     const hosts = bindHosts(svc.bind, hostOf(this.c.membership.address))
     const pinned: Record<string, number | undefined> = Object.fromEntries(Object.entries(svc.ports ?? {}).map(([name, p]) => [name, p.port]))
@@ -490,11 +513,19 @@ class Reconciler implements Supervisor {
     // Secrets reach the process through its environment only: a command line is readable by
     // every user of the machine (and lands in the instance log), so `$SECRET` is left for a shell.
     const expandable = withoutSecrets(env, svc)
-    const command = expandVars(svc.run.command, expandable)
+    const command = expandVars(svc.run.command ?? '', expandable)
     const args = (svc.run.args ?? []).map((x) => expandVars(x, expandable))
+    let runtime: Runtime | undefined
+    if (image !== undefined) {
+      const e = await this.engine.connect()
+      if ('reason' in e) throw new Error(e.reason)
+      runtime = e.runtime
+      await this.engine.mark()
+    }
     const proc = new ManagedProcess({
       id: a.instance,
       command,
+      ...(image === undefined ? {} : { image: { ref: image, service: a.service }, runtime }),
       args,
       containment: this.containment,
       user,
@@ -522,7 +553,7 @@ class Reconciler implements Supervisor {
       if (s.state === 'ready') this.kick() // the next instance of a rolling replacement may go
     })
     const portsText = ports.map(([n, p]) => (names.length === 1 ? String(p) : `${n} ${p}`)).join(', ')
-    this.c.log[st.outcome === 'empty' && st.movedAside !== undefined ? 'warn' : 'info'](`starting ${a.instance} (${command} ${args.join(' ')}; version ${version}; ${ports.length === 1 ? 'port' : 'ports'} ${portsText}; state: ${stateNote})`)
+    this.c.log[st.outcome === 'empty' && st.movedAside !== undefined ? 'warn' : 'info'](`starting ${a.instance} (${image === undefined ? command : `container from ${image}`} ${args.join(' ')}; version ${version}; ${ports.length === 1 ? 'port' : 'ports'} ${portsText}; state: ${stateNote})`)
     proc.start()
     this.c.state.attach(a.instance, svc.state, { cwd: join(codeDir, svc.run.cwd ?? '.'), env: { ...env, ...(user === undefined ? {} : { HOME: user.home, TMPDIR: user.tmpDir }) }, uid: user?.uid, gid: user?.gid })
   }
