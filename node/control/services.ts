@@ -54,12 +54,21 @@ export async function servicesView (c: ServicesComponents, only?: string): Promi
     if (m.id === self) return c.supervisor.report()
     // Not asked: it has not been heard from, and what it last said is all there is.
     if (m.status !== 'alive') return fromGossip(m, (said) => onMember(m, said, since.of(m.id, m.status)))
+    // A node that stops answering is soon suspect: then its gossip entry is the answer, at once.
+    const judged = untilNotAlive(c.membership, m.id)
     try {
       const conn = await c.transport.peer(m.address)
-      return await conn.call<InstanceReport[]>('supervisor.report', undefined, { timeoutMs: 2000 })
+      const asked = conn.call<InstanceReport[]>('supervisor.report', undefined, { timeoutMs: 2000 })
+      asked.catch(() => {})
+      const r = await Promise.race([asked, judged.promise])
+      if (r !== undefined) return r
+      const now = c.membership.table()[m.id] ?? m
+      return fromGossip(now, (said) => onMember(now, said, since.of(now.id, now.status)))
     } catch (err) {
       c.log.debug(`no report from ${m.id}: ${String(err)}`)
       return fromGossip(m, (said) => ({ state: said, reason: 'from gossip: the node did not answer' }))
+    } finally {
+      judged.cancel()
     }
   }))
   const byInstance = new Map(reports.flat().map((r) => [`${r.node}/${r.instance}`, r]))
@@ -143,6 +152,17 @@ class StatusSince {
     const s = this.at.get(id)
     return s?.status !== status || s.at === undefined ? undefined : Date.now() - s.at
   }
+}
+
+/** Resolves (with undefined) once member `id` is no longer alive in the table. */
+function untilNotAlive (membership: Pick<Membership, 'events'>, id: string): { promise: Promise<undefined>, cancel: () => void } {
+  let off = (): void => {}
+  const promise = new Promise<undefined>((resolve) => {
+    const onChange = (table: ReturnType<Membership['table']>): void => { if (table[id]?.status !== 'alive') { off(); resolve(undefined) } }
+    membership.events.on('change', onChange)
+    off = () => membership.events.off('change', onChange)
+  })
+  return { promise, cancel: () => off() }
 }
 
 const watched = new WeakMap<object, StatusSince>()
