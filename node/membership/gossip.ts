@@ -59,6 +59,8 @@ export class GossipMembership implements Membership, SwimHost {
   private probing = false
   private round = 0
   private nextPushPullAt = 0
+  /** Members were heard of that there was no room to confirm: ask for them again once the room is back. */
+  private untaken = false
   private downing: DowningPolicy
   /** The membership signature (see downing.ts) and since when it has been as it is. */
   private signature = ''
@@ -202,6 +204,7 @@ export class GossipMembership implements Membership, SwimHost {
     if (p.to !== this.self.id) throw new OriginError('E_NOT_FOUND', `this is ${this.self.id}, not ${p.to}`, { id: this.self.id })
     this.hearDeltas(p.from, p.deltas, undefined, speaker, `${p.from} (calling from ${remote})`)
     const ack: Ack = { from: this.self.id, deltas: this.outgoing(p.from) }
+    if (!Object.hasOwn(this.members, p.from)) ack.stranger = true
     const have = p.have
     if (have === undefined || have.incarnation < this.self.incarnation || (have.incarnation === this.self.incarnation && have.heartbeat < this.self.heartbeat)) ack.self = this.self
     return ack
@@ -262,7 +265,8 @@ export class GossipMembership implements Membership, SwimHost {
     }
   }
 
-  private hear (from: string, incoming: MemberTable, speaker: string | undefined, source: string, by?: ReadonlyMap<string, string>): void {
+  /** `dialed`: the table is the answer of a member this node called at its address (a join, a push-pull). */
+  private hear (from: string, incoming: MemberTable, speaker: string | undefined, source: string, by?: ReadonlyMap<string, string>, dialed = false): void {
     const now = this.now()
     const before = this.members
     const seen = Object.hasOwn(incoming, this.self.id) ? incoming[this.self.id] : undefined
@@ -280,20 +284,26 @@ export class GossipMembership implements Membership, SwimHost {
     this.self = r.knowledge.self
     this.direct = r.knowledge.direct
     this.commit(before, r.knowledge.table, by ?? new Map(), from)
-    const queued = this.noteUnknown(r.unknown, from, now, source) + this.noteRefused(r.refused, now, source)
+    const queued = this.noteUnknown(r.unknown, from, now, source, dialed ? this.o.maxUnconfirmed : this.o.maxNewPerFrame) + this.noteRefused(r.refused, now, source)
     if (queued > 0 && this.running) void this.probeDue(this.o.maxNewPerFrame)
   }
 
-  /** Queue members heard of for a direct contact, at most `maxNewPerFrame` from a frame (the sender itself first). */
-  private noteUnknown (unknown: ProbeTarget[], sender: string, now: number, source: string): number {
+  /**
+   * Queue members heard of for a direct contact, at most `limit` from a frame (the sender
+   * itself first): `maxNewPerFrame`, or as many as may wait (`maxUnconfirmed`) from the
+   * answer of a member this node dialed itself, so a node joining a large cluster meets
+   * it in a few batches. Contacts started per round stay bounded either way.
+   */
+  private noteUnknown (unknown: ProbeTarget[], sender: string, now: number, source: string, limit: number): number {
     if (unknown.length === 0) return 0
     const own = unknown.find((u) => u.id === sender)
-    const others = shuffle(unknown.filter((u) => u !== own), this.random).slice(0, this.o.maxNewPerFrame - (own === undefined ? 0 : 1))
+    const others = shuffle(unknown.filter((u) => u !== own), this.random).slice(0, limit - (own === undefined ? 0 : 1))
     let taken = 0
     if (own !== undefined && this.probes.heard(own, now, true)) taken++
     for (const u of others) if (this.probes.heard(u, now)) taken++
     if (taken < unknown.length) {
-      this.note('unknown', `${source} tells of ${unknown.length} members this node has not met; ${unknown.length - taken} not taken (at most ${this.o.maxNewPerFrame} a frame, ${this.o.maxUnconfirmed} waiting at once): a member counts once this node has talked to it`)
+      this.untaken = true
+      this.note('unknown', `${source} tells of ${unknown.length} members this node has not met; ${unknown.length - taken} not taken (at most ${limit} a frame, ${this.o.maxUnconfirmed} waiting at once): a member counts once this node has talked to it`)
     }
     return taken
   }
@@ -439,7 +449,11 @@ export class GossipMembership implements Membership, SwimHost {
    * partition healed (or another node may answer at its address: the one that replaced it).
    */
   private pushPull (now: number): void {
-    if (now >= this.nextPushPullAt) {
+    // After a join into a large cluster, the rest of the members come in batches: another
+    // exchange as soon as the last batch is confirmed, rather than at the next repair.
+    const more = this.untaken && this.probes.pending === 0
+    if (now >= this.nextPushPullAt || more) {
+      this.untaken = false
       this.nextPushPullAt = now + this.pushPullEveryMs()
       const [peer] = shuffle(this.peers(), this.random)
       if (peer !== undefined) void this.exchange(peer, 'mesh.gossip')
@@ -526,6 +540,9 @@ export class GossipMembership implements Membership, SwimHost {
       const speaker = ack.from === id && entry?.address === address ? id : undefined
       this.hearDeltas(ack.from, ack.deltas, ack.self, speaker, `${ack.from} at ${address}`)
       if (speaker !== undefined && Object.hasOwn(this.members, speaker)) this.contacts.set(speaker, this.now())
+      // It has not met this node (it joined after the news of this node went round): say
+      // who this node is, and it will call back to confirm.
+      if (ack.stranger === true && speaker !== undefined && deltas === undefined && this.running) void this.ping(target, timeoutMs, [{ e: this.self }])
       return speaker !== undefined ? 'ack' : 'other'
     } catch (err) {
       this.log.debug(`mesh.ping to ${id} at ${address} failed: ${errorMessage(err)}`)
@@ -564,7 +581,7 @@ export class GossipMembership implements Membership, SwimHost {
       const answer = await conn.call(method, { from: this.self.id, table: this.members }, { timeoutMs: timeoutMs ?? this.o.gossipIntervalMs * 5 })
       const frame = checkFrame(answer, `the answer to ${method} from ${address}`, this.o.maxMembers)
       const speaker = frame.table[frame.from].address === address ? frame.from : undefined
-      this.hear(frame.from, frame.table, speaker, `${frame.from} at ${address}`)
+      this.hear(frame.from, frame.table, speaker, `${frame.from} at ${address}`, undefined, speaker !== undefined)
       if (speaker !== undefined && Object.hasOwn(this.members, speaker)) this.contacts.set(speaker, this.now())
       return target.id === undefined || target.id === speaker ? 'ok' : 'other'
     } catch (err) {

@@ -3,8 +3,9 @@
  * believing them), and known ones whose entry a third party wanted to change in a way
  * only the member itself may (to hear its own word). Time is an argument.
  *
- * - At most `max` entries. When full, a new one is dropped, except a member that called
- *   in itself (`urgent`): it takes the place of one that already failed to answer.
+ * - At most `max` entries. When full, a new one takes the place of one resting after a
+ *   success; failing that it is dropped, except a member that called in itself
+ *   (`urgent`): it takes the place of one that already failed to answer.
  * - An entry is due at once; after a failed probe it waits `retryMs`, doubling up to
  *   `maxRetryMs`; after a successful one it rests `retryMs` (a hostile peer repeating
  *   the same claim costs one probe per rest, not one per frame).
@@ -30,6 +31,13 @@ export class Probes {
 
   get size (): number { return this.entries.size }
 
+  /** Entries still to confirm (not resting after a success). */
+  get pending (): number {
+    let n = 0
+    for (const e of this.entries.values()) if (!e.settled) n++
+    return n
+  }
+
   /** `target` was mentioned at `now`. False when there was no room for it. */
   heard (target: ProbeTarget, now: number, urgent = false): boolean {
     const e = this.entries.get(target.id)
@@ -40,7 +48,7 @@ export class Probes {
       if (urgent && !e.inFlight && !e.settled) e.nextAt = now
       return true
     }
-    if (this.entries.size >= this.o.max && !(urgent && this.evictFailed())) return false
+    if (this.entries.size >= this.o.max && !this.evictSettled() && !(urgent && this.evictFailed())) return false
     this.entries.set(target.id, { address: target.address, heardAt: now, nextAt: now, tries: 0, inFlight: false, settled: false })
     return true
   }
@@ -83,6 +91,20 @@ export class Probes {
       if (e.inFlight) continue
       if ((e.settled && now >= e.nextAt) || now - e.heardAt > this.o.forgetAfterMs) this.entries.delete(id)
     }
+  }
+
+  /**
+   * Drop the entry resting longest after a success; false when there is none. Its rest
+   * only spaces out re-checks of one claim, and contacts per round are bounded anyway:
+   * room for a member still to meet matters more (a node joining a large cluster).
+   */
+  private evictSettled (): boolean {
+    let oldest: [string, Entry] | undefined
+    for (const entry of this.entries) {
+      if (entry[1].settled && (oldest === undefined || entry[1].nextAt < oldest[1].nextAt)) oldest = entry
+    }
+    if (oldest !== undefined) this.entries.delete(oldest[0])
+    return oldest !== undefined
   }
 
   /** Drop one entry that failed to answer (the one tried most); false when there is none. */

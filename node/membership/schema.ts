@@ -109,8 +109,12 @@ export interface Ping {
   have?: { incarnation: number, heartbeat: number }
   deltas: Delta[]
 }
-/** The answer to mesh.ping: changes piggybacked, and the member's own entry when the prober's is older. */
-export interface Ack { from: string, deltas: Delta[], self?: Member }
+/**
+ * The answer to mesh.ping: changes piggybacked, the member's own entry when the prober's
+ * is older, and `stranger` when the prober is not in the member's table (so the prober
+ * says who it is).
+ */
+export interface Ack { from: string, deltas: Delta[], self?: Member, stranger?: boolean }
 /** mesh.ping-req: probe `target` for the sender (SWIM's indirect probe). */
 export interface PingReq { from: string, target: { id: string, address: string }, deltas: Delta[] }
 /** The answer to mesh.ping-req: whether `target` acked (false is Lifeguard's nack). */
@@ -161,7 +165,7 @@ function ackSchema (maxDeltas: number): object {
     type: 'object',
     additionalProperties: false,
     required: ['from', 'deltas'],
-    properties: { from: idSchema, deltas: deltasSchema(maxDeltas), self: memberSchema }
+    properties: { from: idSchema, deltas: deltasSchema(maxDeltas), self: memberSchema, stranger: { type: 'boolean' } }
   }
 }
 
