@@ -209,6 +209,15 @@ etcdTest('lease: of two nodes, the survivor of a kill -9 (the lowest id, which k
   })
 })
 
+test.serial('lease: a node without a lease plugin, told to use strategy lease, says in its log what it needs', async (t) => {
+  const s = await specDirCluster(t, { membership: { strategy: 'lease', downAfterMs: DOWN_AFTER_MS } })
+  await s.c.start({ name: 'a', image: { specDir: s.dir } })
+  await s.c.explainFailure(async () => {
+    await waitFor(async () => /error +a\/membership: downing: strategy lease needs a lease plugin in image\.json layers\.lease; this node downs nobody until it has one/.test(await s.c.node('a').log()), { what: 'a to say it has no lease plugin' })
+  })
+  t.pass()
+})
+
 function iptablesWorks (): boolean {
   if (process.getuid?.() !== 0) return false
   try { execFileSync('iptables', ['-L', 'INPUT', '-n'], { stdio: 'ignore' }); return true } catch { return false }
