@@ -22,13 +22,20 @@ export interface HealthSettings {
    */
   recoverChecks?: number
   /**
-   * Most event loop delay (p99 over one check interval) a healthy node has. A node this
+   * Most event loop delay (p99 over `eventLoopWindowMs`) a healthy node has. A node this
    * late answers its peers, its instances and the REPL too slowly to be trusted with a
    * singleton; lower flags merely busy nodes (a large spec evaluation, a burst of TLS
    * handshakes). Well under membership's suspectAfterMs, so a slow node says so itself
    * before the others take it for dead. @default 1000
    */
   eventLoopDelayMs?: number
+  /**
+   * The window the event loop delay's p99 is taken over. Longer lets a one-off stall (a
+   * GC pause, one big spec evaluation) pass as the 1% it is, and catches a loop that
+   * stalls again and again even when each check lands between stalls; but it reacts
+   * later, and a node stays unhealthy that much longer once the load is gone. @default 5000
+   */
+  eventLoopWindowMs?: number
   /**
    * Least free space in the data dir (MiB) of a healthy node: room for instance logs, the
    * journal, the code of the next spec version and state directories. A higher floor
@@ -55,6 +62,7 @@ export const healthDefaults: Required<HealthSettings> = {
   failChecks: 3,
   recoverChecks: 5,
   eventLoopDelayMs: 1000,
+  eventLoopWindowMs: 5000,
   minFreeMb: 256,
   reconcileStallMs: 60_000,
   probeTimeoutMs: 10_000
@@ -69,6 +77,7 @@ export const healthSchema = {
     failChecks: { type: 'integer', minimum: 1, maximum: 1000 },
     recoverChecks: { type: 'integer', minimum: 1, maximum: 1000 },
     eventLoopDelayMs: { type: 'integer', minimum: 10, maximum: 3_600_000 },
+    eventLoopWindowMs: { type: 'integer', minimum: 100, maximum: 3_600_000 },
     minFreeMb: { type: 'integer', minimum: 0, maximum: 1 << 30 },
     reconcileStallMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
     probeTimeoutMs: { type: 'integer', minimum: 10, maximum: 3_600_000 }

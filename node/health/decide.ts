@@ -7,7 +7,7 @@ import type { HealthSettings } from './config'
 
 /** What one check measured. A field left out was not measured (nothing to say about it). */
 export interface Measures {
-  /** p99 of the event loop delay over the last interval, ms. */
+  /** p99 of the event loop delay over the last window, ms. */
   eventLoopDelayMs?: number
   /** How the last finished data dir probe (write, fsync, remove a file) went. */
   probe?: { ok: true } | { ok: false, error: string }
@@ -82,6 +82,13 @@ export function step (s: HealthState, found: Cause[], h: Hysteresis): HealthStat
     return same ? { ...s, failing, passing: 0 } : { reason, kinds, failing, passing: 0 }
   }
   return failing >= h.failChecks ? { reason, kinds, failing, passing: 0 } : { kinds: [], failing, passing: 0 }
+}
+
+/** The `p`-th percentile (0-100) of `values` (nearest rank); undefined when there are none. */
+export function percentile (values: readonly number[], p: number): number | undefined {
+  if (values.length === 0) return undefined
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1]
 }
 
 /** `2.3 s`, `1 s`, `0.5 s`. */

@@ -48,7 +48,7 @@ export function health (init: HealthSettings = {}) {
 class HealthMonitor implements Health {
   readonly events = new EventEmitter()
   private readonly now: () => number
-  private readonly loop = new LoopDelay()
+  private readonly loop: LoopDelay
   private readonly probe: DataDirProbe
   private readonly watch = new ReconcileWatch()
   private state: HealthState = healthyState
@@ -59,6 +59,7 @@ class HealthMonitor implements Health {
   constructor (private readonly o: Required<HealthSettings>, private readonly c: HealthComponents) {
     this.now = c.now ?? Date.now
     this.probe = new DataDirProbe(c.dataDir, this.now)
+    this.loop = new LoopDelay(o.eventLoopWindowMs)
   }
 
   current (): string | undefined { return this.state.reason }
@@ -82,7 +83,7 @@ class HealthMonitor implements Health {
 
   private check (): void {
     const now = this.now()
-    const found = causes({ eventLoopDelayMs: this.loop.take(), ...this.probe.check(), reconcilingMs: this.watch.reconcilingMs(now) }, this.o, this.c.dataDir)
+    const found = causes({ eventLoopDelayMs: this.loop.p99(), ...this.probe.check(), reconcilingMs: this.watch.reconcilingMs(now) }, this.o, this.c.dataDir)
     const was = this.state.reason
     this.state = step(this.state, found, this.o)
     const is = this.state.reason

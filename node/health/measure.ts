@@ -2,41 +2,52 @@
  * The I/O edge of the self-health monitor: each class measures one thing and hands plain
  * numbers to the pure decision (decide.ts).
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { open, statfs, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Measures } from './decide'
+import { percentile, type Measures } from './decide'
 
-/** Event loop delay, from Node's histogram of its own timer's lateness. */
+/**
+ * Event loop delay: a timer due every `resolutionMs` records how late it fires, and the
+ * p99 is taken over the samples of the last `windowMs`. Node's monitorEventLoopDelay does
+ * the same sampling in C++, but its histogram can only be read whole and reset, not slid:
+ * reset at each check, a loop that stalls again and again looks healthy at every check
+ * that lands between two stalls.
+ */
 export class LoopDelay {
-  private h?: IntervalHistogram
+  private timer?: NodeJS.Timeout
+  private last = 0
+  /** Oldest first: when each sample was taken and how late the timer was, ms. */
+  private samples: Array<{ at: number, ms: number }> = []
 
-  /** `resolutionMs`: the histogram's tick; finer sees shorter stalls for more wakeups. */
-  constructor (private readonly resolutionMs = 20) {}
+  constructor (private readonly windowMs: number, private readonly resolutionMs = 20, private readonly now: () => number = () => performance.now()) {}
 
   start (): void {
-    if (this.h !== undefined) return
-    this.h = monitorEventLoopDelay({ resolution: this.resolutionMs })
-    this.h.enable()
+    if (this.timer !== undefined) return
+    this.last = this.now()
+    this.timer = setInterval(() => {
+      const at = this.now()
+      this.samples.push({ at, ms: Math.max(0, at - this.last - this.resolutionMs) })
+      this.last = at
+    }, this.resolutionMs)
+    this.timer.unref()
   }
 
   stop (): void {
-    this.h?.disable()
-    this.h = undefined
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.samples = []
   }
 
   /**
-   * p99 of the delay since the last call, in ms, and a fresh window. The histogram records
-   * the time between its ticks, so a loop on time records the resolution itself: that is
-   * taken off. With a tick of 20 ms a 1 s window holds some 50 samples, so its p99 is the
-   * worst of them: one long stall trips one check, and hysteresis asks for several.
+   * p99 of the delay over the window, in ms (undefined before the first sample). A stall
+   * is one sample, however long: it counts as 1% once it is one of 100 in the window.
    */
-  take (): number | undefined {
-    const h = this.h
-    if (h === undefined || h.count === 0) return undefined
-    const p99 = h.percentile(99) / 1e6
-    h.reset()
-    return Math.max(0, p99 - this.resolutionMs)
+  p99 (): number | undefined {
+    const since = this.now() - this.windowMs
+    let old = 0
+    while (old < this.samples.length && this.samples[old].at < since) old++
+    if (old > 0) this.samples = this.samples.slice(old)
+    return percentile(this.samples.map((s) => s.ms), 99)
   }
 }
 

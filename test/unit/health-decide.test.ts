@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
-import { causes, healthyState, step, type Cause, type HealthState } from '../../node/health/decide'
+import { causes, healthyState, percentile, step, type Cause, type HealthState } from '../../node/health/decide'
 import { healthDefaults } from '../../node/health/config'
 import { DataDirProbe, LoopDelay, ReconcileWatch } from '../../node/health/measure'
 import { parseImageConfig } from '../../node/config/image'
@@ -99,18 +99,28 @@ test('health: the data dir probe writes, syncs and removes its file, reports fre
   await missing.settled()
 })
 
-test('health: the event loop delay is measured from Node\'s own histogram', async (t) => {
-  const loop = new LoopDelay(10)
+test('health: the event loop delay is the p99 of a timer\'s lateness over a sliding window', async (t) => {
+  const loop = new LoopDelay(1000, 10)
   loop.start()
   t.teardown(() => loop.stop())
   await new Promise((resolve) => setTimeout(resolve, 100))
-  loop.take()
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.true((loop.p99() ?? 0) < 300, 'an idle loop is on time')
   const until = Date.now() + 400
   while (Date.now() < until) { /* block the loop, as a stuck node would */ }
   await new Promise((resolve) => setTimeout(resolve, 50))
-  const delay = loop.take() ?? 0
+  const delay = loop.p99() ?? 0
   t.true(delay >= 350 && delay < 2000, `measured ${delay} ms`)
+  // Once the stall is out of the window, it no longer counts.
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  t.true((loop.p99() ?? 0) < 300, `measured ${loop.p99() ?? 0} ms after the window slid past the stall`)
+})
+
+test('health: percentile by nearest rank: one stall in a hundred samples is the 1% that p99 leaves out', (t) => {
+  t.is(percentile([], 99), undefined)
+  t.is(percentile([5], 99), 5)
+  const hundred = [...Array.from({ length: 99 }, () => 1), 900]
+  t.is(percentile(hundred, 99), 1)
+  t.is(percentile([...hundred, 900], 99), 900)
 })
 
 test('health: a reconcile pass counts as stuck by its own time, builds not counted', (t) => {
