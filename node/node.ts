@@ -12,7 +12,7 @@ import { discovery as defaultDiscovery } from './discovery'
 import { hubs as defaultHubs, type Hubs } from './hubs'
 import { loadNodeId, measureCharacteristics } from './identity'
 import { loadIdentity } from './keys/files'
-import { createLogger, stderrSink, type Logger } from './log'
+import { createLogger, stderrSink, type LogSink, type Logger } from './log'
 import { RotatingLog } from './supervisor/logfile'
 import { membership as defaultMembership, membershipDefaults, LeaseHolder, type LeaseFactory, type Membership } from './membership'
 import { assemble, fetchSpecPlugins, loadLayerPlugins } from './plugins'
@@ -67,7 +67,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const id = await loadNodeId(dataDir, config.name)
   // The node's own log is a file too, rotated like instance logs.
   const nodeLog = new RotatingLog({ path: join(dataDir, 'node.log'), maxBytes: config.log.maxBytes, keep: config.log.keep })
-  const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, { write: (line) => nodeLog.write(line) }] })
+  const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, fileSink(nodeLog)] })
   // image.json's plugins replace the defaults (spec:<name> ones fetched from the spec repo); factories passed in code replace both.
   const plugins = await fetchSpecPlugins(config.layers, config.spec, dataDir, { log: root.child('plugins'), nodeId: id })
     .then(loadLayerPlugins)
@@ -168,6 +168,33 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     supervisor: supervisorLayer,
     journal: journalLayer,
     stop: async () => { await system.stop(); root.info('stopped'); await nodeLog.close() }
+  }
+}
+
+/**
+ * node.log as a log sink that never throws: on a full or read-only disk a failed write
+ * would otherwise surface as an exception in whatever code was logging (and the health
+ * monitor would fail to say why the node is unhealthy). Lines go on to stderr; the file
+ * part says once that it stopped, and once that it writes again.
+ */
+function fileSink (file: RotatingLog): LogSink {
+  let failing: string | undefined
+  return {
+    write: (line) => {
+      try {
+        file.write(line)
+        if (failing !== undefined) {
+          const was = failing
+          failing = undefined
+          file.write(`${new Date().toISOString()} warn  node.log: writing again (lines logged while it failed with ${was} are on stderr only)`)
+        }
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err)
+        if (failing === code) return
+        failing = code
+        process.stderr.write(`node.log: cannot write ${file.path} (${code}); its lines go to stderr only until it can\n`)
+      }
+    }
   }
 }
 

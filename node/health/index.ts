@@ -87,6 +87,9 @@ class HealthMonitor implements Health {
     const was = this.state.reason
     this.state = step(this.state, found, this.o)
     const is = this.state.reason
+    // Said every check (a no-op when unchanged), so a membership that was not running yet
+    // hears it too; and said before anything is logged, which on a full disk may fail.
+    this.c.membership.setUnhealthy(is)
     if (is !== was) {
       if (is === undefined) this.c.log.info(`healthy again (was: ${was ?? '?'}): this node takes work again`)
       else this.c.log.warn(`unhealthy: ${is}; its singletons move to healthy nodes and nothing new is placed here until it recovers`)
@@ -94,7 +97,5 @@ class HealthMonitor implements Health {
     } else if (found.length > 0 && is === undefined) {
       this.c.log.debug(`${found.map((f) => f.text).join('; ')} (${this.state.failing} of ${this.o.failChecks} checks before this node says it is unhealthy)`)
     }
-    // Said every check (a no-op when unchanged), so a membership that was not running yet hears it too.
-    this.c.membership.setUnhealthy(is)
   }
 }
