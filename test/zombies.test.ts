@@ -9,6 +9,7 @@
 import test from 'ava'
 import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -169,6 +170,26 @@ test.serial('zombies: a node whose data dir fills up says so, its singleton move
   t.true(texts.includes(`${observer}: ${victim} unhealthy: ${low}`), texts.join('\n'))
   t.true(texts.includes(`${observer}: ${victim} unhealthy: ${full}`), texts.join('\n'))
   t.true(texts.some((x) => x.startsWith(`${observer}: ${victim} healthy again (was: data dir ${data[victim]} not writable: ENOSPC`)), texts.join('\n'))
+})
+
+test.serial('zombies: a supervisor stuck in a reconcile (a git server that never answers) makes its node say so, and it recovers when the call fails', async (t) => {
+  // A git server that takes the connection and never says a word: isomorphic-git's fetch has no time limit.
+  const sockets = new Set<Socket>()
+  const server = createServer((sock) => { sockets.add(sock); sock.on('error', () => {}) })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const close = (): void => { for (const sock of sockets) sock.destroy(); server.close() }
+  t.teardown(close)
+  const s = await specDirCluster(t)
+  const health = { checkIntervalMs: 250, failChecks: 2, recoverChecks: 2, reconcileStallMs: 2000 }
+  await s.c.start({ name: 'a', image: { specDir: s.dir, health }, logLevel: 'info' })
+  await s.c.waitForView({ a: 'alive' })
+  await s.write('services/app.json', { ...idle, code: { repo: `http://127.0.0.1:${(server.address() as AddressInfo).port}/app.git` } })
+  const why = await s.c.explainFailure(async () => await waitFor(async () => (await nodeRow(s, 'a', 'a'))?.unhealthy, { timeoutMs: 30_000, what: 'a to say its supervisor is stuck' }))
+  t.regex(why, /^supervisor has not reconciled for \d+(\.\d)? s$/)
+  close()
+  await s.c.explainFailure(async () => await waitFor(async () => (await nodeRow(s, 'a', 'a'))?.unhealthy === undefined, { timeoutMs: 30_000, what: 'a to recover once the fetch failed' }))
+  const texts = await journalTexts(s, 'a')
+  t.true(texts.some((x) => /^a: app-0 waits: .*fetching http:\/\/127\.0\.0\.1:\d+\/app\.git failed/.test(x)), texts.join('\n'))
 })
 
 test.serial('suspect and dead: the instance of a stopped node shows unknown, then lost, never ready, and the singleton is ready elsewhere', async (t) => {
