@@ -24,7 +24,7 @@ export interface EventsView {
 
 export interface ReplayView { answeredBy: string, replayed: Replayed, recent: JournalEvent[], unreachable: EventsView['unreachable'] }
 
-const kinds = ['node', 'member', 'hubs', 'spec-applied', 'spec-rejected', 'phase', 'instance', 'rollout', 'operator', 'downing']
+const kinds = ['node', 'member', 'hubs', 'spec-applied', 'spec-rejected', 'phase', 'instance', 'rollout', 'operator', 'downing', 'health']
 const query = {
   since: { type: 'number' },
   until: { type: 'number' },
