@@ -19,21 +19,21 @@ const member = (id: string, status: Member['status'], instances: Member['instanc
   characteristics: { cpus: 1, memoryMb: 1, arch: 'x64', labels: {}, startedAt: 0 }
 })
 
-test('proxy: only ready instances on live members are targets; local first, then fewest connections', (t) => {
+test('proxy: only ready instances on alive members are targets (not on suspect or dead ones); local first, then fewest connections', (t) => {
   const table: MemberTable = {
     a: member('a', 'alive', { 'web-0': { v: '1', s: 'ready', a: 'a:1' }, 'redis': { v: '1', s: 'starting', a: 'a:2' } }),
     b: member('b', 'alive', { 'web-1': { v: '1', s: 'ready', a: 'b:1' }, 'web@b': { v: '1', s: 'ready', a: 'b:3' } }),
     c: member('c', 'dead', { 'web-2': { v: '1', s: 'ready', a: 'c:1' } }),
     d: member('d', 'suspect', { 'web-3': { v: '1', s: 'ready', a: 'd:1' }, 'webby-0': { v: '1', s: 'ready', a: 'd:2' } })
   }
-  t.deepEqual(readyTargets(table, 'web').map((x) => x.instance), ['web-0', 'web-1', 'web-3', 'web@b'])
+  t.deepEqual(readyTargets(table, 'web').map((x) => x.instance), ['web-0', 'web-1', 'web@b'])
   t.deepEqual(readyTargets(table, 'redis'), [])
-  const open: Record<string, number> = { 'web-0': 5, 'web-1': 2, 'web-3': 1, 'web@b': 1 }
+  const open: Record<string, number> = { 'web-0': 5, 'web-1': 2, 'web@b': 1 }
   t.is(choose(readyTargets(table, 'web'), 'a', (i) => open[i] ?? 0)?.instance, 'web-0', 'local first, however busy')
-  t.is(choose(readyTargets(table, 'web'), 'a', (i) => open[i] ?? 0, false)?.instance, 'web-3', 'fewest connections')
-  t.is(choose(readyTargets(table, 'web'), 'z', (i) => open[i] ?? 0)?.instance, 'web-3')
+  t.is(choose(readyTargets(table, 'web'), 'a', (i) => open[i] ?? 0, false)?.instance, 'web@b', 'fewest connections')
+  t.is(choose(readyTargets(table, 'web'), 'z', (i) => open[i] ?? 0)?.instance, 'web@b')
   t.is(choose([], 'a', () => 0), undefined)
-  t.deepEqual([0, 1, 2, 3].map((turn) => choose(readyTargets(table, 'web'), 'a', () => 0, false, turn)?.instance), ['web-0', 'web-1', 'web-3', 'web@b'], 'equals take turns')
+  t.deepEqual([0, 1, 2, 3].map((turn) => choose(readyTargets(table, 'web'), 'a', () => 0, false, turn)?.instance), ['web-0', 'web-1', 'web@b', 'web-0'], 'equals take turns')
 })
 
 test('proxy: the uid of a loopback client socket is read from /proc/net/tcp', (t) => {
