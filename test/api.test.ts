@@ -76,11 +76,12 @@ function member (id: string, status: Member['status'], instances: Member['instan
   return { id, address: `${id}:7000`, incarnation: 1, heartbeat: 1, status, hub: false, instances, characteristics: { cpus: 4, memoryMb: 8192, arch: 'x64', labels: {}, startedAt: 0 } }
 }
 
-test('api: services lists only ready instances on live members, and the owner is the proxy\'s for any key and any order of the table', (t) => {
+test('api: services lists only ready instances on alive members (not suspect or dead ones), and the owner is the proxy\'s for any key and any order of the table', (t) => {
   const table: MemberTable = {
     a: member('a', 'alive', { 'web@a': { v: '1', s: 'ready', a: '10.0.0.1:4000' }, 'kv-0': { v: '1', s: 'starting', a: '10.0.0.1:4001' } }),
-    b: member('b', 'suspect', { 'web@b': { v: '1', s: 'ready', a: '[fd00::2]:4000' } }),
-    c: member('c', 'dead', { 'web@c': { v: '1', s: 'ready', a: '10.0.0.3:4000' } })
+    b: member('b', 'alive', { 'web@b': { v: '1', s: 'ready', a: '[fd00::2]:4000' } }),
+    c: member('c', 'dead', { 'web@c': { v: '1', s: 'ready', a: '10.0.0.3:4000' } }),
+    d: member('d', 'suspect', { 'web@d': { v: '1', s: 'ready', a: '10.0.0.4:4000' } })
   }
   t.deepEqual(readyInstances(table, 'web', 'http'), [
     { instance: 'web@a', node: 'a', address: '10.0.0.1:4000', host: '10.0.0.1', port: 4000, ports: { http: 4000 } },
