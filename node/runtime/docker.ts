@@ -27,6 +27,7 @@ import type { Logger } from '../log'
 import { signalOfStatus } from '../supervisor/contain'
 import { pidNsOf, signalProcess, startTimeOf, usageOf } from '../supervisor/procfs'
 import type { RunExit, RunHandle, RunRequest, RunUsage, Runtime } from './contract'
+import type { ContainerGuard } from './guard'
 
 export interface DockerRuntimeInit {
   docker: Dockerode
@@ -34,6 +35,8 @@ export interface DockerRuntimeInit {
   nodeId: string
   /** How long after its exit a container's output may still arrive. @default 1000 */
   drainMs?: number
+  /** Ends the containers should the node be killed (guard.ts). @default none: they run on until the node starts again */
+  guard?: ContainerGuard
 }
 
 export const LABEL_NODE = 'origin.node'
@@ -161,7 +164,8 @@ class ContainerRun implements RunHandle {
     container.modem.demuxStream(stream, sink('out'), sink('err'))
     const closed = new Promise<void>((resolve) => { stream.once('end', resolve); stream.once('close', resolve); stream.once('error', () => resolve()) })
     const code = this.waitExit(exited)
-    this.gone = code.then(() => { this.over = true })
+    if (this.init !== undefined) o.guard?.track(container.id, `p:${this.init.pid}:${this.init.startTime}`)
+    this.gone = code.then(() => { this.over = true; o.guard?.untrack(container.id) })
     this.exit = code.then(async (status) => await this.afterExit(status, closed, stream))
   }
 

@@ -4,7 +4,7 @@
  * containers a previous run of this node left ended before anything starts, and images
  * made ready per service and code version with a backoff on failure, like code builds.
  *
- * A node that ever ran a container keeps a marker (DATA/run/docker.json); at its next start
+ * A node that ever ran a container keeps a marker (DATA/containers.json); at its next start
  * it connects and removes every container labelled with its id, even when the spec has
  * no container service any more.
  *
@@ -24,6 +24,7 @@ import type { ImageRunSpec } from '../spec/types'
 import { prepareBackoff } from '../supervisor/code'
 import type { Runtime } from './contract'
 import { connectDocker, dockerRuntime, endContainerLeftovers } from './docker'
+import { ContainerGuard } from './guard'
 
 export interface ContainerEngineInit {
   /** The engine's socket path or address (dockerSocket()). */
@@ -46,9 +47,12 @@ export class ContainerEngine {
   private readonly images = new Map<string, Promise<string>>()
   private readonly failures = new Map<string, ImageFailure>()
   private readonly marker: string
+  private readonly guard: ContainerGuard
 
   constructor (private readonly o: ContainerEngineInit) {
-    this.marker = join(o.dataDir, 'run', 'docker.json')
+    // Not in DATA/run: the process runtime's endLeftovers removes every record there.
+    this.marker = join(o.dataDir, 'containers.json')
+    this.guard = new ContainerGuard({ log: o.log })
   }
 
   get socket (): string { return this.o.socket }
@@ -62,7 +66,7 @@ export class ContainerEngine {
     const attempt = connectDocker({ socket: this.o.socket }).then((r): Engine => {
       if ('reason' in r) { this.failedAt = Date.now(); return r }
       this.o.log.info(`Docker engine ${r.version} at ${this.o.socket}: container services can run here`)
-      return { docker: r.docker, version: r.version, runtime: dockerRuntime({ docker: r.docker, nodeId: this.o.nodeId }) }
+      return { docker: r.docker, version: r.version, runtime: dockerRuntime({ docker: r.docker, nodeId: this.o.nodeId, guard: this.guard }) }
     })
     this.connected = attempt
     return await attempt
@@ -101,6 +105,7 @@ export class ContainerEngine {
 
   /** For a node stopping gracefully: any container of it still there (its instances have stopped) is removed, and the marker with it. */
   async stop (): Promise<void> {
+    this.guard.close()
     if (!this.marked || this.connected === undefined) return
     const e = await this.connected
     if ('reason' in e) return

@@ -1,0 +1,174 @@
+/**
+ * Services as Docker containers, with a dockerd of the test's own (test/helpers/dockerd.ts)
+ * and a tiny image made here: `docker import` of a root filesystem holding a static
+ * busybox. Containers use the host network and bind the nodes' loopback addresses only.
+ * Skipped, saying why, where dockerd cannot run.
+ */
+import test from 'ava'
+import { existsSync } from 'node:fs'
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import type Dockerode from 'dockerode'
+import { startDockerd, dockerSkipReason, run, type Daemon } from './helpers/dockerd'
+import { specDirCluster, type SpecDirCluster } from './helpers/spec-dir'
+import { waitFor } from './helpers/wait'
+
+const IMAGE = 'origin-test/busybox:1'
+const skip = dockerSkipReason()
+let daemon: Daemon | undefined
+let docker: Dockerode
+let tmp: string
+let why: string | undefined = skip
+
+test.before(async () => {
+  if (skip !== undefined) return
+  tmp = await mkdtemp(join(os.tmpdir(), 'origin-containers-'))
+  await mkdir(join(tmp, 'd'))
+  daemon = await startDockerd(join(tmp, 'd'))
+  if (daemon.failure !== undefined) { why = `dockerd did not start: ${daemon.failure}`; return }
+  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p))
+  if (busybox === undefined) { why = 'no static busybox (Debian\'s busybox-static; .ci/run installs it)'; return }
+  const root = join(tmp, 'rootfs')
+  await mkdir(join(root, 'bin'), { recursive: true })
+  await mkdir(join(root, 'www'))
+  await mkdir(join(root, 'tmp'))
+  await copyFile(busybox, join(root, 'bin', 'busybox'))
+  for (const tool of ['sh', 'httpd', 'nc', 'sleep', 'cat', 'echo', 'env', 'id']) await symlink('busybox', join(root, 'bin', tool))
+  await writeFile(join(root, 'www', 'index.html'), 'hello from a container\n')
+  const tar = await run('tar', ['-C', root, '-cf', join(tmp, 'rootfs.tar'), '.'])
+  if (tar.code !== 0) throw new Error(`tar: ${tar.stderr}`)
+  const imported = await daemon.docker('import', join(tmp, 'rootfs.tar'), IMAGE)
+  if (imported.code !== 0) throw new Error(`docker import: ${imported.stderr}`)
+  const { default: Docker } = await import('dockerode')
+  docker = new Docker({ socketPath: daemon.socket })
+})
+
+test.after.always(async () => {
+  await daemon?.stop()
+  if (tmp !== undefined) await rm(tmp, { recursive: true, force: true })
+})
+
+/** A container service of the test image. */
+const container = (args: string[], placement: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  run: { image: IMAGE, args }, placement, stopGraceMs: 1000, ...extra
+})
+const httpd = ['httpd', '-f', '-p', '${ORIGIN_HOST}:$PORT', '-h', '/www']
+const httpHealth = { http: { path: '/index.html' }, intervalMs: 200 }
+
+async function containersOf (labels: string[], all = false): Promise<Dockerode.ContainerInfo[]> {
+  return await docker.listContainers({ all, filters: { label: labels } })
+}
+
+async function cluster (t: Parameters<typeof specDirCluster>[0], nodes: string[]): Promise<SpecDirCluster> {
+  const s = await specDirCluster(t)
+  for (const n of nodes) await s.c.start({ name: n, image: { specDir: s.dir, docker: { socket: daemon!.socket } }, logLevel: 'info' })
+  await s.c.waitForView(Object.fromEntries(nodes.map((n) => [n, 'alive'])))
+  return s
+}
+
+function skipped (t: { log: (s: string) => void, pass: () => void }): boolean {
+  if (why === undefined) return false
+  t.log(`skipped: ${why}`)
+  t.pass()
+  return true
+}
+
+test.serial('containers: replicas and a singleton run as containers across three nodes, health-checked over http; stats show their cpu and memory; a node that stops removes its containers', async (t) => {
+  if (skipped(t)) return
+  const s = await cluster(t, ['a', 'b', 'c'])
+  await s.write('services/web.json', container(httpd, { kind: 'replicas', count: 2 }, { health: httpHealth }))
+  await s.write('services/one.json', container(httpd, { kind: 'singleton' }, { health: httpHealth }))
+  // About 10 MB held and a busy loop a good part of the time.
+  await s.write('services/hog.json', container(['sh', '-c', 'x=0123456789; i=0; while [ $i -lt 20 ]; do x=$x$x; i=$((i+1)); done; while :; do j=0; while [ $j -lt 2000 ]; do j=$((j+1)); done; sleep 0.05; done'], { kind: 'singleton' }))
+  const web = await s.c.explainFailure(async () => await s.waitInstances('a', 'web', 2))
+  const [one] = await s.waitInstances('a', 'one', 1)
+  t.is(new Set(web.map((i) => i.node)).size, 2, 'the replicas are on two nodes')
+  for (const i of [...web, one]) {
+    const page = await (await fetch(`http://${i.address ?? ''}/index.html`)).text()
+    t.is(page, 'hello from a container\n', `${i.instance} serves from its container at ${i.address ?? ''}`)
+    const [c] = await containersOf([`origin.instance=${i.instance}`])
+    t.truthy(c, `${i.instance} is a container`)
+    t.is(c.Labels['origin.node'], i.node)
+    t.is(c.Labels['origin.service'], i.instance.replace(/(-\d+|@.*)$/, ''))
+    t.is(c.HostConfig.NetworkMode, 'host')
+  }
+
+  const client = await s.c.client('a')
+  const hog = await waitFor(async () => {
+    const r = await client.stats()
+    const h = r.nodes.flatMap((n) => n.status === 'ok' ? n.instances : []).find((i) => i.service === 'hog')
+    return h !== undefined && (h.cpuPercent ?? 0) > 5 && (h.memoryMb ?? 0) > 5 ? h : undefined
+  }, { what: 'stats to show the hog container\'s cpu and memory', timeoutMs: 30_000 })
+  t.true((hog.processes ?? 0) >= 2, `the engine's init and the shell: ${JSON.stringify(hog)}`)
+  t.log(`hog container: ${hog.cpuPercent ?? '?'} % cpu, ${hog.memoryMb ?? '?'} MB, ${hog.processes ?? '?'} processes`)
+
+  // A graceful stop: every container of the node is gone, not just stopped.
+  const leaving = web[0].node
+  const node = s.c.node(leaving)
+  node.proc.signal('SIGTERM')
+  await node.proc.exited
+  t.deepEqual(await containersOf([`origin.node=${leaving}`], true), [], `${leaving} left no container behind`)
+  await s.waitInstances('b' === leaving ? 'a' : 'b', 'web', 2)
+})
+
+test.serial('containers: a crashing container restarts with its output in the instance log; one over its memory limit is killed with the reason', async (t) => {
+  if (skipped(t)) return
+  const s = await cluster(t, ['a'])
+  await s.write('services/crash.json', container(['sh', '-c', 'echo "up on $PORT as $ORIGIN_INSTANCE"; sleep 0.3; exit 3'], { kind: 'every' }, { restart: { policy: 'always', backoffMs: 200 } }))
+  await s.write('services/oom.json', container(['sh', '-c', 'x=0123456789; while :; do x=$x$x; done'], { kind: 'every' }, { resources: { memoryMb: 16 }, restart: { policy: 'always', backoffMs: 200 } }))
+  const crashed = await s.c.explainFailure(async () => await waitFor(async () => {
+    const [i] = await s.instances('a', 'crash')
+    return i !== undefined && (i.restarts ?? 0) >= 1 && /exited with code 3/.test(i.reason ?? '') ? i : undefined
+  }, { what: 'crash to exit with code 3 and restart' }))
+  t.regex(crashed.reason ?? '', /exited with code 3; restarting in/)
+  const log = await readFile(join(s.c.node('a').dir, 'data', 'logs', 'crash@a.log'), 'utf8')
+  t.regex(log, /out up on [0-9]+ as crash@a/, 'stdout of the container, stamped')
+  t.regex(log, /origin started container [0-9a-f]{12} \(pid [0-9]+\)/)
+  const oom = await waitFor(async () => {
+    const [i] = await s.instances('a', 'oom')
+    return i !== undefined && /killed: out of memory \(limit 16 MiB\)/.test(i.reason ?? '') ? i : undefined
+  }, { what: 'oom to be killed at its memory limit' })
+  t.regex(oom.reason ?? '', /restarting in/)
+  // Exited runs are removed by origin: at most the current run of each is there.
+  const all = await containersOf(['origin.node=a'], true)
+  t.true(all.length <= 2, `no exited containers pile up: ${all.map((c) => `${c.Labels['origin.instance']} ${c.State}`).join(', ')}`)
+})
+
+test.serial('containers: a spec change replaces the container; kill -9 of its node moves the singleton and leaves nothing running; the node restarted on its data dir removes what it left', async (t) => {
+  if (skipped(t)) return
+  const s = await cluster(t, ['a', 'b', 'c'])
+  await s.write('services/db.json', container(httpd, { kind: 'singleton' }, { health: httpHealth }))
+  const [first] = await s.c.explainFailure(async () => await s.waitInstances('a', 'db', 1))
+  const [before] = await containersOf(['origin.service=db'])
+  await s.write('services/db.json', container(httpd, { kind: 'singleton' }, { health: httpHealth, run: { image: IMAGE, args: httpd, env: { V: '2' } } }))
+  const [replaced] = await waitFor(async () => {
+    const r = await s.instances('a', 'db', 'ready')
+    return r.length === 1 && r[0].version !== first.version ? r : undefined
+  }, { what: 'db to run its new version' })
+  t.is(replaced.node, first.node, 'replaced where it ran')
+  const running = await containersOf(['origin.service=db'])
+  t.is(running.length, 1, 'one container of the singleton runs')
+  t.not(running[0].Id, before.Id, 'a new container')
+  t.deepEqual(await containersOf([`origin.instance=${before.Labels['origin.instance']}`], true).then((l) => l.filter((c) => c.Id === before.Id)), [], 'the old one is removed')
+
+  const victim = replaced.node
+  const watcher = ['a', 'b', 'c'].find((n) => n !== victim) as string
+  const node = s.c.node(victim)
+  node.proc.signal('SIGKILL')
+  await node.proc.exited
+  // The engine, not the node, is a container's parent: the node's guard ends them.
+  await waitFor(async () => (await containersOf([`origin.node=${victim}`])).length === 0 ? true : undefined, { what: `no container of ${victim} to run`, timeoutMs: 10_000 })
+  const [moved] = await s.c.explainFailure(async () => await waitFor(async () => {
+    const r = await s.instances(watcher, 'db', 'ready')
+    return r.length === 1 && r[0].node !== victim ? r : undefined
+  }, { what: 'db to move' }))
+  const dbs = await containersOf(['origin.service=db'])
+  t.deepEqual(dbs.map((c) => c.Labels['origin.node']), [moved.node], 'the singleton runs once, on its new node')
+
+  t.true((await containersOf([`origin.node=${victim}`], true)).length >= 1, 'the killed node left an exited container for its next start')
+  await s.c.start({ name: victim, address: node.address, image: { specDir: s.dir, docker: { socket: daemon!.socket } }, logLevel: 'info' })
+  await waitFor(async () => (await containersOf([`origin.node=${victim}`], true)).length === 0 ? true : undefined, { what: `${victim} to remove what it left` })
+  await s.c.explainFailure(async () => await waitFor(async () => /ended container [0-9a-f]{12} of db-0 \(exited\), left by a previous run of this node/.test(await s.c.node(victim).log()) ? true : undefined, { what: `${victim} to say what it ended` }), 80)
+  t.pass()
+})
