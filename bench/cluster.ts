@@ -11,10 +11,11 @@ import { ratio, row, summarize } from './stats'
 
 const defaults = { gossipIntervalMs: 200, suspectAfterMs: 2500, deadAfterMs: 5000, seedRetryMs: 2000 }
 
-async function rssMiB (pid: number): Promise<number> {
+/** RSS, and its private part (RssAnon): the rest is the node executable's pages, shared by every Node process. */
+async function rssMiB (pid: number): Promise<{ rss: number, anon: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
-  return kb / 1024
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN)
+  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024 }
 }
 
 export async function benchCluster (size: number): Promise<void> {
@@ -65,8 +66,10 @@ export async function benchCluster (size: number): Promise<void> {
     // Idle: a few gossip rounds with nothing else going on.
     await new Promise((resolve) => setTimeout(resolve, 3000))
     const rss = await Promise.all(names.map(async (n) => await rssMiB(c.node(n).proc.pid)))
-    const r = summarize(rss)
-    row('idle RSS per node (mean / max)', `${r.mean.toFixed(0)} / ${Math.max(...rss).toFixed(0)} MiB`, `(floor ${floor.idleRssMiB.toFixed(0)} MiB idle Node process, ${floor.echoRssMiB.toFixed(0)} MiB the echo server; goal ≤ 60 MiB)`)
+    const r = summarize(rss.map((x) => x.rss))
+    const anon = summarize(rss.map((x) => x.anon))
+    row('idle RSS per node (mean / max)', `${r.mean.toFixed(0)} / ${Math.max(...rss.map((x) => x.rss)).toFixed(0)} MiB`, `(floor ${floor.idleRssMiB.toFixed(0)} MiB idle Node process, ${floor.echoRssMiB.toFixed(0)} MiB the echo server; goal ≤ 60 MiB)`)
+    row('  of which private (RssAnon), mean', `${anon.mean.toFixed(0)} MiB`, '(the rest: the Node executable\'s pages, shared by all its processes)')
   } finally {
     await c.cleanup()
   }
