@@ -132,7 +132,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     usage: async () => await supervisorRef?.usage?.() ?? {},
     log: root.child('proxy')
   })
-  const supervisorLayer = make('supervisor', () => layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs ?? membershipDefaults.suspectAfterMs, secretsDir: config.secrets, containment, dockerSocket: config.docker?.socket })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, log: root.child('supervisor') }))
+  const supervisorLayer = make('supervisor', () => layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs ?? membershipDefaults.suspectAfterMs, secretsDir: config.secrets, containment, dockerSocket: config.docker?.socket })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, lease: leaseLayer, log: root.child('supervisor') }))
   supervisorRef = supervisorLayer
   // The journal listens to the layers' events; it starts right after the transport so it hears them all.
   const journalLayer = journal({ dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep })({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: root.child('journal') })

@@ -82,6 +82,7 @@ etcdTest('lease-etcd: one holder at a time, renewals keep it, release frees it, 
   t.true(first.grant.ttlMs >= 2000)
   t.deepEqual(await b.acquire('n2', 2000), { kind: 'taken', key, holder: 'n1', token: first.grant.token }, 'n2 is told who holds it and with what token')
   t.like(await a.acquire('n1', 2000), { kind: 'taken', holder: 'n1' }, 'a second acquire of a held lease does not succeed, even by its holder')
+  t.deepEqual(await b.read(), { holder: 'n1', token: first.grant.token })
 
   // Renewing past the ttl keeps it.
   const until = Date.now() + 3 * first.grant.ttlMs / 2
@@ -95,6 +96,7 @@ etcdTest('lease-etcd: one holder at a time, renewals keep it, release frees it, 
   // Released: the next one gets it at once, with a greater token; the old grant is gone.
   await a.release(first.grant)
   await a.release(first.grant) // releasing twice is not an error
+  t.is(await b.read(), undefined, 'released: nobody holds it')
   const second = await b.acquire('n2', 2000)
   if (second.kind !== 'granted') return t.fail(`n2 should get the released lease: ${JSON.stringify(second)}`)
   t.true(second.grant.token > first.grant.token, `fencing tokens grow: ${first.grant.token} then ${second.grant.token}`)

@@ -10,9 +10,18 @@
  * this side in turn, and both would run the singletons. A member that crashed for good
  * never comes back, so its downer keeps renewing (a request every ttl/3) until it stops.
  *
- * What counts as held: a grant whose last renewal was sent less than its ttl ago. A
- * renewal that fails (etcd unreachable) is retried each round; once the ttl has run out
- * this node no longer holds the lease for the downing decision, whatever etcd says later.
+ * What counts as held: a grant taken at least `settleMs` ago whose last renewal was sent
+ * less than its ttl ago. A renewal that fails (etcd unreachable) is retried each round;
+ * once the ttl has run out this node no longer holds the lease for the downing decision,
+ * whatever etcd says later.
+ *
+ * Who else holds it: while this node sees members dead or downed it reads the lease every
+ * `retryMs`, and says who holds it (`fact().holder`). The supervisor runs no singleton
+ * while the holder is one this node does not see alive: the other side won the lease (it
+ * may have taken it after this side's holder crashed, and down this side next). The
+ * `settleMs` a new holder waits before it downs anyone is the time the other side needs
+ * to read that (one `retryMs`, one call), so it has stopped its singletons before the
+ * winner's side starts them.
  *
  * Driven by the membership's round (`round`, no timer of its own); one call to the lease
  * is in flight at a time, so a slow engine slows the lease, never the gossip.
@@ -38,6 +47,8 @@ export interface LeaseHolderComponents {
   log: Logger
   /** A monotonic clock in ms, for tests. @default performance.now */
   now?: () => number
+  /** How long a new grant waits before it counts (see the top of this file). @default 2 × retryMs */
+  settleMs?: number
 }
 
 export class LeaseHolder implements DowningLease {
@@ -47,6 +58,8 @@ export class LeaseHolder implements DowningLease {
   private renewAt = 0
   private nextTryAt = 0
   private taken: { holder: string, token: number } | undefined
+  private acquiredAt = 0
+  private nextReadAt = 0
   private problem: string | undefined
   private readonly keepFor = new Set<string>()
   private inFlight: Promise<void> | undefined
@@ -79,6 +92,8 @@ export class LeaseHolder implements DowningLease {
       const need = needsLease(view, policy)
       if (this.grant === undefined) {
         if (need && now >= this.nextTryAt) this.track(this.acquire())
+        else if (need) { /* waiting to try again */ } else if (policy.strategy !== 'lease' || !Object.values(view.table).some((m) => m.status === 'dead' || m.status === 'left')) this.taken = undefined
+        else if (now >= this.nextReadAt) this.track(this.read())
       } else if (!need && this.allBack(view.table)) {
         this.track(this.release(this.keepFor.size === 0 ? 'no dead member to down any more' : `${[...this.keepFor].join(', ')} back`))
       } else if (now >= this.renewAt) {
@@ -94,6 +109,9 @@ export class LeaseHolder implements DowningLease {
 
   fact (now = this.now()): LeaseFact {
     const key = this.c.lease.key
+    if (this.grant !== undefined && now < this.validUntil && now < this.acquiredAt + this.settleMs) {
+      return { held: false, key, problem: `acquired with token ${this.grant.token}; it counts after ${(this.settleMs / 1000).toFixed(1)} s, once the other side can have seen it taken` }
+    }
     if (this.grant !== undefined && now < this.validUntil) return { held: true, key, token: this.grant.token }
     if (this.grant !== undefined) return { held: false, key, problem: `not renewed for its ttl of ${this.grant.ttlMs} ms${this.problem === undefined ? '' : `: ${this.problem}`}` }
     if (this.taken !== undefined) return { held: false, key, holder: this.taken.holder, token: this.taken.token }
@@ -114,23 +132,47 @@ export class LeaseHolder implements DowningLease {
     return Math.min(2000, Math.max(500, this.c.lease.ttlMs / 3))
   }
 
+  private get settleMs (): number {
+    return this.c.settleMs ?? 2 * this.retryMs
+  }
+
+  private async read (): Promise<void> {
+    try {
+      const r = await this.c.lease.read()
+      this.setProblem(undefined)
+      this.learn(r)
+    } catch (err) {
+      this.setProblem(errorMessage(err))
+    }
+    this.nextReadAt = this.now() + this.retryMs
+  }
+
+  /** Who holds the lease, as read or told by a failed acquire: said once per holder and token. */
+  private learn (r: { holder: string, token: number } | undefined): void {
+    const next = r === undefined || r.holder === '' ? undefined : r
+    if (next !== undefined && (this.taken?.holder !== next.holder || this.taken.token !== next.token)) {
+      this.c.log.info(`lease ${this.c.lease.key} held by ${next.holder} (token ${next.token}): this side does not down`)
+    }
+    this.taken = next
+  }
+
   private async acquire (): Promise<void> {
     const sent = this.now()
     try {
       const r = await this.c.lease.acquire(this.c.holder, this.c.lease.ttlMs)
       this.setProblem(undefined)
       if (r.kind === 'taken') {
-        if (this.taken?.holder !== r.holder || this.taken.token !== r.token) this.c.log.info(`lease ${r.key} held by ${r.holder} (token ${r.token}): this side does not down`)
-        this.taken = { holder: r.holder, token: r.token }
+        this.learn(r)
         this.nextTryAt = this.now() + this.retryMs
         return
       }
       this.taken = undefined
       this.grant = r.grant
+      this.acquiredAt = sent
       this.validUntil = sent + r.grant.ttlMs
       this.renewAt = sent + r.grant.ttlMs / 3
       this.keepFor.clear()
-      this.c.log.info(`lease ${r.grant.key} acquired, token ${r.grant.token} (ttl ${r.grant.ttlMs} ms)`)
+      this.c.log.info(`lease ${r.grant.key} acquired, token ${r.grant.token} (ttl ${r.grant.ttlMs} ms); downing in ${(this.settleMs / 1000).toFixed(1)} s, once the other side can have seen it taken`)
     } catch (err) {
       this.setProblem(errorMessage(err))
       this.nextTryAt = this.now() + this.retryMs

@@ -38,7 +38,7 @@ export interface LeaseGrant {
 
 export type Acquired =
   | { kind: 'granted', grant: LeaseGrant }
-  /** Another holds it; `token` is that holder's fencing token. */
+  /** Another holds it; `token` is that holder's fencing token (holder '': it was just released, try again). */
   | { kind: 'taken', key: string, holder: string, token: number }
 
 export interface Lease {
@@ -48,6 +48,8 @@ export interface Lease {
   readonly ttlMs: number
   /** Take the lease for `holder` if nobody holds it. */
   acquire (holder: string, ttlMs: number): Promise<Acquired>
+  /** Who holds the lease now, if anyone (`holder` '' : nobody). */
+  read (): Promise<{ holder: string, token: number } | undefined>
   /** Extend `grant` by its ttl; false when it is no longer held (expired, revoked, key taken). */
   renew (grant: LeaseGrant): Promise<boolean>
   /** Give `grant` up at once (others may acquire); a grant already gone is not an error. */

@@ -18,7 +18,7 @@ import type { LocalApi } from '../api'
 import { errorMessage } from '../errors'
 import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
-import type { InstanceSummary, Membership } from '../membership'
+import type { InstanceSummary, LeaseFact, Membership } from '../membership'
 import { assignmentsFor, schedule, serviceOfInstance, type Assignment, type Phase, type Schedule } from '../scheduler'
 import type { SpecLayer } from '../spec'
 import type { StateLayer } from '../state'
@@ -74,6 +74,8 @@ export interface SupervisorComponents {
   log: Logger
   /** The node's proxy: the addresses of the services an instance uses (node/proxy). */
   proxy?: { addressesFor (service: string): Promise<Record<string, string>> }
+  /** The `lease` downing strategy's lease, when the node has one: who holds it (membership/lease-holder.ts). */
+  lease?: { fact (): LeaseFact }
 }
 
 /** An instance's status, or `pending`: assigned here and not running, with the reason. */
@@ -371,7 +373,9 @@ class Reconciler implements Supervisor {
     this.code.keepOnly(applied.version)
     const mine = new Map(assignmentsFor(sched, self).map((a) => [a.instance, a]))
     const inTouch = this.c.membership.reachable(this.fenceAfterMs)
-    const quorum = singletonQuorum(table, self, inTouch, applied.spec.cluster.downing?.strategy !== 'lease')
+    const byLease = applied.spec.cluster.downing?.strategy === 'lease'
+    const lease = byLease ? this.c.lease?.fact() : undefined
+    const quorum = singletonQuorum(table, self, inTouch, !byLease, lease !== undefined && !lease.held ? lease.holder : undefined)
     // Singletons start only once the quorum has held for fenceAfterMs: a node back from a
     // partition first lets stale views (someone "dead" who is not) be refuted.
     const now = Date.now()

@@ -56,8 +56,13 @@ export function mayReplace (
  * regain a majority by themselves. With the `lease` downing strategy (`lowestIdBreaksTies`
  * false) the lease is the tie-breaker instead: at exactly half, a side waits until its
  * lease holder has downed the other half, for the lowest id may be on the side that lost.
+ * And while the lease is held by a member this node does not see alive (`leaseHolder`),
+ * the other side has won it and may down this one: no singleton here, majority or not.
  */
-export function singletonQuorum (table: MemberTable, self: string, reachable: ReadonlySet<string>, lowestIdBreaksTies = true): { ok: boolean, reason: string } {
+export function singletonQuorum (table: MemberTable, self: string, reachable: ReadonlySet<string>, lowestIdBreaksTies = true, leaseHolder?: string): { ok: boolean, reason: string } {
+  if (leaseHolder !== undefined && leaseHolder !== self && !['alive', 'suspect'].includes(table[leaseHolder]?.status ?? 'gone')) {
+    return { ok: false, reason: `the downing lease is held by ${leaseHolder}, which this node does not see alive: the other side won it, so no singleton runs on this side` }
+  }
   const members = Object.values(table).filter((m) => m.status !== 'left')
   const inTouch = members.filter((m) => m.id === self || reachable.has(m.id))
   const seen = `in touch with ${inTouch.length} of ${members.length} members`

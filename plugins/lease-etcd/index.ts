@@ -110,8 +110,14 @@ class EtcdLease implements Lease {
     await this.revoke(id)
     const kv = txn.responses?.[0]?.response_range?.kvs?.[0]
     // The key went between the compare and the range: nobody holds it now; the next try may win.
-    if (kv === undefined) return { kind: 'taken', key: this.key, holder: '(nobody, just released)', token: 0 }
+    if (kv === undefined) return { kind: 'taken', key: this.key, holder: '', token: 0 }
     return { kind: 'taken', key: this.key, holder: unb64(kv.value), token: Number(kv.create_revision) }
+  }
+
+  async read (): Promise<{ holder: string, token: number } | undefined> {
+    const r = await this.etcd().call('/v3/kv/range', { key: b64(this.key) })
+    const kv = r.kvs?.[0]
+    return kv === undefined ? undefined : { holder: unb64(kv.value), token: Number(kv.create_revision) }
   }
 
   async renew (grant: LeaseGrant): Promise<boolean> {

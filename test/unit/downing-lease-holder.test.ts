@@ -8,6 +8,7 @@ import test from 'ava'
 import { silentLogger } from '../../node/log'
 import type { DowningPolicy, DowningView } from '../../node/membership/downing'
 import { LeaseHolder } from '../../node/membership/lease-holder'
+import { singletonQuorum } from '../../node/supervisor/rolling'
 import type { Acquired, Lease, LeaseGrant } from '../../node/membership/lease'
 import type { Member, MemberStatus, MemberTable } from '../../node/membership/types'
 
@@ -27,6 +28,10 @@ class MemoryEngine {
         if (e.held !== undefined) return { kind: 'taken', key: this.key, holder: e.held.holder, token: e.held.token }
         e.held = { holder, token: ++e.token, id: `l${e.token}`, expiresAt: e.now + ttlMs }
         return { kind: 'granted', grant: { key: this.key, holder, token: e.held.token, id: e.held.id, ttlMs } }
+      },
+      async read () {
+        e.check()
+        return e.held === undefined ? undefined : { holder: e.held.holder, token: e.held.token }
       },
       async renew (g: LeaseGrant) {
         e.check()
@@ -64,8 +69,8 @@ function table (statuses: Record<string, MemberStatus>, incarnation = 1): Member
 const policy: DowningPolicy = { strategy: 'lease', afterMs: 1000 }
 const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve)) }
 
-async function holderOn (engine: MemoryEngine, id: string): Promise<LeaseHolder> {
-  const h = new LeaseHolder({ lease: engine.lease(), holder: id, log: silentLogger, now: () => engine.now })
+async function holderOn (engine: MemoryEngine, id: string, settleMs = 0): Promise<LeaseHolder> {
+  const h = new LeaseHolder({ lease: engine.lease(), holder: id, log: silentLogger, now: () => engine.now, settleMs })
   await h.start()
   return h
 }
@@ -156,4 +161,41 @@ test('lease holder: stopping releases the lease at once', async (t) => {
   t.like(b.round({ table: table({ a: 'dead', b: 'alive' }), self: 'b', stableForMs: 5000 }, policy), { held: false }, 'stopped: it takes nothing')
   await settle()
   t.is(engine.held, undefined)
+})
+
+test('lease holder: a new grant counts only after settleMs, and a node that sees members dead or downed reads who holds the lease', async (t) => {
+  const engine = new MemoryEngine()
+  const b = await holderOn(engine, 'b', 1000)
+  const c = await holderOn(engine, 'c')
+  const v: DowningView = { table: table({ a: 'dead', b: 'alive' }), self: 'b', stableForMs: 5000 }
+  b.round(v, policy)
+  await settle()
+  t.is(engine.held?.holder, 'b')
+  const early = b.round(v, policy)
+  t.like(early, { held: false })
+  t.regex(early.held ? '' : early.problem ?? '', /acquired with token 1; it counts after 1\.0 s/)
+  engine.advance(1000)
+  t.like(b.round(v, policy), { held: true, token: 1 })
+
+  // c sees a downed (left) and needs nothing: it reads the lease anyway, and says b holds it.
+  const cView: DowningView = { table: table({ a: 'left', b: 'alive', c: 'alive' }), self: 'c', stableForMs: 0 }
+  c.round(cView, policy)
+  await settle()
+  t.like(c.fact(), { held: false, holder: 'b', token: 1 })
+  // With nobody dead or downed, it forgets (and reads nothing).
+  c.round({ table: table({ a: 'alive', b: 'alive', c: 'alive' }), self: 'c', stableForMs: 0 }, policy)
+  t.deepEqual(c.fact(), { held: false, key: '/origin/test/downing' })
+})
+
+test('lease holder: a node runs no singleton while the lease is held by a member it does not see alive (the other side won it)', (t) => {
+  const three = table({ a: 'dead', b: 'left', c: 'alive', d: 'alive' })
+  const inTouch = new Set(['d'])
+  t.true(singletonQuorum(three, 'c', inTouch, false).ok, 'c and d: 2 of 3 members not left')
+  t.true(singletonQuorum(three, 'c', inTouch, false, 'd').ok, 'held by a side-mate')
+  t.true(singletonQuorum(three, 'c', inTouch, false, 'c').ok, 'held by itself')
+  const lost = singletonQuorum(three, 'c', inTouch, false, 'b')
+  t.false(lost.ok, 'held by b, which c downed: b\'s side won the lease after c\'s side lost its holder')
+  t.regex(lost.reason, /the downing lease is held by b, which this node does not see alive/)
+  t.false(singletonQuorum(three, 'c', inTouch, false, 'a').ok, 'held by a, dead here: its side may be the other one')
+  t.false(singletonQuorum(table({ a: 'alive', b: 'dead' }), 'a', new Set(), false).ok, 'with the lease, half of two with the lowest id is not enough')
 })
