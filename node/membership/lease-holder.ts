@@ -89,18 +89,25 @@ export class LeaseHolder implements DowningLease {
   round (view: DowningView, policy: DowningPolicy): LeaseFact {
     const now = this.now()
     if (this.running && this.inFlight === undefined) {
-      const need = needsLease(view, policy)
-      if (this.grant === undefined) {
-        if (need && now >= this.nextTryAt) this.track(this.acquire())
-        else if (need) { /* waiting to try again */ } else if (policy.strategy !== 'lease' || !Object.values(view.table).some((m) => m.status === 'dead' || m.status === 'left')) this.taken = undefined
-        else if (now >= this.nextReadAt) this.track(this.read())
-      } else if (!need && this.allBack(view.table)) {
-        this.track(this.release(this.keepFor.size === 0 ? 'no dead member to down any more' : `${[...this.keepFor].join(', ')} back`))
-      } else if (now >= this.renewAt) {
-        this.track(this.renew(this.grant))
-      }
+      const op = this.next(view, policy, now)
+      if (op !== undefined) this.track(op)
     }
     return this.fact(now)
+  }
+
+  /** The call to the lease this round needs, if any (one at a time). */
+  private next (view: DowningView, policy: DowningPolicy, now: number): Promise<void> | undefined {
+    const need = needsLease(view, policy)
+    if (this.grant !== undefined) {
+      if (!need && (policy.strategy !== 'lease' || this.allBack(view.table))) {
+        return this.release(policy.strategy !== 'lease' ? `the strategy is ${policy.strategy} now` : this.keepFor.size === 0 ? 'no dead member to down any more' : `${[...this.keepFor].join(', ')} back`)
+      }
+      return now >= this.renewAt ? this.renew(this.grant) : undefined
+    }
+    if (need) return now >= this.nextTryAt ? this.acquire() : undefined
+    const watching = policy.strategy === 'lease' && Object.values(view.table).some((m) => m.status === 'dead' || m.status === 'left')
+    if (!watching) { this.taken = undefined; return undefined }
+    return now >= this.nextReadAt ? this.read() : undefined
   }
 
   downed (ids: string[]): void {
