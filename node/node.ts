@@ -11,6 +11,8 @@ import { control } from './control'
 import { discovery as defaultDiscovery } from './discovery'
 import { hubs as defaultHubs, type Hubs } from './hubs'
 import { loadNodeId, measureCharacteristics } from './identity'
+import { dockerSocket } from './runtime/docker'
+import { probeRuntimes } from './runtime/probe'
 import { loadIdentity } from './keys/files'
 import { createLogger, stderrSink, type LogSink, type Logger } from './log'
 import { RotatingLog } from './supervisor/logfile'
@@ -81,6 +83,8 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     throw new Error(`the node certificate is for cluster "${identity.info.cluster}", but this node is configured for cluster "${config.cluster}"`)
   }
   const containment = await probeContainment()
+  // Said in the characteristics: the scheduler places container services only where an engine answered.
+  const runtimes = await probeRuntimes(dockerSocket(config.docker?.socket))
   const transport = make('transport', () => layers.transport({ listen: config.listen })({
     identity: { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster },
     log: root.child('transport')
@@ -106,6 +110,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
         ...measureCharacteristics(config.characteristics, config.labels, Date.now()),
         secrets,
         containment: containment.pidNamespace ? 'pid-namespace' : 'process-group',
+        runtimes,
         certificate: { serial: identity.info.serial, notAfter: identity.info.notAfter.getTime() }
       }
     }

@@ -74,6 +74,18 @@ function skipped (t: { log: (s: string) => void, pass: () => void }): boolean {
   return true
 }
 
+test.serial('containers: without a Docker engine a container service is unschedulable, in words; process services run as ever', async (t) => {
+  // No dockerd needed: the node's socket leads nowhere.
+  const s = await specDirCluster(t)
+  await s.c.start({ name: 'a', image: { specDir: s.dir, docker: { socket: join(os.tmpdir(), 'origin-no-engine', 'docker.sock') } } })
+  await s.write('services/box.json', container(httpd, { kind: 'singleton' }))
+  await s.write('services/plain.json', { run: { command: 'sleep', args: ['60'] }, placement: { kind: 'every' }, stopGraceMs: 500 })
+  await s.c.explainFailure(async () => await s.waitInstances('a', 'plain', 1))
+  const box = await waitFor(async () => (await s.services('a')).services.find((x) => x.name === 'box' && x.unschedulable.length > 0), { what: 'box to be unschedulable' })
+  t.regex(box.unschedulable[0].reason, /runs containers \(run\.image\), and no alive node has a Docker engine/)
+  t.deepEqual(box.instances, [])
+})
+
 test.serial('containers: replicas and a singleton run as containers across three nodes, health-checked over http; stats show their cpu and memory; a node that stops removes its containers', async (t) => {
   if (skipped(t)) return
   const s = await cluster(t, ['a', 'b', 'c'])
@@ -125,6 +137,13 @@ test.serial('containers: a crashing container restarts with its output in the in
   const log = await readFile(join(s.c.node('a').dir, 'data', 'logs', 'crash@a.log'), 'utf8')
   t.regex(log, /out up on [0-9]+ as crash@a/, 'stdout of the container, stamped')
   t.regex(log, /origin started container [0-9a-f]{12} \(pid [0-9]+\)/)
+  // An image the node does not have: the instance waits, saying so, and nothing is pulled.
+  await s.write('services/absent.json', container([], { kind: 'every' }, { run: { image: 'origin-test/absent:1' } }))
+  const absent = await waitFor(async () => {
+    const [i] = await s.instances('a', 'absent')
+    return i !== undefined && i.state === 'pending' ? i : undefined
+  }, { what: 'absent to wait for its image' })
+  t.regex(absent.reason ?? absent.rollout ?? '', /image origin-test\/absent:1 is not on node a: load it, or give the service run\.image\.load \/ run\.image\.build; origin does not pull from registries/)
   const oom = await waitFor(async () => {
     const [i] = await s.instances('a', 'oom')
     return i !== undefined && /killed: out of memory \(limit 16 MiB\)/.test(i.reason ?? '') ? i : undefined

@@ -37,6 +37,12 @@ export interface Characteristics {
    * group may outlive its instance).
    */
   containment?: 'pid-namespace' | 'process-group'
+  /**
+   * What the node can run instances as: `process` always, `docker` when its Docker engine
+   * answered at start (node/runtime/probe.ts). Container services are placed only where
+   * `docker` is said; a node that says nothing runs processes only.
+   */
+  runtimes?: Array<'process' | 'docker'>
   /** The node certificate it runs with: its serial (to revoke one image) and when it expires (ms since epoch). */
   certificate?: { serial: string, notAfter: number }
   /** An operator drained the node (`cluster.drain`): it hosts no instances until undrained. Kept in its data dir across restarts. */

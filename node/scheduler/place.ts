@@ -223,6 +223,7 @@ function matches (svc: ServiceSpec, m: Member): boolean {
   const p = svc.placement
   const c = m.characteristics
   return secretsOf(svc).every((name) => c.secrets?.includes(name) === true) &&
+    (svc.run.image === undefined || c.runtimes?.includes('docker') === true) &&
     labelsMatch(p.labels, c.labels) &&
     (p.minCpus == null || c.cpus >= p.minCpus) &&
     (p.minMemoryMb == null || c.memoryMb >= p.minMemoryMb) &&
@@ -263,6 +264,10 @@ function noMatchReason (svc: ServiceSpec, candidates: Member[], noun: string): s
   for (const secret of secretsOf(svc)) {
     terms.push(`secret ${secret}`)
     if (!chars.some((c) => c.secrets?.includes(secret) === true)) reasons.push(`needs the secret "${secret}", which no ${noun}'s image carries (in its secrets/ folder)`)
+  }
+  if (svc.run.image !== undefined) {
+    terms.push('a Docker engine')
+    if (!chars.some((c) => c.runtimes?.includes('docker') === true)) reasons.push(`runs containers (run.image), and no ${noun} has a Docker engine (its socket answering when the node started)`)
   }
   return reasons.length > 0 ? reasons.join('; ') : `no ${noun} matches all of: ${terms.join(', ')}`
 }
