@@ -63,6 +63,7 @@ export const memberSchema = {
         startedAt: { type: 'integer', minimum: 0, maximum: SAFE },
         secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 1000 },
         containment: { enum: ['pid-namespace', 'process-group'] },
+        runtimes: { type: 'array', items: { enum: ['process', 'docker'] }, maxItems: 8 },
         drained: { type: 'boolean' },
         unhealthy: { type: 'string', minLength: 1, maxLength: UNHEALTHY_MAX_CHARS },
         certificate: {
