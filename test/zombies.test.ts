@@ -45,10 +45,10 @@ async function readyOn (s: SpecDirCluster, on: string, service: string): Promise
 
 test.serial('zombies: a node starved of CPU says its event loop is delayed, its singleton moves, and it recovers by itself', async (t) => {
   const s = await specDirCluster(t)
-  // Slow enough failure detection that a node stopped 1 s at a time is never taken for dead
+  // Slow enough failure detection that a node stopped 1.5 s at a time is never taken for dead
   // (nor fenced by its watchdog); the health bound is well under the stops.
   const membership = { gossipIntervalMs: 100, suspectAfterMs: 4000, deadAfterMs: 8000, seedRetryMs: 300 }
-  const health = { checkIntervalMs: 250, failChecks: 3, recoverChecks: 4, eventLoopDelayMs: 400, eventLoopWindowMs: 3000 }
+  const health = { checkIntervalMs: 250, failChecks: 3, recoverChecks: 4, eventLoopDelayMs: 800, eventLoopWindowMs: 3000 }
   for (const name of ['a', 'b', 'c']) await s.c.start({ name, membership, image: { specDir: s.dir, health }, logLevel: 'info' })
   await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
   await s.write('services/single.json', idle)
@@ -56,13 +56,14 @@ test.serial('zombies: a node starved of CPU says its event loop is delayed, its 
   const observer = ['a', 'b', 'c'].find((n) => n !== victim) as string
   const node = s.c.node(victim)
 
-  // Starve it: stopped 1 s, then running 0.3 s, until told to stop.
+  // Starve it: stopped 1.5 s, then running 0.3 s, until told to stop. (A healthy node on a
+  // loaded machine is late by far less than the 0.8 s bound.)
   let starving = true
   t.teardown(() => { starving = false; node.proc.signal('SIGCONT') })
   const starver = (async () => {
     while (starving) {
       node.proc.signal('SIGSTOP')
-      await new Promise((resolve) => setTimeout(resolve, 1000))
+      await new Promise((resolve) => setTimeout(resolve, 1500))
       node.proc.signal('SIGCONT')
       await new Promise((resolve) => setTimeout(resolve, 300))
     }
@@ -71,7 +72,7 @@ test.serial('zombies: a node starved of CPU says its event loop is delayed, its 
     const row = await nodeRow(s, observer, victim)
     return row?.unhealthy !== undefined ? row : undefined
   }, { timeoutMs: 30_000, what: `${victim} to say it is unhealthy` }))
-  t.regex(sick.unhealthy ?? '', /^event loop delayed \d+(\.\d)? s \(bound 0\.4 s\)/)
+  t.regex(sick.unhealthy ?? '', /^event loop delayed \d+(\.\d)? s \(bound 0\.8 s\)/)
   const moved = await s.c.explainFailure(async () => await waitFor(async () => {
     const to = await readyOn(s, observer, 'single')
     return to !== undefined && to !== victim ? to : undefined
