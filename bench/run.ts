@@ -7,6 +7,7 @@ import { benchState } from './state'
 import { benchImage } from './image'
 import { benchRepl } from './repl'
 import { benchProxy } from './proxy'
+import { benchMembership } from './membership'
 
 async function main (): Promise<void> {
   console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
@@ -18,6 +19,7 @@ async function main (): Promise<void> {
   if (only === undefined || only === 'image') await benchImage()
   if (only === undefined || only === 'repl') await benchRepl()
   if (only === undefined || only === 'proxy') await benchProxy()
+  if (only === undefined || only === 'membership') await benchMembership(5)
 }
 
 main().catch((err) => { console.error(err); process.exitCode = 1 })

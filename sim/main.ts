@@ -11,7 +11,7 @@
  * (s of the loss/churn scenarios, 60), --loss (on every link, 0), --node-loss (on one
  * node, 0.05 in the loss scenario), --latency / --jitter (ms, 0.5 / 1), and any membership
  * setting by name (--gossipIntervalMs 200, --suspectAfterMs 600, ...). --json prints one
- * JSON object instead.
+ * JSON object instead; --progress says on stderr how far the virtual clock is.
  */
 import { membershipDefaults, type MembershipInit } from '../node/membership'
 import { seededRandom, VirtualClock } from './clock'
@@ -33,17 +33,19 @@ interface Args {
   latencyMs: number
   jitterMs: number
   json: boolean
+  progress: boolean
   membership: Omit<MembershipInit, 'seeds'>
 }
 
 const START = Date.UTC(2026, 0, 1)
 
 export function parseArgs (argv: string[]): Args {
-  const a: Args = { nodes: 5, scenario: 'crash', seed: 1, rounds: 10, durationS: 60, loss: 0, nodeLoss: -1, latencyMs: 0.5, jitterMs: 1, json: false, membership: {} }
+  const a: Args = { nodes: 5, scenario: 'crash', seed: 1, rounds: 10, durationS: 60, loss: 0, nodeLoss: -1, latencyMs: 0.5, jitterMs: 1, json: false, progress: false, membership: {} }
   const names: Record<string, keyof Args> = { '--nodes': 'nodes', '--seed': 'seed', '--rounds': 'rounds', '--duration': 'durationS', '--loss': 'loss', '--node-loss': 'nodeLoss', '--latency': 'latencyMs', '--jitter': 'jitterMs' }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
     if (flag === '--json') { a.json = true; continue }
+    if (flag === '--progress') { a.progress = true; continue }
     const value = argv[++i]
     if (value === undefined) throw new Error(`${flag} needs a value`)
     if (flag === '--scenario') {
@@ -65,6 +67,7 @@ export function parseArgs (argv: string[]): Args {
 
 async function main (): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
+  progress = args.progress
   const wall = Date.now()
   const clock = new VirtualClock(START)
   const random = seededRandom(args.seed)
@@ -131,11 +134,16 @@ async function main (): Promise<void> {
   for (const x of cluster.live()) void x.m.stop().catch(() => undefined)
 }
 
+/** Progress on stderr (`--progress`): virtual time, wall time, events. */
+let progress = false
+const wallStart = Date.now()
+
 /** Run the clock until `done()` (checked every 100 ms of virtual time) or `maxMs`; the time it held. */
 async function until (clock: VirtualClock, done: () => boolean, maxMs: number): Promise<number> {
   const end = clock.now() + maxMs
   while (clock.now() < end) {
     await clock.runUntil(clock.now() + 100)
+    if (progress && (clock.now() - START) % 5000 < 100) process.stderr.write(`  ${((clock.now() - START) / 1000).toFixed(0)} s virtual, ${((Date.now() - wallStart) / 1000).toFixed(0)} s wall, ${clock.events} events\n`)
     if (done()) return clock.now()
   }
   throw new Error(`not within ${maxMs / 1000} s of virtual time`)

@@ -117,13 +117,13 @@ interface Snapshot {
   nodeCpu: number
   /** CPU ticks by `instance@startedAt` (a restart starts a new count). */
   ticks: Map<string, number>
-  /** Bytes of membership gossip (mesh.gossip and mesh.join calls) so far, each way. */
+  /** Bytes of membership traffic (mesh.gossip, mesh.join, mesh.ping and mesh.ping-req calls) so far, each way. */
   gossip: { sent: number, received: number }
   usage: Record<string, { pids: number[], rssKb: number, cpuTicks: number }>
 }
 
 /** The membership layer's calls: what "gossip traffic" is. */
-const GOSSIP_METHODS = ['mesh.gossip', 'mesh.join']
+const GOSSIP_METHODS = ['mesh.gossip', 'mesh.join', 'mesh.ping', 'mesh.ping-req']
 
 /** Clock ticks per second of /proc CPU times (USER_HZ): 100 on every Linux origin runs on. */
 const USER_HZ = 100

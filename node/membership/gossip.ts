@@ -61,6 +61,11 @@ export class GossipMembership implements Membership, SwimHost {
   private nextPushPullAt = 0
   /** Members were heard of that there was no room to confirm: ask for them again once the room is back. */
   private untaken = false
+  /** A member that holds more entries than this node (see `compare`), and when this node may next catch up with one. */
+  private behind?: string
+  private catchUpAt = 0
+  /** Entries in the table (merges never remove one). */
+  private size = 0
   private downing: DowningPolicy
   /** The membership signature (see downing.ts) and since when it has been as it is. */
   private signature = ''
@@ -152,6 +157,7 @@ export class GossipMembership implements Membership, SwimHost {
       characteristics: this.c.self.characteristics
     }
     this.members = { [this.self.id]: this.self }
+    this.size = 1
     this.stableSince = this.now()
     this.signature = membershipSignature(this.members)
     const seeds = this.otherSeeds()
@@ -203,7 +209,8 @@ export class GossipMembership implements Membership, SwimHost {
     const speaker = this.caller(p.from, remote, 'mesh.ping')
     if (p.to !== this.self.id) throw new OriginError('E_NOT_FOUND', `this is ${this.self.id}, not ${p.to}`, { id: this.self.id })
     this.hearDeltas(p.from, p.deltas, undefined, speaker, `${p.from} (calling from ${remote})`)
-    const ack: Ack = { from: this.self.id, deltas: this.outgoing(p.from) }
+    this.compare(p.n, p.from)
+    const ack: Ack = { from: this.self.id, deltas: this.outgoing(p.from), n: this.size }
     if (!Object.hasOwn(this.members, p.from)) ack.stranger = true
     const have = p.have
     if (have === undefined || have.incarnation < this.self.incarnation || (have.incarnation === this.self.incarnation && have.heartbeat < this.self.heartbeat)) ack.self = this.self
@@ -234,11 +241,20 @@ export class GossipMembership implements Membership, SwimHost {
     return known !== undefined && hostOf(known.address) === hostOf(remote) ? from : undefined
   }
 
+  /**
+   * `member` holds `n` entries: more than this node (entries are never removed, so a
+   * count is a cheap digest) means news this node missed, a join whose deltas ran out
+   * before reaching it. A push-pull with that member follows, at most one a second.
+   */
+  private compare (n: number | undefined, member: string): void {
+    if (n !== undefined && n > this.size && Object.hasOwn(this.members, member)) this.behind = member
+  }
+
   /** Changes for a message to `to`: its own entry first while it is suspect here (so it refutes at once), then the queue's. */
   outgoing (to: string): Delta[] {
     const m = Object.hasOwn(this.members, to) ? this.members[to] : undefined
     const buddy = m !== undefined && (m.status === 'suspect' || m.status === 'dead') ? [this.queue.get(to) ?? { e: m }] : []
-    const n = Object.keys(this.members).length
+    const n = this.size
     const queued = this.queue.take(this.o.maxDeltasPerMessage - buddy.length, retransmitLimit(this.o.retransmitMult, n))
     return buddy.length === 0 ? queued : [...buddy, ...queued.filter((d) => d.e.id !== to)]
   }
@@ -257,7 +273,7 @@ export class GossipMembership implements Membership, SwimHost {
     }
     this.hear(from, incoming, speaker, source, by)
     // A suspicion this node already holds, said by one more member: a confirmation.
-    const n = Object.keys(this.members).length
+    const n = this.size
     for (const [id, who] of by) {
       const m = this.members[id]
       if (m === undefined || m.status !== 'suspect' || m.incarnation !== incoming[id].incarnation || id === this.self.id) continue
@@ -360,7 +376,8 @@ export class GossipMembership implements Membership, SwimHost {
     if (changed.length === 0) return
     this.signatureStale = true
     const now = this.now()
-    const n = Object.keys(next).length
+    for (const id of changed) if (!Object.hasOwn(before, id)) this.size++
+    const n = this.size
     for (const id of changed) {
       const m = next[id]
       this.queue.add(m, m.status === 'suspect' ? by.get(id) ?? from : undefined)
@@ -452,7 +469,12 @@ export class GossipMembership implements Membership, SwimHost {
     // After a join into a large cluster, the rest of the members come in batches: another
     // exchange as soon as the last batch is confirmed, rather than at the next repair.
     const more = this.untaken && this.probes.pending === 0
-    if (now >= this.nextPushPullAt || more) {
+    const behind = this.behind === undefined || now < this.catchUpAt ? undefined : this.member(this.behind)
+    this.behind = undefined
+    if (behind !== undefined && (behind.status === 'alive' || behind.status === 'suspect')) {
+      this.catchUpAt = now + 1000
+      void this.exchange(behind, 'mesh.gossip')
+    } else if (now >= this.nextPushPullAt || more) {
       this.untaken = false
       this.nextPushPullAt = now + this.pushPullEveryMs()
       const [peer] = shuffle(this.peers(), this.random)
@@ -463,7 +485,7 @@ export class GossipMembership implements Membership, SwimHost {
   }
 
   private pushPullEveryMs (): number {
-    const n = Object.keys(this.members).length
+    const n = this.size
     return this.o.pushPullIntervalMs * (n > 32 ? Math.ceil(Math.log2(n / 32)) + 1 : 1)
   }
 
@@ -477,7 +499,7 @@ export class GossipMembership implements Membership, SwimHost {
       // Lifeguard: tell the member itself, so a live one refutes at once (its entry goes first, see `outgoing`).
       void this.ping(this.members[id], this.health.scale(this.o.gossipIntervalMs))
     } else if (m.status === 'suspect') {
-      const n = Object.keys(this.members).length
+      const n = this.size
       if (this.suspicions.suspect(id, m.incarnation, this.self.id, this.now(), expectedConfirmations(this.o.suspicionConfirmations, n))) this.queue.add(m, this.self.id)
     }
   }
@@ -533,13 +555,16 @@ export class GossipMembership implements Membership, SwimHost {
     try {
       const conn = await this.c.transport.peer(address)
       const known = own ? undefined : this.member(id)
-      const payload: Ping = { from: this.self.id, to: id, deltas: deltas ?? this.outgoing(id) }
+      const payload: Ping = { from: this.self.id, to: id, n: this.size, deltas: deltas ?? this.outgoing(id) }
       if (known !== undefined) payload.have = { incarnation: known.incarnation, heartbeat: known.heartbeat }
       const ack = checkAck(await conn.call('mesh.ping', payload, { timeoutMs }), `the ack from ${address}`, this.o.maxDeltasPerMessage)
       const entry = ack.self ?? this.member(ack.from)
       const speaker = ack.from === id && entry?.address === address ? id : undefined
       this.hearDeltas(ack.from, ack.deltas, ack.self, speaker, `${ack.from} at ${address}`)
-      if (speaker !== undefined && Object.hasOwn(this.members, speaker)) this.contacts.set(speaker, this.now())
+      if (speaker !== undefined && Object.hasOwn(this.members, speaker)) {
+        this.contacts.set(speaker, this.now())
+        this.compare(ack.n, speaker)
+      }
       // It has not met this node (it joined after the news of this node went round): say
       // who this node is, and it will call back to confirm.
       if (ack.stranger === true && speaker !== undefined && deltas === undefined && this.running) void this.ping(target, timeoutMs, [{ e: this.self }])

@@ -77,7 +77,8 @@ export function hear (k: Knowledge, incoming: MemberTable, h: Hearing, limits: H
   const taken: MemberTable = {}
   const unknown: Heard['unknown'] = []
   const refused: Refusal[] = []
-  let room = limits.maxMembers - Object.keys(k.table).length
+  // Counted only when a new member is taken: most frames bring none.
+  let room: number | undefined
   for (const id of Object.keys(incoming).sort(compareIds)) {
     const e = incoming[id]
     const j = e.id !== id ? { reason: `keyed "${id}" but is member "${e.id}"`, recheck: false } : judge(k, e, h, limits)
@@ -85,6 +86,7 @@ export function hear (k: Knowledge, incoming: MemberTable, h: Hearing, limits: H
     if (j === 'unknown') { unknown.push({ id, address: e.address }); continue }
     if (j !== 'take') { refused.push({ id, address: e.address, ...j }); continue }
     if (!Object.hasOwn(k.table, id)) {
+      room ??= limits.maxMembers - Object.keys(k.table).length
       if (room <= 0) { refused.push({ id, address: e.address, reason: `the table is full (${limits.maxMembers} members)`, recheck: false }); continue }
       room--
     }

@@ -108,6 +108,8 @@ export interface Ping {
   to: string
   /** The version of `to`'s entry the prober holds; absent or older, and the ack carries `to`'s own entry. */
   have?: { incarnation: number, heartbeat: number }
+  /** Entries in the prober's table: a receiver holding fewer has missed news, and asks for the whole table. */
+  n?: number
   deltas: Delta[]
 }
 /**
@@ -115,7 +117,7 @@ export interface Ping {
  * is older, and `stranger` when the prober is not in the member's table (so the prober
  * says who it is).
  */
-export interface Ack { from: string, deltas: Delta[], self?: Member, stranger?: boolean }
+export interface Ack { from: string, deltas: Delta[], self?: Member, stranger?: boolean, n?: number }
 /** mesh.ping-req: probe `target` for the sender (SWIM's indirect probe). */
 export interface PingReq { from: string, target: { id: string, address: string }, deltas: Delta[] }
 /** The answer to mesh.ping-req: whether `target` acked (false is Lifeguard's nack). */
@@ -143,7 +145,7 @@ export function pingPayload (maxDeltas: number): object {
     type: 'object',
     additionalProperties: false,
     required: ['from', 'to', 'deltas'],
-    properties: { from: idSchema, to: idSchema, have: versionSchema, deltas: deltasSchema(maxDeltas) }
+    properties: { from: idSchema, to: idSchema, have: versionSchema, n: { type: 'integer', minimum: 0, maximum: SAFE }, deltas: deltasSchema(maxDeltas) }
   }
 }
 
@@ -166,7 +168,7 @@ function ackSchema (maxDeltas: number): object {
     type: 'object',
     additionalProperties: false,
     required: ['from', 'deltas'],
-    properties: { from: idSchema, deltas: deltasSchema(maxDeltas), self: memberSchema, stranger: { type: 'boolean' } }
+    properties: { from: idSchema, deltas: deltasSchema(maxDeltas), self: memberSchema, stranger: { type: 'boolean' }, n: { type: 'integer', minimum: 0, maximum: SAFE } }
   }
 }
 

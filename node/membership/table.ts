@@ -40,12 +40,30 @@ export function mergeMember (a: Member, b: Member): Member {
 
 /** Union of ids; for an id in both, the greater entry. Keys are inserted in sorted order. */
 export function mergeTables (a: MemberTable, b: MemberTable): MemberTable {
-  const ids = new Set([...Object.keys(a), ...Object.keys(b)])
   const out: MemberTable = {}
-  for (const id of [...ids].sort(compareIds)) {
+  for (const id of sortedUnion(Object.keys(a), Object.keys(b))) {
     const x = Object.hasOwn(a, id) ? a[id] : undefined
     const y = Object.hasOwn(b, id) ? b[id] : undefined
     setEntry(out, id, x !== undefined && y !== undefined ? mergeMember(x, y) : (x ?? y) as Member)
+  }
+  return out
+}
+
+/**
+ * The ids of both lists, once each, sorted. Merged tables keep their keys sorted, so the
+ * usual case (a sorted table and a few ids) is a linear merge rather than a sort.
+ */
+function sortedUnion (a: string[], b: string[]): string[] {
+  const isSorted = (xs: string[]): boolean => xs.every((x, i) => i === 0 || compareIds(xs[i - 1], x) < 0)
+  const xs = isSorted(a) ? a : [...new Set(a)].sort(compareIds)
+  const inA = new Set(xs)
+  const ys = [...new Set(b.filter((id) => !inA.has(id)))].sort(compareIds)
+  const out: string[] = []
+  let i = 0
+  let j = 0
+  while (i < xs.length || j < ys.length) {
+    if (j >= ys.length || (i < xs.length && compareIds(xs[i], ys[j]) < 0)) out.push(xs[i++])
+    else out.push(ys[j++])
   }
   return out
 }
@@ -99,6 +117,10 @@ export function refute (self: Member, seen: Member | undefined): Member {
  * something to settle by guessing. Returns `table` itself when nothing changes.
  */
 export function retireReplaced (table: MemberTable): MemberTable {
+  // Most tables have no dead member at all: nothing to look up then.
+  let anyDead = false
+  for (const id in table) if (table[id].status === 'dead') { anyDead = true; break }
+  if (!anyDead) return table
   const aliveAt = new Map<string, string>()
   for (const m of Object.values(table)) if (m.status === 'alive') aliveAt.set(m.address, m.id)
   let out = table

@@ -1,0 +1,72 @@
+/**
+ * Membership benchmarks with the default settings (SWIM with Lifeguard), real node
+ * processes on loopback: kill -9 -> dead on every other node (p50/p99 over several kills,
+ * each node's own moment read from its log), and membership bytes per second per node
+ * (mesh.ping, mesh.ping-req, mesh.gossip, mesh.join, each way, from `cluster.stats()`).
+ * Next to swim-js and memberlist on this kind of machine (the issue's figures).
+ */
+import { TestCluster } from '../test/helpers/cluster'
+import { waitFor } from '../test/helpers/wait'
+import type { NodeStats } from '../node/control/stats'
+import { row, summarize } from './stats'
+
+const KILLS = 6
+
+/** When `observer`'s log first says `id` is `status` at or after `since` (ms since epoch). */
+async function loggedAt (c: TestCluster, observer: string, id: string, status: string, since: number): Promise<number | undefined> {
+  for (const line of (await c.node(observer).log()).split('\n')) {
+    if (!line.includes(`/membership: ${id} is ${status}`)) continue
+    const at = Date.parse(line.split(' ')[0])
+    if (at >= since) return at
+  }
+  return undefined
+}
+
+export async function benchMembership (size = 5): Promise<void> {
+  const c = await TestCluster.create({ cluster: 'bench' })
+  try {
+    console.log(`\nmembership, ${size} nodes, default settings (SWIM every 200 ms, suspicion 600..2000 ms)`)
+    const names = Array.from({ length: size }, (_, i) => `m${i + 1}`)
+    for (const name of names) await c.start({ name, membership: {}, logLevel: 'info' })
+    const everyone = Object.fromEntries(names.map((n) => [n, 'alive']))
+    await c.waitForView(everyone, { timeoutMs: 30_000 })
+
+    // Traffic: each node's window is the time since the previous stats call it answered.
+    const client = await c.client(names[0])
+    await client.stats()
+    const windowStart = performance.now()
+    await waitFor(() => performance.now() - windowStart > 10_000, { what: 'a 10 s window', timeoutMs: 15_000 })
+    const rows = (await client.stats()).nodes.filter((r): r is NodeStats => r.status === 'ok')
+    const sent = rows.map((r) => r.gossipBytesPerSec.sent)
+    const received = rows.map((r) => r.gossipBytesPerSec.received)
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+    row('membership bytes/s per node, sent (mean / max)', `${mean(sent).toFixed(0)} / ${Math.max(...sent)}`, `(${rows.length} nodes, idle; the whole-table gossip sent ${size} × ~0.5-1 KB × 3 peers × 5/s)`)
+    row('membership bytes/s per node, received (mean / max)', `${mean(received).toFixed(0)} / ${Math.max(...received)}`)
+
+    const samples: number[] = []
+    const onAll: number[] = []
+    let falseDeaths = 0
+    for (let k = 0; k < KILLS; k++) {
+      const victim = names[1 + (k % (size - 1))]
+      const others = names.filter((n) => n !== victim)
+      const killedAt = Date.now()
+      c.node(victim).proc.signal('SIGKILL')
+      const times = await Promise.all(others.map(async (n) => await waitFor(async () => await loggedAt(c, n, victim, 'dead', killedAt), { what: `${n} to log ${victim} dead`, timeoutMs: 30_000 })))
+      const after = times.map((at) => at - killedAt)
+      samples.push(...after)
+      onAll.push(Math.max(...after))
+      for (const n of others) for (const o of others) if (n !== o && await loggedAt(c, n, o, 'dead', killedAt) !== undefined) falseDeaths++
+      // The same node again (its data dir, so its id): alive everywhere before the next kill.
+      await c.node(victim).proc.exited
+      await c.start({ name: victim, address: c.node(victim).address, membership: {}, logLevel: 'info' })
+      await c.waitForView(everyone, { timeoutMs: 30_000 })
+    }
+    const each = summarize(samples)
+    const all = summarize(onAll)
+    row(`kill -9 -> dead, each observer, p50 / p99 (${samples.length})`, `${each.p50} / ${each.p99} ms`, '(goal p50 ≤ 1000, p99 ≤ 2000; swim-js 64-302 ms, memberlist defaults 5-9 s)')
+    row(`kill -9 -> dead on all, p50 / max (${onAll.length} kills)`, `${all.p50} / ${Math.max(...onAll)} ms`)
+    row('live nodes taken for dead meanwhile', `${falseDeaths}`)
+  } finally {
+    await c.cleanup()
+  }
+}
