@@ -57,8 +57,8 @@ export async function servicesView (c: ServicesComponents, only?: string): Promi
     // A node that stops answering is soon suspect: then its gossip entry is the answer, at once.
     const judged = untilNotAlive(c.membership, m.id)
     try {
-      const conn = await c.transport.peer(m.address)
-      const asked = conn.call<InstanceReport[]>('supervisor.report', undefined, { timeoutMs: 2000 })
+      // Connecting is raced too: a stopped node's kernel still takes the connection, and the handshake then waits.
+      const asked = (async () => await (await c.transport.peer(m.address)).call<InstanceReport[]>('supervisor.report', undefined, { timeoutMs: 2000 }))()
       asked.catch(() => {})
       const r = await Promise.race([asked, judged.promise])
       if (r !== undefined) return r
