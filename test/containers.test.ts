@@ -10,6 +10,9 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node
 import os from 'node:os'
 import { join } from 'node:path'
 import type Dockerode from 'dockerode'
+import { silentLogger } from '../node/log'
+import { dockerRuntime } from '../node/runtime/docker'
+import { ManagedProcess, waitReady } from '../node/supervisor/process'
 import { startDockerd, dockerSkipReason, run, type Daemon } from './helpers/dockerd'
 import { specDirCluster, type SpecDirCluster } from './helpers/spec-dir'
 import { waitFor } from './helpers/wait'
@@ -154,6 +157,27 @@ test.serial('containers: a crashing container restarts with its output in the in
   t.true(all.length <= 2, `no exited containers pile up: ${all.map((c) => `${c.Labels['origin.instance']} ${c.State}`).join(', ')}`)
 })
 
+test.serial('containers: an image built on the node from a Dockerfile in the service\'s folder, again when its code changes', async (t) => {
+  if (skipped(t)) return
+  const s = await cluster(t, ['a'])
+  await s.write('services/site/Dockerfile', `FROM ${IMAGE}\nCOPY page.html /www/index.html\n`)
+  await s.write('services/site/page.html', 'one\n')
+  await s.write('services/site.json', container(httpd, { kind: 'singleton' }, { health: httpHealth, run: { image: { build: {} }, args: httpd } }))
+  const [v1] = await s.c.explainFailure(async () => await s.waitInstances('a', 'site', 1))
+  t.is(await (await fetch(`http://${v1.address ?? ''}/index.html`)).text(), 'one\n')
+  const [c1] = await containersOf(['origin.service=site'])
+  t.regex(c1.Image, /^origin\/site:/, 'tagged by origin')
+  await s.write('services/site/page.html', 'two\n')
+  const [v2] = await waitFor(async () => {
+    const r = await s.instances('a', 'site', 'ready')
+    return r.length === 1 && r[0].version !== v1.version ? r : undefined
+  }, { what: 'site to run its new version', timeoutMs: 60_000 })
+  t.is(await (await fetch(`http://${v2.address ?? ''}/index.html`)).text(), 'two\n')
+  const [c2] = await containersOf(['origin.service=site'])
+  t.not(c2.Image, c1.Image, 'a new image for the new code version')
+  t.regex(await readFile(join(s.c.node('a').dir, 'data', 'logs', 'build-site.log'), 'utf8'), /COPY page.html/)
+})
+
 test.serial('containers: a spec change replaces the container; kill -9 of its node moves the singleton and leaves nothing running; the node restarted on its data dir removes what it left', async (t) => {
   if (skipped(t)) return
   const s = await cluster(t, ['a', 'b', 'c'])
@@ -190,4 +214,36 @@ test.serial('containers: a spec change replaces the container; kill -9 of its no
   await waitFor(async () => (await containersOf([`origin.node=${victim}`], true)).length === 0 ? true : undefined, { what: `${victim} to remove what it left` })
   await s.c.explainFailure(async () => await waitFor(async () => /ended container [0-9a-f]{12} of db-0 \(exited\), left by a previous run of this node/.test(await s.c.node(victim).log()) ? true : undefined, { what: `${victim} to say what it ended` }), 80)
   t.pass()
+})
+
+test.serial('containers: an instance pauses and resumes with the engine, and a stop that comes while its container is being created ends it', async (t) => {
+  if (skipped(t)) return
+  const dir = await mkdtemp(join(tmp, 'mp-'))
+  const runtime = dockerRuntime({ docker, nodeId: 'unit' })
+  const make = (id: string): ManagedProcess => new ManagedProcess({
+    id, command: '', image: { ref: IMAGE, service: 'box' }, runtime, args: ['sh', '-c', 'while :; do echo tick; sleep 0.1; done'],
+    env: {}, cwd: dir, logPath: join(dir, `${id}.log`), log: silentLogger, restart: { policy: 'always' }, stopGraceMs: 1000
+  })
+  const p = make('box-0')
+  p.start()
+  const ready = await waitReady(p, 30_000)
+  t.regex(ready.container ?? '', /^[0-9a-f]{12}$/)
+  const id = ready.container as string
+  p.pause()
+  await waitFor(async () => (await docker.getContainer(id).inspect()).State.Paused ? true : undefined, { what: 'the container to be paused' })
+  t.is(p.status().state, 'paused')
+  p.resume()
+  await waitFor(async () => (await docker.getContainer(id).inspect()).State.Running && !(await docker.getContainer(id).inspect()).State.Paused ? true : undefined, { what: 'the container to run again' })
+  t.is(p.status().state, 'ready')
+  await p.stop()
+  t.is(p.status().state, 'stopped')
+  t.deepEqual(await containersOf(['origin.instance=box-0'], true), [], 'removed once stopped')
+  t.regex(await readFile(join(dir, 'box-0.log'), 'utf8'), /out tick/)
+
+  const q = make('box-1')
+  q.start()
+  t.is(q.status().state, 'starting', 'the container is being created')
+  await q.stop()
+  t.is(q.status().state, 'stopped')
+  t.deepEqual(await containersOf(['origin.instance=box-1'], true), [], 'nothing of it is left')
 })

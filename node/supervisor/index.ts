@@ -400,7 +400,8 @@ class Reconciler implements Supervisor {
         const code = await this.code.prepare(a.service, svc, applied)
         dir = code.dir
         version = serviceVersion(svc, code.version)
-        if (svc.run.image !== undefined) image = await this.imageFor(a.service, svc.run.image, code.dir, code.version)
+        // An image's build context and tarballs: the service's own folder of the spec repo, or the root of its code repo.
+        if (svc.run.image !== undefined) image = await this.imageFor(a.service, svc.run.image, svc.code === undefined ? join(code.dir, 'services', a.service) : code.dir, code.version)
       } catch (err) {
         // The old version (if any) keeps running; the rollout shows as stuck with the reason.
         this.wait(a.instance, errorMessage(err), 'warn')
