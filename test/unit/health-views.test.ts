@@ -3,6 +3,8 @@
  * suspect and dead ones: the pure mappings, the journal's entries, the REPL's table.
  */
 import test from 'ava'
+import fc from 'fast-check'
+import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { inspect } from 'node:util'
@@ -90,4 +92,24 @@ test('cluster.nodes(): an unhealthy node says so in its status and why under the
   t.regex(text, /^n2 +n2:7400 +alive, unhealthy /m)
   t.regex(text, /^n2 unhealthy: data dir has 80 MiB free \(floor 256 MiB\) \(its singletons move to healthy nodes\)$/m)
   t.notRegex(text, /^n1 unhealthy/m)
+})
+
+test('apps and operators agree: an instance is listed ready by /v1/services exactly when /v1/where says ready, whatever its member\'s status', (t) => {
+  const arb = fc.array(fc.record({
+    status: fc.constantFrom<MemberStatus>('alive', 'suspect', 'dead', 'left'),
+    states: fc.array(fc.constantFrom('ready', 'starting', 'unhealthy', 'stopped'), { maxLength: 3 })
+  }), { minLength: 1, maxLength: 6 })
+  fc.assert(fc.property(arb, (ms) => {
+    const tbl = table(...ms.map((m, i) => member(`n${i}`, m.status, Object.fromEntries(m.states.map((s, j) => [`web-${i * 3 + j}`, s])))))
+    const ready = readyInstances(tbl, 'web').map((x) => `${x.node}/${x.instance}`)
+    const where = whereInstances(tbl, 'web')
+    assert.deepStrictEqual(ready, where.filter((x) => x.state === 'ready').map((x) => `${x.node}/${x.instance}`))
+    for (const x of where) {
+      const status = tbl[x.node].status
+      if (status === 'suspect') assert.equal(x.state, 'unknown')
+      if (status === 'dead') assert.equal(x.state, 'lost')
+      assert.notEqual(status, 'left')
+    }
+  }))
+  t.pass()
 })
