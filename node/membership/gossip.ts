@@ -261,17 +261,30 @@ export class GossipMembership implements Membership, SwimHost {
 
   /** Changes received (and a member's own entry, from an ack): believed as a small table. */
   private hearDeltas (from: string, deltas: Delta[], own: Member | undefined, speaker: string | undefined, source: string): void {
-    if (deltas.length === 0 && own === undefined) return
+    this.hearBatch([{ from, deltas, own, speaker }], source)
+  }
+
+  /**
+   * Changes from one or more messages (and members' own entries, from acks), believed as
+   * one small table: one commit for a batch of acks (a joining node meeting dozens of
+   * members at once) rather than one each.
+   */
+  private hearBatch (batch: Array<{ from: string, deltas: Delta[], own?: Member, speaker?: string }>, source: string): void {
     const incoming: MemberTable = {}
     const by = new Map<string, string>()
-    for (const d of [...deltas, ...(own === undefined ? [] : [{ e: own }])]) {
-      const e = d.e
-      const had = Object.hasOwn(incoming, e.id) ? incoming[e.id] : undefined
-      if (e.id === '__proto__') continue
-      incoming[e.id] = had === undefined ? e : mergeMember(had, e)
-      if (e.status === 'suspect') by.set(e.id, d.by ?? from)
+    const speakers = new Set<string>()
+    for (const b of batch) {
+      if (b.speaker !== undefined) speakers.add(b.speaker)
+      for (const d of b.own === undefined ? b.deltas : [...b.deltas, { e: b.own }]) {
+        const e = d.e
+        if (e.id === '__proto__') continue
+        const had = Object.hasOwn(incoming, e.id) ? incoming[e.id] : undefined
+        incoming[e.id] = had === undefined ? e : mergeMember(had, e)
+        if (e.status === 'suspect') by.set(e.id, d.by ?? b.from)
+      }
     }
-    this.hear(from, incoming, speaker, source, by)
+    if (Object.keys(incoming).length === 0) return
+    this.hear(batch[0].from, incoming, speakers, source, by)
     // A suspicion this node already holds, said by one more member: a confirmation.
     const n = this.size
     for (const [id, who] of by) {
@@ -282,13 +295,14 @@ export class GossipMembership implements Membership, SwimHost {
   }
 
   /** `dialed`: the table is the answer of a member this node called at its address (a join, a push-pull). */
-  private hear (from: string, incoming: MemberTable, speaker: string | undefined, source: string, by?: ReadonlyMap<string, string>, dialed = false): void {
+  private hear (from: string, incoming: MemberTable, speaker: string | ReadonlySet<string> | undefined, source: string, by?: ReadonlyMap<string, string>, dialed = false): void {
     const now = this.now()
     const before = this.members
     const seen = Object.hasOwn(incoming, this.self.id) ? incoming[this.self.id] : undefined
     const since = now - this.o.suspectAfterMs
     const fresh = { has: (id: string) => (this.contacts.get(id) ?? -Infinity) >= since }
-    const r = hear({ self: this.self, table: before, direct: this.direct }, incoming, { speaker, fresh, now }, this.o)
+    const speaking = typeof speaker === 'string' ? { speaker } : { speakers: speaker }
+    const r = hear({ self: this.self, table: before, direct: this.direct }, incoming, { ...speaking, fresh, now }, this.o)
     if (r.knowledge.self !== this.self && seen !== undefined) {
       const after = `now incarnation ${r.knowledge.self.incarnation}`
       this.log.info(seen.status === 'alive'
@@ -352,11 +366,14 @@ export class GossipMembership implements Membership, SwimHost {
     if (!this.running) return
     const targets = this.probes.due(this.now(), budgeted ? Math.min(limit, this.probeBudget) : limit)
     if (budgeted) this.probeBudget -= targets.length
-    await Promise.all(targets.map(async (t) => {
-      const outcome = await this.ping(t, this.o.gossipIntervalMs * 5, undefined, true)
-      if (outcome === 'ack') this.probes.succeeded(t.id, this.now())
+    const timeoutMs = this.o.gossipIntervalMs * 5
+    const answers = await Promise.all(targets.map(async (t) => await this.callPing(t, timeoutMs, undefined, true)))
+    const acked = answers.filter((a): a is { ack: Ack, speaker?: string } => a !== undefined)
+    if (acked.length > 0) this.heardAck(targets[0], timeoutMs, undefined, acked)
+    for (const [i, t] of targets.entries()) {
+      if (answers[i]?.speaker === t.id) this.probes.succeeded(t.id, this.now())
       else this.probes.failed(t.id, this.now())
-    }))
+    }
   }
 
   private updateSelf (self: Member): void {
@@ -551,6 +568,18 @@ export class GossipMembership implements Membership, SwimHost {
    * answers there; `failed`: no answer in `timeoutMs`.
    */
   async ping (target: { id: string, address: string }, timeoutMs: number, deltas?: Delta[], own = false): Promise<PingOutcome> {
+    const answer = await this.callPing(target, timeoutMs, deltas, own)
+    if (answer === undefined) return 'failed'
+    this.heardAck(target, timeoutMs, deltas, [answer])
+    return answer.speaker !== undefined ? 'ack' : 'other'
+  }
+
+  /**
+   * mesh.ping `target`; the ack and whether the member we meant gave it: at the address
+   * it has here or, for a member only heard of (`own`: asking for its own entry), at the
+   * address we dialed. Nothing heard yet (see `heardAck`).
+   */
+  private async callPing (target: { id: string, address: string }, timeoutMs: number, deltas?: Delta[], own = false): Promise<{ ack: Ack, speaker?: string } | undefined> {
     const { id, address } = target
     try {
       const conn = await this.c.transport.peer(address)
@@ -559,19 +588,24 @@ export class GossipMembership implements Membership, SwimHost {
       if (known !== undefined) payload.have = { incarnation: known.incarnation, heartbeat: known.heartbeat }
       const ack = checkAck(await conn.call('mesh.ping', payload, { timeoutMs }), `the ack from ${address}`, this.o.maxDeltasPerMessage)
       const entry = ack.self ?? this.member(ack.from)
-      const speaker = ack.from === id && entry?.address === address ? id : undefined
-      this.hearDeltas(ack.from, ack.deltas, ack.self, speaker, `${ack.from} at ${address}`)
-      if (speaker !== undefined && Object.hasOwn(this.members, speaker)) {
-        this.contacts.set(speaker, this.now())
-        this.compare(ack.n, speaker)
-      }
-      // It has not met this node (it joined after the news of this node went round): say
-      // who this node is, and it will call back to confirm.
-      if (ack.stranger === true && speaker !== undefined && deltas === undefined && this.running) void this.ping(target, timeoutMs, [{ e: this.self }])
-      return speaker !== undefined ? 'ack' : 'other'
+      return { ack, speaker: ack.from === id && entry?.address === address ? id : undefined }
     } catch (err) {
       this.log.debug(`mesh.ping to ${id} at ${address} failed: ${errorMessage(err)}`)
-      return 'failed'
+      return undefined
+    }
+  }
+
+  /** Hear acks (one, or a batch of contacts made at once), count the contacts, answer strangers. */
+  private heardAck (target: { id: string, address: string }, timeoutMs: number, deltas: Delta[] | undefined, answers: Array<{ ack: Ack, speaker?: string }>): void {
+    this.hearBatch(answers.map(({ ack, speaker }) => ({ from: ack.from, deltas: ack.deltas, own: ack.self, speaker })), answers.length === 1 ? `${answers[0].ack.from} at ${target.address}` : `${answers.length} members met`)
+    for (const { ack, speaker } of answers) {
+      if (speaker === undefined || !Object.hasOwn(this.members, speaker)) continue
+      this.contacts.set(speaker, this.now())
+      this.compare(ack.n, speaker)
+      // It has not met this node (it joined after the news of this node went round): say
+      // who this node is, and it will call back to confirm.
+      const m = this.members[speaker]
+      if (ack.stranger === true && deltas === undefined && this.running) void this.ping(m, timeoutMs, [{ e: this.self }])
     }
   }
 

@@ -50,6 +50,8 @@ export interface Knowledge {
 export interface Hearing {
   /** The member whose own word this table carries, as the caller verified it; none for hearsay. */
   speaker?: string
+  /** More members speaking for themselves in one hearing (acks of several direct contacts heard at once). */
+  speakers?: ReadonlySet<string>
   /** Members that answered this node lately: a third party's `dead` about them is refused. */
   fresh: { has: (id: string) => boolean }
   now: number
@@ -95,12 +97,15 @@ export function hear (k: Knowledge, incoming: MemberTable, h: Hearing, limits: H
   let table = mergeInto(k.table, taken)
   const self = refute(k.self, table[k.self.id])
   if (table[self.id] !== self) table = { ...table, [self.id]: self }
-  let direct = k.direct
-  const said = h.speaker === undefined ? undefined : incoming[h.speaker]
-  if (said !== undefined && said.id === h.speaker && Object.hasOwn(table, said.id) && said.incarnation > (direct.get(said.id) ?? -1)) {
-    direct = new Map(direct).set(said.id, said.incarnation)
+  let direct: Map<string, number> | undefined
+  for (const speaker of speakersOf(h)) {
+    const said = Object.hasOwn(incoming, speaker) ? incoming[speaker] : undefined
+    if (said !== undefined && said.id === speaker && Object.hasOwn(table, said.id) && said.incarnation > ((direct ?? k.direct).get(said.id) ?? -1)) {
+      direct ??= new Map(k.direct)
+      direct.set(said.id, said.incarnation)
+    }
   }
-  return { knowledge: { self, table, direct }, unknown, refused }
+  return { knowledge: { self, table, direct: direct ?? k.direct }, unknown, refused }
 }
 
 /**
@@ -117,6 +122,15 @@ function mergeInto (table: MemberTable, taken: MemberTable): MemberTable {
   return out
 }
 
+function speaks (h: Hearing, id: string): boolean {
+  return h.speaker === id || (h.speakers?.has(id) ?? false)
+}
+
+function speakersOf (h: Hearing): string[] {
+  const all = h.speakers === undefined ? [] : [...h.speakers]
+  return h.speaker === undefined || all.includes(h.speaker) ? all : [...all, h.speaker]
+}
+
 function judge (k: Knowledge, e: Member, h: Hearing, limits: HearLimits): Judgement {
   if (e.id === k.self.id) {
     const bound = Math.max(k.self.incarnation + limits.incarnationSlack, h.now + limits.maxClockAheadMs)
@@ -127,11 +141,11 @@ function judge (k: Knowledge, e: Member, h: Hearing, limits: HearLimits): Judgem
   }
   const ours = Object.hasOwn(k.table, e.id) ? k.table[e.id] : undefined
   if (ours === undefined) {
-    if (h.speaker === e.id) return e.status === 'alive' ? 'take' : 'ignore'
+    if (speaks(h, e.id)) return e.status === 'alive' ? 'take' : 'ignore'
     return e.status === 'alive' || e.status === 'suspect' ? 'unknown' : 'ignore'
   }
   if (compareEntries(e, ours) <= 0) return 'ignore' // would change nothing
-  if (h.speaker === e.id) return 'take'
+  if (speaks(h, e.id)) return 'take'
   const own = k.direct.get(e.id) ?? ours.incarnation
   if (e.incarnation > own + limits.incarnationSlack) {
     return { reason: `incarnation ${e.incarnation} is more than ${limits.incarnationSlack} above ${own}, the highest ${e.id} gave this node itself`, recheck: true }
