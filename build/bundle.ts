@@ -17,7 +17,9 @@ export const ENTRY = join(__dirname, 'executable.js')
 export const EVALUATOR_ENTRY = join(__dirname, '..', 'node', 'spec', 'evaluator-child.js')
 
 /** Optional packages the node program loads only if present. */
-const OPTIONAL = ['msgpackr-extract', 'bufferutil', 'utf-8-validate', 'fsevents']
+// cpu-features and ssh2's native addon come with dockerode (for ssh:// engines, which origin
+// does not use); both are loaded in try/catch, and work without.
+const OPTIONAL = ['msgpackr-extract', 'bufferutil', 'utf-8-validate', 'fsevents', 'cpu-features']
 
 export interface BundleResult {
   /** The node program with the image. */
@@ -52,7 +54,7 @@ async function bundleOne (entry: string, image: EmbeddedImage): Promise<{ code: 
       setup (b) {
         // An absent optional package throws on require, as when it is not installed; a
         // single executable's own require would print a warning about loading from disk.
-        const optional = new RegExp(`^(${OPTIONAL.join('|')})(/|$)`)
+        const optional = new RegExp(`^(${OPTIONAL.join('|')})(/|$)|\\.node$`)
         b.onResolve({ filter: optional }, (a) => ({ path: a.path, namespace: 'absent' }))
         b.onLoad({ filter: /.*/, namespace: 'absent' }, (a) => ({ contents: `throw new Error(${JSON.stringify(`${a.path} is not part of origin-node`)})`, loader: 'js' }))
         b.onResolve({ filter: /^origin-image$/ }, () => ({ path: 'origin-image', namespace: 'origin-image' }))
