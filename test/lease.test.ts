@@ -9,10 +9,11 @@
 import test from 'ava'
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readlink, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
+import { createCa, issueCertificate } from '../node/keys/certs'
 import { silentLogger } from '../node/log'
 import type { Lease } from '../node/membership/lease'
 import { loadLayerPlugin } from '../node/plugins'
@@ -36,30 +37,52 @@ async function freePort (host: string): Promise<number> {
 }
 
 interface Etcd { url: string, proc: ChildProcess, output: () => string }
+/** PEM files: etcd's certificate and key, the CA that signed them, a client certificate and key. */
+interface EtcdTls { ca: string, cert: string, key: string, clientCert: string, clientKey: string }
 
-/** A one-member etcd on free loopback ports, in its own temp dir; killed and removed at teardown. */
-async function startEtcd (t: { teardown (fn: () => Promise<void>): void }): Promise<Etcd> {
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, as files in `dir`. */
+async function makeTls (dir: string): Promise<EtcdTls> {
+  const ca = createCa('etcd-test')
+  const server = issueCertificate({ ca, role: 'node', cluster: 'etcd-test', name: 'etcd' })
+  const client = issueCertificate({ ca, role: 'node', cluster: 'etcd-test', name: 'origin' })
+  const files = { ca: ca.certPem, cert: server.certPem, key: server.keyPem, clientCert: client.certPem, clientKey: client.keyPem }
+  for (const [name, pem] of Object.entries(files)) await writeFile(join(dir, `${name}.pem`), pem, { mode: 0o600 })
+  return Object.fromEntries(Object.keys(files).map((name) => [name, join(dir, `${name}.pem`)])) as unknown as EtcdTls
+}
+
+/**
+ * A one-member etcd on free loopback ports, in its own temp dir; killed and removed at
+ * teardown (and killed if this process exits first). With `tls`: https, client
+ * certificates required.
+ */
+async function startEtcd (t: { teardown (fn: () => Promise<void>): void }, o: { tls?: boolean } = {}): Promise<Etcd & { tls?: EtcdTls }> {
   const dir = await mkdtemp(join(os.tmpdir(), 'origin-etcd-'))
   const [client, peer] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')]
-  const url = `http://127.0.0.1:${client}`
+  const tls = o.tls === true ? await makeTls(dir) : undefined
+  const url = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${client}`
   const peerUrl = `http://127.0.0.1:${peer}`
+  const tlsArgs = tls === undefined ? [] : ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth']
   const proc = spawn(ETCD, ['--name', 'e1', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url,
-    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `e1=${peerUrl}`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `e1=${peerUrl}`, ...tlsArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const orphan = (): void => { proc.kill('SIGKILL') }
+  process.once('exit', orphan)
   let out = ''
   const keep = (b: Buffer): void => { out = (out + b.toString()).slice(-20_000) }
   proc.stdout?.on('data', keep)
   proc.stderr?.on('data', keep)
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
   t.teardown(async () => {
+    process.off('exit', orphan)
     if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGKILL'); await exited }
     await rm(dir, { recursive: true, force: true })
   })
-  const probe = new EtcdClient({ endpoints: [url], timeoutMs: 1000 })
+  const pem = tls === undefined ? undefined : { ca: await readFile(tls.ca, 'utf8'), cert: await readFile(tls.clientCert, 'utf8'), key: await readFile(tls.clientKey, 'utf8') }
+  const probe = new EtcdClient({ endpoints: [url], timeoutMs: 1000, tls: pem })
   await waitFor(async () => {
     if (proc.exitCode !== null) throw new Error(`etcd exited: ${out.slice(-2000)}`)
     return await probe.call('/v3/kv/range', { key: b64('/') }).then(() => true, () => false)
   }, { what: `etcd to answer at ${url}`, timeoutMs: 20_000 })
-  return { url, proc, output: () => out }
+  return { url, proc, output: () => out, tls }
 }
 
 async function started (l: Lease): Promise<Lease> {
@@ -141,6 +164,27 @@ etcdTest('lease-etcd: an endpoint that is down or never answers is skipped, and 
   t.regex(err?.message ?? '', new RegExp(`${closed}: .*ECONNREFUSED`))
   t.regex(err?.message ?? '', new RegExp(`${mute}: no answer within 300 ms`))
   await dead.stop()
+})
+
+etcdTest('lease-etcd: over https, with the CA and a client certificate from tls files; without them, refused naming the endpoint', async (t) => {
+  const etcd = await startEtcd(t, { tls: true })
+  const tls = etcd.tls as EtcdTls
+  t.regex(etcd.url, /^https:/)
+  const good = await started(etcdLease({ endpoints: [etcd.url], key: '/origin/test/tls', tls: { caFile: tls.ca, certFile: tls.clientCert, keyFile: tls.clientKey } })({ log: silentLogger }))
+  const r = await good.acquire('n1', 2000)
+  t.is(r.kind, 'granted')
+  if (r.kind === 'granted') { t.true(await good.renew(r.grant)); await good.release(r.grant) }
+  await good.stop()
+  const noCa = await started(etcdLease({ endpoints: [etcd.url], key: '/origin/test/tls', requestTimeoutMs: 2000 })({ log: silentLogger }))
+  const untrusted = (await t.throwsAsync(noCa.acquire('n1', 2000)))?.message ?? ''
+  t.regex(untrusted, new RegExp(`${etcd.url}: .*(certificate|self.signed)`, 'i'))
+  await noCa.stop()
+  const noClientCert = await started(etcdLease({ endpoints: [etcd.url], key: '/origin/test/tls', tls: { caFile: tls.ca } })({ log: silentLogger }))
+  const anonymous = (await t.throwsAsync(noClientCert.acquire('n1', 2000)))?.message ?? ''
+  t.regex(anonymous, new RegExp(`${etcd.url}: `))
+  t.log(`without the CA: ${untrusted}\nwithout a client certificate: ${anonymous}`)
+  await noClientCert.stop()
+  await t.throwsAsync(etcdLease({ endpoints: [etcd.url], key: '/origin/test/tls', tls: { caFile: join(os.tmpdir(), 'no-such-ca.pem') } })({ log: silentLogger }).start(), { message: /cannot read tls\.caFile .*no-such-ca\.pem/ })
 })
 
 test('lease-etcd: image.json config is checked against its schema, naming the layer and the field', (t) => {
