@@ -59,6 +59,7 @@ test.serial('zombies: a node starved of CPU says its event loop is delayed, its 
   // Starve it: stopped 1.5 s, then running 0.3 s, until told to stop. (A healthy node on a
   // loaded machine is late by far less than the 0.8 s bound.)
   let starving = true
+  const t0 = Date.now()
   t.teardown(() => { starving = false; node.proc.signal('SIGCONT') })
   const starver = (async () => {
     while (starving) {
@@ -72,25 +73,29 @@ test.serial('zombies: a node starved of CPU says its event loop is delayed, its 
     const row = await nodeRow(s, observer, victim)
     return row?.unhealthy !== undefined ? row : undefined
   }, { timeoutMs: 30_000, what: `${victim} to say it is unhealthy` }))
+  const sickAt = Date.now() - t0
   t.regex(sick.unhealthy ?? '', /^event loop delayed \d+(\.\d)? s \(bound 0\.8 s\)/)
   const moved = await s.c.explainFailure(async () => await waitFor(async () => {
     const to = await readyOn(s, observer, 'single')
     return to !== undefined && to !== victim ? to : undefined
   }, { timeoutMs: 40_000, what: 'the singleton to be ready on a healthy node' }))
 
+  const movedAt = Date.now() - t0
   starving = false
   await starver
   node.proc.signal('SIGCONT')
+  const fedAt = Date.now()
   await s.c.explainFailure(async () => await waitFor(async () => {
     const row = await nodeRow(s, observer, victim)
     return row !== undefined && row.status === 'alive' && row.unhealthy === undefined
   }, { timeoutMs: 30_000, what: `${victim} to say it is healthy again` }))
+  const recoveredIn = Date.now() - fedAt
   t.is(await readyOn(s, observer, 'single'), moved, 'the singleton stays where it went: recovery moves nothing back')
+  t.log(`starved: seen unhealthy by ${observer} after ${sickAt} ms, singleton ready on ${moved} after ${movedAt} ms; healthy again ${recoveredIn} ms after the starving stopped`)
   const texts = await journalTexts(s, observer)
   t.true(texts.some((x) => x.startsWith(`${observer}: ${victim} unhealthy: event loop delayed`)), texts.join('\n'))
   t.true(texts.some((x) => x.startsWith(`${observer}: ${victim} healthy again (was: event loop delayed`)), texts.join('\n'))
   t.regex(await node.log(), /health: unhealthy: event loop delayed .*; its singletons move to healthy nodes/)
-  t.log(`${victim}: ${sick.unhealthy ?? ''}; singleton moved to ${moved}`)
 })
 
 /** Why the disk test cannot run here, or undefined. */
@@ -143,13 +148,17 @@ test.serial('zombies: a node whose data dir fills up says so, its singleton move
   const ballast = join(data[victim], 'ballast')
 
   // Nearly full: below the floor, still writable.
+  const filled = Date.now()
   await fill(data[victim], ballast, 8)
   const low = await s.c.explainFailure(async () => await waitFor(async () => (await nodeRow(s, observer, victim))?.unhealthy, { timeoutMs: 20_000, what: `${victim} to say its disk is nearly full` }))
+  const lowAt = Date.now() - filled
   t.regex(low, /^data dir has \d MiB free \(floor 24 MiB\)$/)
   const moved = await s.c.explainFailure(async () => await waitFor(async () => {
     const to = await readyOn(s, observer, 'single')
     return to !== undefined && to !== victim ? to : undefined
   }, { timeoutMs: 30_000, what: 'the singleton to be ready on a healthy node' }))
+  const movedAt = Date.now() - filled
+  t.log(`nearly full: seen unhealthy by ${observer} after ${lowAt} ms, singleton ready on ${moved} after ${movedAt} ms`)
   const nodes = await s.c.client(observer)
   t.regex((await import('node:util')).inspect(await nodes.nodes()), new RegExp(`^${victim} unhealthy: data dir has \\d MiB free \\(floor 24 MiB\\)`, 'm'))
   nodes.close()
