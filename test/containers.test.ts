@@ -66,7 +66,7 @@ async function containersOf (labels: string[], all = false): Promise<Dockerode.C
 async function cluster (t: Parameters<typeof specDirCluster>[0], nodes: string[]): Promise<SpecDirCluster> {
   const s = await specDirCluster(t)
   for (const n of nodes) await s.c.start({ name: n, image: { specDir: s.dir, docker: { socket: daemon!.socket } }, logLevel: 'info' })
-  await s.c.waitForView(Object.fromEntries(nodes.map((n) => [n, 'alive'])))
+  await s.c.explainFailure(async () => await s.c.waitForView(Object.fromEntries(nodes.map((n) => [n, 'alive']))))
   return s
 }
 
@@ -184,11 +184,13 @@ test.serial('containers: a spec change replaces the container; kill -9 of its no
   await s.write('services/db.json', container(httpd, { kind: 'singleton' }, { health: httpHealth }))
   const [first] = await s.c.explainFailure(async () => await s.waitInstances('a', 'db', 1))
   const [before] = await containersOf(['origin.service=db'])
+  const changedAt = Date.now()
   await s.write('services/db.json', container(httpd, { kind: 'singleton' }, { health: httpHealth, run: { image: IMAGE, args: httpd, env: { V: '2' } } }))
   const [replaced] = await waitFor(async () => {
     const r = await s.instances('a', 'db', 'ready')
     return r.length === 1 && r[0].version !== first.version ? r : undefined
-  }, { what: 'db to run its new version' })
+  }, { what: 'db to run its new version', intervalMs: 50 })
+  t.log(`spec change -> new container ready (http health every 200 ms): ${Date.now() - changedAt} ms`)
   t.is(replaced.node, first.node, 'replaced where it ran')
   const running = await containersOf(['origin.service=db'])
   t.is(running.length, 1, 'one container of the singleton runs')
@@ -225,8 +227,10 @@ test.serial('containers: an instance pauses and resumes with the engine, and a s
     env: {}, cwd: dir, logPath: join(dir, `${id}.log`), log: silentLogger, restart: { policy: 'always' }, stopGraceMs: 1000
   })
   const p = make('box-0')
+  const startedAt = Date.now()
   p.start()
   const ready = await waitReady(p, 30_000)
+  t.log(`start -> container running (create, attach, start, inspect): ${Date.now() - startedAt} ms`)
   t.regex(ready.container ?? '', /^[0-9a-f]{12}$/)
   const id = ready.container as string
   p.pause()
