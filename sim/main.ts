@@ -78,8 +78,11 @@ async function main (): Promise<void> {
   const gone = new Set<string>()
   /** Pairs (observer, member) on two sides of a partition: their verdicts are not false. */
   let across: (a: string, b: string) => boolean = () => false
+  // After a partition heals, each side hears the other's verdicts on it (dead, at the
+  // incarnation it had) until the member refutes them: those are not counted.
+  let counting = true
   cluster.onBelief((b) => {
-    if (b.observer === b.id || gone.has(b.id) || across(b.observer, b.id)) return
+    if (!counting || b.observer === b.id || gone.has(b.id) || across(b.observer, b.id)) return
     if (b.status === 'suspect') f.falseSuspicions++
     if (b.status === 'dead') f.falseDeaths++
   })
@@ -120,6 +123,7 @@ async function main (): Promise<void> {
     f.partitionSeenMs = split - cutAt
     await clock.runUntil(clock.now() + 5000)
     const healAt = clock.now()
+    counting = false
     net.heal()
     const healed = await until(clock, () => cluster.converged(), 300_000)
     f.healedMs = healed - healAt

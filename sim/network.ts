@@ -39,6 +39,8 @@ interface SimNode {
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
 const memberBytes = new WeakMap<Member, number>()
 const checks = new Map<string, Check<unknown>>()
+/** Calls here are never cancelled: one signal for all. */
+const NEVER = new AbortController().signal
 
 export class SimNetwork {
   private readonly nodes = new Map<string, SimNode>()
@@ -135,7 +137,7 @@ export class SimNetwork {
         const entry = to.methods.get(name)
         if (entry === undefined || entry.method.kind !== 'unary') { answer({ ok: false, err: new OriginError('E_UNKNOWN_METHOD', `no method "${name}"`) }); return }
         const peer = { role: 'node' as const, cluster: 'sim', name: 'node', serial: '01', remote: `${fromAddress.split(':')[0]}:40000` }
-        void (async () => await entry.method.handler(entry.check(payload), { peer, signal: new AbortController().signal }))()
+        void (async () => await entry.method.handler(entry.check(payload), { peer, signal: NEVER }))()
           .then((value) => answer({ ok: true, value }), (err) => answer({ ok: false, err }))
       })
     })
