@@ -183,7 +183,8 @@ test.serial('zombies: a node whose data dir fills up says so, its singleton move
 })
 
 test.serial('zombies: a supervisor stuck in a reconcile (a git server that never answers) makes its node say so, and it recovers when the call fails', async (t) => {
-  // A git server that takes the connection and never says a word: isomorphic-git's fetch has no time limit.
+  // A git server that takes the connection and never says a word: fetches give up after 30 s of
+  // silence (node/git/http.ts); the supervisor is seen stuck well before, and the test closes it sooner.
   const sockets = new Set<Socket>()
   const server = createServer((sock) => { sockets.add(sock); sock.on('error', () => {}) })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

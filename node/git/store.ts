@@ -9,12 +9,13 @@ import { join } from 'node:path'
 import type IsoGit from 'isomorphic-git'
 import type { HttpClient } from 'isomorphic-git'
 
-/** isomorphic-git is loaded on first use: a node without a git spec or code repo never pays for it. */
-const iso = (): { git: typeof IsoGit, http: HttpClient } => ({
-  git: (require('isomorphic-git') as { default: typeof IsoGit }).default,
-  http: (require('isomorphic-git/http/node') as { default: HttpClient }).default
-})
 import { OriginError, errorMessage } from '../errors'
+import { gitHttp } from './http'
+
+/** isomorphic-git is loaded on first use: a node without a git spec or code repo never pays for it. */
+const iso = (): { git: typeof IsoGit } => ({ git: (require('isomorphic-git') as { default: typeof IsoGit }).default })
+/** Requests to git servers fail after a silence (http.ts): a server that never answers holds nothing for ever. */
+const timedHttp: HttpClient = gitHttp()
 
 export interface Remote {
   url: string
@@ -40,7 +41,7 @@ export class GitStore {
 
   private auth (r: Remote) {
     return {
-      http: iso().http,
+      http: timedHttp,
       url: r.url,
       headers: { 'user-agent': r.userAgent },
       onAuth: r.token === undefined ? undefined : () => ({ username: 'x-access-token', password: r.token })
