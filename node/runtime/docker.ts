@@ -127,7 +127,7 @@ async function startContainer (init: DockerRuntimeInit, req: RunRequest): Promis
     const exited = container.wait({ condition: 'next-exit' }) as Promise<{ StatusCode: number }>
     await container.start()
     const info = await container.inspect()
-    return new ContainerRun(init, container, stream, exited, info.State.Pid, req)
+    return new ContainerRun(init, container, stream, exited, info.State.Running ? info.State.Pid : 0, req)
   } catch (err) {
     await container.remove({ force: true }).catch(() => undefined)
     throw new Error(errorMessage(err).replace(/^\(HTTP code [0-9]+\) [a-z ]+- /, ''))
@@ -159,7 +159,7 @@ class ContainerRun implements RunHandle {
     const ns = this.pid === undefined ? undefined : pidNsOf(this.pid)
     // Where the node cannot see the container's processes (another PID namespace), it measures nothing and fences nothing.
     if (this.pid !== undefined && startTime !== undefined && ns !== undefined) this.init = { pid: this.pid, startTime, ns }
-    else req.log.warn(`cannot see the processes of ${this.what} in this node's /proc: its memory and CPU are not measured, and the watchdog cannot fence it`)
+    else if (this.pid !== undefined) req.log.warn(`cannot see the processes of ${this.what} in this node's /proc: its memory and CPU are not measured, and the watchdog cannot fence it`)
     const sink = (which: 'out' | 'err'): Writable => new Writable({ write: (chunk: Buffer, _enc, cb) => { req.output(which, chunk); cb() } })
     container.modem.demuxStream(stream, sink('out'), sink('err'))
     const closed = new Promise<void>((resolve) => { stream.once('end', resolve); stream.once('close', resolve); stream.once('error', () => resolve()) })
@@ -209,7 +209,11 @@ class ContainerRun implements RunHandle {
   private inOrder (what: string, fn: () => Promise<unknown>): void {
     this.queue = this.queue.then(async () => {
       if (!this.over) await fn()
-    }).catch((err) => { if (!this.over) this.log.error(`cannot ${what} ${this.what}: ${errorMessage(err)}`) })
+    }).catch((err) => {
+      // 409: it stopped meanwhile (its exit is on the way); 304: already in the state asked for.
+      const status = (err as { statusCode?: number }).statusCode
+      if (!this.over && status !== 409 && status !== 304) this.log.error(`cannot ${what} ${this.what}: ${errorMessage(err)}`)
+    })
   }
 
   terminate (_deadline: number): void {
