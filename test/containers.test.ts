@@ -251,3 +251,38 @@ test.serial('containers: an instance pauses and resumes with the engine, and a s
   t.is(q.status().state, 'stopped')
   t.deepEqual(await containersOf(['origin.instance=box-1'], true), [], 'nothing of it is left')
 })
+
+test.serial('containers: a paused node\'s containerised singleton is fenced by its watchdog before it runs elsewhere, never two at once', async (t) => {
+  if (skipped(t)) return
+  const s = await cluster(t, ['a', 'b', 'c'])
+  await s.write('services/solo.json', container(httpd, { kind: 'singleton' }, { health: httpHealth }))
+  const [first] = await s.c.explainFailure(async () => await s.waitInstances('a', 'solo', 1))
+  const victim = first.node
+  const observer = ['a', 'b', 'c'].find((n) => n !== victim) as string
+  // Sampled from the engine throughout: never two containers of the singleton running.
+  let done = false
+  let most = 0
+  const monitor = waitFor(async () => {
+    most = Math.max(most, (await containersOf(['origin.service=solo'])).length)
+    return done
+  }, { intervalMs: 20, timeoutMs: 120_000, what: 'the end of the test' })
+  const node = s.c.node(victim)
+  node.proc.signal('SIGSTOP')
+  t.teardown(() => { node.proc.signal('SIGCONT') })
+  // The node cannot act: its watchdog kills the container's init.
+  await waitFor(async () => (await containersOf([`origin.node=${victim}`])).length === 0 ? true : undefined, { what: `the watchdog of ${victim} to end its container`, timeoutMs: 10_000 })
+  const [moved] = await s.c.explainFailure(async () => await waitFor(async () => {
+    const r = await s.instances(observer, 'solo', 'ready')
+    return r.length === 1 && r[0].node !== victim ? r : undefined
+  }, { what: 'solo to run elsewhere', timeoutMs: 20_000 }))
+  node.proc.signal('SIGCONT')
+  await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
+  await waitFor(async () => {
+    const all = await Promise.all(['a', 'b', 'c'].map(async (n) => await s.instances(n, 'solo', 'ready')))
+    return all.every((r) => r.length === 1 && r[0].node === all[0][0].node) ? true : undefined
+  }, { what: 'every node to agree on one ready solo' })
+  done = true
+  await monitor
+  t.is(most, 1, 'never two containers of the singleton at once')
+  t.not(moved.node, victim)
+})
