@@ -453,9 +453,12 @@ export class GossipMembership implements Membership, SwimHost {
       this.probing = true
       void probeRound(this).finally(() => { this.probing = false })
     }
-    // News goes to `fanout` peers at once besides the probed one: a change reaches the
-    // cluster in a few periods instead of waiting for probes to carry it.
-    if (this.queue.size > 0) for (const m of shuffle(this.peers(), this.random).slice(0, this.o.fanout)) void this.ping(m, this.health.scale(this.o.gossipIntervalMs))
+    // `fanout` more pings besides the probe, with the news queued if any: a change reaches
+    // the cluster in a few periods instead of waiting for probes to carry it, and each node
+    // is in touch with a majority within the supervisor's fence time (`reachable`), which
+    // one probe a period would not give beyond a handful of members. Empty, a ping and its
+    // ack are ~100 bytes, whatever the cluster size.
+    for (const m of shuffle(this.peers(), this.random).slice(0, this.o.fanout)) void this.ping(m, this.health.scale(this.o.gossipIntervalMs))
     this.pushPull(now)
     this.probes.prune(now)
     this.probeBudget = this.o.maxNewPerFrame

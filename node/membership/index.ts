@@ -84,7 +84,12 @@ export interface Membership {
    * again. Gossiped in its characteristics; the scheduler places nothing new on it.
    */
   setUnhealthy (reason?: string): void
-  /** Members of the table this node exchanged gossip with (either way) within the last `withinMs`. */
+  /**
+   * Members of the table this node exchanged a message with (either way) within the last
+   * `withinMs`. Each period a node probes one member and pings `fanout` more, and is
+   * pinged about as often: some 8 members a period, so a window of a few periods holds a
+   * majority of a few dozen members.
+   */
   reachable (withinMs: number): Set<string>
   /**
    * An operator says a dead member is gone for good: it becomes `left` everywhere (so it
