@@ -7,6 +7,7 @@ import { benchState } from './state'
 import { benchImage } from './image'
 import { benchRepl } from './repl'
 import { benchProxy } from './proxy'
+import { benchContainers } from './containers'
 import { benchMembership } from './membership'
 
 async function main (): Promise<void> {
@@ -19,6 +20,7 @@ async function main (): Promise<void> {
   if (only === undefined || only === 'image') await benchImage()
   if (only === undefined || only === 'repl') await benchRepl()
   if (only === undefined || only === 'proxy') await benchProxy()
+  if (only === undefined || only === 'containers') await benchContainers()
   if (only === undefined || only === 'membership') await benchMembership(5)
 }
 
