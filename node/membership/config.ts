@@ -21,13 +21,15 @@ export interface MembershipInit {
   /**
    * The protocol period: each period this node probes one member (round-robin over a
    * shuffled list) and sends the changes it has queued. Shorter detects sooner and spreads
-   * news faster, for more messages (about 2 + `fanout` a period while news is queued, 2
-   * otherwise). @default 200
+   * news faster, for more messages (1 + `fanout` pings a period, and as many acks).
+   * @default 200
    */
   gossipIntervalMs?: number
   /**
-   * Peers a period's queued changes go to, besides the probed member. More spreads a
-   * change in fewer periods, for more messages while there is news. @default 3
+   * Members pinged each period besides the probed one, with the queued changes if any
+   * (empty pings are ~100 bytes with their acks). More spreads a change in fewer periods
+   * and keeps each node in touch with more members within the fence time (the
+   * supervisor's quorum reads `reachable(suspectAfterMs)`), for more messages. @default 3
    */
   fanout?: number
   /**
@@ -36,7 +38,9 @@ export interface MembershipInit {
    * too. Detection takes at least this long after a crash; shorter fails over sooner but
    * gives a slow member (a paused VM, a GC pause, an overloaded machine) less time to
    * answer. The supervisor fences its singletons after this long out of touch, which is
-   * why no member is ever dead sooner. @default 600
+   * why no member is ever dead sooner; a node talks to some 2 × (1 + `fanout`) members a
+   * period, so for it to be in touch with a majority within this time keep it above
+   * about members × `gossipIntervalMs` / 5 (600 ms: up to some 20 members). @default 600
    */
   suspectAfterMs?: number
   /**
