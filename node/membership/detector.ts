@@ -1,4 +1,9 @@
 /**
+ * The heartbeat failure detector the membership used before SWIM, kept as the model of a
+ * node that the downing property test (test/unit/downing-property.test.ts) simulates
+ * clusters with: the node itself now detects failures by probing (swim.ts), and its local
+ * health and blind-time handling live in health.ts and suspicion.ts.
+ *
  * Failure detection by heartbeats: remembers, per member, when its (incarnation,
  * heartbeat) last advanced in our table, and gives verdicts for members silent too long.
  * Time is an argument, so this is deterministic and testable.
