@@ -18,6 +18,8 @@ class Net {
   private readonly nodes = new Map<string, Map<string, { method: Method, check: Check<unknown> }>>()
   readonly down = new Set<string>()
   readonly dialed: string[] = []
+  /** Calls made, by method name. */
+  readonly calls = new Map<string, number>()
 
   transport (address: string): Transport {
     const methods = new Map<string, { method: Method, check: Check<unknown> }>()
@@ -42,6 +44,7 @@ class Net {
 
   /** What the transport does with a call: the method's payload schema, then its handler; values cross as copies. */
   async call (from: string, to: string, name: string, payload: unknown): Promise<any> {
+    this.calls.set(name, (this.calls.get(name) ?? 0) + 1)
     if (this.down.has(to) || this.down.has(from)) throw new OriginError('E_UNREACHABLE', `cannot connect to ${to}`)
     const entry = this.nodes.get(to)?.get(name)
     if (entry === undefined) throw new OriginError('E_UNKNOWN_METHOD', `no method "${name}"`)
@@ -150,4 +153,37 @@ test.serial('membership node: an entry keyed by another id is refused, and a fra
   for (let i = 0; i < 999; i++) under[`m${i}`] = { id: `m${i}`, bad: true }
   const err2 = await t.throwsAsync(net.call(HOSTILE, a.address, 'mesh.gossip', { from: 'm0', table: under }), { instanceOf: OriginError })
   t.true(JSON.stringify(err2).length < 2000, `error of ${JSON.stringify(err2).length} bytes`)
+})
+
+test.serial('membership node: SWIM — a member cut off is dead on the others within the suspicion bounds; nobody else is suspected', async (t) => {
+  const net = new Net()
+  const log = lines()
+  const a = await node(t, net, 'a', '127.0.0.2:7400', [], log)
+  const others = [await node(t, net, 'b', '127.0.0.3:7400', [a.address]), await node(t, net, 'c', '127.0.0.4:7400', [a.address]), await node(t, net, 'd', '127.0.0.5:7400', [a.address])]
+  await waitFor(() => [a, ...others].every((m) => Object.values(m.table()).filter((e) => e.status === 'alive').length === 4), { what: 'four members to meet' })
+  const cutAt = Date.now()
+  net.down.add('127.0.0.5:7400')
+  await waitFor(() => [a, ...others.slice(0, 2)].every((m) => m.table().d.status === 'dead'), { what: 'd to be dead on a, b and c' })
+  const took = Date.now() - cutAt
+  t.true(took >= fast.suspectAfterMs, `dead after ${took} ms: never before the least suspicion timeout`)
+  t.true(took < fast.deadAfterMs + 20 * fast.gossipIntervalMs + 1000, `dead after ${took} ms`)
+  t.deepEqual(log.all.filter((l) => / [abc] is (suspect|dead)/.test(l)), [], 'no live member suspected')
+  t.true(log.all.some((l) => /d is dead \(no answer for \d+\.\d s; suspect for/.test(l)) || log.all.some((l) => /d is dead \(no answer for \d+\.\d s; [bc] says so/.test(l)))
+})
+
+test.serial('membership node: between push-pulls an idle cluster sends no whole table, only pings', async (t) => {
+  const net = new Net()
+  const a = await node(t, net, 'a', '127.0.0.2:7400')
+  await node(t, net, 'b', '127.0.0.3:7400', [a.address])
+  await node(t, net, 'c', '127.0.0.4:7400', [a.address])
+  await waitFor(() => Object.values(a.table()).filter((e) => e.status === 'alive').length === 3, { what: 'three members to meet' })
+  net.calls.clear()
+  const started = Date.now()
+  await waitFor(() => Date.now() - started > 1000, { what: 'a second' })
+  const periods = (Date.now() - started) / fast.gossipIntervalMs
+  const whole = (net.calls.get('mesh.gossip') ?? 0) + (net.calls.get('mesh.join') ?? 0)
+  const pings = net.calls.get('mesh.ping') ?? 0
+  // A push-pull is due every pushPullIntervalMs (5 s by default) per node: at most one each in a second.
+  t.true(whole <= 3, `${whole} whole-table exchanges in a second`)
+  t.true(pings >= periods, `${pings} pings in ${periods.toFixed(0)} periods`)
 })
