@@ -20,6 +20,7 @@ import { loadLayerPlugin } from '../node/plugins'
 import { EtcdClient, b64, unb64 } from '../plugins/lease-etcd/client'
 import { lease as etcdLease } from '../plugins/lease-etcd'
 import { running as runningProcs } from './helpers/procs'
+import { fastMembership } from './helpers/cluster'
 import { specDirCluster } from './helpers/spec-dir'
 import { waitFor } from './helpers/wait'
 
@@ -204,9 +205,9 @@ const sleeperJs = join(resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs
 const singleton = { run: { command: 'node', args: [sleeperJs] }, placement: { kind: 'singleton' }, stopGraceMs: 1000 }
 const DOWN_AFTER_MS = 3000
 
-async function leaseCluster (t: Parameters<typeof specDirCluster>[0], etcd: Etcd): Promise<Awaited<ReturnType<typeof specDirCluster>> & { image: Record<string, unknown> }> {
-  const s = await specDirCluster(t, { membership: { strategy: 'lease', downAfterMs: DOWN_AFTER_MS } })
-  const image = { specDir: s.dir, layers: { lease: { use: 'lease-etcd', config: { endpoints: [etcd.url], ttlMs: 3000 } } } }
+async function leaseCluster (t: Parameters<typeof specDirCluster>[0], etcd: Etcd, ttlMs = 3000, downAfterMs = DOWN_AFTER_MS): Promise<Awaited<ReturnType<typeof specDirCluster>> & { image: Record<string, unknown> }> {
+  const s = await specDirCluster(t, { membership: { strategy: 'lease', downAfterMs } })
+  const image = { specDir: s.dir, layers: { lease: { use: 'lease-etcd', config: { endpoints: [etcd.url], ttlMs } } } }
   return { ...s, image }
 }
 
@@ -349,5 +350,68 @@ partitionTest('lease: two nodes cut apart both reach etcd; only the lease holder
     await watcher
     t.deepEqual(twice, [], 'never two copies of the singleton at once, from the cut to the end')
     t.log(`healed -> both alive on both and the lease released ${Date.now() - healedAt} ms later`)
+  })
+})
+
+partitionTest('lease: three nodes down a lone one cut off, then their lease holder is killed; whichever side takes the lease next, the singleton never runs on both', async (t) => {
+  const etcd = await startEtcd(t)
+  // A short ttl and a long downAfterMs: b, trying all along, takes the expired lease before
+  // the side-mates, who need it only once the holder's death has been stable for 6 s.
+  const s = await leaseCluster(t, etcd, 2000, 6000)
+  let heal = (): void => {}
+  t.teardown(async () => { heal() })
+  const names = ['a', 'c', 'd', 'b']
+  // b declares the others dead slowly (it fences its singletons as soon as they do), so the side of three takes the lease first.
+  for (const n of names) await s.c.start({ name: n, image: s.image, ...(n === 'b' ? { membership: { ...fastMembership, deadAfterMs: 6000 } } : {}) })
+  const etcdc = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 })
+  const holder = async (): Promise<string | undefined> => {
+    const r = await etcdc.call('/v3/kv/range', { key: b64('/origin/test/downing') })
+    return r.kvs?.[0] === undefined ? undefined : unb64(r.kvs[0].value)
+  }
+  await s.c.explainFailure(async () => {
+    await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive', d: 'alive' })
+    await waitFor(async () => (await Promise.all(names.map(async (n) => /downing: lease after 6\.0 s/.test(await s.c.node(n).log())))).every(Boolean), { what: 'all to take the spec\'s downing policy' })
+    await s.write('services/one.json', singleton)
+    await waitFor(async () => { const r = await runningOn(s, names); return r.length === 1 && r[0] !== '?' }, { what: 'the singleton to run' })
+    const twice: string[][] = []
+    let watching = true
+    const watcher = (async () => {
+      while (watching) {
+        const now = await runningOn(s, names)
+        if (now.length > 1) twice.push(now)
+        await new Promise((resolve) => setTimeout(resolve, 25))
+      }
+    })()
+    t.teardown(async () => { watching = false; await watcher })
+
+    heal = isolate(s.c.node('b').address.split(':')[0])
+    await waitFor(async () => (await Promise.all(['a', 'c', 'd'].map(async (n) => /downing b \(lease: this node holds/.test(await s.c.node(n).log())))).some(Boolean), { what: 'the side of three to down b', timeoutMs: 30_000 })
+    const first = await holder()
+    t.true(first !== undefined && ['a', 'c', 'd'].includes(first), `the side of three holds the lease (${String(first)})`)
+    const mates = ['a', 'c', 'd'].filter((n) => n !== first)
+    await waitFor(async () => { const r = await runningOn(s, names); return r.length === 1 && mates.concat(first as string).includes(r[0]) }, { what: 'the singleton to run on the side of three' })
+
+    // b, cut off, has been trying for the lease (it sees the three dead): then the holder dies.
+    await waitFor(async () => new RegExp(`lease /origin/test/downing held by ${first as string}`).test(await s.c.node('b').log()), { what: `b to see ${first as string} holds the lease`, timeoutMs: 30_000 })
+    const killedAt = Date.now()
+    s.c.node(first as string).proc.signal('SIGKILL')
+    // The lease expires with nobody of its side renewing it; b (needing it all along) or a side-mate takes it, and downs the rest.
+    const next = await waitFor(async () => { const h = await holder(); return h !== undefined && h !== first ? h : undefined }, { what: 'someone to take the lease after its holder died', timeoutMs: 30_000 })
+    const takenAt = Date.now()
+    const runner = await waitFor(async () => { const r = await runningOn(s, names); return r.length === 1 && r[0] === next ? r[0] : undefined }, { what: `the singleton to run on ${next}, the new holder`, timeoutMs: 30_000 })
+    t.is(runner, next)
+    const runsAt = Date.now()
+    for (let i = 0; i < 20; i++) {
+      t.deepEqual(await runningOn(s, names), [next], 'only the lease holder\'s side runs it')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    if (next === 'b') {
+      const said = await Promise.all(mates.map(async (n) => /the downing lease is held by b, which this node does not see alive/.test(await s.c.node(n).log())))
+      t.true(said.some(Boolean), `${mates.join(' or ')} says it gave the singleton up to the other side's lease`)
+    }
+    watching = false
+    await watcher
+    t.deepEqual(twice, [], 'never two copies at once')
+    t.log(`${first as string} held the lease and downed b; killed, the lease went to ${next} ${takenAt - killedAt} ms later (${next === 'b' ? 'the other side: the side-mates stopped their singleton' : 'a side-mate'}), which runs the singleton ${runsAt - killedAt} ms after the kill`)
   })
 })
