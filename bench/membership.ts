@@ -77,7 +77,7 @@ export async function benchMembership (size = 5): Promise<void> {
     const sent = rows.map((r) => r.gossipBytesPerSec.sent)
     const received = rows.map((r) => r.gossipBytesPerSec.received)
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
-    row('membership bytes/s per node, sent (mean / max)', `${mean(sent).toFixed(0)} / ${Math.max(...sent)}`, `(${rows.length} nodes, idle; the whole-table gossip sent ${size} × ~0.5-1 KB × 3 peers × 5/s)`)
+    row('membership bytes/s per node, sent (mean / max)', `${mean(sent).toFixed(0)} / ${Math.max(...sent)}`, `(${rows.length} nodes, idle; requests and answers)`)
     row('membership bytes/s per node, received (mean / max)', `${mean(received).toFixed(0)} / ${Math.max(...received)}`)
 
     const samples: number[] = []
