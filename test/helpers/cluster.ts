@@ -14,7 +14,11 @@ import { connectCluster, type Cluster } from '../../repl/client'
 import type { NodeRow } from '../../node/control'
 import { waitFor } from './wait'
 
-/** Failure detection fast enough for tests, slow enough not to flap on a loaded 2-core machine. */
+/**
+ * Failure detection fast enough for tests, slow enough not to flap on a loaded 2-core
+ * machine: a probe every 100 ms, a suspect dead after 1 s (confirmed) to 2 s (alone), so a
+ * killed node is dead in about 1.2 s; singletons are fenced after 1 s out of touch.
+ */
 export const fastMembership = { gossipIntervalMs: 100, suspectAfterMs: 1000, deadAfterMs: 2000, seedRetryMs: 300 }
 
 export interface NodeSpec {
