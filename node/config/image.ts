@@ -17,7 +17,7 @@
  *   "name": "edge-1",                       node id to take on first start (else generated)
  *   "labels": { "zone": "a" },
  *   "characteristics": { "cpus": 4, "memoryMb": 8192 },   override what is measured
- *   "membership": { "gossipIntervalMs": 200, "suspectAfterMs": 2500, "deadAfterMs": 5000 },
+ *   "membership": { "gossipIntervalMs": 200, "suspectAfterMs": 600, "deadAfterMs": 2000 },
  *   "hubs": { "count": 3, "memoryMargin": 0.1 },
  *   "spec": { "url": "https://git.example.com/ops/spec.git", "ref": "main", "token": "...",
  *             "pollIntervalMs": 5000, "webhookSecret": "...", "allowedSigners": ["ssh-ed25519 AAAA... alice"] },
@@ -42,6 +42,7 @@ import { OriginError, errorMessage } from '../errors'
 import type { SpecLimits } from '../spec/limits'
 import { isPluginPath, REPLACEABLE_LAYERS, type LayerChoices } from '../plugins'
 import { healthSchema, type HealthSettings } from '../health/config'
+import { membershipDefaults, type MembershipInit } from '../membership/config'
 import { validator } from '../validate'
 
 export interface ImageConfig {
@@ -60,7 +61,8 @@ export interface ImageConfig {
   name?: string
   labels: Record<string, string>
   characteristics: { cpus?: number, memoryMb?: number }
-  membership: { gossipIntervalMs?: number, fanout?: number, suspectAfterMs?: number, deadAfterMs?: number, seedRetryMs?: number }
+  /** Failure detection and dissemination settings; each is documented with its trade-off in node/membership/config.ts. */
+  membership: Pick<MembershipInit, 'gossipIntervalMs' | 'fanout' | 'suspectAfterMs' | 'deadAfterMs' | 'seedRetryMs' | 'probeTimeoutMs' | 'indirectProbes' | 'suspicionConfirmations' | 'maxLocalHealth' | 'retransmitMult' | 'maxDeltasPerMessage' | 'pushPullIntervalMs' | 'leaveTimeoutMs' | 'maxMembers'>
   hubs: { count?: number, memoryMargin?: number, ranking?: Array<'memory' | 'cpus' | 'uptime' | 'id'> }
   log: { level?: 'debug' | 'info' | 'warn' | 'error', maxBytes?: number, keep?: number }
   spec?: { url: string, ref?: string, token?: string, pollIntervalMs?: number, webhookSecret?: string, allowedSigners?: string[], tsTimeoutMs?: number, limits?: Partial<SpecLimits> }
@@ -146,7 +148,16 @@ export const imageSchema = {
         fanout: { type: 'integer', minimum: 1, maximum: 64 },
         suspectAfterMs: ms,
         deadAfterMs: ms,
-        seedRetryMs: ms
+        seedRetryMs: ms,
+        probeTimeoutMs: ms,
+        indirectProbes: { type: 'integer', minimum: 0, maximum: 16 },
+        suspicionConfirmations: { type: 'integer', minimum: 0, maximum: 64 },
+        maxLocalHealth: { type: 'integer', minimum: 0, maximum: 64 },
+        retransmitMult: { type: 'integer', minimum: 1, maximum: 64 },
+        maxDeltasPerMessage: { type: 'integer', minimum: 1, maximum: 1024 },
+        pushPullIntervalMs: ms,
+        leaveTimeoutMs: ms,
+        maxMembers: { type: 'integer', minimum: 1, maximum: 100_000 }
       }
     },
     hubs: {
@@ -233,12 +244,11 @@ export function parseImageConfig (text: string, source = 'image.json'): ImageCon
   } catch (err) {
     throw new OriginError('E_CONFIG_INVALID', `${source}: ${errorMessage(err).replace(/^image\.json is invalid: /, '')}`, { file: source })
   }
-  const suspect = v.membership?.suspectAfterMs ?? 2500
-  const dead = v.membership?.deadAfterMs ?? 5000
-  if (suspect >= dead) {
-    // Singletons are given up after suspectAfterMs and started elsewhere after deadAfterMs:
-    // the order is what keeps one from running twice.
-    throw new OriginError('E_CONFIG_INVALID', `${source}: /membership: suspectAfterMs (${suspect}) must be less than deadAfterMs (${dead})`, { file: source })
+  const m = { ...membershipDefaults, ...v.membership }
+  if (m.suspectAfterMs >= m.deadAfterMs) {
+    // Singletons are given up after suspectAfterMs out of touch, and no member is dead
+    // sooner: the order is what keeps one from running twice.
+    throw new OriginError('E_CONFIG_INVALID', `${source}: /membership: suspectAfterMs (${m.suspectAfterMs}) must be less than deadAfterMs (${m.deadAfterMs})`, { file: source })
   }
   return {
     cluster: v.cluster as string,

@@ -124,7 +124,7 @@ export function registerActions (c: ActionsComponents): { start: () => void } {
   const setDrained = async (on: boolean, operator?: string): Promise<void> => {
     if (on) await writeFile(drainFile, JSON.stringify({ by: operator, at: new Date().toISOString() }) + os.EOL)
     else await rm(drainFile, { force: true })
-    announceDrained(c.membership, on)
+    c.membership.setDrained(on)
     if (operator !== undefined) c.journal?.record({ kind: 'operator', operator, action: on ? 'drain' : 'undrain', detail: c.membership.id })
     c.log.info(on ? `drained${operator === undefined ? ' (since before this start)' : ` by ${operator}`}: this node hosts nothing until undrained` : `undrained by ${operator ?? '?'}: this node hosts instances again`)
   }
@@ -155,23 +155,11 @@ export function registerActions (c: ActionsComponents): { start: () => void } {
     if (!restore || c.membership.table()?.[c.membership.id] === undefined) return
     restore = false
     c.membership.events.off('change', restoreDrain)
-    announceDrained(c.membership, true)
+    c.membership.setDrained(true)
     c.log.info('drained (since before this start): this node hosts nothing until undrained')
   }
   c.membership.events.on('change', restoreDrain)
   return { start: restoreDrain }
-}
-
-/**
- * Sets or clears `drained` in this node's own characteristics. The member entry carries
- * that object as is and every heartbeat spreads it; membership has no setter for it yet
- * (a `setDrained` there would be the proper seam).
- */
-function announceDrained (m: Membership, on: boolean): void {
-  const self = m.table()[m.id]
-  if (self === undefined) return
-  if (on) self.characteristics.drained = true
-  else delete self.characteristics.drained
 }
 
 function addressOf (c: ActionsComponents, node: string): string {

@@ -117,6 +117,12 @@ export class GossipMembership implements Membership, SwimHost {
     this.updateSelf({ ...this.self, characteristics: said === undefined ? rest : { ...rest, unhealthy: said }, heartbeat: this.self.heartbeat + 1 })
   }
 
+  setDrained (drained: boolean): void {
+    if (!this.running || (this.self.characteristics.drained === true) === drained) return
+    const { drained: _was, ...rest } = this.self.characteristics
+    this.updateSelf({ ...this.self, characteristics: drained ? { ...rest, drained: true } : rest, heartbeat: this.self.heartbeat + 1 })
+  }
+
   forget (id: string): void {
     const m = Object.hasOwn(this.members, id) ? this.members[id] : undefined
     if (m === undefined) throw new OriginError('E_NOT_FOUND', `no member "${id}"`, { id })

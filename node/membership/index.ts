@@ -84,6 +84,8 @@ export interface Membership {
    * again. Gossiped in its characteristics; the scheduler places nothing new on it.
    */
   setUnhealthy (reason?: string): void
+  /** Say an operator drained this node (it hosts no instances), or undrained it. Gossiped in its characteristics. */
+  setDrained (drained: boolean): void
   /**
    * Members of the table this node exchanged a message with (either way) within the last
    * `withinMs`. Each period a node probes one member and pings `fanout` more, and is

@@ -137,6 +137,15 @@ test('image config: a port over 65535 is refused, every port up to it accepted',
   t.regex(refusal(() => parse({ cluster: 'prod', seeds: ['10.0.0.4:7400', 'a:65536'] })).message, /\/seeds\/1: must match pattern/)
 })
 
+test('image config: the failure detector\'s settings are accepted and bounded; the defaults are the membership\'s own', (t) => {
+  const swim = { probeTimeoutMs: 100, indirectProbes: 2, suspicionConfirmations: 3, maxLocalHealth: 4, retransmitMult: 3, maxDeltasPerMessage: 8, pushPullIntervalMs: 10_000, leaveTimeoutMs: 500, maxMembers: 200 }
+  t.like(parse({ cluster: 'c', membership: swim }).membership, swim)
+  t.regex(refusal(() => parse({ cluster: 'c', membership: { indirectProbes: 17 } })).message, /\/membership\/indirectProbes: must be <= 16/)
+  // deadAfterMs alone is checked against the default suspectAfterMs (600), not an old one.
+  t.notThrows(() => parse({ cluster: 'c', membership: { deadAfterMs: 1000 } }))
+  t.regex(refusal(() => parse({ cluster: 'c', membership: { deadAfterMs: 500 } })).message, /suspectAfterMs \(600\) must be less than deadAfterMs \(500\)/)
+})
+
 test('image config: suspectAfterMs must be less than deadAfterMs', (t) => {
   const err = t.throws(() => parseImageConfig(JSON.stringify({ cluster: 'c', membership: { suspectAfterMs: 5000, deadAfterMs: 4000 } })))
   t.regex(err?.message ?? '', /suspectAfterMs \(5000\) must be less than deadAfterMs \(4000\)/)
