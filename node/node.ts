@@ -126,7 +126,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     membershipLayer.setDowning(spec.cluster.downing)
   })
   // The supervisor is made after the api (it gives instances their keys): asked when a request comes.
-  const api = localApi()({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: root.child('api'), instanceUid: (i) => supervisorLayer?.uidOf?.(i) })
+  const api = localApi()({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: root.child('api'), instanceUid: (i) => supervisorLayer?.uidOf?.(i), instanceUsage: async () => await supervisorLayer?.usage?.() ?? {} })
   const stateLayer = state({ dataDir })({ transport, membership: membershipLayer, log: root.child('state') })
   // The proxy reads the supervisor's instances only when a connection comes, so it can be made first.
   let supervisorRef: Supervisor | undefined

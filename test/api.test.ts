@@ -160,8 +160,8 @@ test.serial('api: wrong keys are refused and logged, services lists ready instan
       const keyOfA = await get(`${appOn('a')}/key`)
       const stolen = JSON.parse(await get(`http://${other?.address ?? ''}/call?path=${encodeURIComponent('/v1/self')}&key=${encodeURIComponent(keyOfA)}`)) as Answer
       t.is(stolen.status, 401)
-      t.regex(stolen.body, /this key is app@a's, and the caller is not app@a/)
-      await waitFor(async () => /refused GET \/v1\/self from a caller with app@a's key that is not app@a \(it runs as another service's user\) \(uid \d+\)/.test(await s.c.node('a').log()), { what: 'the stolen key in a\'s log' })
+      t.regex(stolen.body, /this key is app@a's, and the caller is other@a/)
+      await waitFor(async () => /refused GET \/v1\/self from a caller with app@a's key that is not app@a \(it is other@a\) \(uid \d+\)/.test(await s.c.node('a').log()), { what: 'the stolen key in a\'s log' })
       t.is((await call('a', '/v1/self')).status, 200, 'the key still works for its own instance')
     } else t.log('stolen-key check skipped: services get uids of their own only as root')
 
@@ -208,4 +208,27 @@ test.serial('api: wrong keys are refused and logged, services lists ready instan
 test('api: an instance with several ports lists them all by name, as its node announces them', (t) => {
   const table: MemberTable = { a: member('a', 'alive', { 'api-0': { v: '1', s: 'ready', a: '10.0.0.1:4000', p: { http: 4000, admin: 4001 } } }) }
   t.deepEqual(readyInstances(table, 'api', 'http')[0]?.ports, { http: 4000, admin: 4001 })
+})
+
+test.serial('api: two instances of one service on one node: each key works only for its own instance, and a refusal names the caller', async (t) => {
+  const s = await specDirCluster(t)
+  await s.c.start({ name: 'a', image: { specDir: s.dir } })
+  await s.c.waitForView({ a: 'alive' })
+  await chmod(s.dir, 0o755)
+  await writeFile(join(s.dir, 'app.js'), app, { mode: 0o644 })
+  await s.write('services/app.json', {
+    run: { command: 'node', args: [join(s.dir, 'app.js')] },
+    placement: { kind: 'replicas', count: 2 },
+    resources: { maxInstancesPerNode: 2 },
+    health: { http: { path: '/health' }, intervalMs: 200 },
+    stopGraceMs: 1000
+  })
+  const [one, two] = (await s.waitInstances('a', 'app', 2)).sort((x, y) => x.instance.localeCompare(y.instance))
+  const keyOfOne = await get(`http://${one.address ?? ''}/key`)
+  const own = JSON.parse(await get(`http://${one.address ?? ''}/call?path=${encodeURIComponent('/v1/self')}&key=own`)) as Answer
+  t.is(own.status, 200)
+  const borrowed = JSON.parse(await get(`http://${two.address ?? ''}/call?path=${encodeURIComponent('/v1/self')}&key=${encodeURIComponent(keyOfOne)}`)) as Answer
+  t.is(borrowed.status, 401)
+  t.is((JSON.parse(borrowed.body) as { error: string }).error, `this key is ${one.instance}'s, and the caller is ${two.instance}`)
+  await s.c.explainFailure(async () => await waitFor(async () => new RegExp(`refused GET /v1/self from a caller with ${one.instance}'s key that is not ${one.instance} \\(it is ${two.instance}\\)`).test(await s.c.node('a').log()), { what: 'the refusal naming the caller in the log' }))
 })

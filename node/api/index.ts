@@ -29,7 +29,8 @@ import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
 import type { SpecLayer } from '../spec'
 // The proxy's pure reader of /proc/net/tcp: who is on the other end of a loopback socket.
-import { loopbackPeerUid } from '../proxy/peercred'
+import { holderOf, loopbackPeer, loopbackPeerUid } from '../proxy/peercred'
+import type { Usage } from '../supervisor/procfs'
 import { ownerOf, readyInstances, whereInstances } from './views'
 import { Watches } from './watch'
 
@@ -44,7 +45,12 @@ export interface ApiComponents {
    * (the supervisor's uidOf). Given, a key is refused from a caller of another uid.
    */
   instanceUid?: (instance: string) => number | undefined
+  /** This node's instances' live processes (the supervisor's usage): a caller is the instance whose process holds its socket. */
+  instanceUsage?: () => Promise<Record<string, Usage>>
 }
+
+/** Who is on the other end of a connection, as far as procfs tells. */
+interface Caller { uid?: number, instance?: string }
 
 /** A refused caller is logged at most once in this long. */
 const REFUSAL_LOG_MS = 10_000
@@ -69,8 +75,8 @@ class HttpApi implements LocalApi {
   private watches?: Watches
   /** Caller -> when its refusal was last logged. */
   private readonly refusedAt = new Map<string, number>()
-  /** The uid on the other end of each connection (null: not known), read once per connection. */
-  private readonly callerUids = new WeakMap<object, number | null>()
+  /** Who is on the other end of each connection, found once per connection. */
+  private readonly callers = new WeakMap<object, Promise<Caller>>()
 
   constructor (private readonly c: ApiComponents) {}
 
@@ -101,9 +107,9 @@ class HttpApi implements LocalApi {
         this.logRefusal(req, (server.address() as AddressInfo).port)
         return
       }
-      const stolen = await this.otherCaller(req, instance, (server.address() as AddressInfo).port)
+      const stolen = await this.wrongHands(req, instance, (server.address() as AddressInfo).port)
       if (stolen !== undefined) {
-        send(401, { error: `this key is ${instance}'s, and the caller is not ${instance}` })
+        send(401, { error: `this key is ${instance}'s, and the caller is ${stolen.instance ?? `not ${instance}`}` })
         this.logRefusal(req, (server.address() as AddressInfo).port, stolen)
         return
       }
@@ -160,39 +166,54 @@ class HttpApi implements LocalApi {
   }
 
   /**
-   * The uid of a caller presenting `instance`'s key while running as another service's user
-   * (so it took the key from somewhere), or undefined when the key is in the right hands or
-   * that cannot be told (no uids of their own, procfs missing). The node's own uid may use
-   * any key (an operator on the machine, a health check). Instances of one service share a uid.
+   * The caller presenting `instance`'s key when it is not `instance` (so it took the key
+   * from somewhere): another of this node's instances (the process holding the socket is
+   * one of its), or a process of another service's user. Undefined when the key is in the
+   * right hands or that cannot be told (procfs missing). The node's own uid, when it is no
+   * instance, may use any key (an operator on the machine, a health check).
    */
-  private async otherCaller (req: http.IncomingMessage, instance: string, serverPort: number): Promise<number | undefined> {
+  private async wrongHands (req: http.IncomingMessage, instance: string, serverPort: number): Promise<Caller | undefined> {
+    const caller = await this.callerOf(req, serverPort)
+    if (caller.instance !== undefined) return caller.instance === instance ? undefined : caller
     const expected = this.c.instanceUid?.(instance)
-    if (expected === undefined) return undefined
-    let uid = this.callerUids.get(req.socket)
-    if (uid === undefined) {
-      uid = (await loopbackPeerUid(req.socket.remotePort ?? 0, serverPort).catch(() => undefined)) ?? null
-      this.callerUids.set(req.socket, uid)
+    if (expected === undefined || caller.uid === undefined) return undefined
+    return caller.uid === expected || caller.uid === process.getuid?.() ? undefined : caller
+  }
+
+  private async callerOf (req: http.IncomingMessage, serverPort: number): Promise<Caller> {
+    let known = this.callers.get(req.socket)
+    if (known === undefined) {
+      known = (async (): Promise<Caller> => {
+        const peer = await loopbackPeer(req.socket.remotePort ?? 0, serverPort).catch(() => undefined)
+        if (peer === undefined || this.c.instanceUsage === undefined) return { uid: peer?.uid }
+        // Only instances running as the caller's uid can hold its socket (all of them when services share the node's uid).
+        const usage = Object.entries(await this.c.instanceUsage().catch(() => ({}) as Record<string, Usage>))
+          .filter(([i]) => { const uid = this.c.instanceUid?.(i); return uid === undefined ? peer.uid === process.getuid?.() : uid === peer.uid })
+        const pid = await holderOf(peer.inode, usage.flatMap(([, u]) => u.pids))
+        return { uid: peer.uid, instance: pid === undefined ? undefined : usage.find(([, u]) => u.pids.includes(pid))?.[0] }
+      })()
+      this.callers.set(req.socket, known)
     }
-    return uid === null || uid === expected || uid === process.getuid?.() ? undefined : uid
+    return await known
   }
 
   /** Logs a refused request with the instance its key claims and the caller's uid, once per caller per 10 s. */
-  private logRefusal (req: http.IncomingMessage, serverPort: number, wrongUid?: number): void {
+  private logRefusal (req: http.IncomingMessage, serverPort: number, wrong?: Caller): void {
     const key = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1]
     // The claim is the caller's word, so it is cut short; keys hold no spaces or newlines.
     const claimed = key === undefined || key.lastIndexOf('.') <= 0 ? undefined : key.slice(0, Math.min(key.lastIndexOf('.'), 80))
     const what = `${req.method ?? '?'} ${(req.url ?? '').split('?')[0].slice(0, 120)}`
-    const uidKnown = wrongUid === undefined ? loopbackPeerUid(req.socket.remotePort ?? 0, serverPort).catch(() => undefined) : Promise.resolve(wrongUid)
+    const uidKnown = wrong === undefined ? loopbackPeerUid(req.socket.remotePort ?? 0, serverPort).catch(() => undefined) : Promise.resolve(wrong.uid)
     void uidKnown.then((uid) => {
       // A caller is its uid (where /proc tells it) and the instance it claims to be.
-      const caller = `${uid ?? '?'} ${claimed ?? '-'}`
+      const caller = `${uid ?? '?'} ${wrong?.instance ?? ''} ${claimed ?? '-'}`
       const now = Date.now()
       if (now - (this.refusedAt.get(caller) ?? -Infinity) < REFUSAL_LOG_MS) return
       if (this.refusedAt.size >= 256) for (const [k, t] of this.refusedAt) if (now - t >= REFUSAL_LOG_MS) this.refusedAt.delete(k)
       if (this.refusedAt.size >= 256) return // a flood of made-up claims: those already logged say enough
       this.refusedAt.set(caller, now)
-      const who = wrongUid !== undefined
-        ? `a caller with ${claimed ?? '?'}'s key that is not ${claimed ?? '?'} (it runs as another service's user)`
+      const who = wrong !== undefined
+        ? `a caller with ${claimed ?? '?'}'s key that is not ${claimed ?? '?'} (${wrong.instance === undefined ? 'it runs as another service\'s user' : `it is ${wrong.instance}`})`
         : claimed === undefined ? (key === undefined ? 'a caller with no key' : 'a caller with a malformed key') : `a caller with a key for ${claimed} that this node did not issue`
       this.c.log.warn(`refused ${what} from ${who}${uid === undefined ? '' : ` (uid ${uid})`} (401)`)
     })

@@ -128,7 +128,7 @@ async function load (docker: Dockerode, path: string, ref: string | undefined, n
   if (end.error !== undefined) throw fail(end.error)
   const source = ref !== undefined && end.loaded.includes(ref) ? ref : end.loaded.length === 1 ? end.loaded[0] : undefined
   if (source === undefined) {
-    const what = end.loaded.length === 0 ? 'it held no image' : `it held ${end.loaded.length} images (${end.loaded.join(', ')})`
+    const what = end.loaded.length === 0 ? 'it held no image' : `it held ${end.loaded.length} images (${[...end.loaded].sort().join(', ')})`
     throw fail(`${what}; ${ref === undefined ? 'give run.image.ref naming the one to run' : `none is ${ref}`}`)
   }
   await tag(docker, source, name)

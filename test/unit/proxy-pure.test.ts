@@ -1,8 +1,11 @@
 import test from 'ava'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
+import net from 'node:net'
 import type { Member, MemberTable } from '../../node/membership/types'
 import { choose, readyTargets } from '../../node/proxy/choose'
 import { parseUse, useEnv } from '../../node/proxy/names'
-import { uidIn } from '../../node/proxy/peercred'
+import { holderOf, loopbackPeer, peerIn, uidIn } from '../../node/proxy/peercred'
 import { publishedPortClashes } from '../../node/scheduler/place'
 import { validateService } from '../../node/spec/schema'
 import type { ServiceSpec } from '../../node/spec/types'
@@ -45,6 +48,21 @@ test('proxy: the uid of a loopback client socket is read from /proc/net/tcp', (t
   ].join('\n')
   t.is(uidIn(text, 0xC350, 0xA0F0), 61003)
   t.is(uidIn(text, 0xC351, 0xA0F0), undefined)
+  t.deepEqual(peerIn(text, 0xC350, 0xA0F0), { uid: 61003, inode: 2 })
+})
+
+test('proxy: the process holding a loopback client socket is found by its inode', async (t) => {
+  if (!existsSync('/proc/net/tcp')) { t.pass('no procfs here'); return }
+  const server = net.createServer(() => {})
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as net.AddressInfo).port
+  const client = net.connect(port, '127.0.0.1')
+  await once(client, 'connect')
+  t.teardown(() => { client.destroy(); server.close() })
+  const peer = await loopbackPeer(client.localPort ?? 0, port)
+  t.is(peer?.uid, process.getuid?.())
+  t.is(await holderOf(peer?.inode ?? -1, [process.pid]), process.pid)
+  t.is(await holderOf(peer?.inode ?? -1, []), undefined)
 })
 
 const svc = (extra: Partial<ServiceSpec>): ServiceSpec => ({ run: { command: 'x' }, placement: { kind: 'every' }, ...extra })
