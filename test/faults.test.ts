@@ -3,33 +3,18 @@
  * address (root only; every rule is removed afterwards, whatever happens).
  */
 import test from 'ava'
-import { execFileSync } from 'node:child_process'
 import { chmod, mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { TestCluster } from './helpers/cluster'
+import { iptablesWorks, isolate } from './helpers/iptables'
 import { waitFor } from './helpers/wait'
 import { running as runningProcs } from './helpers/procs'
 
-function iptablesWorks (): boolean {
-  if (process.getuid?.() !== 0) return false
-  try { execFileSync('iptables', ['-L', 'INPUT', '-n'], { stdio: 'ignore' }); return true } catch { return false }
-}
 const usable = iptablesWorks()
 const faultTest = usable ? test.serial : test.serial.skip
 if (!usable) console.log('faults: skipped: needs root and iptables (CI has both)')
 
-/** Drop every packet to or from `host` until the returned function is called. */
-function isolate (host: string): () => void {
-  const rules = [['INPUT', '-s', host, '-j', 'DROP'], ['INPUT', '-d', host, '-j', 'DROP']]
-  for (const r of rules) execFileSync('iptables', ['-I', ...r])
-  let healed = false
-  return () => {
-    if (healed) return
-    healed = true
-    for (const r of rules) execFileSync('iptables', ['-D', ...r])
-  }
-}
 
 
 faultTest('faults: a node cut off by the network is seen dead, gives its singleton up first, and rejoins when the network heals', async (t) => {

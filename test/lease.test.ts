@@ -7,7 +7,7 @@
  * exactly one side.
  */
 import test from 'ava'
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
@@ -22,6 +22,7 @@ import { lease as etcdLease } from '../plugins/lease-etcd'
 import { running as runningProcs } from './helpers/procs'
 import { fastMembership } from './helpers/cluster'
 import { specDirCluster } from './helpers/spec-dir'
+import { iptablesWorks, isolate } from './helpers/iptables'
 import { waitFor } from './helpers/wait'
 
 const ETCD = '/usr/bin/etcd'
@@ -272,24 +273,9 @@ test.serial('lease: a node without a lease plugin, told to use strategy lease, s
   t.pass()
 })
 
-function iptablesWorks (): boolean {
-  if (process.getuid?.() !== 0) return false
-  try { execFileSync('iptables', ['-L', 'INPUT', '-n'], { stdio: 'ignore' }); return true } catch { return false }
-}
 const partitionTest = haveEtcd && iptablesWorks() ? test.serial : test.serial.skip
 if (haveEtcd && !iptablesWorks()) console.log('lease: partition test skipped: needs root and iptables')
 
-/** Drop every packet to or from `host` (a node's own loopback address; etcd on 127.0.0.1 stays reachable) until the returned function is called. */
-function isolate (host: string): () => void {
-  const rules = [['INPUT', '-s', host, '-j', 'DROP'], ['INPUT', '-d', host, '-j', 'DROP']]
-  for (const r of rules) execFileSync('iptables', ['-I', ...r])
-  let healed = false
-  return () => {
-    if (healed) return
-    healed = true
-    for (const r of rules) execFileSync('iptables', ['-D', ...r])
-  }
-}
 
 partitionTest('lease: two nodes cut apart both reach etcd; only the lease holder downs the other and runs the singleton, never both at once; healed, they are one cluster again', async (t) => {
   const etcd = await startEtcd(t)
