@@ -93,7 +93,7 @@ test.serial('containers: replicas and a singleton run as containers across three
   if (skipped(t)) return
   const s = await cluster(t, ['a', 'b', 'c'])
   await s.write('services/web.json', container(httpd, { kind: 'replicas', count: 2 }, { health: httpHealth }))
-  await s.write('services/one.json', container(httpd, { kind: 'singleton' }, { health: httpHealth }))
+  await s.write('services/one.json', container(httpd, { kind: 'singleton' }, { health: httpHealth, resources: { cpuShares: 512, cpus: 0.5 } }))
   // About 10 MB held and a busy loop a good part of the time.
   await s.write('services/hog.json', container(['sh', '-c', 'x=0123456789; i=0; while [ $i -lt 20 ]; do x=$x$x; i=$((i+1)); done; while :; do j=0; while [ $j -lt 2000 ]; do j=$((j+1)); done; sleep 0.05; done'], { kind: 'singleton' }))
   const web = await s.c.explainFailure(async () => await s.waitInstances('a', 'web', 2))
@@ -108,6 +108,11 @@ test.serial('containers: replicas and a singleton run as containers across three
     t.is(c.Labels['origin.service'], i.instance.replace(/(-\d+|@.*)$/, ''))
     t.is(c.HostConfig.NetworkMode, 'host')
   }
+  // The singleton's CPU weight and cap are the engine's.
+  const [oneC] = await containersOf([`origin.instance=${one.instance}`])
+  const inspected = await docker.getContainer(oneC.Id).inspect()
+  t.is(inspected.HostConfig.CpuShares, 512)
+  t.is(inspected.HostConfig.NanoCpus, 500_000_000)
 
   const client = await s.c.client('a')
   const hog = await waitFor(async () => {

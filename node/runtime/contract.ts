@@ -41,6 +41,8 @@ export interface RunRequest {
   user?: InstanceUser
   /** A limit the runtime enforces itself where it can (a container's cgroup); others leave it to the supervisor's sampling. */
   memoryLimitMb?: number
+  /** CPU weight and cap (containers: the engine's CpuShares and NanoCpus). @default none */
+  cpu?: { shares?: number, cpus?: number }
   /** The instance's scope of the node log. */
   log: Logger
   /** Output of the run, as it comes: the supervisor stamps it into the instance log. */

@@ -108,6 +108,8 @@ export function containerOptions (nodeId: string, req: RunRequest, at: number): 
       RestartPolicy: { Name: 'no' },
       // No swap beyond the limit (the engine's default doubles it): the limit is what the spec says.
       ...memory,
+      ...(req.cpu?.shares === undefined ? {} : { CpuShares: req.cpu.shares }),
+      ...(req.cpu?.cpus === undefined ? {} : { NanoCpus: Math.round(req.cpu.cpus * 1e9) }),
       ...(stateDir === undefined ? {} : { Binds: [`${stateDir}:${stateDir}`] }),
       ...(req.user?.lowPorts === true ? { CapAdd: ['NET_BIND_SERVICE'] } : {})
     }

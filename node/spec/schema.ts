@@ -122,6 +122,9 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
   type: 'object',
   additionalProperties: false,
   required: ['run', 'placement'],
+  // CPU shares and caps are the engine's: a host process has none (it is not in a cgroup of its own).
+  if: { properties: { run: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } }, required: ['run'] },
+  then: { properties: { resources: { type: 'object', not: { anyOf: [{ properties: { cpuShares: { type: 'integer' } }, required: ['cpuShares'] }, { properties: { cpus: { type: 'number' } }, required: ['cpus'] }] } } } },
   properties: {
     run: {
       type: 'object',
@@ -211,7 +214,9 @@ export const serviceSchema: JSONSchemaType<ServiceSpec> = {
       nullable: true,
       properties: {
         memoryMb: { type: 'integer', minimum: 1, nullable: true },
-        maxInstancesPerNode: { type: 'integer', minimum: 1, nullable: true }
+        maxInstancesPerNode: { type: 'integer', minimum: 1, nullable: true },
+        cpuShares: { type: 'integer', minimum: 2, maximum: 262_144, nullable: true },
+        cpus: { type: 'number', exclusiveMinimum: 0, maximum: 4096, nullable: true }
       }
     },
     health: {
@@ -346,6 +351,7 @@ const overrides: Record<string, { field?: string, message: string }> = {
   '#/properties/run/properties/cwd/pattern': { message: 'must be a relative path inside the code root' },
   '#/properties/run/anyOf': { message: 'must give "command" (a host process) or "image" (Docker containers)' },
   '#/properties/run/not': { message: 'gives both "command" and "image": give one (a host process or Docker containers)' },
+  '#/then/properties/resources/not': { message: 'gives cpuShares or cpus, which apply to container services (run.image) only: a host process has no CPU weight or cap of its own' },
   '#/properties/run/then/not': { field: 'cwd', message: 'is for commands only: a container works in its image\'s WORKDIR' },
   '#/properties/run/properties/image/anyOf': { message: 'must be an image name on the node ("redis:7") or { "ref"?, "load": "<tarball in the code tree>" } or { "ref"?, "build": { "dockerfile"? } }' },
   '#/properties/run/properties/env/propertyNames/pattern': { message: 'must be a valid environment variable name' },

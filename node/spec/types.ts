@@ -298,6 +298,14 @@ export interface ResourcesSpec {
   memoryMb?: number
   /** At most this many instances of the service on one member. @default 1 */
   maxInstancesPerNode?: number
+  /**
+   * Containers only: the instance's CPU weight against others when the CPU is contended
+   * (the engine's CpuShares; 1024 is an even share). Nothing is capped while the CPU is free.
+   * @default the engine's (1024)
+   */
+  cpuShares?: number
+  /** Containers only: at most this many CPUs' time (the engine's NanoCpus, e.g. 0.5). @default no cap */
+  cpus?: number
 }
 
 export interface HealthSpec {

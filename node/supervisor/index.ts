@@ -543,6 +543,7 @@ class Reconciler implements Supervisor {
       restart: { policy: svc.restart?.policy ?? 'always', backoffMs: svc.restart?.backoffMs, maxBackoffMs: svc.restart?.maxBackoffMs },
       health: resolveHealth(svc.health, expandable, ports[0][1], hosts.dial),
       memoryLimitMb: svc.resources?.memoryMb,
+      ...(svc.resources?.cpuShares === undefined && svc.resources?.cpus === undefined ? {} : { cpu: { shares: svc.resources.cpuShares, cpus: svc.resources.cpus } }),
       stopGraceMs: svc.stopGraceMs,
       logMaxBytes: this.init.logMaxBytes,
       logKeep: this.init.logKeep

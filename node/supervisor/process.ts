@@ -86,6 +86,8 @@ export interface ManagedProcessOptions {
   health?: HealthSpec
   /** The instance's RSS (all its processes) above this gets it killed and restarted by policy. @default none */
   memoryLimitMb?: number
+  /** CPU weight and cap, for runtimes that have them (containers). @default none */
+  cpu?: { shares?: number, cpus?: number }
   /** Time between SIGTERM and SIGKILL on stop. Longer lets a process finish its work. @default 10000 */
   stopGraceMs?: number
   /** How often the instance's RSS is read. Shorter catches a fast leak sooner, costs /proc reads. @default 1000 */
@@ -336,6 +338,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
         env: this.o.env,
         user: this.o.user,
         memoryLimitMb: this.o.memoryLimitMb,
+        ...(this.o.cpu === undefined ? {} : { cpu: this.o.cpu }),
         log: this.log,
         output: (stream, chunk) => (stream === 'out' ? out : err)(chunk)
       })

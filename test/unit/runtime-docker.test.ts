@@ -74,3 +74,21 @@ test('runtime-docker: a service gives exactly one of command and image, and cwd 
   t.deepEqual(check({ image: 'redis:7', cwd: 'x' }), ['/run/cwd is for commands only: a container works in its image\'s WORKDIR'])
   for (const bad of [{ load: 'a.tar', build: {} }, { load: '../a.tar' }, {}, 'Not An Image']) t.is(check({ image: bad }).length, 1, JSON.stringify(bad))
 })
+
+test('runtime-docker: CPU shares and a CPU cap go to the engine; a host process service may not give them', (t) => {
+  const o = containerOptions('a', request({ cpu: { shares: 512, cpus: 0.5 } }), 0)
+  t.is(o.HostConfig?.CpuShares, 512)
+  t.is(o.HostConfig?.NanoCpus, 500_000_000)
+  const none = containerOptions('a', request(), 0)
+  t.false('CpuShares' in (none.HostConfig ?? {}))
+  t.false('NanoCpus' in (none.HostConfig ?? {}))
+  const placement = { kind: 'singleton' }
+  const image = validateService({ run: { image: 'redis:7' }, placement, resources: { cpuShares: 512, cpus: 1.5 } })
+  t.true(image.ok, JSON.stringify(image))
+  const proc = validateService({ run: { command: 'redis-server' }, placement, resources: { cpuShares: 512 } })
+  t.false(proc.ok)
+  if (!proc.ok) t.regex(proc.problems.map((p) => `${p.path}: ${p.message}`).join('\n'), /resources: gives cpuShares or cpus, which apply to container services \(run\.image\) only/)
+  const low = validateService({ run: { image: 'redis:7' }, placement, resources: { cpuShares: 1 } })
+  t.false(low.ok)
+  t.true(validateService({ run: { command: 'redis-server' }, placement, resources: { memoryMb: 64 } }).ok, 'a process keeps its memory limit')
+})
