@@ -10,7 +10,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import Ajv from 'ajv'
@@ -261,10 +261,10 @@ const skipContainers = dockerSkipReason()
 const containerTest = skipContainers === undefined ? test.serial : test.skip
 if (skipContainers !== undefined) console.log(`build.test: containers test skipped: ${skipContainers}`)
 
-/** A root filesystem from the host's own files: what origin-node and the programs the node runs link against. */
+/** A root filesystem from the host's own files: what origin-node and the programs the node runs (chown gives service users their dirs) link against. */
 async function baseRootfs (dir: string, executable: string): Promise<string> {
   const rootfs = join(dir, 'rootfs')
-  const programs = ['/bin/sh', '/bin/bash', '/usr/bin/prlimit', '/usr/bin/setpriv', '/usr/bin/unshare', '/usr/bin/sleep'].filter((p) => existsSync(p))
+  const programs = ['/bin/sh', '/bin/bash', '/usr/bin/prlimit', '/usr/bin/setpriv', '/usr/bin/unshare', '/usr/bin/sleep', '/usr/bin/chown', '/bin/chown'].filter((p) => existsSync(p))
   const files = new Set<string>(programs)
   for (const p of [executable, ...programs]) {
     const ldd = await run('ldd', [p])
@@ -332,6 +332,32 @@ containerTest('build: three containers from DIR/Dockerfile on the host network f
     t.regex((await daemon.docker('logs', `${tag}-1`)).stderr, /instances run in their own PID namespace/)
     t.true((await readdir(data)).length > 0, 'the node writes its data dir at the same path on the host')
     t.is((await daemon.docker('exec', `${tag}-1`, '/bin/sh', '-c', 'test -S /var/run/docker.sock')).code, 0, 'the engine socket is inside')
+
+    // Beside itself: a container service goes to the one node with the engine's socket, which
+    // starts it through that socket as a sibling container on the host network.
+    const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p))
+    if (busybox === undefined) t.log('container service beside the node skipped: no static busybox (busybox-static)')
+    else {
+      const box = join(dir, 'box')
+      await mkdir(join(box, 'bin'), { recursive: true })
+      await mkdir(join(box, 'www'))
+      await copyFile(busybox, join(box, 'bin', 'busybox'))
+      await symlink('busybox', join(box, 'bin', 'sh'))
+      await writeFile(join(box, 'www', 'index.html'), 'beside the node\n')
+      t.is((await run('tar', ['-C', box, '-cf', join(dir, 'box.tar'), '.'])).code, 0)
+      t.is((await daemon.docker('import', join(dir, 'box.tar'), `origin-test-box:${tag}`)).code, 0)
+      const service = join(f.spec, 'services', 'box.json')
+      await mkdir(join(f.spec, 'services'), { recursive: true })
+      t.teardown(async () => { await rm(service, { force: true }) })
+      await writeFile(service, JSON.stringify({ run: { image: `origin-test-box:${tag}`, args: ['/bin/busybox', 'httpd', '-f', '-p', '${ORIGIN_HOST}:$PORT', '-h', '/www'] }, placement: { kind: 'singleton' }, health: { http: { path: '/index.html' }, intervalMs: 200 }, stopGraceMs: 1000 }))
+      const ready = await waitFor(async () => (await c.services()).services.find((x) => x.name === 'box')?.instances.find((i) => i.state === 'ready'), { what: 'the container service to be ready', timeoutMs: 120_000 })
+      t.is(ready.node, (await c.nodes()).find((n) => n.address === f.addresses[0])?.id ?? '?', 'on the node with the engine\'s socket')
+      const sibling = (await daemon.docker('ps', '--filter', 'label=origin.instance=box-0', '--format', '{{.Image}}')).stdout.trim()
+      t.is(sibling, `origin-test-box:${tag}`, 'a sibling container of the node, in the same engine')
+      t.is(await (await fetch(`http://${ready.address ?? ''}/index.html`)).text(), 'beside the node\n')
+      await rm(service, { force: true })
+      await waitFor(async () => (await daemon.docker('ps', '-a', '--filter', 'label=origin.instance=box-0', '-q')).stdout.trim() === '', { what: 'the node to remove its container once the service is gone', timeoutMs: 60_000 })
+    }
   } catch (err) {
     for (const i of [1, 2, 3]) t.log((await daemon.docker('logs', '--tail', '20', `${tag}-${i}`)).stderr)
     throw err

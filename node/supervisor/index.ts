@@ -163,6 +163,12 @@ class Reconciler implements Supervisor {
    * rather than sending them back to their rendezvous "home".
    */
   private readonly held = new Map<string, InstanceSummary>()
+  /**
+   * Instances whose last start failed before their process ran (a port, the state dir, the
+   * engine): not tried again before `at`, the wait doubling from 1 s to a minute, so a cause
+   * that lasts is neither retried in a tight loop nor logged for each try.
+   */
+  private readonly startFailures = new Map<string, { at: number, tries: number, said: string }>()
   private readonly code: CodeCache
   private readonly ports: PortBook
   private readonly engine: ContainerEngine
@@ -390,6 +396,7 @@ class Reconciler implements Supervisor {
     }
     for (const id of this.waiting.keys()) if (!mine.has(id)) this.waiting.delete(id)
     for (const id of this.held.keys()) if (!mine.has(id)) this.held.delete(id)
+    for (const id of this.startFailures.keys()) if (!mine.has(id)) this.startFailures.delete(id)
     for (const a of mine.values()) {
       if (this.busy.has(a.instance)) continue
       const svc = applied.spec.services[a.service]
@@ -430,10 +437,23 @@ class Reconciler implements Supervisor {
         const elsewhere = runningElsewhere(table, a.instance, self, inTouch)
         if (elsewhere.length > 0) { this.wait(a.instance, `singleton still ${elsewhere[0].s} on ${elsewhere[0].node}; starting once it stops`); continue }
       }
+      const failed = this.startFailures.get(a.instance)
+      if (failed !== undefined && failed.at > now) {
+        this.wait(a.instance, failed.said, 'warn')
+        this.retryAt(failed.at)
+        continue
+      }
       this.waiting.delete(a.instance)
       this.busy.add(a.instance)
       void this.launch(a, svc, dir, version, applied.version, image)
-        .catch((err) => { this.wait(a.instance, `cannot start: ${errorMessage(err)}`, 'warn'); this.retryAt(Date.now() + 5000) })
+        .then(() => { this.startFailures.delete(a.instance) }, (err) => {
+          const tries = (this.startFailures.get(a.instance)?.tries ?? 0) + 1
+          const delayMs = Math.min(60_000, 1000 * 2 ** (tries - 1))
+          const said = `cannot start: ${errorMessage(err)}; retrying in ${delayMs / 1000} s (attempt ${tries + 1})`
+          this.startFailures.set(a.instance, { at: Date.now() + delayMs, tries, said })
+          this.wait(a.instance, said, 'warn')
+          this.retryAt(Date.now() + delayMs)
+        })
         .finally(() => { this.busy.delete(a.instance); this.publish(); this.kick() })
     }
     this.publish()
