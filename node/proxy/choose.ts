@@ -41,6 +41,23 @@ export function readyTargets (table: MemberTable, service: string): Target[] {
 }
 
 /**
+ * Instances of `service` their own member last said were ready while that member is
+ * suspect: for a request that would otherwise be refused at once (HTTP), a member that is
+ * only slow (a suspicion it refutes a moment later) still serves it; a dead one fails it
+ * as the refusal would have.
+ */
+export function suspectTargets (table: MemberTable, service: string): Target[] {
+  const out: Target[] = []
+  for (const m of Object.values(table)) {
+    if (m.status !== 'suspect') continue
+    for (const [instance, s] of Object.entries(m.instances ?? {})) {
+      if (s.s === 'ready' && s.a !== undefined && serviceOf(instance) === service) out.push({ instance, node: m.id, address: s.a })
+    }
+  }
+  return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))
+}
+
+/**
  * The target for a new connection: this node's own first (unless `preferLocal` is false),
  * then the fewest open connections; among equals the `turn`-th (a counter the caller
  * raises), so short connections still take turns.

@@ -43,7 +43,7 @@ import { hostOf } from '../address'
 import type { Usage } from '../supervisor/procfs'
 import type { Transport } from '../transport'
 import { StreamClient, streamServer, type StreamIdentity, type StreamServer } from '../transport/stream'
-import { choose, readyTargets, type Target } from './choose'
+import { choose, readyTargets, suspectTargets, type Target } from './choose'
 import { Connections, join } from './forward'
 import { httpPublisher, type Opened } from './http'
 import { keyOf, owner } from './keyed'
@@ -342,7 +342,9 @@ class NodeProxy implements Proxy {
    */
   private async openHttp (l: PublishListener, req: IncomingMessage): Promise<Opened> {
     const svc = this.c.spec.current()?.spec.services[l.service]
-    const targets = readyTargets(this.c.membership.table(), l.service)
+    // None ready on an alive member: one on a suspect member rather than a 503 at once.
+    const alive = readyTargets(this.c.membership.table(), l.service)
+    const targets = alive.length > 0 ? alive : suspectTargets(this.c.membership.table(), l.service)
     const none: Opened = { refuse: { status: 503, body: `${l.service} has no ready instance right now; try again in a moment` } }
     if (targets.length === 0) return none
     let target: Target | undefined

@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import net from 'node:net'
 import type { Member, MemberTable } from '../../node/membership/types'
-import { choose, readyTargets } from '../../node/proxy/choose'
+import { choose, readyTargets, suspectTargets } from '../../node/proxy/choose'
 import { parseUse, useEnv } from '../../node/proxy/names'
 import { holderOf, loopbackPeer, peerIn, uidIn } from '../../node/proxy/peercred'
 import { publishedPortClashes } from '../../node/scheduler/place'
@@ -31,6 +31,9 @@ test('proxy: only ready instances on alive members are targets (not on suspect o
   }
   t.deepEqual(readyTargets(table, 'web').map((x) => x.instance), ['web-0', 'web-1', 'web@b'])
   t.deepEqual(readyTargets(table, 'redis'), [])
+  // The fallback for a request that would be refused at once: ready on a suspect member only.
+  t.deepEqual(suspectTargets(table, 'web').map((x) => x.instance), ['web-3'])
+  t.deepEqual(suspectTargets(table, 'redis'), [])
   const open: Record<string, number> = { 'web-0': 5, 'web-1': 2, 'web@b': 1 }
   t.is(choose(readyTargets(table, 'web'), 'a', (i) => open[i] ?? 0)?.instance, 'web-0', 'local first, however busy')
   t.is(choose(readyTargets(table, 'web'), 'a', (i) => open[i] ?? 0, false)?.instance, 'web@b', 'fewest connections')
