@@ -156,8 +156,10 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     { name: 'api', component: api },
     { name: 'state', component: stateLayer },
     { name: 'proxy', component: proxyLayer },
-    { name: 'supervisor', component: supervisorLayer },
+    // Health listens before the supervisor starts: a first reconcile that never ends (a
+    // code fetch that hangs) is one it must see begin.
     { name: 'health', component: healthLayer },
+    { name: 'supervisor', component: supervisorLayer },
     { name: 'control', component: controlLayer }
   ], root)
   await system.start()

@@ -581,7 +581,8 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
       // A runtime that holds the limit itself (a container's cgroup) kills and reports on its own.
       if (limit === undefined || run.handle.enforcesMemory || rssKb <= limit * 1024 || this.killReason !== undefined || this.st.state === 'stopping') return
       const whole = run.handle.memoryScope
-      const reason = `exceeded memory limit ${limit} MB: rss ${rssMb} MB (${whole}, ${pids.length} process${pids.length === 1 ? '' : 'es'})`
+      // Rounded up: just over the limit must not read as at it ("rss 250 MB" over 250 MB).
+      const reason = `exceeded memory limit ${limit} MB: rss ${Math.ceil(rssKb / 1024)} MB (${whole}, ${pids.length} process${pids.length === 1 ? '' : 'es'})`
       this.killReason = reason
       this.origin(`${reason}: SIGKILL to ${run.handle.what}`)
       this.log.warn(`${reason}: killing it`)
