@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- --nodes 1000 --scenario crash|partition|churn|loss --seed N`: the real
+ * `npm run sim -- --nodes 1000 --scenario crash|partition|churn|loss|slow|oneway --seed N`: the real
  * membership code (SWIM, Lifeguard, deltas, push-pull, the sense checks, downing) for N
  * nodes in one process, on a simulated network (latency, loss, partitions, crashes) and a
  * virtual clock. Prints how long a cluster takes to form and to take in a new node, how
@@ -8,8 +8,9 @@
  * the same figures.
  *
  * Options: --nodes (5), --scenario (crash), --seed (1), --rounds (crashes, 10), --duration
- * (s of the loss/churn scenarios, 60), --loss (on every link, 0), --node-loss (on one
- * node, 0.05 in the loss scenario), --latency / --jitter (ms, 0.5 / 1), and any membership
+ * (s of the loss/churn/slow/oneway scenarios, 60), --loss (on every link, 0), --node-loss (on one
+ * node, 0.05 in the loss scenario), --slow-ms (what one node's messages take longer in the
+ * slow scenario, 150; the oneway scenario loses every message from one node to another), --latency / --jitter (ms, 0.5 / 1), and any membership
  * setting by name (--gossipIntervalMs 200, --suspectAfterMs 600, ...). --json prints one
  * JSON object instead; --progress says on stderr how far the virtual clock is.
  */
@@ -19,7 +20,7 @@ import { SimCluster, type SimMember } from './cluster'
 import { SimNetwork } from './network'
 import { report, type Figures } from './report'
 
-const SCENARIOS = ['crash', 'partition', 'churn', 'loss'] as const
+const SCENARIOS = ['crash', 'partition', 'churn', 'loss', 'slow', 'oneway'] as const
 type Scenario = typeof SCENARIOS[number]
 
 interface Args {
@@ -30,6 +31,7 @@ interface Args {
   durationS: number
   loss: number
   nodeLoss: number
+  slowMs: number
   latencyMs: number
   jitterMs: number
   json: boolean
@@ -40,8 +42,8 @@ interface Args {
 const START = Date.UTC(2026, 0, 1)
 
 export function parseArgs (argv: string[]): Args {
-  const a: Args = { nodes: 5, scenario: 'crash', seed: 1, rounds: 10, durationS: 60, loss: 0, nodeLoss: -1, latencyMs: 0.5, jitterMs: 1, json: false, progress: false, membership: {} }
-  const names: Record<string, keyof Args> = { '--nodes': 'nodes', '--seed': 'seed', '--rounds': 'rounds', '--duration': 'durationS', '--loss': 'loss', '--node-loss': 'nodeLoss', '--latency': 'latencyMs', '--jitter': 'jitterMs' }
+  const a: Args = { nodes: 5, scenario: 'crash', seed: 1, rounds: 10, durationS: 60, loss: 0, nodeLoss: -1, slowMs: 150, latencyMs: 0.5, jitterMs: 1, json: false, progress: false, membership: {} }
+  const names: Record<string, keyof Args> = { '--nodes': 'nodes', '--seed': 'seed', '--rounds': 'rounds', '--duration': 'durationS', '--loss': 'loss', '--node-loss': 'nodeLoss', '--slow-ms': 'slowMs', '--latency': 'latencyMs', '--jitter': 'jitterMs' }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
     if (flag === '--json') { a.json = true; continue }
@@ -111,6 +113,19 @@ async function main (): Promise<void> {
     const lossy = cluster.live()[1]
     net.setLoss(lossy.address, args.nodeLoss < 0 ? 0.05 : args.nodeLoss)
     f.lossyNode = lossy.id
+    f.underLoss = await traffic(clock, net, cluster, args.durationS * 1000)
+  } else if (args.scenario === 'slow') {
+    // One node answers late (an overloaded machine): it must not be taken for dead.
+    const slow = cluster.live()[1]
+    net.setSlow(slow.address, args.slowMs)
+    f.affected = `${slow.id} answers ${args.slowMs} ms late`
+    f.underLoss = await traffic(clock, net, cluster, args.durationS * 1000)
+  } else if (args.scenario === 'oneway') {
+    // One node's messages to another are lost, the other way works (a one-way route):
+    // the indirect probes through others must keep the two from declaring each other dead.
+    const [, from, to] = cluster.live()
+    net.cutLink(from.address, to.address)
+    f.affected = `every message from ${from.id} to ${to.id} lost`
     f.underLoss = await traffic(clock, net, cluster, args.durationS * 1000)
   } else {
     const live = cluster.live()

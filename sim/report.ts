@@ -15,6 +15,8 @@ export interface Figures {
   steady?: { msgsPerNodeS: number, bytesPerNodeS: number, maxMsgsPerNodeS: number, maxBytesPerNodeS: number }
   underLoss?: Figures['steady']
   lossyNode?: string
+  /** What the slow and oneway scenarios did, in words. */
+  affected?: string
   partitionSeenMs?: number
   healedMs?: number
   wallS?: number
@@ -45,7 +47,7 @@ export function report (f: Figures): string {
     lines.push(`  crash -> dead, per observer: ${dist(f.detections)}`)
     lines.push(`  crash -> dead on all: ${dist(f.deadOnAll)}`)
   }
-  if (f.underLoss !== undefined) lines.push(`  with loss on ${f.lossyNode ?? '?'}: ${rate(f.underLoss)}`)
+  if (f.underLoss !== undefined) lines.push(`  ${f.affected !== undefined ? `while ${f.affected}` : `with loss on ${f.lossyNode ?? '?'}`}: ${rate(f.underLoss)}`)
   if (f.partitionSeenMs !== undefined) lines.push(`  partition -> each side holds the other dead: ${ms(f.partitionSeenMs)}; healed -> converged: ${ms(f.healedMs)}`)
   lines.push(`  false suspicions: ${f.falseSuspicions}, false deaths: ${f.falseDeaths}`)
   lines.push(`  ${f.events ?? 0} events, ${f.virtualS?.toFixed(0) ?? '?'} s virtual in ${f.wallS?.toFixed(1) ?? '?'} s`)
