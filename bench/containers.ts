@@ -3,12 +3,11 @@
  * (image present on the node) next to the same program as a process service. One real
  * node, its own dockerd (as the container tests start one), busybox httpd in both.
  */
-import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { TestCluster } from '../test/helpers/cluster'
-import { dockerSkipReason, run, startDockerd } from '../test/helpers/dockerd'
+import { busyboxPath, dockerSkipReason, importBusybox, startDockerd } from '../test/helpers/dockerd'
 import { waitFor } from '../test/helpers/wait'
 import { connectCluster, type Cluster } from '../repl/client'
 import { row, summarize } from './stats'
@@ -23,7 +22,7 @@ async function readyVersion (client: Cluster, name: string): Promise<string | un
 
 export async function benchContainers (): Promise<void> {
   console.log('\ncontainers')
-  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p))
+  const busybox = busyboxPath
   const skip = dockerSkipReason() ?? (busybox === undefined ? 'no static busybox (busybox-static)' : undefined)
   if (skip !== undefined) { row('spec change to container ready', 'skipped', skip); return }
   const tmp = await mkdtemp(join(os.tmpdir(), 'origin-bench-containers-'))
@@ -33,15 +32,7 @@ export async function benchContainers (): Promise<void> {
   const c = await TestCluster.create({ cluster: 'bench' })
   try {
     if (daemon.failure !== undefined) { row('spec change to container ready', 'skipped', `dockerd did not start: ${daemon.failure}`); return }
-    const root = join(tmp, 'rootfs')
-    await mkdir(join(root, 'bin'), { recursive: true })
-    await mkdir(join(root, 'www'))
-    await copyFile(busybox as string, join(root, 'bin', 'busybox'))
-    for (const tool of ['sh', 'httpd']) await symlink('busybox', join(root, 'bin', tool))
-    await writeFile(join(root, 'www', 'index.html'), 'ok\n')
-    await run('tar', ['-C', root, '-cf', join(tmp, 'rootfs.tar'), '.'])
-    const imported = await daemon.docker('import', join(tmp, 'rootfs.tar'), IMAGE)
-    if (imported.code !== 0) throw new Error(`docker import: ${imported.stderr}`)
+    await importBusybox(daemon, tmp, IMAGE, { 'www/index.html': 'ok\n' })
     const www = join(tmp, 'www')
     await mkdir(www)
     await writeFile(join(www, 'index.html'), 'ok\n')

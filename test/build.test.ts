@@ -10,7 +10,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import Ajv from 'ajv'
@@ -18,7 +18,7 @@ import { launchNode, cliPath, type NodeProcess } from '../node/launch'
 import { connectCluster, type Cluster } from '../repl/client'
 import { fastMembership, freeAddress, makeKeys } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
-import { dockerSkipReason, startDockerd } from './helpers/dockerd'
+import { busyboxPath, dockerSkipReason, importBusybox, startDockerd } from './helpers/dockerd'
 
 const yaml = require('js-yaml') as { safeLoadAll: (text: string) => unknown[] }
 
@@ -335,17 +335,9 @@ containerTest('build: three containers from DIR/Dockerfile on the host network f
 
     // Beside itself: a container service goes to the one node with the engine's socket, which
     // starts it through that socket as a sibling container on the host network.
-    const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p))
-    if (busybox === undefined) t.log('container service beside the node skipped: no static busybox (busybox-static)')
+    if (busyboxPath === undefined) t.log('container service beside the node skipped: no static busybox (busybox-static)')
     else {
-      const box = join(dir, 'box')
-      await mkdir(join(box, 'bin'), { recursive: true })
-      await mkdir(join(box, 'www'))
-      await copyFile(busybox, join(box, 'bin', 'busybox'))
-      await symlink('busybox', join(box, 'bin', 'sh'))
-      await writeFile(join(box, 'www', 'index.html'), 'beside the node\n')
-      t.is((await run('tar', ['-C', box, '-cf', join(dir, 'box.tar'), '.'])).code, 0)
-      t.is((await daemon.docker('import', join(dir, 'box.tar'), `origin-test-box:${tag}`)).code, 0)
+      await importBusybox(daemon, dir, `origin-test-box:${tag}`, { 'www/index.html': 'beside the node\n' })
       const service = join(f.spec, 'services', 'box.json')
       await mkdir(join(f.spec, 'services'), { recursive: true })
       t.teardown(async () => { await rm(service, { force: true }) })

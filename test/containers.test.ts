@@ -5,15 +5,14 @@
  * Skipped, saying why, where dockerd cannot run.
  */
 import test from 'ava'
-import { existsSync } from 'node:fs'
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import type Dockerode from 'dockerode'
 import { silentLogger } from '../node/log'
 import { dockerRuntime } from '../node/runtime/docker'
 import { ManagedProcess, waitReady } from '../node/supervisor/process'
-import { startDockerd, dockerSkipReason, run, type Daemon } from './helpers/dockerd'
+import { busyboxPath, startDockerd, dockerSkipReason, importBusybox, type Daemon } from './helpers/dockerd'
 import { specDirCluster, type SpecDirCluster } from './helpers/spec-dir'
 import { waitFor } from './helpers/wait'
 
@@ -30,19 +29,8 @@ test.before(async () => {
   await mkdir(join(tmp, 'd'))
   daemon = await startDockerd(join(tmp, 'd'))
   if (daemon.failure !== undefined) { why = `dockerd did not start: ${daemon.failure}`; return }
-  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p))
-  if (busybox === undefined) { why = 'no static busybox (Debian\'s busybox-static; .ci/run installs it)'; return }
-  const root = join(tmp, 'rootfs')
-  await mkdir(join(root, 'bin'), { recursive: true })
-  await mkdir(join(root, 'www'))
-  await mkdir(join(root, 'tmp'))
-  await copyFile(busybox, join(root, 'bin', 'busybox'))
-  for (const tool of ['sh', 'httpd', 'nc', 'sleep', 'cat', 'echo', 'env', 'id']) await symlink('busybox', join(root, 'bin', tool))
-  await writeFile(join(root, 'www', 'index.html'), 'hello from a container\n')
-  const tar = await run('tar', ['-C', root, '-cf', join(tmp, 'rootfs.tar'), '.'])
-  if (tar.code !== 0) throw new Error(`tar: ${tar.stderr}`)
-  const imported = await daemon.docker('import', join(tmp, 'rootfs.tar'), IMAGE)
-  if (imported.code !== 0) throw new Error(`docker import: ${imported.stderr}`)
+  if (busyboxPath === undefined) { why = 'no static busybox (Debian\'s busybox-static; .ci/run installs it)'; return }
+  await importBusybox(daemon, tmp, IMAGE, { 'www/index.html': 'hello from a container\n' })
   const { default: Docker } = await import('dockerode')
   docker = new Docker({ socketPath: daemon.socket })
 })

@@ -14,7 +14,7 @@ import { ensureImage } from '../node/runtime/images'
 import { badTreePath, imageRepository, imageSpecProblem, imageTag, loadedImages, progressLine } from '../node/runtime/images-names'
 import { CodeCache } from '../node/supervisor/code'
 import type { ServiceSpec } from '../node/spec/types'
-import { dockerSkipReason, run, startDockerd, type Daemon } from './helpers/dockerd'
+import { dockerSkipReason, importBusybox, startDockerd, type Daemon } from './helpers/dockerd'
 import { waitFor } from './helpers/wait'
 import { startGitServer } from './helpers/git-server'
 
@@ -94,18 +94,7 @@ test.after.always(async () => {
 
 /** `docker import` of a root filesystem holding the host's static busybox, linked as sh, cat, ... */
 async function importRootfs (f: Fixture, name: string, extra: Record<string, string>): Promise<void> {
-  const rootfs = await mkdtemp(join(f.dir, 'rootfs-'))
-  await mkdir(join(rootfs, 'bin'), { recursive: true })
-  await mkdir(join(rootfs, 'tmp'), { recursive: true })
-  const cp = await run('cp', ['/bin/busybox', join(rootfs, 'bin', 'busybox')])
-  if (cp.code !== 0) throw new Error(`copying busybox: ${cp.stderr}`)
-  for (const tool of ['sh', 'cat', 'echo', 'false', 'true', 'ls', 'sleep']) await symlink('busybox', join(rootfs, 'bin', tool))
-  for (const [path, content] of Object.entries(extra)) await writeFile(join(rootfs, path), content)
-  const tar = `${rootfs}.tar`
-  const packed = await run('tar', ['-C', rootfs, '-cf', tar, '.'])
-  if (packed.code !== 0) throw new Error(`tar: ${packed.stderr}`)
-  const imported = await f.daemon.docker('import', tar, name)
-  if (imported.code !== 0) throw new Error(`docker import: ${imported.stderr}`)
+  await importBusybox(f.daemon, f.dir, name, extra)
 }
 
 /** The fixture, or undefined (test passed with a note) where dockerd could not start. */

@@ -5,8 +5,8 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, openSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { chmod, copyFile, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { waitFor } from './wait'
 
 export interface Run { code: number, stdout: string, stderr: string }
@@ -68,4 +68,32 @@ export async function startDockerd (dir: string): Promise<Daemon> {
     return { socket, docker, stop, failure: (await readFile(log, 'utf8').catch(() => '')).split('\n').filter((l) => /level=(error|fatal)/.test(l)).slice(-3).join('\n') || 'dockerd did not answer in 30 s' }
   }
   return { socket, docker, stop }
+}
+
+/** The host's static busybox (Debian's busybox-static), which the tests' tiny images are made of. */
+export const busyboxPath = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p))
+
+/**
+ * `docker import` as `name` of a root filesystem made in `dir`: the host's static busybox,
+ * linked under the tools the tests use (sh, httpd, nc, sleep, ...), an empty /tmp, and
+ * `files` (path in the image -> content). No registry is reached.
+ */
+export async function importBusybox (daemon: Daemon, dir: string, name: string, files: Record<string, string> = {}): Promise<void> {
+  if (busyboxPath === undefined) throw new Error("no static busybox (Debian's busybox-static; .ci/run installs it)")
+  const rootfs = await mkdtemp(join(dir, 'rootfs-'))
+  // The image's / is this dir: open to the instances' own users, as a root filesystem is.
+  await chmod(rootfs, 0o755)
+  await mkdir(join(rootfs, 'bin'), { recursive: true })
+  await mkdir(join(rootfs, 'tmp'))
+  await copyFile(busyboxPath, join(rootfs, 'bin', 'busybox'))
+  for (const tool of ['sh', 'httpd', 'nc', 'sleep', 'cat', 'echo', 'env', 'id', 'false', 'true', 'ls']) await symlink('busybox', join(rootfs, 'bin', tool))
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(rootfs, path)), { recursive: true })
+    await writeFile(join(rootfs, path), content)
+  }
+  const tar = `${rootfs}.tar`
+  const packed = await run('tar', ['-C', rootfs, '-cf', tar, '.'])
+  if (packed.code !== 0) throw new Error(`tar: ${packed.stderr}`)
+  const imported = await daemon.docker('import', tar, name)
+  if (imported.code !== 0) throw new Error(`docker import: ${imported.stderr}`)
 }
