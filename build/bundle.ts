@@ -14,7 +14,7 @@ import type { EmbeddedImage } from './types'
 /** The compiled entry of the executable (executable.ts). */
 export const ENTRY = join(__dirname, 'executable.js')
 /** The spec evaluator's entry: bundled apart, with TypeScript, so the node never holds TypeScript's 9 MB of source. */
-export const EVALUATOR_ENTRY = join(__dirname, '..', 'node', 'spec', 'evaluator-child.js')
+export const EVALUATOR_ENTRY = join(__dirname, '..', 'node', 'desired', 'evaluator-child.js')
 
 /** Optional packages the node program loads only if present. */
 // cpu-features and ssh2's native addon come with dockerode (for ssh:// engines, which origin

@@ -27,11 +27,11 @@ import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { OriginError, errorMessage } from './errors'
 import { GitStore } from './git/store'
 import type { Logger } from './log'
-import { verifyCommitSignature } from './spec/signature'
+import { verifyCommitSignature } from './desired/signature'
 import { validator } from './validate'
 
 /**
- * The layers image.json may name: every layer node.ts makes from a swappable factory, and
+ * The layers image.json may name: every layer assembly.ts makes from a swappable factory, and
  * `lease`, which has no built-in default (the `lease` downing strategy's engine, e.g.
  * lease-etcd; node/membership/lease.ts).
  */

@@ -5,7 +5,7 @@
 import { inspect } from 'node:util'
 import type { HubsView, NodeRow, SpecView } from '../node/control'
 import type { ServicesView } from '../node/control/services'
-import type { SyncResult } from '../node/spec'
+import type { SyncResult } from '../node/desired'
 
 export function textTable (headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))

@@ -78,10 +78,10 @@ function member (id: string, status: Member['status'], instances: Member['instan
 
 test('api: services lists only ready instances on alive members (not suspect or dead ones), and the owner is the proxy\'s for any key and any order of the table', (t) => {
   const table: MemberTable = {
-    a: member('a', 'alive', { 'web@a': { v: '1', s: 'ready', a: '10.0.0.1:4000' }, 'kv-0': { v: '1', s: 'starting', a: '10.0.0.1:4001' } }),
-    b: member('b', 'alive', { 'web@b': { v: '1', s: 'ready', a: '[fd00::2]:4000' } }),
-    c: member('c', 'dead', { 'web@c': { v: '1', s: 'ready', a: '10.0.0.3:4000' } }),
-    d: member('d', 'suspect', { 'web@d': { v: '1', s: 'ready', a: '10.0.0.4:4000' } })
+    a: member('a', 'alive', { 'web@a': { version: '1', state: 'ready', address: '10.0.0.1:4000' }, 'kv-0': { version: '1', state: 'starting', address: '10.0.0.1:4001' } }),
+    b: member('b', 'alive', { 'web@b': { version: '1', state: 'ready', address: '[fd00::2]:4000' } }),
+    c: member('c', 'dead', { 'web@c': { version: '1', state: 'ready', address: '10.0.0.3:4000' } }),
+    d: member('d', 'suspect', { 'web@d': { version: '1', state: 'ready', address: '10.0.0.4:4000' } })
   }
   t.deepEqual(readyInstances(table, 'web', 'http'), [
     { instance: 'web@a', node: 'a', address: '10.0.0.1:4000', host: '10.0.0.1', port: 4000, ports: { http: 4000 } },
@@ -206,7 +206,7 @@ test.serial('api: wrong keys are refused and logged, services lists ready instan
 })
 
 test('api: an instance with several ports lists them all by name, as its node announces them', (t) => {
-  const table: MemberTable = { a: member('a', 'alive', { 'api-0': { v: '1', s: 'ready', a: '10.0.0.1:4000', p: { http: 4000, admin: 4001 } } }) }
+  const table: MemberTable = { a: member('a', 'alive', { 'api-0': { version: '1', state: 'ready', address: '10.0.0.1:4000', ports: { http: 4000, admin: 4001 } } }) }
   t.deepEqual(readyInstances(table, 'api', 'http')[0]?.ports, { http: 4000, admin: 4001 })
 })
 

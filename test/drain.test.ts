@@ -3,7 +3,7 @@ import { chmod } from 'node:fs/promises'
 import { inspect } from 'node:util'
 import type { Member, MemberTable } from '../node/membership/types'
 import { defaultHubPolicy } from '../node/hubs/types'
-import type { ServiceSpec, Spec } from '../node/spec/types'
+import type { ServiceSpec, Spec } from '../node/desired/types'
 import { schedule } from '../node/scheduler'
 import { specDirCluster } from './helpers/spec-dir'
 import { waitFor } from './helpers/wait'
@@ -32,7 +32,7 @@ const spec: Spec = {
 }
 
 test('scheduler: a drained member counts for the phase but hosts nothing; its instances move as when it leaves', (t) => {
-  const running = { 'db-0': { v: 'x', s: 'ready' }, 'web-0': { v: 'x', s: 'ready' } }
+  const running = { 'db-0': { version: 'x', state: 'ready' }, 'web-0': { version: 'x', state: 'ready' } }
   const before = schedule({ spec, table: tableOf(member('a'), member('b'), member('c', { instances: running })), hubs: ['a', 'c'] })
   t.true(before.assignments.some((a) => a.node === 'c'))
   const s = schedule({ spec, table: tableOf(member('a'), member('b'), member('c', { drained: true, instances: running })), hubs: ['a', 'c'] })

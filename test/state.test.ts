@@ -13,7 +13,7 @@ import { OriginError } from '../node/errors'
 import { loadIdentity } from '../node/keys'
 import { silentLogger } from '../node/log'
 import type { InstanceSummary, Member, MemberStatus, MemberTable } from '../node/membership'
-import type { StateSpec } from '../node/spec/types'
+import type { StateSpec } from '../node/desired/types'
 import { copyHolders, state, type StateLayer } from '../node/state'
 import { fetchPayload, holdingsPayload } from '../node/state/wire'
 import { webSocketTransport, type Method, type Transport } from '../node/transport'
@@ -53,7 +53,7 @@ class Table {
   /** What the supervisor of `id` would publish: the instances it runs, with their generations. */
   runs (id: string, instances: Record<string, number>): void {
     const out: Record<string, InstanceSummary> = {}
-    for (const [i, g] of Object.entries(instances)) out[i] = { v: 'v1', s: 'ready', g } as InstanceSummary
+    for (const [i, g] of Object.entries(instances)) out[i] = { version: 'v1', state: 'ready', generation: g } as InstanceSummary
     this.members[id] = { ...this.members[id], instances: out } as Member
     this.changed()
   }

@@ -27,7 +27,7 @@ import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
-import type { SpecLayer } from '../spec'
+import type { SpecLayer } from '../desired'
 // The proxy's pure reader of /proc/net/tcp: who is on the other end of a loopback socket.
 import { holderOf, loopbackPeer, loopbackPeerUid } from '../proxy/peercred'
 import type { Usage } from '../supervisor/procfs'

@@ -26,7 +26,7 @@ export interface InstanceAddress {
 export function readyInstances (table: MemberTable, service: string, firstPort = 'main'): InstanceAddress[] {
   return readyTargets(table, service).map((t) => {
     const port = Number(/:(\d+)$/.exec(t.address)?.[1] ?? 0)
-    const named = table[t.node]?.instances?.[t.instance]?.p
+    const named = table[t.node]?.instances?.[t.instance]?.ports
     return { instance: t.instance, node: t.node, address: t.address, host: hostOf(t.address), port, ports: named ?? { [firstPort]: port } }
   })
 }
@@ -50,10 +50,10 @@ export function whereInstances (table: MemberTable, service: string): InstancePl
       .map(([instance, s]) => ({
         instance,
         node: m.id,
-        address: s.a ?? '',
-        host: s.a === undefined ? hostOf(m.address) : hostOf(s.a),
-        port: Number(/:(\d+)$/.exec(s.a ?? '')?.[1] ?? 0),
-        state: instanceState(m.status, s.s)
+        address: s.address ?? '',
+        host: s.address === undefined ? hostOf(m.address) : hostOf(s.address),
+        port: Number(/:(\d+)$/.exec(s.address ?? '')?.[1] ?? 0),
+        state: instanceState(m.status, s.state)
       })))
     .sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : a.node < b.node ? -1 : a.node > b.node ? 1 : 0))
 }

@@ -8,7 +8,7 @@ import { applyEnvironment, parseImageConfig, readImageConfig, type ImageConfig }
 import { OriginError, errorMessage } from '../errors'
 import { certificateExpiry } from '../keys/expiry'
 import { loadIdentity } from '../keys/files'
-import { startNode } from '../node'
+import { startNode } from '../assembly'
 import { hostPort, parse, type Command } from './args'
 import { requireAll } from './flags'
 

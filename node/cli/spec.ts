@@ -1,12 +1,12 @@
 /**
  * `origin spec check DIR`: validate a spec repo's working directory exactly as a node
- * does (node/spec: the same reading, schema, TypeScript evaluated in a separate process
+ * does (node/desired: the same reading, schema, TypeScript evaluated in a separate process
  * under the same limits), print each error as nodes do, with file and line, and exit 0
  * (valid) or 1 (not): for editors, pre-commit hooks and CI.
  */
 import { relative, resolve } from 'node:path'
 import { OriginError } from '../errors'
-import { formatSpecError, loadSpec, readSpecDir, type SpecError } from '../spec/load'
+import { formatSpecError, loadSpec, readSpecDir, type SpecError } from '../desired/load'
 import { parse, type Command } from './args'
 
 const usage = `usage: origin spec check DIR [--cluster NAME] [--json]

@@ -39,7 +39,7 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
-import type { SpecLimits } from '../spec/limits'
+import type { SpecLimits } from '../desired/limits'
 import { isPluginPath, REPLACEABLE_LAYERS, type LayerChoices } from '../plugins'
 import { healthSchema, type HealthSettings } from '../health/config'
 import { membershipDefaults, type MembershipInit } from '../membership/config'

@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import vm from 'node:vm'
 import { Worker } from 'node:worker_threads'
 import { OriginError, type OriginErrorJSON } from '../errors'
-import { typescript } from '../spec/sandbox'
+import { typescript } from '../desired/sandbox'
 
 export interface EvalOptions {
   /** Time the code (and its promises) may take before it is stopped: longer lets long queries finish, and runaway code run longer. @default 1000 */

@@ -101,16 +101,16 @@ export async function servicesView (c: ServicesComponents, only?: string): Promi
 /** A member's instances as its gossip entry tells them, each state and reason as `judge` says. */
 function fromGossip (m: Member, judge: (said: string) => { state: string, reason: string }): InstanceReport[] {
   return Object.entries(m.instances ?? {}).map(([instance, s]) => {
-    const { state, reason } = judge(s.s)
+    const { state, reason } = judge(s.state)
     return {
       instance,
       service: '',
       node: m.id,
-      version: s.v,
+      version: s.version,
       status: { state: state as InstanceReport['status']['state'], restarts: 0, reason },
-      port: Number(/:(\d+)$/.exec(s.a ?? '')?.[1] ?? 0),
+      port: Number(/:(\d+)$/.exec(s.address ?? '')?.[1] ?? 0),
       ports: {},
-      address: s.a ?? '',
+      address: s.address ?? '',
       logPath: ''
     }
   })

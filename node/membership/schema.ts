@@ -41,13 +41,13 @@ export const memberSchema = {
       additionalProperties: {
         type: 'object',
         additionalProperties: false,
-        required: ['v', 's'],
+        required: ['version', 'state'],
         properties: {
-          v: { type: 'string', maxLength: 100 },
-          s: { type: 'string', maxLength: 20 },
-          g: { type: 'integer', minimum: 0, maximum: SAFE },
-          a: { type: 'string', maxLength: 300 },
-          p: { type: 'object', maxProperties: 32, propertyNames: { maxLength: 32 }, additionalProperties: { type: 'integer', minimum: 1, maximum: 65535 } }
+          version: { type: 'string', maxLength: 100 },
+          state: { type: 'string', maxLength: 20 },
+          generation: { type: 'integer', minimum: 0, maximum: SAFE },
+          address: { type: 'string', maxLength: 300 },
+          ports: { type: 'object', maxProperties: 32, propertyNames: { maxLength: 32 }, additionalProperties: { type: 'integer', minimum: 1, maximum: 65535 } }
         }
       }
     },

@@ -81,15 +81,15 @@ export interface Member {
 
 export interface InstanceSummary {
   /** Version of the service definition + code the instance runs. */
-  v: string
+  version: string
   /** State, as the supervisor names it. */
-  s: string
+  state: string
   /** Generation of the instance's state directory (it grows each time the instance moves). */
-  g?: number
+  generation?: number
   /** Where other nodes reach it (`host:port` of its first port). */
-  a?: string
-  /** Its ports by name, when it has more than one (the first is also in `a`). */
-  p?: Record<string, number>
+  address?: string
+  /** Its ports by name, when it has more than one (the first is also in `address`). */
+  ports?: Record<string, number>
 }
 
 /** Member id -> entry. Plain object so it crosses the wire as is. */

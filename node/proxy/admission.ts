@@ -4,7 +4,7 @@
  * took it in (another node's published port sends its HTTP requests there over a stream),
  * so a limit holds for the instance across the cluster, not per proxying node.
  */
-import type { AdmissionSpec } from '../spec/types'
+import type { AdmissionSpec } from '../desired/types'
 import { RecentKeys, countRefusal } from './recent-keys'
 
 export type Admitted = { release: () => void } | { refuse: { status: number, body: string } }

@@ -33,8 +33,8 @@ export function readyTargets (table: MemberTable, service: string): Target[] {
   const out: Target[] = []
   for (const m of Object.values(table)) {
     for (const [instance, s] of Object.entries(m.instances ?? {})) {
-      if (instanceState(m.status, s.s) !== 'ready' || s.a === undefined || serviceOf(instance) !== service) continue
-      out.push({ instance, node: m.id, address: s.a })
+      if (instanceState(m.status, s.state) !== 'ready' || s.address === undefined || serviceOf(instance) !== service) continue
+      out.push({ instance, node: m.id, address: s.address })
     }
   }
   return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))
@@ -51,7 +51,7 @@ export function suspectTargets (table: MemberTable, service: string): Target[] {
   for (const m of Object.values(table)) {
     if (m.status !== 'suspect') continue
     for (const [instance, s] of Object.entries(m.instances ?? {})) {
-      if (s.s === 'ready' && s.a !== undefined && serviceOf(instance) === service) out.push({ instance, node: m.id, address: s.a })
+      if (s.state === 'ready' && s.address !== undefined && serviceOf(instance) === service) out.push({ instance, node: m.id, address: s.address })
     }
   }
   return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))

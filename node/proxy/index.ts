@@ -35,8 +35,8 @@ import type { Hubs } from '../hubs'
 import { normalizeSerial } from '../keys/read'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
-import type { SpecLayer } from '../spec'
-import type { PublishSpec } from '../spec/types'
+import type { SpecLayer } from '../desired'
+import type { PublishSpec } from '../desired/types'
 import { serviceOfInstance } from '../scheduler'
 import type { InstanceReport } from '../supervisor'
 import { hostOf } from '../address'
@@ -405,7 +405,7 @@ class NodeProxy implements Proxy {
     const readyAt = new Set<string>()
     for (const m of Object.values(table)) {
       if (m.status !== 'alive' && m.status !== 'suspect') continue
-      for (const [id, s] of Object.entries(m.instances ?? {})) if (s.s === 'ready') { ready.add(id); readyAt.add(`${m.id}\0${id}`) }
+      for (const [id, s] of Object.entries(m.instances ?? {})) if (s.state === 'ready') { ready.add(id); readyAt.add(`${m.id}\0${id}`) }
     }
     this.admission.keepOnly(ready)
     this.upstreams.keepOnly((instance, node) => readyAt.has(`${node}\0${instance}`))

@@ -4,7 +4,7 @@
  * owner, and an instance joining or leaving moves only the keys it must (about 1/n).
  */
 import { createHash } from 'node:crypto'
-import type { RouteSpec } from '../spec/types'
+import type { RouteSpec } from '../desired/types'
 
 function score (instance: string, key: string): string {
   return createHash('sha256').update(instance).update('\n').update(key).digest('hex')

@@ -26,7 +26,7 @@
  */
 import type { Member, MemberTable } from '../membership/types'
 import { compareEntries, compareIds } from '../membership/table'
-import type { Spec } from '../spec/types'
+import type { Spec } from '../desired/types'
 import { computePhase } from './phase'
 import { placeServices } from './place'
 import type { Assignment, AssignmentDiff, PhaseKind, Schedule } from './types'

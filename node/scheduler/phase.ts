@@ -1,5 +1,5 @@
 /** The cluster's phase: a pure function of how many members are up, the spec, and the last phase. */
-import type { BelowMinNodes, ResolvedClusterSpec } from '../spec/types'
+import type { BelowMinNodes, ResolvedClusterSpec } from '../desired/types'
 import type { Phase, PhaseKind } from './types'
 
 const policyWords: Record<BelowMinNodes, string> = {

@@ -27,7 +27,7 @@
 import { createHash } from 'node:crypto'
 import type { Member } from '../membership/types'
 import { compareIds } from '../membership/table'
-import type { PlacementKind, PlacementSpec, ServiceSpec } from '../spec/types'
+import type { PlacementKind, PlacementSpec, ServiceSpec } from '../desired/types'
 import type { Assignment, Unschedulable } from './types'
 
 /** The secret names a service's env refers to: only nodes whose image carries them all may run it. */
@@ -186,9 +186,9 @@ function currentHost (instance: string, matching: Member[], need: number, cap: n
   let best: { id: string, g: number, score: bigint } | undefined
   for (const m of matching) {
     const running = m.instances?.[instance]
-    if (running === undefined || finished.has(running.s)) continue
+    if (running === undefined || finished.has(running.state)) continue
     if ((load.get(m.id) ?? 0) >= cap || (free.get(m.id) ?? 0) < need) continue
-    const g = running.g ?? 0
+    const g = running.generation ?? 0
     const s = score(instance, m.id)
     if (best === undefined || g > best.g || (g === best.g && (s > best.score || (s === best.score && compareIds(m.id, best.id) < 0)))) best = { id: m.id, g, score: s }
   }

@@ -1,5 +1,5 @@
 /** The scheduler's answer: the cluster's phase, who runs what, and what could not be placed. */
-import type { BelowMinNodes } from '../spec/types'
+import type { BelowMinNodes } from '../desired/types'
 
 /**
  * `forming`: fewer members up than `minNodes`, and the cluster never ran; nothing starts.

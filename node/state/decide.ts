@@ -9,7 +9,7 @@
  * fail-back bug: an old node restarting on its pre-crash data while the writes made since
  * are elsewhere).
  */
-import type { StateMode } from '../spec/types'
+import type { StateMode } from '../desired/types'
 
 /** A directory or snapshot some member holds (this node included). */
 export interface Source {

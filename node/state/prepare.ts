@@ -9,7 +9,7 @@
 import { mkdir, rename } from 'node:fs/promises'
 import { relative } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
-import type { StateMode, StateSpec } from '../spec/types'
+import type { StateMode, StateSpec } from '../desired/types'
 import { copyDir, unpack, type ArchiveSummary } from './archive'
 import { connectionTo, othersInTouch, within, type Ctx } from './context'
 import { decide, type Decision, type Source } from './decide'

@@ -5,7 +5,7 @@
  * Never throws: what happened goes into the instance's status and the log.
  */
 import { errorMessage } from '../errors'
-import type { StateSpec } from '../spec/types'
+import type { StateSpec } from '../desired/types'
 import { copyDir, type ArchiveSummary } from './archive'
 import { connectionTo, type Ctx } from './context'
 import { copyHolders } from './holders'

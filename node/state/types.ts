@@ -1,7 +1,7 @@
 /** The state layer's interface, as the supervisor (and control) see it. */
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
-import type { StateMode, StateSpec } from '../spec/types'
+import type { StateMode, StateSpec } from '../desired/types'
 import type { Transport } from '../transport'
 import type { HookEnv } from './hook'
 

@@ -15,8 +15,8 @@ import { dirname, join, posix } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import { GitStore } from '../git/store'
 import type { Logger } from '../log'
-import type { Applied } from '../spec'
-import type { ServiceSpec } from '../spec/types'
+import type { Applied } from '../desired'
+import type { ServiceSpec } from '../desired/types'
 import { codeDigest, filesUnder, servicePaths } from './version'
 
 export interface PreparedCode {

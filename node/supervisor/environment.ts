@@ -9,7 +9,7 @@
  * own env names, so an ordinary program needs no wrapper script (`redis-server --port
  * $PORT`). Other `$` words are left as they are, for a shell to expand.
  */
-import type { BindKind, HealthSpec, ServiceSpec } from '../spec/types'
+import type { BindKind, HealthSpec, ServiceSpec } from '../desired/types'
 export { hostOf, joinHostPort } from '../address'
 
 export interface InstanceFacts {

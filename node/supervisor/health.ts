@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
-import type { HealthSpec } from '../spec/types'
+import type { HealthSpec } from '../desired/types'
 import { signalGroup } from './procfs'
 
 export interface CheckResult { ok: boolean, detail: string }

@@ -20,9 +20,9 @@ import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
 import type { InstanceSummary, LeaseFact, Membership } from '../membership'
 import { assignmentsFor, schedule, serviceOfInstance, type Assignment, type Phase, type Schedule } from '../scheduler'
-import type { SpecLayer } from '../spec'
+import type { SpecLayer } from '../desired'
 import type { StateLayer } from '../state'
-import type { ServiceSpec } from '../spec/types'
+import type { ServiceSpec } from '../desired/types'
 import { CodeCache } from './code'
 import { endLeftovers, groupContainment, probeContainment, type Containment } from './contain'
 import { hostOf, joinHostPort } from '../address'
@@ -435,7 +435,7 @@ class Reconciler implements Supervisor {
         const settled = now - (this.quorumSince ?? now)
         if (settled < this.fenceAfterMs) { this.wait(a.instance, `${quorum.reason}; starting once that has held for ${(this.fenceAfterMs / 1000).toFixed(1)} s`); continue }
         const elsewhere = runningElsewhere(table, a.instance, self, inTouch)
-        if (elsewhere.length > 0) { this.wait(a.instance, `singleton still ${elsewhere[0].s} on ${elsewhere[0].node}; starting once it stops`); continue }
+        if (elsewhere.length > 0) { this.wait(a.instance, `singleton still ${elsewhere[0].state} on ${elsewhere[0].node}; starting once it stops`); continue }
       }
       const failed = this.startFailures.get(a.instance)
       if (failed !== undefined && failed.at > now) {
@@ -486,7 +486,7 @@ class Reconciler implements Supervisor {
 
   private summary (instance: string): InstanceSummary | undefined {
     const i = this.instances.get(instance)
-    return i === undefined ? undefined : { v: i.version, s: i.proc.status().state, ...(i.generation === undefined ? {} : { g: i.generation }) }
+    return i === undefined ? undefined : { version: i.version, state: i.proc.status().state, ...(i.generation === undefined ? {} : { generation: i.generation }) }
   }
 
   private applyPhase (inst: Instance, phase: Phase): void {
@@ -591,7 +591,7 @@ class Reconciler implements Supervisor {
   private async retire (inst: Instance, why: string, now = false, replacing = false): Promise<void> {
     const id = inst.assignment.instance
     this.busy.add(id)
-    if (replacing) this.held.set(id, { v: inst.version, s: 'replacing', ...(inst.generation === undefined ? {} : { g: inst.generation }) })
+    if (replacing) this.held.set(id, { version: inst.version, state: 'replacing', ...(inst.generation === undefined ? {} : { generation: inst.generation }) })
     this.c.log[now ? 'warn' : 'info'](`stopping ${id}${now ? ' at once' : ''}: ${why}`)
     try {
       if (now) inst.proc.kill()
@@ -608,7 +608,7 @@ class Reconciler implements Supervisor {
   private publish (): void {
     const out: Record<string, InstanceSummary> = {}
     for (const [id, i] of this.instances) {
-      out[id] = { v: i.version, s: i.proc.status().state, a: i.address, ...(i.generation === undefined ? {} : { g: i.generation }), ...(i.ports.length > 1 ? { p: Object.fromEntries(i.ports) } : {}) }
+      out[id] = { version: i.version, state: i.proc.status().state, address: i.address, ...(i.generation === undefined ? {} : { generation: i.generation }), ...(i.ports.length > 1 ? { ports: Object.fromEntries(i.ports) } : {}) }
     }
     // An instance being replaced stays announced as such even once its old process stopped.
     for (const [id, held] of this.held) out[id] = held

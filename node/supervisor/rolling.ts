@@ -14,12 +14,12 @@ const gone = new Set(['stopped', 'failed'])
  * marked dead still counts while this node has been in touch with it lately: a stale "dead"
  * can arrive by gossip (from a node back from a partition) before the member refutes it.
  */
-export function runningElsewhere (table: MemberTable, instance: string, self: string, inTouch: ReadonlySet<string> = new Set()): Array<{ node: string, v: string, s: string }> {
+export function runningElsewhere (table: MemberTable, instance: string, self: string, inTouch: ReadonlySet<string> = new Set()): Array<{ node: string, version: string, state: string }> {
   return Object.values(table)
     .filter((m) => m.id !== self && (m.status === 'alive' || m.status === 'suspect' || (m.status === 'dead' && inTouch.has(m.id))))
     .flatMap((m) => {
       const i = m.instances?.[instance]
-      return i === undefined || gone.has(i.s) ? [] : [{ node: m.id, v: i.v, s: i.s }]
+      return i === undefined || gone.has(i.state) ? [] : [{ node: m.id, version: i.version, state: i.state }]
     })
 }
 
@@ -33,13 +33,13 @@ export function mayReplace (
   version: string,
   assignments: Assignment[],
   table: MemberTable,
-  local: (instance: string) => { v: string, s: string } | undefined
+  local: (instance: string) => { version: string, state: string } | undefined
 ): { ok: boolean, waitingFor?: string } {
   const service = assignments.find((a) => a.instance === instance)?.service
   const before = assignments.filter((a) => a.service === service && a.instance < instance)
   for (const a of before) {
     const s = local(a.instance) ?? table[a.node]?.instances?.[a.instance]
-    if (s === undefined || s.v !== version || s.s !== 'ready') return { ok: false, waitingFor: a.instance }
+    if (s === undefined || s.version !== version || s.state !== 'ready') return { ok: false, waitingFor: a.instance }
   }
   return { ok: true }
 }

@@ -7,7 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
-import type { ServiceSpec } from '../spec/types'
+import type { ServiceSpec } from '../desired/types'
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 

@@ -8,7 +8,7 @@
  * another service's files or to `cluster.json` changes no other version.
  */
 import { createHash } from 'node:crypto'
-import type { ServiceSpec } from '../spec/types'
+import type { ServiceSpec } from '../desired/types'
 
 /** The spec-repo paths a service's code is made of: files, or folders ending in `/`. */
 export function servicePaths (name: string, svc: ServiceSpec): string[] {

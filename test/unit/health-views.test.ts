@@ -29,7 +29,7 @@ function member (id: string, status: MemberStatus, instances: Record<string, str
     status,
     hub: false,
     characteristics: { cpus: 2, memoryMb: 1024, arch: 'x64', labels: {}, startedAt: 0, ...(unhealthy === undefined ? {} : { unhealthy }) },
-    instances: Object.fromEntries(Object.entries(instances).map(([i, s], n) => [i, { v: 'v1', s, a: `10.0.0.${n + 1}:${3000 + n}` }]))
+    instances: Object.fromEntries(Object.entries(instances).map(([i, s], n) => [i, { version: 'v1', state: s, address: `10.0.0.${n + 1}:${3000 + n}` }]))
   }
 }
 

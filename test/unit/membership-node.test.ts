@@ -112,7 +112,7 @@ test.serial('membership node: an incarnation poisoned by a third party does not 
     { ...real, incarnation: Number.MAX_SAFE_INTEGER, status: 'left' },
     { ...real, incarnation: real.incarnation + 1e6, status: 'dead' },
     { ...real, status: 'left' },
-    { ...real, incarnation: real.incarnation + 3, instances: { 'fake-0': { v: 'x', s: 'ready' } } }
+    { ...real, incarnation: real.incarnation + 3, instances: { 'fake-0': { version: 'x', state: 'ready' } } }
   ]
   for (const poison of poisons) {
     await net.call(HOSTILE, a.address, 'mesh.gossip', { from: 'evil', table: { ...from, b: poison } }).catch(() => undefined)

@@ -48,7 +48,7 @@ const entryArb = (id: string): fc.Arbitrary<Member> => fc.record({
   status: fc.constantFrom(...statuses),
   hub: fc.boolean(),
   characteristics: fc.constant(characteristics),
-  instances: fc.option(fc.constant({ 'one-0': { v: 'evil', s: 'ready' } }), { nil: undefined })
+  instances: fc.option(fc.constant({ 'one-0': { version: 'evil', state: 'ready' } }), { nil: undefined })
 }, { requiredKeys: ['id', 'address', 'incarnation', 'heartbeat', 'status', 'hub', 'characteristics'], noNullPrototype: true })
 const hostileTableArb: fc.Arbitrary<MemberTable> = fc.subarray([...REAL, ...GHOSTS], { minLength: 1 })
   .chain((ids) => fc.tuple(...ids.map(entryArb)))

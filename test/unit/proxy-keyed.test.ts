@@ -1,7 +1,7 @@
 import test from 'ava'
 import fc from 'fast-check'
 import { keyOf, owner } from '../../node/proxy/keyed'
-import { validateService } from '../../node/spec/schema'
+import { validateService } from '../../node/desired/schema'
 
 test('keyed routing: the owner does not depend on the order instances are listed in', (t) => {
   fc.assert(fc.property(fc.string(), fc.uniqueArray(fc.string({ minLength: 1 }), { minLength: 1, maxLength: 8 }), (key, ids) => {

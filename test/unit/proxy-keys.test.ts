@@ -1,7 +1,7 @@
 import test from 'ava'
 import fc from 'fast-check'
 import { admissionRefusalsOf, countRefusal, RecentKeys } from '../../node/proxy/recent-keys'
-import { validateService } from '../../node/spec/schema'
+import { validateService } from '../../node/desired/schema'
 
 test('maxKeys: an instance holding its limit of keys refuses a new key and still lets held keys in', (t) => {
   const k = new RecentKeys(60_000)

@@ -7,8 +7,8 @@ import { choose, readyTargets, suspectTargets } from '../../node/proxy/choose'
 import { parseUse, useEnv } from '../../node/proxy/names'
 import { holderOf, loopbackPeer, peerIn, uidIn } from '../../node/proxy/peercred'
 import { publishedPortClashes } from '../../node/scheduler/place'
-import { validateService } from '../../node/spec/schema'
-import type { ServiceSpec } from '../../node/spec/types'
+import { validateService } from '../../node/desired/schema'
+import type { ServiceSpec } from '../../node/desired/types'
 
 test('proxy: a use names a service, maybe a port, and the variables it gives', (t) => {
   t.deepEqual(parseUse('redis'), { key: 'redis', service: 'redis', port: undefined, prefix: 'REDIS' })
@@ -24,10 +24,10 @@ const member = (id: string, status: Member['status'], instances: Member['instanc
 
 test('proxy: only ready instances on alive members are targets (not on suspect or dead ones); local first, then fewest connections', (t) => {
   const table: MemberTable = {
-    a: member('a', 'alive', { 'web-0': { v: '1', s: 'ready', a: 'a:1' }, 'redis': { v: '1', s: 'starting', a: 'a:2' } }),
-    b: member('b', 'alive', { 'web-1': { v: '1', s: 'ready', a: 'b:1' }, 'web@b': { v: '1', s: 'ready', a: 'b:3' } }),
-    c: member('c', 'dead', { 'web-2': { v: '1', s: 'ready', a: 'c:1' } }),
-    d: member('d', 'suspect', { 'web-3': { v: '1', s: 'ready', a: 'd:1' }, 'webby-0': { v: '1', s: 'ready', a: 'd:2' } })
+    a: member('a', 'alive', { 'web-0': { version: '1', state: 'ready', address: 'a:1' }, 'redis': { version: '1', state: 'starting', address: 'a:2' } }),
+    b: member('b', 'alive', { 'web-1': { version: '1', state: 'ready', address: 'b:1' }, 'web@b': { version: '1', state: 'ready', address: 'b:3' } }),
+    c: member('c', 'dead', { 'web-2': { version: '1', state: 'ready', address: 'c:1' } }),
+    d: member('d', 'suspect', { 'web-3': { version: '1', state: 'ready', address: 'd:1' }, 'webby-0': { version: '1', state: 'ready', address: 'd:2' } })
   }
   t.deepEqual(readyTargets(table, 'web').map((x) => x.instance), ['web-0', 'web-1', 'web@b'])
   t.deepEqual(readyTargets(table, 'redis'), [])

@@ -34,21 +34,21 @@ test('rolling: an instance is replaced only when every earlier one is ready on t
     { service: 'web', instance: 'web-1', node: 'b' },
     { service: 'api', instance: 'api-0', node: 'a' }
   ]
-  const t1 = table(member('a', 'alive', { 'web-0': { v: 'v2', s: 'starting' } }), member('b'))
+  const t1 = table(member('a', 'alive', { 'web-0': { version: 'v2', state: 'starting' } }), member('b'))
   t.deepEqual(mayReplace('web-1', 'v2', assignments, t1, () => undefined), { ok: false, waitingFor: 'web-0' })
-  const t2 = table(member('a', 'alive', { 'web-0': { v: 'v2', s: 'ready' } }), member('b'))
+  const t2 = table(member('a', 'alive', { 'web-0': { version: 'v2', state: 'ready' } }), member('b'))
   t.deepEqual(mayReplace('web-1', 'v2', assignments, t2, () => undefined), { ok: true })
   t.deepEqual(mayReplace('web-0', 'v2', assignments, t1, () => undefined), { ok: true }, 'the first goes at once')
 })
 
 test('handover: a singleton is still running elsewhere until that node says it stopped or is dead', (t) => {
-  t.deepEqual(runningElsewhere(table(member('a'), member('b', 'alive', { 'one-0': { v: 'v', s: 'stopping' } })), 'one-0', 'a'), [{ node: 'b', v: 'v', s: 'stopping' }])
-  t.deepEqual(runningElsewhere(table(member('a'), member('b', 'alive', { 'one-0': { v: 'v', s: 'stopped' } })), 'one-0', 'a'), [])
-  t.deepEqual(runningElsewhere(table(member('a'), member('b', 'dead', { 'one-0': { v: 'v', s: 'ready' } })), 'one-0', 'a'), [])
+  t.deepEqual(runningElsewhere(table(member('a'), member('b', 'alive', { 'one-0': { version: 'v', state: 'stopping' } })), 'one-0', 'a'), [{ node: 'b', version: 'v', state: 'stopping' }])
+  t.deepEqual(runningElsewhere(table(member('a'), member('b', 'alive', { 'one-0': { version: 'v', state: 'stopped' } })), 'one-0', 'a'), [])
+  t.deepEqual(runningElsewhere(table(member('a'), member('b', 'dead', { 'one-0': { version: 'v', state: 'ready' } })), 'one-0', 'a'), [])
 })
 
 test('handover: a member reported dead still holds its singleton while this node is in touch with it (a stale "dead")', (t) => {
-  const stale = table(member('a'), member('b', 'dead', { 'one-0': { v: 'v', s: 'ready' } }))
-  t.deepEqual(runningElsewhere(stale, 'one-0', 'a', new Set(['b'])), [{ node: 'b', v: 'v', s: 'ready' }])
+  const stale = table(member('a'), member('b', 'dead', { 'one-0': { version: 'v', state: 'ready' } }))
+  t.deepEqual(runningElsewhere(stale, 'one-0', 'a', new Set(['b'])), [{ node: 'b', version: 'v', state: 'ready' }])
   t.deepEqual(runningElsewhere(stale, 'one-0', 'a', new Set()), [])
 })

@@ -2,7 +2,7 @@ import test from 'ava'
 import { silentLogger } from '../../node/log'
 import type { RunRequest } from '../../node/runtime/contract'
 import { connectionOf, containerName, containerOptions, dockerSocket, LABEL_INSTANCE, LABEL_NODE, LABEL_SERVICE } from '../../node/runtime/docker'
-import { validateService } from '../../node/spec/schema'
+import { validateService } from '../../node/desired/schema'
 
 const request = (over: Partial<RunRequest> = {}): RunRequest => ({
   id: 'cache-1',

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import type { Member, MemberStatus, MemberTable } from '../../node/membership/types'
 import { defaultHubPolicy } from '../../node/hubs/types'
-import type { BelowMinNodes, PlacementSpec, ResourcesSpec, ServiceSpec, Spec } from '../../node/spec/types'
+import type { BelowMinNodes, PlacementSpec, ResourcesSpec, ServiceSpec, Spec } from '../../node/desired/types'
 import {
   assignmentsFor, computePhase, diffAssignments, schedule,
   type Assignment, type PhaseKind, type Schedule
@@ -468,7 +468,7 @@ test('scheduler: marking a member suspect changes nothing', (t) => {
 function withInstances (members: Member[], s: Schedule): Member[] {
   return members.map((m) => ({
     ...m,
-    instances: Object.fromEntries(s.assignments.filter((a) => a.node === m.id).map((a) => [a.instance, { v: 'v1', s: 'ready' }]))
+    instances: Object.fromEntries(s.assignments.filter((a) => a.node === m.id).map((a) => [a.instance, { version: 'v1', state: 'ready' }]))
   }))
 }
 
@@ -515,7 +515,7 @@ test('scheduler: a service that takes a secret is placed only on nodes whose ima
 })
 
 test('scheduler: when two nodes claim an instance, the newer run (higher state generation) keeps it, not the better score', (t) => {
-  const claiming = (id: string, g: number): Member => ({ ...member(id), instances: { 'one-0': { v: 'x', s: 'ready', g } } })
+  const claiming = (id: string, g: number): Member => ({ ...member(id), instances: { 'one-0': { version: 'x', state: 'ready', generation: g } } })
   for (const [older, newer] of [['a', 'b'], ['b', 'a']]) {
     const s = schedule({ spec: specOf({ one: service({ kind: 'singleton' }) }), table: tableOf(claiming(older, 1), claiming(newer, 2), member('c')), hubs: [] })
     t.is(s.assignments[0].node, newer, `generation 2 on ${newer} beats generation 1 on ${older}`)
@@ -529,7 +529,7 @@ function unhealthy (m: Member, reason = 'data dir has 80 MiB free (floor 256 MiB
 }
 
 function running1 (m: Member, ...instances: string[]): Member {
-  return { ...m, instances: Object.fromEntries(instances.map((i) => [i, { v: 'v1', s: 'ready' }])) }
+  return { ...m, instances: Object.fromEntries(instances.map((i) => [i, { version: 'v1', state: 'ready' }])) }
 }
 
 test('scheduler: an unhealthy member gives its singleton up to a healthy one and is given no new one', (t) => {

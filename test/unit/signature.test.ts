@@ -8,7 +8,7 @@ import { OriginError } from '../../node/errors'
 import {
   splitSignedCommit, parseSshSignature, parseAllowedSigner, sshPublicKeyToKeyObject,
   verifyCommitSignature, fingerprint
-} from '../../node/spec/signature'
+} from '../../node/desired/signature'
 
 // Real keys from ssh-keygen and real commits from the git CLI; the host's git config is
 // shut out (GIT_CONFIG_GLOBAL=/dev/null, no system config, HOME in a temp dir).

@@ -2,7 +2,7 @@ import test from 'ava'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { RejectedVersions } from '../../node/spec/rejections'
+import { RejectedVersions } from '../../node/desired/rejections'
 
 async function tempFile (t: { teardown (fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'origin-rejected-'))

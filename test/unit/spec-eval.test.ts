@@ -1,5 +1,5 @@
 import test from 'ava'
-import { formatSpecError, loadSpec, type LoadOptions, type SpecFiles } from '../../node/spec/load'
+import { formatSpecError, loadSpec, type LoadOptions, type SpecFiles } from '../../node/desired/load'
 
 // Evaluations queue one at a time per process, and several tests here are timed: all serial.
 

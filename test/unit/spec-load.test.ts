@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { OriginError } from '../../node/errors'
-import { formatSpecError, loadSpec, readSpecDir, specDigest, type SpecError, type SpecFiles } from '../../node/spec/load'
-import type { Spec } from '../../node/spec/types'
+import { formatSpecError, loadSpec, readSpecDir, specDigest, type SpecError, type SpecFiles } from '../../node/desired/load'
+import type { Spec } from '../../node/desired/types'
 
 const root = join(__dirname, '../../..')
 

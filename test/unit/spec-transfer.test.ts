@@ -1,6 +1,6 @@
 import test from 'ava'
 import fc from 'fast-check'
-import { ObjectAssembler, objectPieces } from '../../node/spec/transfer'
+import { ObjectAssembler, objectPieces } from '../../node/desired/transfer'
 import type { GitObject } from '../../node/git/store'
 
 const blob = (oid: string, size: number): GitObject => ({ oid, type: 'blob', data: Buffer.alloc(size, oid.charCodeAt(0)) })
