@@ -3,7 +3,8 @@
  * (sim/): a crash is seen dead by every node within the suspicion bounds, nobody live is
  * taken for dead, a partitioned minority loses touch with the majority before the
  * majority can declare it dead (what singleton fencing relies on), and a seed gives the
- * same run every time.
+ * same run every time. A node that answers late is suspected only while its peers learn
+ * its round trips, then never.
  */
 import test from 'ava'
 import { seededRandom, VirtualClock } from '../../sim/clock'
@@ -73,4 +74,34 @@ test('sim: a partitioned minority is out of touch with a majority before the maj
   t.is(lost.size, minority.size)
   t.true(Number.isFinite(firstDead), 'the majority declared the minority dead')
   for (const [id, at] of lost) t.true(at < firstDead, `${id} out of touch at +${at - cut} ms, first dead verdict at +${firstDead - cut} ms`)
+})
+
+/** One node of 12 answers `slowMs` late: the suspicions of it, each observer's belief, in [from, to) ms after. */
+async function slowNode (slowMs: number): Promise<{ early: number, late: number, deaths: number }> {
+  const { clock, net, cluster } = await formed(12, 7)
+  const slow = cluster.live()[3]
+  const at = clock.now()
+  let early = 0
+  let late = 0
+  let deaths = 0
+  cluster.onBelief((b) => {
+    if (b.id !== slow.id) return
+    if (b.status === 'dead') deaths++
+    if (b.status === 'suspect') { if (b.at - at < 20_000) early++; else late++ }
+  })
+  net.setSlow(slow.address, slowMs)
+  await clock.runUntil(at + 60_000)
+  return { early, late, deaths }
+}
+
+test('sim: a node 100 ms late is never suspected (its peers wait for its round trips, not a fixed 80 ms)', async (t) => {
+  const { early, late, deaths } = await slowNode(100)
+  t.is(early + late, 0)
+  t.is(deaths, 0)
+})
+
+test('sim: a node 200 ms late (beyond a period) is suspected only while each peer takes its first sample, then never', async (t) => {
+  const { early, late, deaths } = await slowNode(200)
+  t.is(deaths, 0)
+  t.is(late, 0, `${early} suspicions in the first 20 s`)
 })

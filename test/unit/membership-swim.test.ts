@@ -1,12 +1,15 @@
 /**
  * The pure parts of SWIM failure detection: the delta queue (how many times a change is
- * sent), the dynamic suspicion timeout, the probe rotation and local health.
+ * sent), the dynamic suspicion timeout, the probe rotation, local health and the probe
+ * timeout that follows each member's round trips.
  */
 import test from 'ava'
 import fc from 'fast-check'
 import { DeltaQueue, retransmitLimit } from '../../node/membership/broadcasts'
 import { LocalHealth } from '../../node/membership/health'
 import { ProbeRing } from '../../node/membership/rotation'
+import { nextPeak, probeTimeout, RoundTrips } from '../../node/membership/rtt'
+import { maxProbeTimeoutMs } from '../../node/membership/swim'
 import { expectedConfirmations, suspicionTimeoutMs, Suspicions } from '../../node/membership/suspicion'
 import type { Member } from '../../node/membership/types'
 
@@ -182,4 +185,56 @@ test('local health: missed acks raise it to its bound, timely acks lower it; tim
   t.is(h.tick(5600), 4800)
   t.is(h.value, 3)
   t.is(h.tick(5000), Infinity, 'the clock went backwards')
+})
+
+test('round trips: the recent peak jumps to a higher sample and sinks by an eighth of the gap per lower one', (t) => {
+  t.is(nextPeak(undefined, 40), 40)
+  t.is(nextPeak(40, 100), 100)
+  t.is(nextPeak(100, 20), 90)
+  let peak = 100
+  for (let i = 0; i < 40; i++) peak = nextPeak(peak, 2)
+  t.true(peak < 3, `one slow answer is forgotten after 40 quick ones (${peak})`)
+})
+
+test('round trips: a member with no sample gets probeTimeoutMs; one that answers late gets 1.5 x its peak, bounded', (t) => {
+  const o = { minMs: 80, maxMs: 400 }
+  t.is(probeTimeout(o, undefined), 80)
+  t.is(probeTimeout(o, 3), 80, 'a quick member keeps the configured timeout')
+  t.is(probeTimeout(o, 101), 152)
+  t.is(probeTimeout(o, 201), 302)
+  t.is(probeTimeout(o, 5000), 400, 'a very slow history cannot delay finding a crash beyond the bound')
+  t.is(probeTimeout({ minMs: 80, maxMs: 40 }, 300), 80, 'a bound below the minimum is the minimum')
+})
+
+test('round trips: property — the timeout stays within [probeTimeoutMs, max] and never falls as a sample rises', (t) => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 500 }), fc.integer({ min: 0, max: 2000 }), fc.array(fc.double({ min: 0, max: 5000, noNaN: true }), { maxLength: 30 }), fc.double({ min: 0, max: 5000, noNaN: true }), (minMs, extra, samples, more) => {
+    const o = { minMs, maxMs: minMs + extra }
+    const r = new RoundTrips(o)
+    for (const x of samples) r.record('a', x)
+    const before = r.timeoutFor('a')
+    r.record('a', Math.max(more, r.peak('a') ?? 0))
+    const after = r.timeoutFor('a')
+    return before >= minMs && before <= o.maxMs && after >= before
+  }))
+  t.pass()
+})
+
+test('round trips: a bad sample is ignored; members no longer probed are forgotten', (t) => {
+  const r = new RoundTrips({ minMs: 80, maxMs: 400 })
+  r.record('a', Number.NaN)
+  r.record('a', -5)
+  t.is(r.size, 0)
+  r.record('a', 200)
+  r.record('b', 10)
+  r.keepOnly(new Set(['b']))
+  t.is(r.timeoutFor('a'), 80)
+  t.is(r.peak('b'), 10)
+  t.is(r.size, 1)
+})
+
+test('round trips: the longest direct probe is two periods, so the verdict window stays under the three periods past which a round gives none', (t) => {
+  const o = { gossipIntervalMs: 200, probeTimeoutMs: 80 }
+  t.is(maxProbeTimeoutMs(o), 400)
+  t.true(maxProbeTimeoutMs(o) + (o.gossipIntervalMs - o.probeTimeoutMs) < 3 * o.gossipIntervalMs)
+  t.is(maxProbeTimeoutMs({ gossipIntervalMs: 20, probeTimeoutMs: 80 }), 80)
 })
