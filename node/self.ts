@@ -9,8 +9,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { OriginError } from './errors'
 import type { Characteristics } from './membership'
-
-const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/
+import { isNodeId } from './vocabulary'
 
 /** The node id stored in `dataDir/node-id`; on first start `preferred` or a new random one. */
 export async function loadNodeId (dataDir: string, preferred?: string): Promise<string> {
@@ -18,7 +17,7 @@ export async function loadNodeId (dataDir: string, preferred?: string): Promise<
   const file = join(dataDir, 'node-id')
   const stored = await readFile(file, 'utf8').then((s) => s.trim(), () => undefined)
   if (stored !== undefined) {
-    if (!ID_PATTERN.test(stored)) throw new OriginError('E_CONFIG_INVALID', `${file} holds an invalid node id "${stored}"`, { file })
+    if (!isNodeId(stored)) throw new OriginError('E_CONFIG_INVALID', `${file} holds an invalid node id "${stored}"`, { file })
     return stored
   }
   const id = preferred ?? `node-${randomBytes(3).toString('hex')}`

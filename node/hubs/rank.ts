@@ -7,8 +7,9 @@
  * incumbent, and a non-hub takes an incumbent's seat only when it `clearlyBeats` it.
  */
 import type { Member, MemberTable } from '../membership/types'
-import { compareEntries, compareIds } from '../membership/table'
-import type { HubPolicy, RankKey } from './types'
+import { compareEntries } from '../membership/table'
+import { compareIds, type RankKey } from '../vocabulary'
+import type { HubPolicy } from './types'
 
 type Compare = (a: Member, b: Member) => number
 

@@ -12,9 +12,10 @@ import { keyMatchesCert, parseCertificate, verifyIssuedBy } from './read'
 /** node-forge is loaded only to make keys, never by a running node. */
 const certs = (): typeof import('./certs') => require('./certs') as typeof import('./certs')
 import type { Identity, Role } from './types'
+import { CERT_NAME } from '../vocabulary'
 
 /** Operator names become file names, so they are kept to a safe alphabet. */
-const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/i
+const NAME_RE = CERT_NAME
 
 interface Target { file: string, data: string, secret: boolean }
 

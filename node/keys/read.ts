@@ -5,7 +5,11 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { OriginError, errorMessage } from '../errors'
+import { normalizeSerial } from '../vocabulary'
 import { ROLES, type CertInfo, type Role } from './types'
+
+/** Defined with the rest of the shared vocabulary; re-exported for the callers that import it from here. */
+export { normalizeSerial }
 
 /** PEM -> X509Certificate, or E_CERT_INVALID saying why. */
 export function readCertificate (pem: string): X509Certificate {
@@ -46,19 +50,6 @@ export function parseCertificate (pem: string): CertInfo {
     notBefore: new Date(cert.validFrom),
     notAfter: new Date(cert.validTo)
   }
-}
-
-/**
- * A serial in the form node's `tls` `getPeerCertificate().serialNumber` shows it:
- * uppercase, leading zeros stripped, but whole bytes (OpenSSL's BN_bn2hex keeps a leading
- * zero nibble: serial 0x0A11 is "0A11", not "A11"). Separators such as ':' are ignored.
- */
-export function normalizeSerial (hex: string): string {
-  const digits = hex.replace(/[\s:]/g, '').toUpperCase()
-  if (!/^[0-9A-F]*$/.test(digits)) throw new OriginError('E_CERT_INVALID', `serial is not hex: "${hex}"`, { serial: hex })
-  const stripped = digits.replace(/^0+/, '')
-  if (stripped === '') return '0'
-  return stripped.length % 2 === 1 ? `0${stripped}` : stripped
 }
 
 /** Whether `certPem` was signed by `caPem`; E_CERT_INVALID naming the cert when not. */

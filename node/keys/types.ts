@@ -2,11 +2,12 @@
  * The identity types other layers use: what a certificate says about its holder.
  * Layout (other code depends on it): subject `CN=<name>`, `O=<cluster>`, `OU=<role>`.
  */
+import { CERT_ROLES, type CertRole } from '../vocabulary'
 
 /** What a certificate may do: sign others (ca), serve and dial peers (node), or dial as a person (operator). */
-export type Role = 'ca' | 'node' | 'operator'
+export type Role = CertRole
 
-export const ROLES: readonly Role[] = ['ca', 'node', 'operator']
+export const ROLES: readonly Role[] = CERT_ROLES
 
 /** A certificate and its private key, both PEM. */
 export interface CertAndKey {

@@ -128,7 +128,15 @@ export interface MembershipInit {
   maxClockAheadMs?: number
 }
 
-export const membershipDefaults = {
+/**
+ * The settings image.json `membership` may set. The others bound what peers can make this
+ * node hold or believe; they are not a deployment's choice.
+ */
+export const MEMBERSHIP_SETTINGS = ['gossipIntervalMs', 'fanout', 'suspectAfterMs', 'deadAfterMs', 'seedRetryMs', 'probeTimeoutMs', 'indirectProbes', 'suspicionConfirmations', 'maxLocalHealth', 'retransmitMult', 'maxDeltasPerMessage', 'pushPullIntervalMs', 'leaveTimeoutMs', 'maxMembers'] as const
+export type MembershipSettings = Pick<MembershipInit, typeof MEMBERSHIP_SETTINGS[number]>
+
+/** Every default of `MembershipInit`; node/config reads the settable ones from here. */
+export const membershipDefaults: Readonly<Required<Omit<MembershipInit, 'seeds'>>> = {
   gossipIntervalMs: 200,
   fanout: 3,
   suspectAfterMs: 600,
@@ -147,4 +155,28 @@ export const membershipDefaults = {
   maxUnconfirmed: 64,
   incarnationSlack: 16,
   maxClockAheadMs: 86_400_000
+}
+
+const ms = { type: 'integer', minimum: 10, maximum: 3_600_000 }
+
+/** The JSON Schema of image.json's `membership`: a bound for each of `MEMBERSHIP_SETTINGS`, none else. */
+export const membershipSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    gossipIntervalMs: ms,
+    fanout: { type: 'integer', minimum: 1, maximum: 64 },
+    suspectAfterMs: ms,
+    deadAfterMs: ms,
+    seedRetryMs: ms,
+    probeTimeoutMs: ms,
+    indirectProbes: { type: 'integer', minimum: 0, maximum: 16 },
+    suspicionConfirmations: { type: 'integer', minimum: 0, maximum: 64 },
+    maxLocalHealth: { type: 'integer', minimum: 0, maximum: 64 },
+    retransmitMult: { type: 'integer', minimum: 1, maximum: 64 },
+    maxDeltasPerMessage: { type: 'integer', minimum: 1, maximum: 1024 },
+    pushPullIntervalMs: ms,
+    leaveTimeoutMs: ms,
+    maxMembers: { type: 'integer', minimum: 1, maximum: 100_000 }
+  } satisfies Record<typeof MEMBERSHIP_SETTINGS[number], object>
 }

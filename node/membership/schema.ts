@@ -17,10 +17,11 @@ import Ajv from 'ajv'
 import { OriginError } from '../errors'
 import type { Delta } from './broadcasts'
 import { UNHEALTHY_MAX_CHARS, type Member, type MemberTable } from './types'
+import { nodeIdSchema } from '../vocabulary'
 
 const SAFE = Number.MAX_SAFE_INTEGER
 
-export const idSchema = { type: 'string', maxLength: 63, pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }
+export const idSchema = nodeIdSchema
 
 export const memberSchema = {
   type: 'object',
