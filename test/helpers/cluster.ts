@@ -8,18 +8,15 @@ import { rmSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
+import { localSettings } from '../../node/config/local'
 import { initKeys, issueOperator } from '../../node/keys'
 import { launchNode, type NodeProcess } from '../../node/launch'
 import { connectCluster, type Cluster } from '../../repl/client'
 import type { NodeRow } from '../../node/control'
 import { waitFor } from './wait'
 
-/**
- * Failure detection fast enough for tests, slow enough not to flap on a loaded 2-core
- * machine: a probe every 100 ms, a suspect dead after 1 s (confirmed) to 2 s (alone), so a
- * killed node is dead in about 1.2 s; singletons are fenced after 1 s out of touch.
- */
-export const fastMembership = { gossipIntervalMs: 100, suspectAfterMs: 1000, deadAfterMs: 2000, seedRetryMs: 300 }
+/** The local profile's failure detection (node/config/local.ts says why these timings), as image.json `membership`. */
+export const fastMembership = localSettings.membership
 
 export interface NodeSpec {
   name: string
