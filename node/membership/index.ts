@@ -38,10 +38,11 @@ import type { DowningPolicy } from './downing'
 import type { DowningLease } from './lease-holder'
 import type { Characteristics, InstanceSummary, MemberTable } from './types'
 
-export type { Member, MemberTable, MemberStatus, Characteristics, InstanceSummary } from './types'
+export type { Member, MemberTable, MemberStatus, Characteristics, InstanceSummary, MembershipEvents } from './types'
 
 export { membershipDefaults, type MembershipInit } from './config'
 export { realScheduler, type Scheduler, type Timer } from './scheduler'
+export { fenceWindowMs, type FenceSettings } from './fence'
 export { decideDowning, defaultDowning, downingStrategies, type DowningPolicy, type DowningStrategy, type DowningDecision, type LeaseFact } from './downing'
 export { LeaseHolder, type DowningLease } from './lease-holder'
 export type { Lease, LeaseGrant, Acquired, LeaseComponents, LeaseInit, LeaseFactory } from './lease'
@@ -93,6 +94,14 @@ export interface Membership {
    * majority of a few dozen members.
    */
   reachable (withinMs: number): Set<string>
+  /**
+   * How far back `reachable` must look for this node to be in touch with a majority
+   * whenever it is on the majority side, and so the least time a suspect gets (fence.ts):
+   * `suspectAfterMs` up to some 20 members, growing with the cluster. The supervisor's
+   * singleton quorum reads it instead of a fixed fence time. Optional while the gossip
+   * membership does not implement it yet: fall back to `suspectAfterMs`.
+   */
+  fenceWindowMs? (): number
   /**
    * An operator says a dead member is gone for good: it becomes `left` everywhere (so it
    * no longer counts against the singleton majority). If it ever starts again, its new

@@ -25,7 +25,7 @@ export function expectedConfirmations (wanted: number, members: number): number 
   return members - 2 < wanted ? 0 : wanted
 }
 
-interface Suspicion { incarnation: number, startedAt: number, by: Set<string>, expected: number }
+interface Suspicion { incarnation: number, startedAt: number, by: Set<string>, expected: number, floorMs: number }
 
 /** The suspicions this node holds, by member id. */
 export class Suspicions {
@@ -38,12 +38,14 @@ export class Suspicions {
   /**
    * `by` suspects `id` at `incarnation`. Starts a suspicion (or a new one, for a newer
    * incarnation); for one already held, counts `by` as a confirmation if it is new.
-   * True when this is news: a new suspicion or a new confirmation.
+   * True when this is news: a new suspicion or a new confirmation. `floorMs` raises both
+   * bounds for this suspicion (fence.ts: in a larger cluster, a cut-off node needs longer
+   * to notice it is cut off than the configured minimum).
    */
-  suspect (id: string, incarnation: number, by: string, now: number, expected: number): boolean {
+  suspect (id: string, incarnation: number, by: string, now: number, expected: number, floorMs = 0): boolean {
     const s = this.held.get(id)
     if (s === undefined || incarnation > s.incarnation) {
-      this.held.set(id, { incarnation, startedAt: now, by: new Set([by]), expected })
+      this.held.set(id, { incarnation, startedAt: now, by: new Set([by]), expected, floorMs })
       return true
     }
     if (incarnation < s.incarnation || s.by.has(by)) return false
@@ -57,7 +59,9 @@ export class Suspicions {
   /** When the suspicion of `id` runs out, as things stand. */
   deadline (id: string): number | undefined {
     const s = this.held.get(id)
-    return s === undefined ? undefined : s.startedAt + suspicionTimeoutMs(this.limits, s.expected, s.by.size - 1)
+    if (s === undefined) return undefined
+    const limits = s.floorMs <= this.limits.minMs ? this.limits : { minMs: s.floorMs, maxMs: Math.max(this.limits.maxMs, s.floorMs) }
+    return s.startedAt + suspicionTimeoutMs(limits, s.expected, s.by.size - 1)
   }
 
   /** Suspicions that ran out at `now`, with the incarnation each was about. */

@@ -10,7 +10,7 @@ import test from 'ava'
 import { seededRandom, VirtualClock } from '../../sim/clock'
 import { SimCluster } from '../../sim/cluster'
 import { SimNetwork } from '../../sim/network'
-import { membershipDefaults } from '../../node/membership'
+import { fenceWindowMs, membershipDefaults } from '../../node/membership'
 
 const START = Date.UTC(2026, 0, 1)
 
@@ -104,4 +104,22 @@ test('sim: a node 200 ms late (beyond a period) is suspected only while each pee
   const { early, late, deaths } = await slowNode(200)
   t.is(deaths, 0)
   t.is(late, 0, `${early} suspicions in the first 20 s`)
+})
+
+test('sim: at 50 members each node is in touch with a majority within the fence window at every check, which a fixed suspectAfterMs is not', async (t) => {
+  const { clock, cluster } = await formed(50, 11)
+  const window = fenceWindowMs(membershipDefaults, 50)
+  let checks = 0
+  let outOfTouch = 0
+  let outOfTouchFixed = 0
+  for (let i = 0; i < 50; i++) {
+    await clock.runUntil(clock.now() + 100)
+    for (const x of cluster.live()) {
+      checks++
+      if (x.m.reachable(window).size + 1 <= 25) outOfTouch++
+      if (x.m.reachable(membershipDefaults.suspectAfterMs).size + 1 <= 25) outOfTouchFixed++
+    }
+  }
+  t.is(outOfTouch, 0, `${window} ms window`)
+  t.true(outOfTouchFixed > checks / 2, `with ${membershipDefaults.suspectAfterMs} ms: out of touch in ${outOfTouchFixed} of ${checks} checks`)
 })

@@ -10,6 +10,8 @@ import { LocalHealth } from '../../node/membership/health'
 import { ProbeRing } from '../../node/membership/rotation'
 import { nextPeak, probeTimeout, RoundTrips } from '../../node/membership/rtt'
 import { maxProbeTimeoutMs } from '../../node/membership/swim'
+import { expectedTouched, fenceWindowMs } from '../../node/membership/fence'
+import { membershipDefaults } from '../../node/membership/config'
 import { expectedConfirmations, suspicionTimeoutMs, Suspicions } from '../../node/membership/suspicion'
 import type { Member } from '../../node/membership/types'
 
@@ -237,4 +239,41 @@ test('round trips: the longest direct probe is two periods, so the verdict windo
   t.is(maxProbeTimeoutMs(o), 400)
   t.true(maxProbeTimeoutMs(o) + (o.gossipIntervalMs - o.probeTimeoutMs) < 3 * o.gossipIntervalMs)
   t.is(maxProbeTimeoutMs({ gossipIntervalMs: 20, probeTimeoutMs: 80 }), 80)
+})
+
+test('fence window: suspectAfterMs up to some 20 members, then long enough to expect half again a majority touched', (t) => {
+  const o = membershipDefaults
+  for (const n of [1, 2, 3, 5, 10, 20]) t.true(fenceWindowMs(o, n) <= 800, `${n} members: ${fenceWindowMs(o, n)} ms`)
+  t.is(fenceWindowMs(o, 5), o.suspectAfterMs)
+  t.is(fenceWindowMs(o, 50), 1800)
+  t.is(fenceWindowMs(o, 100), 3600)
+  const perPeriod = 2 * (1 + o.fanout)
+  for (const n of [30, 50, 100, 1000]) {
+    const w = fenceWindowMs(o, n)
+    t.true(expectedTouched(n - 1, perPeriod * w / o.gossipIntervalMs) >= 1.5 * Math.floor(n / 2) - 1e-9, `${n} members: ${w} ms`)
+    t.true(expectedTouched(n - 1, perPeriod * (w - o.gossipIntervalMs) / o.gossipIntervalMs) < 1.5 * Math.floor(n / 2), `${n} members: ${w} ms is the least that does`)
+  }
+  t.is(fenceWindowMs({ ...o, suspectAfterMs: 5000 }, 50), 5000, 'never below the configured minimum')
+})
+
+test('fence window: property — at least suspectAfterMs, enough contacts for half again a majority, and never shorter for a longer period', (t) => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 0, max: 6 }), fc.integer({ min: 20, max: 1000 }), fc.integer({ min: 0, max: 5000 }), (n, fanout, period, suspectAfterMs) => {
+    const o = { gossipIntervalMs: period, fanout, suspectAfterMs }
+    const w = fenceWindowMs(o, n)
+    const enough = n < 3 || expectedTouched(n - 1, 2 * (1 + fanout) * Math.floor(w / period)) >= Math.min(n - 1.5, 1.5 * Math.floor(n / 2)) - 1e-6
+    return w >= suspectAfterMs && enough && fenceWindowMs({ ...o, gossipIntervalMs: period + 10 }, n) >= w
+  }))
+  t.pass()
+})
+
+test('suspicion: a floor raises both bounds of that suspicion, so a large cluster never declares a member dead before the fence window', (t) => {
+  const s = new Suspicions({ minMs: 600, maxMs: 2000 })
+  s.suspect('x', 1, 'a', 0, 2, 1800)
+  s.suspect('x', 1, 'b', 10, 2)
+  s.suspect('x', 1, 'c', 20, 2)
+  t.is(s.deadline('x'), 1800, 'two confirmations bring it to the floor, not to 600')
+  s.suspect('y', 1, 'a', 0, 2, 5000)
+  t.is(s.deadline('y'), 5000, 'a floor above the maximum is the timeout')
+  s.suspect('z', 1, 'a', 0, 2, 100)
+  t.is(s.deadline('z'), 2000, 'a floor below the minimum changes nothing')
 })
