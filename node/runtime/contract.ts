@@ -15,7 +15,8 @@
  *   const exit = await h.exit           // { code, signal, oomKilled? }
  */
 import type { Logger } from '../log'
-import type { InstanceUser } from '../supervisor/contain'
+import type { Containment, InstanceUser } from '../supervisor/contain'
+import type { ImageRunSpec } from '../desired/types'
 
 /** What a run executes: a command on the host, or a container from an image. */
 export type Program =
@@ -104,4 +105,35 @@ export interface Runtime {
    * free of an extra tick.
    */
   start (req: RunRequest): RunHandle | Promise<RunHandle>
+}
+
+/**
+ * A runtime for images: the engine is reached on first need (a node that runs only
+ * processes never pays for it), images are made ready per service and code version, and
+ * what a previous run of the node left is ended at start. ContainerEngine (engine.ts) is
+ * the built-in, on Docker's Engine API.
+ */
+export interface ImageRuntime {
+  /** The runtime to start runs with, or why there is none (retried after a while). */
+  connect (): Promise<{ runtime: Runtime } | { reason: string }>
+  /** The image reference `service`'s containers are created from, ready on the engine (pulled, loaded or built). */
+  image (service: string, spec: string | ImageRunSpec, codeDir: string, codeVersion: string): Promise<string>
+  /** When a failed connection or image may be tried again (ms since the epoch). */
+  nextRetry (): number | undefined
+  /** Before the first run starts: the node's next start looks for leftovers. */
+  mark (): Promise<void>
+  /** At the node's start: ends what a previous run of it left; what it ended, in words. */
+  endLeftovers (): Promise<string[]>
+  /** At the node's stop, once its instances have stopped. */
+  stop (): Promise<void>
+}
+
+/**
+ * The runtimes a supervisor starts instances with, by name, each a factory given what only
+ * the node knows: `process` runs a service's `run.command` on the host, `container` its
+ * `run.image`.
+ */
+export interface RuntimeSet {
+  process: (init: { containment: Containment, recordDir: string }) => Runtime
+  container: (init: { socket: string, dataDir: string, nodeId: string, log: Logger }) => ImageRuntime
 }

@@ -22,7 +22,7 @@ import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { ImageRunSpec } from '../desired/types'
 import { prepareBackoff } from '../supervisor/code'
-import type { Runtime } from './contract'
+import type { ImageRuntime, Runtime } from './contract'
 import { connectDocker, dockerRuntime, endContainerLeftovers } from './docker'
 import { ContainerGuard } from './guard'
 
@@ -40,7 +40,7 @@ export type Engine = { docker: Dockerode, runtime: Runtime, version: string } | 
 
 interface ImageFailure { reason: string, failures: number, retryAt: number }
 
-export class ContainerEngine {
+export class ContainerEngine implements ImageRuntime {
   private connected?: Promise<Engine>
   private failedAt = 0
   private marked = false

@@ -14,144 +14,34 @@
 import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { LocalApi } from '../api'
 import { errorMessage } from '../errors'
-import type { Hubs } from '../hubs'
-import type { Logger } from '../log'
-import type { InstanceSummary, LeaseFact, Membership } from '../membership'
-import { assignmentsFor, schedule, serviceOfInstance, type Assignment, type Phase, type Schedule } from '../scheduler'
-import type { SpecLayer } from '../desired'
-import type { StateLayer } from '../state'
+import type { InstanceSummary } from '../membership'
+import { builtinRuntimes } from '../runtime/builtin'
+import type { ImageRuntime, Runtime } from '../runtime/contract'
+import { dockerSocket } from '../runtime/docker'
+import { schedule as builtinSchedule, serviceOfInstance, type Assignment, type Phase, type Schedule, type ScheduleInput } from '../scheduler'
 import type { ServiceSpec } from '../desired/types'
 import { CodeCache } from './code'
 import { endLeftovers, groupContainment, probeContainment, type Containment } from './contain'
-import { hostOf, joinHostPort } from '../address'
-import { bindHosts, expandVars, instanceEnvironment, portNames, resolveHealth } from './environment'
+import { logPathOf, prepareInstance, type Instance } from './launch'
+import { plan, startRetryDelay, successors, type PlanAction } from './plan'
+import { supervisorDefaults } from './policy'
 import { PortBook } from './ports'
 import type { Usage } from './procfs'
-import { ManagedProcess, type InstanceState, type InstanceStatus } from './process'
-import type { Runtime } from '../runtime/contract'
-import { mayReplace, runningElsewhere, singletonQuorum } from './rolling'
-import { ContainerEngine } from '../runtime/engine'
-import { dockerSocket } from '../runtime/docker'
-import { resolveEnv, withoutSecrets } from './secrets'
-import { instanceUsers, type InstanceUsers, type UidRange } from './users'
+import { singletonQuorum } from './rolling'
+import type { InstanceReport, Supervisor, SupervisorComponents, SupervisorEvents, SupervisorInit } from './types'
+import { instanceUsers, type InstanceUsers } from './users'
 import { serviceVersion } from './version'
 import { Watchdog } from './watchdog'
 
-export interface SupervisorInit {
-  dataDir: string
-  /**
-   * A node out of touch with a majority for this long gives its singletons up. Must be
-   * shorter than membership's deadAfterMs (when the others start them elsewhere); the
-   * membership's suspectAfterMs is the natural value. @default 2500
-   */
-  fenceAfterMs?: number
-  /** Instance log rotation: size of one part. @default 10 MiB */
-  logMaxBytes?: number
-  /** Instance log rotation: rotated parts kept. @default 5 */
-  logKeep?: number
-  /** The image's secrets folder (env values `{ "secret": name }` are read from it). @default none */
-  secretsDir?: string
-  /** How instances are contained, as probed once for the node. @default probed at start */
-  containment?: Containment
-  /** As root: the uids services run as (users.ts); false runs them as root. @default 61000-65000 */
-  instanceUids?: UidRange | false
-  /**
-   * The Docker engine container services (`run.image`) run on: a socket path, `unix://` or
-   * `tcp://` address. Connected only once a container service is assigned here.
-   * @default DOCKER_HOST, else /var/run/docker.sock
-   */
-  dockerSocket?: string
-}
-
-export interface SupervisorComponents {
-  spec: SpecLayer
-  membership: Membership
-  hubs: Hubs
-  api: LocalApi
-  state: StateLayer
-  log: Logger
-  /** The node's proxy: the addresses of the services an instance uses (node/proxy). */
-  proxy?: { addressesFor (service: string): Promise<Record<string, string>> }
-  /** The `lease` downing strategy's lease, when the node has one: who holds it (membership/lease-holder.ts). */
-  lease?: { fact (): LeaseFact }
-}
-
-/** An instance's status, or `pending`: assigned here and not running, with the reason. */
-export type ReportStatus = Omit<InstanceStatus, 'state'> & { state: InstanceState | 'pending' }
-
-export interface InstanceReport {
-  instance: string
-  service: string
-  node: string
-  version: string
-  status: ReportStatus
-  /** Its first port (PORT); 0 while pending. */
-  port: number
-  /** Every port by name. */
-  ports: Record<string, number>
-  /** `host:port` where other nodes reach its first port (127.0.0.1:port for `bind: loopback`). */
-  address: string
-  logPath: string
-  /** Why it does not run the version the spec asks for, while a new version waits. */
-  rollout?: string
-  /** What happened to its state directory when it started here, in words. */
-  state?: string
-}
-
-export interface Supervisor {
-  start (): Promise<void>
-  stop (): Promise<void>
-  readonly nodeId: string
-  /** The schedule this node computed last. */
-  current (): Schedule | undefined
-  /** This node's instances. */
-  report (): InstanceReport[]
-  /** What each running instance uses now (its live processes, their RSS and CPU ticks), by instance id; for stats. */
-  usage? (): Promise<Record<string, Usage>>
-  /** A service's placement kind in the applied spec, e.g. `replicas 2`. */
-  placement (service: string): string | undefined
-  /**
-   * Stops one of this node's instances and starts it again in place (same version, ports
-   * and state); resolves once it has started again (not necessarily ready). For operators'
-   * rolling restarts.
-   */
-  restart? (instance: string): Promise<void>
-  /**
-   * The uid the processes of `instance` run as, when services run as users of their own
-   * (root); undefined otherwise. The local API binds a key to it.
-   */
-  uidOf? (instance: string): number | undefined
-  /**
-   * Emits 'phase' (Phase) when the phase changes, 'instance' ({ instance, service, version,
-   * address, status }) when one of its instances changes state, and 'waiting' ({ instance,
-   * reason }) when an assigned instance waits for a new reason (a rollout step, a build),
-   * and 'reconcile' ('started' | 'ended') around each reconcile pass.
-   */
-  readonly events: EventEmitter
-}
-
-interface Instance {
-  assignment: Assignment
-  version: string
-  ports: Array<[string, number]>
-  address: string
-  proc: ManagedProcess
-  logPath: string
-  /** The prepared code tree it runs in (kept on disk while it runs). */
-  codeDir: string
-  stateDir: string
-  stateNote: string
-  generation?: number
-}
+export type { InstanceEvent, InstanceReport, ReportStatus, Supervisor, SupervisorComponents, SupervisorEvents, SupervisorInit } from './types'
 
 export function supervisor (init: SupervisorInit) {
   return (c: SupervisorComponents): Supervisor => new Reconciler(init, c)
 }
 
 class Reconciler implements Supervisor {
-  readonly events = new EventEmitter()
+  readonly events = new EventEmitter<SupervisorEvents>()
   private readonly instances = new Map<string, Instance>()
   /** Instances with a start or stop under way: reconcile leaves them alone until it ends. */
   private readonly busy = new Set<string>()
@@ -171,7 +61,9 @@ class Reconciler implements Supervisor {
   private readonly startFailures = new Map<string, { at: number, tries: number, said: string }>()
   private readonly code: CodeCache
   private readonly ports: PortBook
-  private readonly engine: ContainerEngine
+  private readonly engine: ImageRuntime
+  private readonly schedule: (input: ScheduleInput) => Schedule
+  private processes?: Runtime
   private containment: Containment = groupContainment()
   private sched?: Schedule
   private phase?: Phase
@@ -180,11 +72,11 @@ class Reconciler implements Supervisor {
   private again = false
   private viewKey = ''
   private fenceTimer?: NodeJS.Timeout
-  private quorumSince?: number
   private prunedFor = ''
   private users?: InstanceUsers
   private watchdog?: Watchdog
-  private get fenceAfterMs (): number { return this.init.fenceAfterMs ?? 2500 }
+  private quorumSince?: number
+  private get fenceAfterMs (): number { return this.init.fenceAfterMs ?? supervisorDefaults.fenceAfterMs }
   private readonly onView = (): void => {
     const key = this.keyOfView()
     if (key !== this.viewKey) { this.viewKey = key; this.kick() }
@@ -195,7 +87,9 @@ class Reconciler implements Supervisor {
   constructor (private readonly init: SupervisorInit, private readonly c: SupervisorComponents) {
     this.code = new CodeCache(init.dataDir, c.membership.id, c.log, (b) => this.events.emit('build', b))
     this.ports = new PortBook(join(init.dataDir, 'ports.json'))
-    this.engine = new ContainerEngine({ socket: dockerSocket(init.dockerSocket), dataDir: init.dataDir, nodeId: c.membership.id, log: c.log })
+    const runtimes = { ...builtinRuntimes, ...c.runtimes }
+    this.engine = runtimes.container({ socket: dockerSocket(init.dockerSocket), dataDir: init.dataDir, nodeId: c.membership.id, log: c.log })
+    this.schedule = c.schedule ?? builtinSchedule
   }
 
   current (): Schedule | undefined { return this.sched }
@@ -260,7 +154,7 @@ class Reconciler implements Supervisor {
   }
 
   private logPathOf (instance: string): string {
-    return join(this.init.dataDir, 'logs', `${instance}.log`)
+    return logPathOf(this.init.dataDir, instance)
   }
 
   async start (): Promise<void> {
@@ -270,6 +164,7 @@ class Reconciler implements Supervisor {
     // Said once, at start: what this node can guarantee about processes outliving instances.
     this.containment = this.init.containment ?? await probeContainment()
     this.c.log[this.containment.pidNamespace ? 'info' : 'warn'](this.containment.detail)
+    this.processes = (this.c.runtimes?.process ?? builtinRuntimes.process)({ containment: this.containment, recordDir: join(this.init.dataDir, 'run') })
     // A previous run of this node (same data dir) that died hard may have left instances behind.
     for (const line of await endLeftovers(join(this.init.dataDir, 'run'), this.c.log)) this.c.log.warn(line)
     for (const line of await this.engine.endLeftovers()) this.c.log.warn(line)
@@ -336,11 +231,7 @@ class Reconciler implements Supervisor {
   private successors (): Map<string, string> {
     const applied = this.c.spec.current()
     if (applied === undefined) return new Map()
-    const self = this.c.membership.id
-    const table = { ...this.c.membership.table() }
-    if (table[self] !== undefined) table[self] = { ...table[self], status: 'left', instances: {} }
-    const after = schedule({ spec: applied.spec, table, hubs: this.c.hubs.current().filter((h) => h !== self), previousPhase: this.phase?.kind })
-    return new Map(after.assignments.filter((a) => this.instances.has(a.instance)).map((a) => [a.instance, a.node]))
+    return successors({ self: this.nodeId, spec: applied.spec, table: this.c.membership.table(), hubs: this.c.hubs.current(), previousPhase: this.phase?.kind, local: this.instances.keys(), schedule: this.schedule })
   }
 
   /** Reconcile soon; passes never overlap, and a request during one runs one more. */
@@ -364,12 +255,17 @@ class Reconciler implements Supervisor {
     return JSON.stringify([this.c.hubs.current(), Object.values(t).map((m) => [m.id, m.status, m.instances ?? {}, m.characteristics.memoryMb, m.characteristics.labels, m.characteristics.drained === true, m.characteristics.unhealthy !== undefined])])
   }
 
+  /**
+   * One pass: gather what the plan needs, prepare each assigned instance's code (the slow
+   * part: a fetch, a build), and carry out the plan's actions as they come, so a start
+   * need not wait for another service's build.
+   */
   private async reconcile (): Promise<void> {
     const applied = this.c.spec.current()
     if (applied === undefined) return
     const self = this.c.membership.id
     const table = this.c.membership.table()
-    const sched = schedule({ spec: applied.spec, table, hubs: this.c.hubs.current(), previousPhase: this.phase?.kind })
+    const sched = this.schedule({ spec: applied.spec, table, hubs: this.c.hubs.current(), previousPhase: this.phase?.kind })
     this.sched = sched
     if (this.phase?.reason !== sched.phase.reason) {
       if (this.phase?.kind !== sched.phase.kind) this.c.log.info(`phase ${sched.phase.reason}`)
@@ -377,84 +273,53 @@ class Reconciler implements Supervisor {
       this.events.emit('phase', sched.phase)
     }
     this.code.keepOnly(applied.version)
-    const mine = new Map(assignmentsFor(sched, self).map((a) => [a.instance, a]))
+    const mine = sched.assignments.filter((a) => a.node === self)
+    const assigned = new Set(mine.map((a) => a.instance))
     const inTouch = this.c.membership.reachable(this.fenceAfterMs)
     const byLease = applied.spec.cluster.downing?.strategy === 'lease'
     const lease = byLease ? this.c.lease?.fact() : undefined
     const quorum = singletonQuorum(table, self, inTouch, !byLease, lease !== undefined && !lease.held ? lease.holder : undefined)
-    // Singletons start only once the quorum has held for fenceAfterMs: a node back from a
-    // partition first lets stale views (someone "dead" who is not) be refuted.
     const now = Date.now()
-    if (!quorum.ok) this.quorumSince = undefined
-    else if (this.quorumSince === undefined) this.quorumSince = now
-    for (const [id, inst] of this.instances) {
-      if (this.busy.has(id)) continue
-      if (!mine.has(id)) void this.retire(inst, 'no longer assigned to this node')
-      else if (!quorum.ok && applied.spec.services[inst.assignment.service]?.placement.kind === 'singleton') {
-        void this.retire(inst, `fenced: ${quorum.reason}`, true)
-      }
+    const planFor = (versions: Parameters<typeof plan>[0]['versions']): PlanAction[] => {
+      const p = plan({
+        self,
+        schedule: sched,
+        services: applied.spec.services,
+        local: Object.fromEntries([...this.instances].map(([id, i]) => [id, { service: i.assignment.service, version: i.version, state: i.proc.status().state }])),
+        busy: this.busy,
+        versions,
+        table,
+        inTouch,
+        quorum,
+        quorumSince: this.quorumSince,
+        fenceAfterMs: this.fenceAfterMs,
+        startFailures: Object.fromEntries(this.startFailures),
+        now
+      })
+      this.quorumSince = p.quorumSince
+      return p.actions
     }
-    for (const id of this.waiting.keys()) if (!mine.has(id)) this.waiting.delete(id)
-    for (const id of this.held.keys()) if (!mine.has(id)) this.held.delete(id)
-    for (const id of this.startFailures.keys()) if (!mine.has(id)) this.startFailures.delete(id)
-    for (const a of mine.values()) {
+    // First what stops (not assigned here, fenced): no code is needed to decide it.
+    this.carryOut(planFor({}), new Map(), applied)
+    for (const id of this.waiting.keys()) if (!assigned.has(id)) this.waiting.delete(id)
+    for (const id of this.held.keys()) if (!assigned.has(id)) this.held.delete(id)
+    for (const id of this.startFailures.keys()) if (!assigned.has(id)) this.startFailures.delete(id)
+    for (const a of mine) {
       if (this.busy.has(a.instance)) continue
       const svc = applied.spec.services[a.service]
-      let version: string
-      let dir: string
-      let image: string | undefined
+      let wanted: { version: string } | { error: string, retryAt?: number }
+      const code = new Map<string, { dir: string, image?: string }>()
       try {
-        const code = await this.code.prepare(a.service, svc, applied)
-        dir = code.dir
-        version = serviceVersion(svc, code.version)
+        const prepared = await this.code.prepare(a.service, svc, applied)
         // An image's build context and tarballs: the service's own folder of the spec repo, or the root of its code repo.
-        if (svc.run.image !== undefined) image = await this.imageFor(a.service, svc.run.image, svc.code === undefined ? join(code.dir, 'services', a.service) : code.dir, code.version)
+        const image = svc.run.image === undefined ? undefined : await this.imageFor(a.service, svc.run.image, svc.code === undefined ? join(prepared.dir, 'services', a.service) : prepared.dir, prepared.version)
+        wanted = { version: serviceVersion(svc, prepared.version) }
+        code.set(a.instance, { dir: prepared.dir, image })
       } catch (err) {
-        // The old version (if any) keeps running; the rollout shows as stuck with the reason.
-        this.wait(a.instance, errorMessage(err), 'warn')
-        this.retryAt(this.code.nextRetry())
-        this.retryAt(this.engine.nextRetry())
-        continue
+        const retries = [this.code.nextRetry(), this.engine.nextRetry()].filter((t): t is number => t !== undefined)
+        wanted = { error: errorMessage(err), ...(retries.length === 0 ? {} : { retryAt: Math.min(...retries) }) }
       }
-      const existing = this.instances.get(a.instance)
-      if (existing !== undefined && existing.version === version) {
-        this.waiting.delete(a.instance)
-        this.applyPhase(existing, sched.phase)
-        continue
-      }
-      if (sched.phase.kind === 'degraded' && sched.phase.policy === 'pause') { this.wait(a.instance, 'phase degraded: nothing new starts'); continue }
-      if (existing !== undefined) {
-        const turn = mayReplace(a.instance, version, sched.assignments, table, (id) => this.summary(id))
-        if (!turn.ok) { this.wait(a.instance, `new version ${version} waits for ${turn.waitingFor ?? '?'} to be ready on it`); continue }
-        this.c.log.info(`replacing ${a.instance}: version ${existing.version} -> ${version}`)
-        void this.retire(existing, 'replaced by a new version', false, true)
-        continue
-      }
-      if (svc.placement.kind === 'singleton') {
-        if (!quorum.ok) { this.wait(a.instance, quorum.reason); continue }
-        const settled = now - (this.quorumSince ?? now)
-        if (settled < this.fenceAfterMs) { this.wait(a.instance, `${quorum.reason}; starting once that has held for ${(this.fenceAfterMs / 1000).toFixed(1)} s`); continue }
-        const elsewhere = runningElsewhere(table, a.instance, self, inTouch)
-        if (elsewhere.length > 0) { this.wait(a.instance, `singleton still ${elsewhere[0].state} on ${elsewhere[0].node}; starting once it stops`); continue }
-      }
-      const failed = this.startFailures.get(a.instance)
-      if (failed !== undefined && failed.at > now) {
-        this.wait(a.instance, failed.said, 'warn')
-        this.retryAt(failed.at)
-        continue
-      }
-      this.waiting.delete(a.instance)
-      this.busy.add(a.instance)
-      void this.launch(a, svc, dir, version, applied.version, image)
-        .then(() => { this.startFailures.delete(a.instance) }, (err) => {
-          const tries = (this.startFailures.get(a.instance)?.tries ?? 0) + 1
-          const delayMs = Math.min(60_000, 1000 * 2 ** (tries - 1))
-          const said = `cannot start: ${errorMessage(err)}; retrying in ${delayMs / 1000} s (attempt ${tries + 1})`
-          this.startFailures.set(a.instance, { at: Date.now() + delayMs, tries, said })
-          this.wait(a.instance, said, 'warn')
-          this.retryAt(Date.now() + delayMs)
-        })
-        .finally(() => { this.busy.delete(a.instance); this.publish(); this.kick() })
+      this.carryOut(planFor({ [a.instance]: wanted }), code, applied)
     }
     this.publish()
     // Only when what runs changed: reconcile also runs on a clock while a singleton is held.
@@ -464,6 +329,64 @@ class Reconciler implements Supervisor {
       this.prunedFor = key
       await this.code.prune(new Set(inUse))
     }
+  }
+
+  /** Does what the plan says; `code` holds the prepared code tree (and image) of instances it may start. */
+  private carryOut (actions: PlanAction[], code: Map<string, { dir: string, image?: string }>, applied: { version: string, spec: { services: Record<string, ServiceSpec> } }): void {
+    for (const act of actions) {
+      const id = act.kind === 'start' ? act.assignment.instance : act.instance
+      const inst = this.instances.get(id)
+      switch (act.kind) {
+        case 'stop':
+          if (inst !== undefined) void this.retire(inst, act.reason, act.atOnce)
+          break
+        case 'replace':
+          if (inst === undefined) break
+          this.c.log.info(`replacing ${id}: version ${act.from} -> ${act.to}`)
+          void this.retire(inst, 'replaced by a new version', false, true)
+          break
+        case 'wait':
+          this.wait(id, act.reason, act.level)
+          this.retryAt(act.retryAt)
+          break
+        case 'keep':
+          this.waiting.delete(id)
+          break
+        case 'pause':
+          if (inst === undefined) break
+          this.c.log.info(`${id}: pausing (${act.reason})`)
+          inst.proc.pause()
+          break
+        case 'resume':
+          if (inst === undefined) break
+          this.c.log.info(`${id}: resuming (${act.reason})`)
+          inst.proc.resume()
+          break
+        case 'start': {
+          const prepared = code.get(id)
+          const svc = applied.spec.services[act.assignment.service]
+          if (prepared === undefined || svc === undefined) break
+          this.begin(act.assignment, svc, prepared, act.version, applied.version)
+          break
+        }
+      }
+    }
+  }
+
+  /** Starts `a` in the background; a start that fails before its process runs is tried again later, less and less often. */
+  private begin (a: Assignment, svc: ServiceSpec, code: { dir: string, image?: string }, version: string, specVersion: string): void {
+    this.waiting.delete(a.instance)
+    this.busy.add(a.instance)
+    void this.launch(a, svc, code.dir, version, specVersion, code.image)
+      .then(() => { this.startFailures.delete(a.instance) }, (err) => {
+        const tries = (this.startFailures.get(a.instance)?.tries ?? 0) + 1
+        const delayMs = startRetryDelay(tries)
+        const said = `cannot start: ${errorMessage(err)}; retrying in ${delayMs / 1000} s (attempt ${tries + 1})`
+        this.startFailures.set(a.instance, { at: Date.now() + delayMs, tries, said })
+        this.wait(a.instance, said, 'warn')
+        this.retryAt(Date.now() + delayMs)
+      })
+      .finally(() => { this.busy.delete(a.instance); this.publish(); this.kick() })
   }
 
   private retryTimer?: { at: number, timer: NodeJS.Timeout }
@@ -484,22 +407,6 @@ class Reconciler implements Supervisor {
     this.waiting.set(instance, reason)
   }
 
-  private summary (instance: string): InstanceSummary | undefined {
-    const i = this.instances.get(instance)
-    return i === undefined ? undefined : { version: i.version, state: i.proc.status().state, ...(i.generation === undefined ? {} : { generation: i.generation }) }
-  }
-
-  private applyPhase (inst: Instance, phase: Phase): void {
-    const state = inst.proc.status().state
-    if (phase.kind === 'degraded' && phase.policy === 'pause' && state !== 'paused' && state !== 'stopped' && state !== 'failed') {
-      this.c.log.info(`${inst.assignment.instance}: pausing (${phase.reason})`)
-      inst.proc.pause()
-    } else if (phase.kind === 'running' && state === 'paused') {
-      this.c.log.info(`${inst.assignment.instance}: resuming (${phase.reason})`)
-      inst.proc.resume()
-    }
-  }
-
   /** A container service's image, ready on this node's engine; throws, in words, when there is no engine or no image. */
   private async imageFor (service: string, spec: NonNullable<ServiceSpec['run']['image']>, codeDir: string, codeVersion: string): Promise<string> {
     const e = await this.engine.connect()
@@ -508,80 +415,32 @@ class Reconciler implements Supervisor {
   }
 
   private async launch (a: Assignment, svc: ServiceSpec, codeDir: string, version: string, specVersion: string, image?: string): Promise<void> {
-    const fromSpec = await resolveEnv(svc, this.init.secretsDir)
-    const hosts = bindHosts(svc.bind, hostOf(this.c.membership.address))
-    const pinned: Record<string, number | undefined> = Object.fromEntries(Object.entries(svc.ports ?? {}).map(([name, p]) => [name, p.port]))
-    // A PORT set in the spec's env pins the first port, as it did before named ports.
-    const names = portNames(svc)
-    if (/^[0-9]+$/.test(fromSpec.PORT ?? '') && pinned[names[0]] === undefined) pinned[names[0]] = Number(fromSpec.PORT)
-    const ports = await this.ports.portsFor(a.instance, names, pinned, hosts.listen)
-    // Where the state comes from (kept, migrated, restored from a snapshot, or empty) is
-    // decided before the process starts; a source that cannot be reached yet stops the start.
-    const st = await this.c.state.prepare(a.instance, svc.state)
-    const stateDir = st.dir
-    const stateNote = st.note
-    const logPath = this.logPathOf(a.instance)
-    const user = await this.users?.prepare({ service: a.service, instance: a.instance, stateDir, codeDir, ports })
-    const env = instanceEnvironment({
-      node: a.node,
-      service: a.service,
-      instance: a.instance,
-      spec: specVersion,
-      api: this.c.api.url,
-      apiKey: this.c.api.keyFor(a.instance),
-      ports,
-      listenHost: hosts.listen,
-      stateDir,
-      env: fromSpec,
-      uses: await this.c.proxy?.addressesFor(a.service)
-    })
-    // Secrets reach the process through its environment only: a command line is readable by
-    // every user of the machine (and lands in the instance log), so `$SECRET` is left for a shell.
-    const expandable = withoutSecrets(env, svc)
-    const command = expandVars(svc.run.command ?? '', expandable)
-    const args = (svc.run.args ?? []).map((x) => expandVars(x, expandable))
-    let runtime: Runtime | undefined
-    if (image !== undefined) {
-      const e = await this.engine.connect()
-      if ('reason' in e) throw new Error(e.reason)
-      runtime = e.runtime
-      await this.engine.mark()
-    }
-    const proc = new ManagedProcess({
-      id: a.instance,
-      command,
-      ...(image === undefined ? {} : { image: { ref: image, service: a.service }, runtime }),
-      args,
-      containment: this.containment,
-      user,
-      fence: svc.placement.kind === 'singleton' ? this.watchdog : undefined,
-      recordDir: join(this.init.dataDir, 'run'),
-      env,
-      cwd: join(codeDir, svc.run.cwd ?? '.'),
-      logPath,
-      log: this.c.log,
-      restart: { policy: svc.restart?.policy ?? 'always', backoffMs: svc.restart?.backoffMs, maxBackoffMs: svc.restart?.maxBackoffMs },
-      health: resolveHealth(svc.health, expandable, ports[0][1], hosts.dial),
-      memoryLimitMb: svc.resources?.memoryMb,
-      ...(svc.resources?.cpuShares === undefined && svc.resources?.cpus === undefined ? {} : { cpu: { shares: svc.resources.cpuShares, cpus: svc.resources.cpus } }),
-      stopGraceMs: svc.stopGraceMs,
+    const { inst, begin } = await prepareInstance({
+      dataDir: this.init.dataDir,
+      secretsDir: this.init.secretsDir,
       logMaxBytes: this.init.logMaxBytes,
-      logKeep: this.init.logKeep
-    })
+      logKeep: this.init.logKeep,
+      containment: this.containment,
+      users: this.users,
+      watchdog: svc.placement.kind === 'singleton' ? this.watchdog : undefined,
+      ports: this.ports,
+      processes: this.processes ?? builtinRuntimes.process({ containment: this.containment, recordDir: join(this.init.dataDir, 'run') }),
+      images: this.engine,
+      address: this.c.membership.address,
+      api: this.c.api,
+      state: this.c.state,
+      proxy: this.c.proxy,
+      log: this.c.log
+    }, a, svc, codeDir, version, specVersion, image)
     if (!this.running || this.instances.has(a.instance)) return
-    const address = joinHostPort(hosts.dial, ports[0][1])
-    const inst: Instance = { assignment: a, version, ports, address, proc, logPath, codeDir, stateDir, stateNote, generation: st.generation }
     this.instances.set(a.instance, inst)
     this.held.delete(a.instance)
-    proc.on('status', (s) => {
+    inst.proc.on('status', (s) => {
       this.publish()
-      this.events.emit('instance', { instance: a.instance, service: a.service, version, address, status: s })
+      this.events.emit('instance', { instance: a.instance, service: a.service, version, address: inst.address, status: s })
       if (s.state === 'ready') this.kick() // the next instance of a rolling replacement may go
     })
-    const portsText = ports.map(([n, p]) => (names.length === 1 ? String(p) : `${n} ${p}`)).join(', ')
-    this.c.log[st.outcome === 'empty' && st.movedAside !== undefined ? 'warn' : 'info'](`starting ${a.instance} (${image === undefined ? command : `container from ${image}`} ${args.join(' ')}; version ${version}; ${ports.length === 1 ? 'port' : 'ports'} ${portsText}; state: ${stateNote})`)
-    proc.start()
-    this.c.state.attach(a.instance, svc.state, { cwd: join(codeDir, svc.run.cwd ?? '.'), env: { ...env, ...(user === undefined ? {} : { HOME: user.home, TMPDIR: user.tmpDir }) }, uid: user?.uid, gid: user?.gid })
+    begin()
   }
 
   /**

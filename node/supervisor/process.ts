@@ -20,142 +20,17 @@ import { EventEmitter } from 'node:events'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { Program, RunExit, RunHandle, Runtime } from '../runtime/contract'
-import { childEnv, DRAIN_MS, NOT_STARTED, processRuntime } from '../runtime/process'
+import { NOT_STARTED, processRuntime } from '../runtime/process'
 import type { HealthSpec } from '../desired/types'
-import { dropFlags, type Containment, type InstanceUser } from './contain'
-import { runHealthCheck } from './health'
 import { RotatingLog, lineStamper, stampLine } from './logfile'
+import { afterExit, fmtDelay, fmtWindow, freshRestarts, serviceDefaults, type HealthState, type HealthVerdict, type RestartMemory } from './policy'
+import { checkHealth, healthAs } from './process-health'
+import { startSampling } from './process-memory'
+import { after, type InstanceState, type InstanceStatus, type ManagedProcessOptions, type Run } from './process-types'
 import type { Usage } from './procfs'
-import type { Fence, Fenced } from './watchdog'
+import type { Fenced } from './watchdog'
 
-export type InstanceState = 'starting' | 'ready' | 'unhealthy' | 'backoff' | 'paused' | 'stopping' | 'stopped' | 'failed'
-
-export interface InstanceStatus {
-  state: InstanceState
-  /** Why the instance is in this state, in words (`exited with code 3; restarting in 0.5 s (attempt 1)`). */
-  reason?: string
-  /** The pid of the spawned process (setpriv, then unshare, in PID namespace mode; a container's init), while it runs. */
-  pid?: number
-  /** The container of the run, for a container service. */
-  container?: string
-  /** Restarts done so far (the first start does not count). */
-  restarts: number
-  /** When the current (or last) process was spawned, ms since the epoch. */
-  startedAt?: number
-  /** How the last process ended. */
-  exitCode?: number | null
-  signal?: string | null
-  /** RSS of the whole instance (its namespace or process group) at the last sample. */
-  rssMb?: number
-}
-
-export interface ManagedProcessOptions {
-  /** The instance id; names the node-log scope. */
-  id: string
-  /** The executable, looked up on the PATH of `env` (or the node's PATH). Ignored with `image`. */
-  command: string
-  /** Run from this image instead (a runtime that runs containers, see node/runtime/docker.ts). @default a command */
-  image?: { ref: string, service: string, workdir?: string }
-  args: string[]
-  /**
-   * Merged over a minimal environment inherited from the node: PATH, HOME and LANG only.
-   * The node's own variables (its config, anything secret) do not leak into workloads;
-   * a process needs what it is given by the spec and little else.
-   */
-  env: Record<string, string>
-  cwd: string
-  /** The instance log (rotating). */
-  logPath: string
-  /** The node log; lifecycle events go there too, under a child scope named by `id`. */
-  log: Logger
-  restart: {
-    policy: 'always' | 'on-failure' | 'never'
-    /** First delay before a restart; doubles per consecutive restart. @default 500 */
-    backoffMs?: number
-    /** Upper bound of the doubling delay. @default 30000 */
-    maxBackoffMs?: number
-  }
-  /** More than `restarts` restarts within `windowMs` means the process cannot run: failed. */
-  crashLoop?: {
-    /** @default 5 */
-    restarts?: number
-    /** @default 60000 */
-    windowMs?: number
-  }
-  /** Without one the process is ready as soon as it is spawned. */
-  health?: HealthSpec
-  /** The instance's RSS (all its processes) above this gets it killed and restarted by policy. @default none */
-  memoryLimitMb?: number
-  /** CPU weight and cap, for runtimes that have them (containers). @default none */
-  cpu?: { shares?: number, cpus?: number }
-  /** Time between SIGTERM and SIGKILL on stop. Longer lets a process finish its work. @default 10000 */
-  stopGraceMs?: number
-  /** How often the instance's RSS is read. Shorter catches a fast leak sooner, costs /proc reads. @default 1000 */
-  sampleIntervalMs?: number
-  /** A process up this long resets the backoff to its first delay. @default 10000 */
-  stableAfterMs?: number
-  /** Instance log rotation. @default 10 MiB, 5 parts */
-  logMaxBytes?: number
-  logKeep?: number
-  /**
-   * How instances are contained: probeContainment() once per node. A PID namespace means
-   * nothing an instance starts outlives it; a process group (the default) lets what leaves
-   * the group escape. @default groupContainment()
-   */
-  containment?: Containment
-  /**
-   * Where a running instance keeps a record of its processes (DATA/run), so that a node
-   * restarting after a crash ends them with endLeftovers() before it starts anything.
-   * @default none: nothing is recorded
-   */
-  recordDir?: string
-  /**
-   * Run the instance, and its command health check, as this user (users.ts; needs a
-   * containment with `users`). HOME and TMPDIR become its own directories.
-   * @default the node's user
-   */
-  user?: InstanceUser
-  /**
-   * The node's watchdog (watchdog.ts): while the process runs, the watchdog can kill it
-   * should this node stop renewing its lease (paused, frozen). For singletons.
-   * @default none
-   */
-  fence?: Fence
-  /**
-   * What starts each run. @default processRuntime({ containment, recordDir }): a host
-   * process; a container runtime needs `image`.
-   */
-  runtime?: Runtime
-}
-
-/** Every default in one place. The health defaults apply where the HealthSpec leaves a field out. */
-export const processDefaults = {
-  backoffMs: 500,
-  maxBackoffMs: 30_000,
-  crashLoopRestarts: 5,
-  crashLoopWindowMs: 60_000,
-  stopGraceMs: 10_000,
-  sampleIntervalMs: 1000,
-  stableAfterMs: 10_000,
-  healthIntervalMs: 2000,
-  healthTimeoutMs: 1000,
-  healthStartPeriodMs: 0,
-  /** Consecutive failed checks that turn a ready process unhealthy. */
-  unhealthyAfter: 3,
-  /** After the spawned process exits, how long to wait for its pipes to close (a process that left the group may hold them). */
-  drainMs: DRAIN_MS
-} as const
-
-/** One run (a spawned process, a container) and what hangs off it. */
-interface Run {
-  handle: RunHandle
-  startedAt: number
-  exited: boolean
-  timers: Set<NodeJS.Timeout>
-  /** Consecutive failed health checks that counted. */
-  failures: number
-  sampling: boolean
-}
+export type { InstanceState, InstanceStatus, ManagedProcessOptions } from './process-types'
 
 export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> implements Fenced {
   readonly id: string
@@ -167,9 +42,8 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
   private backoffTimer: NodeJS.Timeout | undefined
   private graceTimer: NodeJS.Timeout | undefined
   private stopDeadline = 0
-  /** Consecutive restarts since the last stable run: the backoff exponent. */
-  private attempt = 0
-  private restartTimes: number[] = []
+  /** What the restart policy remembers between runs (policy.ts). */
+  private restarts: RestartMemory = freshRestarts()
   /** Set when origin kills the process for a reason of its own (memory); becomes the exit reason. */
   private killReason: string | undefined
   /** stop() or kill() was asked: the next exit is final. */
@@ -222,8 +96,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     }
     if (this.st.state !== 'stopped' && this.st.state !== 'failed') return // running, starting, in backoff or paused
     this.noRestart = false
-    this.attempt = 0
-    this.restartTimes = []
+    this.restarts = freshRestarts()
     this.spawnRun()
   }
 
@@ -249,7 +122,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     }
     const done = new Promise<void>((resolve) => this.stopWaiters.push(resolve))
     if (this.st.state !== 'stopping') {
-      const grace = this.o.stopGraceMs ?? processDefaults.stopGraceMs
+      const grace = this.o.stopGraceMs ?? serviceDefaults.stopGraceMs
       this.stopDeadline = Date.now() + grace
       const reason = `stopping: SIGTERM to ${run.handle.what}, SIGKILL after ${fmtDelay(grace)}`
       this.origin(reason)
@@ -386,6 +259,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     this.o.fence?.track(this)
     void handle.gone.then(() => {
       run.exited = true
+      run.goneAt = Date.now()
       for (const t of run.timers) clearTimeout(t)
       run.timers.clear()
       // The runtime stopped signalling this run's pids when it saw it gone, whatever untrack sets off.
@@ -417,24 +291,23 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
       signal: undefined,
       rssMb: undefined
     })
-    if (health !== undefined) this.after(run, 0, () => { void this.checkHealth(run) })
-    this.after(run, this.o.stableAfterMs ?? processDefaults.stableAfterMs, () => { this.attempt = 0 })
-    // Without a limit the sample only feeds the status, so it can be rarer: 50 idle instances
-    // should cost the node next to nothing.
-    const base = this.o.sampleIntervalMs ?? processDefaults.sampleIntervalMs
-    const every = this.o.memoryLimitMb === undefined ? base * 10 : base
-    // Samples fall on multiples of the interval on the clock, so every instance of the node
-    // samples at the same moment and one scan of /proc serves them all.
-    this.after(run, every - (Date.now() % every), () => {
-      void this.sample(run)
-      const sampler = setInterval(() => { void this.sample(run) }, every)
-      run.timers.add(sampler)
+    const live = (r: Run): boolean => this.run === r
+    if (health !== undefined) {
+      const ctx = { cwd: this.o.cwd, env: this.o.env, user: this.o.user }
+      after(run, 0, () => { void checkHealth(run, health, ctx, { live, state: () => this.st.state, apply: (v, was, detail) => this.healthVerdict(v, was, detail) }) })
+    }
+    startSampling(run, { limitMb: this.o.memoryLimitMb, sampleIntervalMs: this.o.sampleIntervalMs }, {
+      live,
+      sampled: (rssMb) => { this.st.rssMb = rssMb }, // a sample, not a change of state: no 'status' event
+      busy: () => ({ killing: this.killReason !== undefined, stopping: this.st.state === 'stopping' }),
+      kill: (reason) => {
+        this.killReason = reason
+        this.origin(`${reason}: SIGKILL to ${run.handle.what}`)
+        this.log.warn(`${reason}: killing it`)
+        run.handle.kill()
+      },
+      log: this.log
     })
-  }
-
-  private after (run: Run, ms: number, fn: () => void): void {
-    const t = setTimeout(() => { run.timers.delete(t); fn() }, ms)
-    run.timers.add(t)
   }
 
   /** The run is over (everything in it ended, its output drained): decide. */
@@ -446,7 +319,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
       ? `killed: out of memory (limit ${this.o.memoryLimitMb ?? '?'} MiB)`
       : signal !== null ? `killed by ${signal}` : `exited with code ${code ?? '?'}`)
     const failed = this.killReason !== undefined || exit.oomKilled === true || exit.reason !== undefined || signal !== null || code !== 0
-    this.decide(this.killReason ?? ended, failed, code, signal, ended)
+    this.decide(this.killReason ?? ended, failed, code, signal, ended, (run.goneAt ?? Date.now()) - run.startedAt)
   }
 
   /**
@@ -454,7 +327,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
    * reason shown in the status (origin's own kill reason wins over the bare signal);
    * `exitLine` is what the instance log says happened.
    */
-  private decide (what: string, failed: boolean, exitCode: number | null, signal: string | null, exitLine = what): void {
+  private decide (what: string, failed: boolean, exitCode: number | null, signal: string | null, exitLine = what, ranForMs?: number): void {
     this.killReason = undefined
     clearTimeout(this.graceTimer)
     this.graceTimer = undefined
@@ -468,33 +341,31 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
       return
     }
     const policy = this.o.restart.policy
-    if (!(policy === 'always' || (policy === 'on-failure' && failed))) {
-      const state = failed ? 'failed' : 'stopped'
-      this.origin(`${state}: restart policy ${policy}, not restarting`)
+    const d = afterExit({
+      ...this.o.restart,
+      stableAfterMs: this.o.stableAfterMs,
+      crashLoopRestarts: this.o.crashLoop?.restarts,
+      crashLoopWindowMs: this.o.crashLoop?.windowMs
+    }, this.restarts, { failed, ranForMs }, Date.now())
+    this.restarts = d.memory
+    if (d.kind === 'final') {
+      this.origin(`${d.state}: restart policy ${policy}, not restarting`)
       this.log[failed ? 'error' : 'info'](`${what}; restart policy ${policy}, not restarting`)
-      this.update({ state, reason: what, ...ended })
+      this.update({ state: d.state, reason: what, ...ended })
       void this.file.close()
       return
     }
-    const now = Date.now()
-    const maxRestarts = this.o.crashLoop?.restarts ?? processDefaults.crashLoopRestarts
-    const windowMs = this.o.crashLoop?.windowMs ?? processDefaults.crashLoopWindowMs
-    this.restartTimes = this.restartTimes.filter((t) => now - t < windowMs)
-    if (this.restartTimes.length >= maxRestarts) {
-      const reason = `crash loop: ${maxRestarts} restarts within ${fmtWindow(windowMs)}, not restarting (last: ${what})`
+    if (d.kind === 'crash-loop') {
+      const reason = `crash loop: ${d.restarts} restarts within ${fmtWindow(d.windowMs)}, not restarting (last: ${what})`
       this.origin(reason)
       this.log.error(reason)
       this.update({ state: 'failed', reason, ...ended })
       void this.file.close()
       return
     }
-    this.restartTimes.push(now)
-    this.attempt++
-    const base = this.o.restart.backoffMs ?? processDefaults.backoffMs
-    const max = this.o.restart.maxBackoffMs ?? processDefaults.maxBackoffMs
-    const delay = Math.min(base * 2 ** (this.attempt - 1), max)
-    const reason = `${what}; restarting in ${fmtDelay(delay)} (attempt ${this.attempt})`
-    this.origin(`restarting in ${fmtDelay(delay)} (attempt ${this.attempt})`)
+    const delay = d.delayMs
+    const reason = `${what}; restarting in ${fmtDelay(delay)} (attempt ${d.attempt})`
+    this.origin(`restarting in ${fmtDelay(delay)} (attempt ${d.attempt})`)
     this.log.warn(reason)
     if (this.st.state === 'paused') {
       // Exited while paused: the restart waits for resume(), as a pause means "do not run".
@@ -526,72 +397,17 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     this.backoffTimer = undefined
   }
 
-  // ---- health ----
+  // ---- health: decided in policy.ts, applied here ----
 
-  private async checkHealth (run: Run): Promise<void> {
-    const h = this.health
-    if (h === undefined || run.exited || this.run !== run) return
-    const interval = h.intervalMs ?? processDefaults.healthIntervalMs
-    const state = this.st.state
-    if (state === 'paused' || state === 'stopping') {
-      this.after(run, interval, () => { void this.checkHealth(run) })
-      return
+  private healthVerdict (v: HealthVerdict, was: HealthState, detail: string): void {
+    if (v.state === 'ready') {
+      this.origin(was === 'starting' ? `ready (${detail})` : `healthy again (${detail})`)
+      this.log.info(was === 'starting' ? 'ready' : 'healthy again')
+    } else if (v.state === 'unhealthy') {
+      this.origin(`unhealthy: ${v.reason ?? detail}`)
+      this.log.warn(`unhealthy: ${v.reason ?? detail}`)
     }
-    const result = await runHealthCheck(h, h.timeoutMs ?? processDefaults.healthTimeoutMs, this.o.cwd, childEnv(this.o.env, this.o.user))
-    if (run.exited || this.run !== run) return
-    this.after(run, interval, () => { void this.checkHealth(run) })
-    const now = this.st.state
-    if (now === 'paused' || now === 'stopping') return // the answer predates the pause
-    if (result.ok) {
-      run.failures = 0
-      if (now === 'starting' || now === 'unhealthy') {
-        this.origin(now === 'starting' ? `ready (${result.detail})` : `healthy again (${result.detail})`)
-        this.log.info(now === 'starting' ? 'ready' : 'healthy again')
-        this.update({ state: 'ready', reason: undefined })
-      }
-      return
-    }
-    const reason = `health check failing: ${result.detail}`
-    if (now === 'starting') {
-      this.update({ reason })
-      return
-    }
-    if (Date.now() - run.startedAt < (h.startPeriodMs ?? processDefaults.healthStartPeriodMs)) return
-    run.failures++
-    if (now === 'unhealthy') {
-      this.update({ reason })
-    } else if (now === 'ready' && run.failures >= processDefaults.unhealthyAfter) {
-      this.origin(`unhealthy: ${reason}`)
-      this.log.warn(`unhealthy: ${reason}`)
-      this.update({ state: 'unhealthy', reason })
-    }
-  }
-
-  // ---- memory ----
-
-  private async sample (run: Run): Promise<void> {
-    if (run.sampling || run.exited) return
-    run.sampling = true
-    try {
-      const { rssKb, pids } = await run.handle.usage()
-      if (run.exited || this.run !== run) return
-      const rssMb = Math.round(rssKb / 1024)
-      this.st.rssMb = rssMb // a sample, not a change of state: no 'status' event
-      const limit = this.o.memoryLimitMb
-      // A runtime that holds the limit itself (a container's cgroup) kills and reports on its own.
-      if (limit === undefined || run.handle.enforcesMemory || rssKb <= limit * 1024 || this.killReason !== undefined || this.st.state === 'stopping') return
-      const whole = run.handle.memoryScope
-      // Rounded up: just over the limit must not read as at it ("rss 250 MB" over 250 MB).
-      const reason = `exceeded memory limit ${limit} MB: rss ${Math.ceil(rssKb / 1024)} MB (${whole}, ${pids.length} process${pids.length === 1 ? '' : 'es'})`
-      this.killReason = reason
-      this.origin(`${reason}: SIGKILL to ${run.handle.what}`)
-      this.log.warn(`${reason}: killing it`)
-      run.handle.kill()
-    } catch (err) {
-      this.log.debug(`could not sample memory of ${run.handle.started}: ${errorMessage(err)}`)
-    } finally {
-      run.sampling = false
-    }
+    if (v.state !== undefined || v.setsReason) this.update({ ...(v.state === undefined ? {} : { state: v.state }), ...(v.setsReason ? { reason: v.reason } : {}) })
   }
 
   // ---- instance log and status ----
@@ -650,22 +466,4 @@ export async function waitReady (p: ManagedProcess, timeoutMs: number): Promise<
     if (onStatus(p.status())) return
     p.on('status', onStatus)
   })
-}
-
-// ---- helpers: environment, formatting ----
-
-/** A command health check runs as the instance's user: it is the service's code, and its state dir is the service's to write. */
-function healthAs (h: HealthSpec | undefined, user: InstanceUser | undefined, setpriv: string | undefined): HealthSpec | undefined {
-  if (h?.command === undefined || user === undefined) return h
-  if (setpriv === undefined) throw new Error('cannot run a health check as the instance\'s user without setpriv')
-  return { ...h, command: { command: setpriv, args: [...dropFlags(user), '--', h.command.command, ...(h.command.args ?? [])] } }
-}
-
-function fmtDelay (ms: number): string {
-  return ms < 100 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
-}
-
-function fmtWindow (ms: number): string {
-  const s = ms / 1000
-  return Number.isInteger(s) ? `${s} s` : `${s.toFixed(1)} s`
 }

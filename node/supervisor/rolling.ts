@@ -5,7 +5,7 @@
  * singletons at all (keep-majority).
  */
 import type { MemberTable } from '../membership'
-import type { Assignment } from '../scheduler'
+import { compareAssignments, type Assignment } from '../scheduler'
 
 const gone = new Set(['stopped', 'failed'])
 
@@ -26,7 +26,8 @@ export function runningElsewhere (table: MemberTable, instance: string, self: st
 /**
  * A changed instance is replaced only when every instance of its service that sorts
  * before it already runs the new version and is ready, so the service keeps serving while
- * it is replaced instance by instance.
+ * it is replaced instance by instance. Instances sort as the schedule lists them (by
+ * number: web-9 before web-10), so every node agrees on the order.
  */
 export function mayReplace (
   instance: string,
@@ -36,7 +37,7 @@ export function mayReplace (
   local: (instance: string) => { version: string, state: string } | undefined
 ): { ok: boolean, waitingFor?: string } {
   const service = assignments.find((a) => a.instance === instance)?.service
-  const before = assignments.filter((a) => a.service === service && a.instance < instance)
+  const before = assignments.filter((a) => a.service === service && compareAssignments(a, { service, instance }) < 0)
   for (const a of before) {
     const s = local(a.instance) ?? table[a.node]?.instances?.[a.instance]
     if (s === undefined || s.version !== version || s.state !== 'ready') return { ok: false, waitingFor: a.instance }
