@@ -11,23 +11,20 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { inspect } from 'node:util'
 import { join, resolve } from 'node:path'
 import { loadIdentity } from '../node/keys/files'
-import type { HubsView, NodeRow, SpecView } from '../node/control'
-import type { ServicesView } from '../node/control/services'
 import type { LogItem } from '../node/control/logs'
-import type { StatsView } from '../node/control/stats'
-import type { SyncResult } from '../node/desired'
 import { OriginError } from '../node/errors'
 import { Help, clusterList, methodHelp } from './catalog'
 import { LogDownload, downloadService } from './download'
 import { Link } from './link'
+import { call, stream } from '../node/protocol/table'
+import { operator } from '../node/protocol/operator'
 import { HubSet, NodeTable, SpecReport, SyncReport, ServicesReport } from './render'
 import { plainScreen, type Screen } from './screen'
 import { sinceToIso } from './since'
 import { StatsReport, mib, watchStats } from './stats'
-import type { EventsView, ReplayView } from '../node/control/events'
+import type { EventsView } from '../node/control/events'
 import type { JournalEvent } from '../node/journal'
 import type { EachResult, RestartResult } from '../node/control/actions'
-import type { EvalResult } from '../node/control/eval'
 import { EventList, LiveLines, SaveReport, StateReport, eventLine } from './journal'
 
 export interface EventsOptions {
@@ -109,39 +106,39 @@ export class Cluster {
 
   /** The member table as the connected node sees it. */
   async nodes (): Promise<NodeTable> {
-    const rows = await this.#link.call<NodeRow[]>('cluster.nodes')
+    const rows = await call(this.#link, operator, 'cluster.nodes')
     this.#link.remember(rows)
     return NodeTable.fromRows(rows)
   }
 
   /** The hub set, strongest first, and the policy that chose it. */
   async hubs (): Promise<HubSet> {
-    return new HubSet(await this.#link.call<HubsView>('cluster.hubs'))
+    return new HubSet(await call(this.#link, operator, 'cluster.hubs'))
   }
 
   /** The spec: the commit applied, which version each node runs, the last rejected commit and why. */
   async spec (): Promise<SpecReport> {
-    return new SpecReport(await this.#link.call<SpecView>('cluster.spec'))
+    return new SpecReport(await call(this.#link, operator, 'cluster.spec'))
   }
 
   /** Fetch the spec repo now instead of waiting for the next poll; what each hub did. */
   async sync (): Promise<SyncReport> {
-    return SyncReport.fromResults(await this.#link.call<SyncResult[]>('cluster.sync', undefined, { timeoutMs: 60_000 }))
+    return SyncReport.fromResults(await call(this.#link, operator, 'cluster.sync', undefined, { timeoutMs: 60_000 }))
   }
 
   /** Every service: its instances (node, status and why, restarts, uptime), what could not be placed, and the phase. */
   async services (): Promise<ServicesReport> {
-    return new ServicesReport(await this.#link.call<ServicesView>('cluster.services'))
+    return new ServicesReport(await call(this.#link, operator, 'cluster.services'))
   }
 
   /** Where one service runs, and the phase. */
   async where (service: string): Promise<ServicesReport> {
-    return new ServicesReport(await this.#link.call<ServicesView>('cluster.where', { service }))
+    return new ServicesReport(await call(this.#link, operator, 'cluster.where', { service }))
   }
 
   /** The phase and why: `forming: 2 of 3 nodes`, `running: ...`, `degraded: ...`. */
   async phase (): Promise<string> {
-    return (await this.#link.call<ServicesView>('cluster.services')).phase?.reason ?? 'no spec applied yet'
+    return (await call(this.#link, operator, 'cluster.services')).phase?.reason ?? 'no spec applied yet'
   }
 
   /**
@@ -152,7 +149,7 @@ export class Cluster {
   async stats (opts?: { watch?: undefined }): Promise<StatsReport>
   async stats (opts: StatsOptions): Promise<StatsReport | undefined>
   async stats (opts: StatsOptions = {}): Promise<StatsReport | undefined> {
-    const once = async (): Promise<StatsReport> => new StatsReport(await this.#link.call<StatsView>('cluster.stats', undefined, { timeoutMs: 15_000 }))
+    const once = async (): Promise<StatsReport> => new StatsReport(await call(this.#link, operator, 'cluster.stats', undefined, { timeoutMs: 15_000 }))
     if (opts.watch === undefined) return await once()
     if (!Number.isFinite(opts.watch) || opts.watch < 250) throw new OriginError('E_ARGS', `stats: watch is the refresh period in ms, 250 or more; got ${String(opts.watch)}`)
     return await watchStats(once, opts.watch, this.#screen)
@@ -186,7 +183,7 @@ export class Cluster {
     let it: AsyncIterator<LogItem> | undefined
     let r: IteratorResult<LogItem>
     try {
-      it = (await this.#link.stream<LogItem>('cluster.logs', { node, service, lines: opts.lines, since, follow }))[Symbol.asyncIterator]()
+      it = (stream(await this.#link.connection(), operator, 'cluster.logs', { node, service, lines: opts.lines, since, follow }))[Symbol.asyncIterator]()
       // The history: until the stream ends, or with follow until the node says it caught up.
       for (r = await it.next(); r.done !== true && !('caughtUp' in r.value); r = await it.next()) await file.write(r.value)
       if (r.done === true) await file.close()
@@ -210,7 +207,7 @@ export class Cluster {
       dir: resolve(opts.dir ?? 'logs'),
       service,
       nodes,
-      open: async (node) => await this.#link.stream<LogItem>('cluster.logs', { node, service, lines: opts.lines, since }),
+      open: async (node) => stream(await this.#link.connection(), operator, 'cluster.logs', { node, service, lines: opts.lines, since }),
       progress: (bytes, files) => {
         if (!this.#screen.interactive || Date.now() - t0 < 1000) return
         this.#screen.write(`\r\x1b[Klogs of ${service}: ${mib(bytes / 2 ** 20)} in ${files} files from ${nodes.length} nodes…`)
@@ -260,7 +257,7 @@ export class Cluster {
   async events (opts: EventsOptions = {}): Promise<EventList | undefined> {
     const since = Date.parse(sinceOf(opts.since ?? '1h')!)
     const ask = async (from: number): Promise<EventsView> =>
-      await this.#link.call<EventsView>('cluster.events', { since: from, ...(opts.node === undefined ? {} : { node: opts.node }), ...(opts.service === undefined ? {} : { service: opts.service }) }, { timeoutMs: 30_000 })
+      await call(this.#link, operator, 'cluster.events', { since: from, ...(opts.node === undefined ? {} : { node: opts.node }), ...(opts.service === undefined ? {} : { service: opts.service }) }, { timeoutMs: 30_000 })
     const first = EventList.fromView(await ask(since))
     if (opts.follow !== true) return first
     return await this.#followEvents(first, ask)
@@ -302,16 +299,16 @@ export class Cluster {
   async state (opts: { at?: Date | string | number } = {}): Promise<StateReport> {
     if (opts.at !== undefined) {
       const at = typeof opts.at === 'number' ? opts.at : Date.parse(sinceOf(opts.at)!)
-      const v = await this.#link.call<ReplayView>('cluster.replay', { at }, { timeoutMs: 30_000 })
+      const v = await call(this.#link, operator, 'cluster.replay', { at }, { timeoutMs: 30_000 })
       return new StateReport({ kind: 'at', at: new Date(at).toISOString(), answeredBy: v.answeredBy, replayed: v.replayed, events: v.recent, unreachable: v.unreachable })
     }
     const at = Date.now()
     const [nodes, hubs, spec, services, events] = await Promise.all([
-      this.#link.call<NodeRow[]>('cluster.nodes'),
-      this.#link.call<HubsView>('cluster.hubs'),
-      this.#link.call<SpecView>('cluster.spec'),
-      this.#link.call<ServicesView>('cluster.services'),
-      this.#link.call<EventsView>('cluster.events', { since: at - 3_600_000, limit: 40 }, { timeoutMs: 30_000 }).catch(() => ({ events: [] as JournalEvent[] }))
+      call(this.#link, operator, 'cluster.nodes'),
+      call(this.#link, operator, 'cluster.hubs'),
+      call(this.#link, operator, 'cluster.spec'),
+      call(this.#link, operator, 'cluster.services'),
+      call(this.#link, operator, 'cluster.events', { since: at - 3_600_000, limit: 40 }, { timeoutMs: 30_000 }).catch(() => ({ events: [] as JournalEvent[] }))
     ])
     return new StateReport({ kind: 'now', at: new Date(at).toISOString(), answeredBy: services.answeredBy, nodes, hubs, spec, services, events: events.events })
   }
@@ -346,7 +343,7 @@ export class Cluster {
     const all: JournalEvent[] = []
     for (const node of nodes) {
       try {
-        const v = await this.#link.call<EventsView>('cluster.events', { node }, { timeoutMs: 60_000 })
+        const v = await call(this.#link, operator, 'cluster.events', { node }, { timeoutMs: 60_000 })
         all.push(...v.events)
         await put(`journal/${node}.jsonl`, v.events.map((e) => JSON.stringify(e) + '\n').join(''))
       } catch (err) { problems.push(`journal of ${node}: ${err instanceof Error ? err.message : String(err)}`) }
@@ -384,7 +381,7 @@ export class Cluster {
       busy = true
       try {
         const live = this.#live
-        const v = await this.#link.call<EventsView>('cluster.events', { since: live.from, kinds: ['spec-applied', 'spec-rejected', 'rollout', 'instance'] }, { timeoutMs: 10_000 })
+        const v = await call(this.#link, operator, 'cluster.events', { since: live.from, kinds: ['spec-applied', 'spec-rejected', 'rollout', 'instance'] }, { timeoutMs: 10_000 })
         if (v.events.length > 0) live.from = Math.max(live.from, v.events.at(-1)!.at)
         if (!live.quiet) for (const l of lines.lines(v.events)) this.#screen.note(l)
       } catch { /* reconnecting: the next tick asks again */ } finally { busy = false }
@@ -404,7 +401,7 @@ export class Cluster {
 
   /** A dead node is gone for good: it becomes `left` and stops counting against the singleton majority. */
   async forget (node: string): Promise<{ forgotten: string }> {
-    return await this.#link.call<{ forgotten: string }>('cluster.forget', { node })
+    return await call(this.#link, operator, 'cluster.forget', { node })
   }
 
   /**
@@ -415,40 +412,40 @@ export class Cluster {
   on (node: string): { eval: (code: string, opts?: EvalOptions) => Promise<unknown> } {
     return {
       eval: async (code: string, opts: EvalOptions = {}) =>
-        (await this.#link.call<EvalResult>('cluster.eval', { node, code, ...opts }, { timeoutMs: 15_000 + (opts.timeoutMs ?? 0) })).value
+        (await call(this.#link, operator, 'cluster.eval', { node, code, ...opts }, { timeoutMs: 15_000 + (opts.timeoutMs ?? 0) })).value
     }
   }
 
   /** Evaluates `code` on every node at once: each node's value or error (like Erlang's erpc:multicall). */
   async each (code: string, opts: EvalOptions = {}): Promise<EachResult[]> {
-    return await this.#link.call<EachResult[]>('cluster.each', { code, ...opts }, { timeoutMs: 15_000 + (opts.timeoutMs ?? 0) })
+    return await call(this.#link, operator, 'cluster.each', { code, ...opts }, { timeoutMs: 15_000 + (opts.timeoutMs ?? 0) })
   }
 
   /** Restarts a service's instances (`'web'`) or one instance (`'web-1'`) in place, one at a time, each waiting until the previous is ready again. */
   async restart (target: string): Promise<RestartResult> {
-    return await this.#link.call<RestartResult>('cluster.restart', { target }, { timeoutMs: 30 * 60_000 })
+    return await call(this.#link, operator, 'cluster.restart', { target }, { timeoutMs: 30 * 60_000 })
   }
 
   /** Moves every instance off `node` and keeps it empty (across its restarts) until `undrain(node)`. */
   async drain (node: string): Promise<{ node: string, drained: boolean }> {
-    return await this.#link.call<{ node: string, drained: boolean }>('cluster.drain', { node, drained: true })
+    return await call(this.#link, operator, 'cluster.drain', { node, drained: true })
   }
 
   /** `node` hosts instances again. */
   async undrain (node: string): Promise<{ node: string, drained: boolean }> {
-    return await this.#link.call<{ node: string, drained: boolean }>('cluster.drain', { node, drained: false })
+    return await call(this.#link, operator, 'cluster.drain', { node, drained: false })
   }
 
   /** Which node answered, and the round trip in ms. */
   async ping (): Promise<{ node: string, ms: number }> {
     const t0 = performance.now()
-    const r = await this.#link.call<{ node: string }>('cluster.ping')
+    const r = await call(this.#link, operator, 'cluster.ping')
     return { node: r.node, ms: Math.round((performance.now() - t0) * 1000) / 1000 }
   }
 
-  /** Call any operator method by name (for what has no helper yet). */
-  async call<R = unknown>(method: string, payload?: unknown): Promise<R> {
-    return await this.#link.call<R>(method, payload)
+  /** Call any operator method by name (for what has no helper yet): what comes back is not checked here, so it is unknown. */
+  async call (method: string, payload?: unknown): Promise<unknown> {
+    return await this.#link.call(method, payload)
   }
 
   /** Every method with one line each, or one method's signature and an example. */

@@ -6,6 +6,8 @@
  */
 import type { Cluster } from './client'
 import { clusterMethods, type ArgKind } from './catalog'
+import { call } from '../node/protocol/table'
+import { operator } from '../node/protocol/operator'
 
 export type Completer = (line: string, cb: (err: Error | null, result?: [string[], string]) => void) => void
 
@@ -19,7 +21,7 @@ export function completer (o: { cluster: Cluster, ops: Record<string, unknown>, 
     if (services === undefined || Date.now() - services.at > NAMES_TTL_MS) {
       services = {
         at: Date.now(),
-        names: o.cluster.link.call<{ services: Array<{ name: string }> }>('cluster.services', undefined, { timeoutMs: 1500 })
+        names: call(o.cluster.link, operator, 'cluster.services', undefined, { timeoutMs: 1500 })
           .then((v) => v.services.map((s) => s.name), () => [])
       }
     }

@@ -6,11 +6,13 @@
  * @example
  *   const link = await Link.open({ identity, address: '10.0.0.4:7400', reconnect: true })
  *   link.on('reconnected', ({ node, address }) => console.log(`now on ${node} at ${address}`))
- *   await link.call('cluster.nodes')
+ *   await call(link, operator, 'cluster.nodes')
  */
 import { EventEmitter } from 'node:events'
 import { OriginError } from '../node/errors'
 import { connectTo, type Connection } from '../node/transport'
+import { call } from '../node/protocol/table'
+import { operator } from '../node/protocol/operator'
 
 export interface LinkOptions {
   identity: { ca: string, cert: string, key: string, cluster: string }
@@ -75,7 +77,7 @@ export class Link extends EventEmitter<LinkEvents> {
   /** From now on, go on with another member when the connection is lost (learns who is on the other end and the members). */
   async enableReconnect (): Promise<void> {
     if (this.#reconnect) return
-    this.#node = (await this.#conn.call<{ node: string }>('cluster.ping')).node
+    this.#node = (await call(this.#conn, operator, 'cluster.ping')).node
     await this.#refreshMembers()
     this.#reconnect = true
     this.#refresh = setInterval(() => { void this.#refreshMembers() }, this.#o.refreshMs ?? 10_000)
@@ -102,13 +104,9 @@ export class Link extends EventEmitter<LinkEvents> {
     for (const r of rows) this.#members.set(r.id, { id: r.id, address: r.address, status: r.status })
   }
 
-  async call<R = unknown>(method: string, payload?: unknown, opts?: { timeoutMs?: number }): Promise<R> {
-    return await (await this.connection()).call<R>(method, payload, opts)
-  }
-
-  /** A stream on the current connection (the stream ends, with E_CLOSED, if the connection does). */
-  async stream<R = unknown>(method: string, payload?: unknown): Promise<AsyncIterable<R>> {
-    return (await this.connection()).stream<R>(method, payload)
+  /** A call on the current connection; give it to node/protocol's `call` with the operator table for a typed one. */
+  async call (method: string, payload?: unknown, opts?: { timeoutMs?: number }): Promise<unknown> {
+    return await (await this.connection()).call(method, payload, opts)
   }
 
   /** The open connection: the current one, or the one being reconnected (a new attempt if the last gave up). */
@@ -156,7 +154,7 @@ export class Link extends EventEmitter<LinkEvents> {
         tried.add(m.address)
         try {
           const conn = await connectTo(m.address, this.#o.identity, { connectTimeoutMs: Math.min(2000, this.#o.connectTimeoutMs ?? 2000) })
-          const { node } = await conn.call<{ node: string }>('cluster.ping', undefined, { timeoutMs: 2000 })
+          const { node } = await call(conn, operator, 'cluster.ping', undefined, { timeoutMs: 2000 })
           this.#conn = conn
           this.#address = m.address
           this.#node = node
@@ -186,7 +184,7 @@ export class Link extends EventEmitter<LinkEvents> {
   async #refreshMembers (): Promise<void> {
     if (!this.#conn.isOpen) return
     try {
-      this.remember(await this.#conn.call<MemberRow[]>('cluster.nodes', undefined, { timeoutMs: 3000 }))
+      this.remember(await call(this.#conn, operator, 'cluster.nodes', undefined, { timeoutMs: 3000 }))
     } catch {
       // the next refresh, or the operator's own call, will tell
     }

@@ -10,6 +10,8 @@ import vm from 'node:vm'
 import ts from 'typescript'
 import { errorMessage } from '../node/errors'
 import type { Cluster } from './client'
+import { call } from '../node/protocol/table'
+import { operator } from '../node/protocol/operator'
 
 export interface OpsNamespace { [name: string]: unknown }
 
@@ -27,7 +29,7 @@ export class OpsLoader {
   async refresh (): Promise<void> {
     let got: { version: string, files: Record<string, string> }
     try {
-      got = await this.cluster.call<{ version: string, files: Record<string, string> }>('cluster.ops')
+      got = await call(this.cluster.link, operator, 'cluster.ops')
     } catch {
       return // the connection's problem shows on the operator's own call
     }

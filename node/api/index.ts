@@ -31,7 +31,12 @@ import type { SpecLayer } from '../desired'
 // The proxy's pure reader of /proc/net/tcp: who is on the other end of a loopback socket.
 import { holderOf, loopbackPeer, loopbackPeerUid } from '../proxy/peercred'
 import type { Usage } from '../supervisor/procfs'
-import { ownerOf, readyInstances, whereInstances } from './views'
+import { ownerOf, readyInstances, whereInstances, type InstanceAddress } from './views'
+import { errorMessage } from '../errors'
+import type { MemberTable } from '../membership'
+import { localApiRoutes, routeMatcher, type BodyOf, type LocalApiRoutes, type ParamsOf } from '../protocol/local-api'
+
+type RouteHandlers = { [K in keyof LocalApiRoutes]: (table: MemberTable, params: ParamsOf<LocalApiRoutes[K]>, instance: string) => BodyOf<LocalApiRoutes[K]> | undefined }
 import { Watches } from './watch'
 
 /** `spec` (optional) names each service's first port in `ports`; without it, `main`. */
@@ -78,6 +83,19 @@ class HttpApi implements LocalApi {
   /** Who is on the other end of each connection, found once per connection. */
   private readonly callers = new WeakMap<object, Promise<Caller>>()
 
+  private readonly match = routeMatcher(localApiRoutes)
+  /** One handler per route of node/protocol/local-api.ts: each answers its route's body type (undefined: none ready, a 503). */
+  private readonly handlers: RouteHandlers = {
+    self: (_table, _p, instance) => ({ node: this.c.membership.id, service: serviceOfInstance(instance), instance }),
+    members: (table) => {
+      const hubs = new Set(this.c.hubs.current())
+      return Object.values(table).filter((m) => m.status === 'alive').map((m) => ({ id: m.id, address: m.address, hub: hubs.has(m.id), labels: m.characteristics.labels }))
+    },
+    where: (table, p) => whereInstances(table, p.service),
+    services: (table, p) => readyInstances(table, p.service, this.firstPort(p.service)),
+    owner: (table, p) => ownerOf(table, p.service, p.key, this.firstPort(p.service))
+  }
+
   constructor (private readonly c: ApiComponents) {}
 
   get url (): string { return this.address }
@@ -113,34 +131,34 @@ class HttpApi implements LocalApi {
         this.logRefusal(req, (server.address() as AddressInfo).port, stolen)
         return
       }
-      const table = this.c.membership.table()
-      const hubs = new Set(this.c.hubs.current())
       const [path, query = ''] = (req.url ?? '').split('?')
       if (req.method !== 'GET') { send(405, { error: 'only GET' }); return }
-      if (path === '/v1/self') { send(200, { node: this.c.membership.id, service: serviceOfInstance(instance), instance }); return }
-      if (path === '/v1/members') {
-        send(200, Object.values(table).filter((m) => m.status === 'alive').map((m) => ({ id: m.id, address: m.address, hub: hubs.has(m.id), labels: m.characteristics.labels })))
+      let matched
+      try {
+        matched = this.match(path)
+      } catch (err) {
+        send(400, { error: errorMessage(err) })
         return
       }
-      const where = /^\/v1\/where\/([a-z][a-z0-9-]{0,62})$/.exec(path)
-      if (where !== null) { send(200, whereInstances(table, where[1])); return }
-      const svc = /^\/v1\/services\/([a-z][a-z0-9-]{0,62})$/.exec(path)
-      if (svc !== null) {
-        const view = (): unknown => readyInstances(this.c.membership.table(), svc[1], this.firstPort(svc[1]))
-        if (new URLSearchParams(query).get('watch') === '1') this.watches?.add(res, view)
-        else send(200, view())
-        return
+      if (matched === undefined) { send(404, { error: `no route ${path}` }); return }
+      const table = this.c.membership.table()
+      switch (matched.name) {
+        case 'self': send(200, this.handlers.self(table, matched.params, instance)); return
+        case 'members': send(200, this.handlers.members(table, matched.params, instance)); return
+        case 'where': send(200, this.handlers.where(table, matched.params, instance)); return
+        case 'services': {
+          const { service } = matched.params
+          const view = (): InstanceAddress[] => this.handlers.services(this.c.membership.table(), { service }, instance) ?? []
+          if (new URLSearchParams(query).get('watch') === '1') this.watches?.add(res, view)
+          else send(200, view())
+          return
+        }
+        case 'owner': {
+          const o = this.handlers.owner(table, matched.params, instance)
+          if (o === undefined) send(503, { error: `${matched.params.service} has no ready instance right now; try again in a moment` })
+          else send(200, o)
+        }
       }
-      const own = /^\/v1\/owner\/([a-z][a-z0-9-]{0,62})\/([^/]+)$/.exec(path)
-      if (own !== null) {
-        let key: string
-        try { key = decodeURIComponent(own[2]) } catch { send(400, { error: 'the key is not valid percent-encoding' }); return }
-        const o = ownerOf(table, own[1], key, this.firstPort(own[1]))
-        if (o === undefined) send(503, { error: `${own[1]} has no ready instance right now; try again in a moment` })
-        else send(200, o)
-        return
-      }
-      send(404, { error: `no route ${path}` })
     })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)

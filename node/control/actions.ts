@@ -21,6 +21,9 @@ import type { SpecLayer } from '../desired'
 import type { Supervisor } from '../supervisor'
 import type { Transport } from '../transport'
 import { evaluateApart, type EvalResult } from './eval'
+import { call, serve } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
+import { operator } from '../protocol/operator'
 
 export interface ActionsComponents { transport: Transport, membership: Membership, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger, journal?: Journal }
 
@@ -34,12 +37,8 @@ const readyTimeoutMs = 120_000
 /** How long a relayed evaluation may take, network included (besides the time limit itself). */
 const evalCallMs = 10_000
 
-const code = { type: 'string', minLength: 1, maxLength: 100_000 } as const
-/** The evaluation's time limit, in ms (it runs on a thread of its own: the node goes on meanwhile). */
-const limit = { type: 'integer', minimum: 10, maximum: 10_000 } as const
-const nodeId = { type: 'string', maxLength: 63 } as const
-
-export function registerActions (c: ActionsComponents): { start: () => void } {
+/** The actions' handlers, put in by `register` (control's start); `start` says a drain from before this start again. */
+export function registerActions (c: ActionsComponents): { register: () => void, start: () => void } {
   const drainFile = join(c.dataDir, 'drained')
 
   const mayEval = (operator: string): void => {
@@ -58,23 +57,21 @@ export function registerActions (c: ActionsComponents): { start: () => void } {
   const evalOn = async (node: string, operator: string, src: string, timeoutMs?: number): Promise<EvalResult> => {
     if (node === c.membership.id) return await evalHere(operator, src, timeoutMs)
     const conn = await c.transport.peer(addressOf(c, node))
-    return await conn.call<EvalResult>('eval.run', { operator, code: src, ...(timeoutMs === undefined ? {} : { timeoutMs }) }, { timeoutMs: evalCallMs + (timeoutMs ?? 0) })
+    return await call(conn, mesh, 'eval.run', { operator, code: src, ...(timeoutMs === undefined ? {} : { timeoutMs }) }, { timeoutMs: evalCallMs + (timeoutMs ?? 0) })
   }
 
-  c.transport.handle({ kind: 'unary', name: 'eval.run', role: 'node', payload: { type: 'object', additionalProperties: false, required: ['operator', 'code'], properties: { operator: { type: 'string', maxLength: 128 }, code, timeoutMs: limit } }, handler: async (p: { operator: string, code: string, timeoutMs?: number }) => await evalHere(p.operator, p.code, p.timeoutMs) })
-  c.transport.handle({
-    kind: 'unary',
-    name: 'cluster.eval',
-    role: 'operator',
-    payload: { type: 'object', additionalProperties: false, required: ['node', 'code'], properties: { node: nodeId, code, timeoutMs: limit } },
-    handler: async (p: { node: string, code: string, timeoutMs?: number }, ctx) => { mayEval(ctx.peer.name); return await evalOn(p.node, ctx.peer.name, p.code, p.timeoutMs) }
-  })
-  c.transport.handle({
-    kind: 'unary',
-    name: 'cluster.each',
-    role: 'operator',
-    payload: { type: 'object', additionalProperties: false, required: ['code'], properties: { code, timeoutMs: limit } },
-    handler: async (p: { code: string, timeoutMs?: number }, ctx): Promise<EachResult[]> => {
+  const setDrained = async (on: boolean, operator?: string): Promise<void> => {
+    if (on) await writeFile(drainFile, JSON.stringify({ by: operator, at: new Date().toISOString() }) + os.EOL)
+    else await rm(drainFile, { force: true })
+    c.membership.setDrained(on)
+    if (operator !== undefined) c.journal?.record({ kind: 'operator', operator, action: on ? 'drain' : 'undrain', detail: c.membership.id })
+    c.log.info(on ? `drained${operator === undefined ? ' (since before this start)' : ` by ${operator}`}: this node hosts nothing until undrained` : `undrained by ${operator ?? '?'}: this node hosts instances again`)
+  }
+  const t = c.transport
+  const register = (): void => {
+    serve(t, mesh, 'eval.run', async (p) => await evalHere(p.operator, p.code, p.timeoutMs))
+    serve(t, operator, 'cluster.eval', async (p, ctx) => { mayEval(ctx.peer.name); return await evalOn(p.node, ctx.peer.name, p.code, p.timeoutMs) })
+    serve(t, operator, 'cluster.each', async (p, ctx) => {
       mayEval(ctx.peer.name)
       const members = Object.values(c.membership.table()).filter((m) => m.status !== 'left').map((m) => m.id).sort()
       return await Promise.all(members.map(async (node): Promise<EachResult> => {
@@ -85,67 +82,34 @@ export function registerActions (c: ActionsComponents): { start: () => void } {
           return { node, error: asOriginError(err).toJSON() }
         }
       }))
-    }
-  })
-
-  c.transport.handle({
-    kind: 'unary',
-    name: 'instance.restart',
-    role: 'node',
-    payload: { type: 'object', additionalProperties: false, required: ['instance', 'operator'], properties: { instance: { type: 'string', maxLength: 128 }, operator: { type: 'string', maxLength: 128 } } },
-    handler: async (p: { instance: string, operator: string }) => {
+    })
+    serve(t, mesh, 'instance.restart', async (p) => {
       const t0 = Date.now()
       if (c.supervisor.restart === undefined) throw new OriginError('E_UNKNOWN_METHOD', 'this node\'s supervisor cannot restart an instance in place')
       c.journal?.record({ kind: 'operator', operator: p.operator, action: 'restart', detail: p.instance })
       await c.supervisor.restart(p.instance)
       await readyAgain(c, p.instance)
       return { instance: p.instance, node: c.membership.id, ms: Date.now() - t0 }
-    }
-  })
-  c.transport.handle({
-    kind: 'unary',
-    name: 'cluster.restart',
-    role: 'operator',
-    payload: { type: 'object', additionalProperties: false, required: ['target'], properties: { target: { type: 'string', maxLength: 128 } } },
-    handler: async (p: { target: string }, ctx): Promise<RestartResult> => {
+    })
+    serve(t, operator, 'cluster.restart', async (p, ctx) => {
       const assigned = c.supervisor.current()?.assignments ?? []
       const targets = assigned.filter((a) => a.instance === p.target || (a.service === p.target && a.instance !== undefined))
       if (targets.length === 0) throw new OriginError('E_NOT_FOUND', `no service or instance "${p.target}" is placed now`, { target: p.target })
       c.log.info(`operator ${ctx.peer.name} restarts ${p.target}: ${targets.map((a) => a.instance).join(', ')}, one at a time`)
       const restarted: RestartResult['restarted'] = []
       for (const a of targets) {
-        const conn = await c.transport.peer(addressOf(c, a.node))
-        restarted.push(await conn.call('instance.restart', { instance: a.instance, operator: ctx.peer.name }, { timeoutMs: readyTimeoutMs + 30_000 }))
+        const conn = await t.peer(addressOf(c, a.node))
+        restarted.push(await call(conn, mesh, 'instance.restart', { instance: a.instance ?? '', operator: ctx.peer.name }, { timeoutMs: readyTimeoutMs + 30_000 }))
       }
       return { target: p.target, restarted }
-    }
-  })
-
-  const setDrained = async (on: boolean, operator?: string): Promise<void> => {
-    if (on) await writeFile(drainFile, JSON.stringify({ by: operator, at: new Date().toISOString() }) + os.EOL)
-    else await rm(drainFile, { force: true })
-    c.membership.setDrained(on)
-    if (operator !== undefined) c.journal?.record({ kind: 'operator', operator, action: on ? 'drain' : 'undrain', detail: c.membership.id })
-    c.log.info(on ? `drained${operator === undefined ? ' (since before this start)' : ` by ${operator}`}: this node hosts nothing until undrained` : `undrained by ${operator ?? '?'}: this node hosts instances again`)
-  }
-  c.transport.handle({
-    kind: 'unary',
-    name: 'node.drain',
-    role: 'node',
-    payload: { type: 'object', additionalProperties: false, required: ['drained', 'operator'], properties: { drained: { type: 'boolean' }, operator: { type: 'string', maxLength: 128 } } },
-    handler: async (p: { drained: boolean, operator: string }) => { await setDrained(p.drained, p.operator); return { node: c.membership.id, drained: p.drained } }
-  })
-  c.transport.handle({
-    kind: 'unary',
-    name: 'cluster.drain',
-    role: 'operator',
-    payload: { type: 'object', additionalProperties: false, required: ['node', 'drained'], properties: { node: nodeId, drained: { type: 'boolean' } } },
-    handler: async (p: { node: string, drained: boolean }, ctx) => {
+    })
+    serve(t, mesh, 'node.drain', async (p) => { await setDrained(p.drained, p.operator); return { node: c.membership.id, drained: p.drained } })
+    serve(t, operator, 'cluster.drain', async (p, ctx) => {
       if (p.node === c.membership.id) { await setDrained(p.drained, ctx.peer.name); return { node: p.node, drained: p.drained } }
-      const conn = await c.transport.peer(addressOf(c, p.node))
-      return await conn.call('node.drain', { drained: p.drained, operator: ctx.peer.name })
-    }
-  })
+      const conn = await t.peer(addressOf(c, p.node))
+      return await call(conn, mesh, 'node.drain', { drained: p.drained, operator: ctx.peer.name })
+    })
+  }
 
   // Drained before this start: said again as soon as this node is in its own table, which
   // is before the supervisor starts (membership starts first and its join changes the
@@ -158,8 +122,10 @@ export function registerActions (c: ActionsComponents): { start: () => void } {
     c.membership.setDrained(true)
     c.log.info('drained (since before this start): this node hosts nothing until undrained')
   }
+  // The one listener set before start: control starts after the supervisor, and a node
+  // drained before this start must say so before the supervisor places anything here.
   c.membership.events.on('change', restoreDrain)
-  return { start: restoreDrain }
+  return { register, start: restoreDrain }
 }
 
 function addressOf (c: ActionsComponents, node: string): string {

@@ -8,7 +8,9 @@ import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { Member, Membership } from '../membership'
 import type { Transport } from '../transport'
-import type { NodeStats, NodeStatsRow, StatsSampler, StatsView, UnreachableNode } from './stats'
+import type { NodeStatsRow, StatsSampler, StatsView, UnreachableNode } from './stats'
+import { call } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
 
 export interface ClusterStatsComponents {
   transport: Pick<Transport, 'peer'>
@@ -30,7 +32,7 @@ export async function clusterStats (c: ClusterStatsComponents, timeoutMs = stats
     const ask = (async (): Promise<NodeStatsRow> => {
       try {
         const conn = await c.transport.peer(m.address)
-        return await conn.call<NodeStats>('stats.node', undefined, { timeoutMs })
+        return await call(conn, mesh, 'stats.node', undefined, { timeoutMs })
       } catch (err) {
         c.log.debug(`no stats from ${m.id}: ${errorMessage(err)}`)
         return unreachable(m, errorMessage(err))

@@ -9,6 +9,8 @@ import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import type { Transport } from '../transport'
 import { compareEvents, replay, type Journal, type JournalEvent, type JournalQuery, type Replayed } from '../journal'
+import { call } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
 
 export interface EventsRequest extends JournalQuery {
   /** Only this node's journal. */
@@ -23,18 +25,6 @@ export interface EventsView {
 }
 
 export interface ReplayView { answeredBy: string, replayed: Replayed, recent: JournalEvent[], unreachable: EventsView['unreachable'] }
-
-const kinds = ['node', 'member', 'hubs', 'spec-applied', 'spec-rejected', 'phase', 'instance', 'rollout', 'operator', 'downing', 'health']
-const query = {
-  since: { type: 'number' },
-  until: { type: 'number' },
-  service: { type: 'string', maxLength: 63 },
-  kinds: { type: 'array', maxItems: 16, items: { enum: kinds } },
-  limit: { type: 'integer', minimum: 0, maximum: 1_000_000 }
-}
-export const journalReadPayload = { type: 'object', additionalProperties: false, properties: query }
-export const eventsPayload = { type: 'object', additionalProperties: false, properties: { ...query, node: { type: 'string', maxLength: 63 } } }
-export const statePayload = { type: 'object', additionalProperties: false, required: ['at'], properties: { at: { type: 'number' } } }
 
 export interface EventsComponents {
   transport: Pick<Transport, 'peer'>
@@ -55,7 +45,7 @@ export async function clusterEvents (c: EventsComponents, p: EventsRequest): Pro
     if (m.status === 'dead' || m.status === 'left') { unreachable.push({ node: m.id, reason: `${m.status}: its journal stays on its disk` }); return [] }
     try {
       const conn = await c.transport.peer(m.address)
-      return await conn.call<JournalEvent[]>('journal.read', q, { timeoutMs: eventsTimeoutMs })
+      return await call(conn, mesh, 'journal.read', q, { timeoutMs: eventsTimeoutMs })
     } catch (err) {
       c.log.debug(`no journal from ${m.id}: ${errorMessage(err)}`)
       unreachable.push({ node: m.id, reason: errorMessage(err) })

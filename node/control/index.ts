@@ -14,65 +14,25 @@
  *   cluster.replay -> ReplayView   the cluster at a past moment, replayed from the journals
  *   cluster.eval / cluster.each / cluster.restart / cluster.drain -> operators' actions on nodes (actions.ts)
  */
-import type { Hubs, HubPolicy } from '../hubs'
-import type { Logger } from '../log'
-import type { Membership, MemberStatus } from '../membership'
-import type { Transport } from '../transport'
-import type { SpecLayer, SyncResult, Rejection } from '../desired'
-import type { CommitInfo } from '../git/store'
-import type { Supervisor } from '../supervisor'
 import { servicesView } from './services'
-import { localLogs, logsPayload, type LogItem, type LogsRequest } from './logs'
+import { localLogs, type LogItem, type LogsRequest } from './logs'
 import { OriginError } from '../errors'
-import { certificateExpiry, type CertificateExpiry } from '../keys/expiry'
+import { certificateExpiry } from '../keys/expiry'
 import { clusterStats } from './cluster-stats'
 import { meshCount } from './mesh'
 import { StatsSampler } from './stats'
-import type { Journal } from '../journal'
-import { clusterEvents, clusterReplay, eventsPayload, journalReadPayload, statePayload, type EventsRequest } from './events'
+import { clusterEvents, clusterReplay, type EventsRequest } from './events'
 import { registerActions } from './actions'
 import { endIdleThreads } from './eval'
+import { call, serve, stream } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
+import { operator } from '../protocol/operator'
+import type { Control, ControlComponents, ControlInit, NodeRow, SpecView } from './types'
 
-export interface NodeRow {
-  id: string
-  address: string
-  status: MemberStatus
-  hub: boolean
-  cpus: number
-  memoryMb: number
-  arch: string
-  labels: Record<string, string>
-  startedAt: number
-  incarnation: number
-  /** `pid-namespace`: nothing an instance starts outlives it; `process-group`: a process that leaves its group may. */
-  containment?: string
-  /** Names of the secrets its image carries. */
-  secrets?: string[]
-  /** Its node certificate: serial, expiry, and `ok` / `soon` / `expired` with what to do. */
-  certificate?: CertificateExpiry
-  /** An operator drained it (`cluster.drain`): it hosts nothing until undrained. */
-  drained?: true
-  /** It says it cannot do its job, and why (node/health): singletons move off it, nothing new goes there. */
-  unhealthy?: string
-}
+export type { Control, ControlComponents, ControlInit, HubsView, NodeRow, SpecView } from './types'
 
-export interface HubsView { hubs: string[], policy: HubPolicy, answeredBy: string }
-
-export interface SpecView {
-  answeredBy: string
-  applied?: CommitInfo
-  nodes: Array<{ id: string, status: MemberStatus, spec?: string }>
-  lastRejected?: Omit<Rejection, 'at'> & { at: string }
-  /** `done` when every instance runs what the applied spec asks; `waiting` with the reasons otherwise. */
-  rollout: 'done' | 'waiting'
-  /** Instances not (yet) running the applied spec's version, and why (`build failed: ...`). */
-  waiting: Array<{ instance: string, node: string, reason: string }>
-}
-
-export interface ControlComponents { transport: Transport, membership: Membership, hubs: Hubs, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger, journal?: Journal }
-
-export function control () {
-  return (c: ControlComponents) => {
+export function control (_init: ControlInit = {}) {
+  return (c: ControlComponents): Control => {
     const sampler = new StatsSampler({ dataDir: c.dataDir, membership: c.membership, supervisor: c.supervisor, mesh: meshCount(c) })
     const nodes = (): NodeRow[] => {
       const hubSet = new Set(c.hubs.current())
@@ -98,79 +58,57 @@ export function control () {
         }))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     }
-    c.transport.handle({ kind: 'unary', name: 'cluster.nodes', role: 'operator', handler: nodes })
-    c.transport.handle({
-      kind: 'unary',
-      name: 'cluster.hubs',
-      role: 'operator',
-      handler: (): HubsView => ({ hubs: c.hubs.current(), policy: c.hubs.policy(), answeredBy: c.membership.id })
-    })
-    c.transport.handle({ kind: 'unary', name: 'cluster.spec', role: 'operator', handler: async () => await specView(c) })
-    c.transport.handle({
-      kind: 'unary',
-      name: 'cluster.sync',
-      role: 'operator',
-      handler: async (_p: unknown, ctx): Promise<SyncResult[]> => {
+    const actions = registerActions(c)
+    const t = c.transport
+    let registered = false
+    // Handlers go in at start: a control that was built but not started answers nothing.
+    const register = (): void => {
+      if (registered) return
+      registered = true
+      serve(t, operator, 'cluster.nodes', nodes)
+      serve(t, operator, 'cluster.hubs', () => ({ hubs: c.hubs.current(), policy: c.hubs.policy(), answeredBy: c.membership.id }))
+      serve(t, operator, 'cluster.spec', async () => await specView(c))
+      serve(t, operator, 'cluster.sync', async (_p, ctx) => {
         c.journal?.record({ kind: 'operator', operator: ctx.peer.name, action: 'sync' })
         return await c.spec.sync()
-      }
-    })
-    c.transport.handle({ kind: 'unary', name: 'cluster.services', role: 'operator', handler: async () => await servicesView(c) })
-    c.transport.handle({
-      kind: 'unary',
-      name: 'cluster.where',
-      role: 'operator',
-      payload: { type: 'object', additionalProperties: false, required: ['service'], properties: { service: { type: 'string', maxLength: 63 } } },
-      handler: async (p: { service: string }) => {
+      })
+      serve(t, operator, 'cluster.services', async () => await servicesView(c))
+      serve(t, operator, 'cluster.where', async (p) => {
         const v = await servicesView(c, p.service)
         if (v.services.length === 0) throw new OriginError('E_NOT_FOUND', `no service "${p.service}" in the applied spec`, { service: p.service })
         return v
-      }
-    })
-    c.transport.handle({ kind: 'unary', name: 'supervisor.report', role: 'node', handler: () => c.supervisor.report() })
-    c.transport.handle({ kind: 'stream', name: 'supervisor.logs', role: 'node', payload: logsPayload, handler: (p: LogsRequest, ctx) => localLogs(c, p, ctx.signal) })
-    c.transport.handle({
-      kind: 'stream',
-      name: 'cluster.logs',
-      role: 'operator',
-      payload: logsPayload,
-      handler: (p: LogsRequest, ctx) => relayLogs(c, p, ctx.signal)
-    })
-    c.transport.handle({
-      kind: 'unary',
-      name: 'cluster.ops',
-      role: 'operator',
-      handler: () => ({ version: c.spec.current()?.version ?? '', files: c.spec.current()?.spec.ops ?? {} })
-    })
-    c.transport.handle({
-      kind: 'unary',
-      name: 'cluster.forget',
-      role: 'operator',
-      payload: { type: 'object', additionalProperties: false, required: ['node'], properties: { node: { type: 'string', maxLength: 63 } } },
-      handler: (p: { node: string }, ctx) => {
+      })
+      serve(t, mesh, 'supervisor.report', () => c.supervisor.report())
+      serve(t, mesh, 'supervisor.logs', (p, ctx) => localLogs(c, p, ctx.signal))
+      serve(t, operator, 'cluster.logs', (p, ctx) => relayLogs(c, p, ctx.signal))
+      serve(t, operator, 'cluster.ops', () => ({ version: c.spec.current()?.version ?? '', files: c.spec.current()?.spec.ops ?? {} }))
+      serve(t, operator, 'cluster.forget', (p, ctx) => {
         c.log.info(`operator ${ctx.peer.name} forgets ${p.node}`)
         c.journal?.record({ kind: 'operator', operator: ctx.peer.name, action: 'forget', detail: p.node })
         c.membership.forget(p.node)
         return { forgotten: p.node }
+      })
+      serve(t, mesh, 'stats.node', async () => await sampler.collect())
+      serve(t, operator, 'cluster.stats', async () => await clusterStats({ ...c, sampler }))
+      const j = c.journal
+      if (j !== undefined) {
+        const ec = { ...c, journal: j }
+        serve(t, mesh, 'journal.read', async (p) => await j.read(p))
+        serve(t, operator, 'cluster.events', async (p: EventsRequest) => await clusterEvents(ec, p))
+        serve(t, operator, 'cluster.replay', async (p) => await clusterReplay(ec, p.at))
       }
-    })
-    c.transport.handle({ kind: 'unary', name: 'stats.node', role: 'node', handler: async () => await sampler.collect() })
-    c.transport.handle({ kind: 'unary', name: 'cluster.stats', role: 'operator', handler: async () => await clusterStats({ ...c, sampler }) })
-    const j = c.journal
-    if (j !== undefined) {
-      const ec = { ...c, journal: j }
-      c.transport.handle({ kind: 'unary', name: 'journal.read', role: 'node', payload: journalReadPayload, handler: async (p: EventsRequest) => await j.read(p) })
-      c.transport.handle({ kind: 'unary', name: 'cluster.events', role: 'operator', payload: eventsPayload, handler: async (p: EventsRequest) => await clusterEvents(ec, p) })
-      c.transport.handle({ kind: 'unary', name: 'cluster.replay', role: 'operator', payload: statePayload, handler: async (p: { at: number }) => await clusterReplay(ec, p.at) })
+      serve(t, operator, 'cluster.ping', () => ({ node: c.membership.id, at: Date.now() }))
+      actions.register()
     }
-    c.transport.handle({ kind: 'unary', name: 'cluster.ping', role: 'operator', handler: () => ({ node: c.membership.id, at: Date.now() }) })
-    const actions = registerActions(c)
-    c.transport.events.on('connection', (conn) => {
+    const onConnection = (conn: { peer: { role: string, name: string, remote: string }, once: (e: 'close', f: () => void) => unknown }): void => {
       if (conn.peer.role !== 'operator') return
       c.log.debug(`operator ${conn.peer.name} connected from ${conn.peer.remote}`)
       conn.once('close', () => c.log.debug(`operator ${conn.peer.name} disconnected`))
-    })
-    return { start: async () => { sampler.start(); actions.start() }, stop: async () => { sampler.stop(); await endIdleThreads() } }
+    }
+    return {
+      start: async () => { register(); t.events.on('connection', onConnection); sampler.start(); actions.start() },
+      stop: async () => { t.events.off('connection', onConnection); sampler.stop(); await endIdleThreads() }
+    }
   }
 }
 
@@ -184,7 +122,7 @@ async function specView (c: ControlComponents): Promise<SpecView> {
       if (m === undefined) continue
       try {
         const conn = await c.transport.peer(m.address)
-        rejected = (await conn.call<{ rejected?: Rejection }>('spec.status', undefined, { timeoutMs: 2000 })).rejected
+        rejected = (await call(conn, mesh, 'spec.status', undefined, { timeoutMs: 2000 })).rejected
         if (rejected !== undefined) break
       } catch (err) {
         c.log.debug(`cannot ask hub ${hub} for its spec status: ${String(err)}`)
@@ -211,7 +149,7 @@ async function * relayLogs (c: ControlComponents, p: LogsRequest, signal: AbortS
   if (m === undefined) throw new OriginError('E_NOT_FOUND', `no node "${p.node}" in the member table`, { node: p.node })
   if (m.status !== 'alive' && m.status !== 'suspect') throw new OriginError('E_UNREACHABLE', `node ${p.node} is ${m.status}`, { node: p.node })
   const conn = await c.transport.peer(m.address)
-  const it = conn.stream<LogItem>('supervisor.logs', p)[Symbol.asyncIterator]()
+  const it = stream(conn, mesh, 'supervisor.logs', p)[Symbol.asyncIterator]()
   // A cancelled stream's pending next() never settles: the abort ends the wait instead.
   const aborted = new Promise<IteratorResult<LogItem>>((resolve) => {
     const stop = (): void => { void it.return?.(); resolve({ done: true, value: undefined }) }

@@ -28,20 +28,6 @@ export type LogItem = LogChunk | CaughtUp
 /** The service whose logs `service: 'node'` stands for: the node's own log. */
 export const NODE_LOG = 'node'
 
-export const logsPayload = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['node', 'service'],
-  properties: {
-    node: { type: 'string', minLength: 1, maxLength: 63 },
-    // A service name, `node` (the node log) or `build-<service>` (a build's output).
-    service: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' },
-    lines: { type: 'integer', minimum: 1, maximum: 1_000_000 },
-    since: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2})$' },
-    follow: { type: 'boolean' }
-  }
-}
-
 /** Only what the logs need: where the files are, and the member table for a helpful "not here". */
 export interface LogsComponents { dataDir: string, membership: Pick<Membership, 'id' | 'table'> }
 

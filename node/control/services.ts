@@ -12,6 +12,8 @@ import { serviceOfInstance, type Phase } from '../scheduler'
 import type { Supervisor, InstanceReport } from '../supervisor'
 import type { Transport } from '../transport'
 import type { Logger } from '../log'
+import { call } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
 
 export interface InstanceView {
   instance: string
@@ -58,7 +60,7 @@ export async function servicesView (c: ServicesComponents, only?: string): Promi
     const judged = untilNotAlive(c.membership, m.id)
     try {
       // Connecting is raced too: a stopped node's kernel still takes the connection, and the handshake then waits.
-      const asked = (async () => await (await c.transport.peer(m.address)).call<InstanceReport[]>('supervisor.report', undefined, { timeoutMs: 2000 }))()
+      const asked = (async () => await call(await c.transport.peer(m.address), mesh, 'supervisor.report', undefined, { timeoutMs: 2000 }))()
       asked.catch(() => {})
       const r = await Promise.race([asked, judged.promise])
       if (r !== undefined) return r

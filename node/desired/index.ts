@@ -19,10 +19,6 @@ import { EventEmitter } from 'node:events'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { OriginError, errorMessage } from '../errors'
-import type { Hubs } from '../hubs'
-import type { Logger } from '../log'
-import type { Membership } from '../membership'
-import type { Transport } from '../transport'
 import { type CommitInfo, GitStore } from '../git/store'
 import { verifyCommitSignature } from './signature'
 import { defaultMaxCommitMb, loadSpec, formatSpecError, type Spec, type SpecFiles } from './load'
@@ -32,48 +28,21 @@ import { RejectedVersions } from './rejections'
 import { watchSpecDir } from './watch'
 import { executablesIn } from './modes'
 import { webhookHandler } from './webhook'
-import { followTarget, type Applied, type Rejection, type SpecSource, type SyncResult } from './state'
+import { call, serve, stream } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
+import { followTarget, type Applied, type SyncResult } from './state'
+import type { Rejection, SpecComponents, SpecEvents, SpecInit, SpecLayer } from './contract'
+import type { SpecError } from './types'
 
-export type { Applied, Rejection, SpecSource, SyncResult } from './state'
+export type { Applied, Rejection, SpecComponents, SpecError, SpecEvents, SpecInit, SpecLayer, SpecSource, StructuredRejection, SyncResult } from './contract'
 export type { Spec } from './load'
-
-export interface SpecInit {
-  source: SpecSource
-  /** The node's data dir; the spec store lives in `spec.git` under it. */
-  dataDir: string
-  /** Time limit for evaluating one `*.ts` spec file (`limits.fileMs`). @default 1000 */
-  tsTimeoutMs?: number
-  /** What evaluating one commit may cost (time, memory, sizes); see `SpecLimits` for the defaults. */
-  limits?: Partial<SpecLimits>
-}
-
-export interface SpecComponents {
-  transport: Transport
-  membership: Membership
-  hubs: Hubs
-  log: Logger
-  /** The cluster this node belongs to; a spec naming another is refused. */
-  cluster: string
-}
-
-export interface SpecLayer {
-  start (): Promise<void>
-  stop (): Promise<void>
-  current (): Applied | undefined
-  lastRejected (): Rejection | undefined
-  /** Fetch from the remote now (hubs), or ask the hubs to (others). */
-  sync (): Promise<SyncResult[]>
-  /** Emits 'applied' (Applied), 'rejected' (Rejection) and 'fetched' ({ version, from }: a commit this node did not have). */
-  readonly events: EventEmitter
-}
-
 
 export function spec (init: SpecInit) {
   return (c: SpecComponents): SpecLayer => new GitSpec(init, c)
 }
 
 class GitSpec implements SpecLayer {
-  readonly events = new EventEmitter()
+  readonly events = new EventEmitter<SpecEvents>()
   private readonly store: GitStore
   private applied?: Applied
   private rejected?: Rejection
@@ -86,6 +55,7 @@ class GitSpec implements SpecLayer {
   private readonly seenFromHubs = new Set<string>()
   private readonly superseded = new Set<string>()
   private running = false
+  private registered = false
   /** Rejected versions, kept in DATA/spec/rejected.json: never evaluated again under the same limits. */
   private readonly remembered: RejectedVersions
   private readonly limits: SpecLimits
@@ -97,24 +67,20 @@ class GitSpec implements SpecLayer {
     this.store = new GitStore(join(init.dataDir, 'spec.git'))
     this.limits = specLimits({ ...init.limits, ...(init.tsTimeoutMs === undefined ? {} : { fileMs: init.tsTimeoutMs }) })
     this.remembered = new RejectedVersions(join(init.dataDir, 'spec', 'rejected.json'), JSON.stringify(this.limits))
-    c.transport.handle({
-      kind: 'stream',
-      name: 'spec.objects',
-      role: 'node',
-      payload: { type: 'object', additionalProperties: false, required: ['commit'], properties: { commit: { type: 'string', pattern: '^[0-9a-f]{40}$' } } },
-      handler: (p: { commit: string }) => this.objectBatches(p.commit)
-    })
-    c.transport.handle({ kind: 'unary', name: 'spec.sync', role: 'node', handler: async () => [await this.syncHere()] })
-    c.transport.handle({
-      kind: 'unary',
-      name: 'spec.announce',
-      role: 'node',
-      payload: { type: 'object', additionalProperties: false, required: ['commit', 'from'], properties: { commit: { type: 'string', pattern: '^[0-9a-f]{40}$' }, from: { type: 'string', maxLength: 63 } } },
-      handler: (p: { commit: string, from: string }) => { this.onAnnounce(p.commit, p.from) }
-    })
-    c.transport.handle({ kind: 'unary', name: 'spec.status', role: 'node', handler: () => ({ applied: this.applied?.info, rejected: this.rejected }) })
-    if (init.source.kind === 'git' && init.source.webhookSecret !== undefined) {
-      c.transport.route('POST', '/hooks/git', webhookHandler(init.source.webhookSecret, async () => { await this.sync() }, c.log))
+  }
+
+  /** The mesh methods and the webhook: put in at the first start, so a layer that was only built answers nothing. */
+  private register (): void {
+    if (this.registered) return
+    this.registered = true
+    const t = this.c.transport
+    serve(t, mesh, 'spec.objects', (p) => this.objectBatches(p.commit))
+    serve(t, mesh, 'spec.sync', async () => [await this.syncHere()])
+    serve(t, mesh, 'spec.announce', (p) => { this.onAnnounce(p.commit, p.from) })
+    serve(t, mesh, 'spec.status', () => ({ applied: this.applied?.info, rejected: this.rejected }))
+    const src = this.init.source
+    if (src.kind === 'git' && src.webhookSecret !== undefined) {
+      t.route('POST', '/hooks/git', webhookHandler(src.webhookSecret, async () => { await this.sync() }, this.c.log))
     }
   }
 
@@ -124,6 +90,7 @@ class GitSpec implements SpecLayer {
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
+    this.register()
     // Only a git source needs the store: a node without one never loads isomorphic-git.
     if (this.init.source.kind === 'git') await this.store.init()
     const unreadable = await this.remembered.load()
@@ -208,7 +175,7 @@ class GitSpec implements SpecLayer {
     const results = await Promise.all(hubs.map(async (h) => {
       try {
         const conn = await this.c.transport.peer(h.address)
-        return await conn.call<SyncResult[]>('spec.sync', undefined, { timeoutMs: 30_000 })
+        return await call(conn, mesh, 'spec.sync', undefined, { timeoutMs: 30_000 })
       } catch (err) {
         return [{ node: h.id, outcome: 'failed' as const, error: errorMessage(err) }]
       }
@@ -274,7 +241,7 @@ class GitSpec implements SpecLayer {
     for (const m of Object.values(this.c.membership.table())) {
       if (m.id === self || m.status !== 'alive') continue
       void this.c.transport.peer(m.address)
-        .then(async (conn) => await conn.call('spec.announce', { commit, from: self }, { timeoutMs: 2000 }))
+        .then(async (conn) => await call(conn, mesh, 'spec.announce', { commit, from: self }, { timeoutMs: 2000 }))
         .catch((err) => this.c.log.debug(`cannot announce ${short(commit)} to ${m.id}: ${errorMessage(err)}`))
     }
   }
@@ -310,7 +277,7 @@ class GitSpec implements SpecLayer {
         if (!await this.store.has(target.commit)) {
           const conn = await this.c.transport.peer(target.address)
           const assembler = new ObjectAssembler(this.maxCommitBytes)
-          for await (const batch of conn.stream<ObjectPiece[]>('spec.objects', { commit: target.commit })) for (const piece of batch) assembler.add(piece)
+          for await (const batch of stream(conn, mesh, 'spec.objects', { commit: target.commit })) for (const piece of batch) assembler.add(piece)
           await this.store.importObjects(target.commit, assembler.objects().map((o) => ({ ...o, data: Buffer.from(o.data) })))
           this.c.log.info(`received ${short(target.commit)} from hub ${target.hub} (every object checked against its id)`)
           this.events.emit('fetched', { version: target.commit, from: `hub ${target.hub}` })
@@ -342,14 +309,14 @@ class GitSpec implements SpecLayer {
     const signers = src.kind === 'git' ? src.allowedSigners : undefined
     if (signers !== undefined && signers.length > 0) {
       const check = verifyCommitSignature(await this.store.rawCommit(commit), signers)
-      if (!check.ok) return await this.reject(commit, info, [`commit ${short(commit)}: ${check.reason}`])
+      if (!check.ok) return await this.reject(commit, info, [noFile(`commit ${short(commit)}: ${check.reason}`)])
     }
     const modes = new Map<string, number>()
     let files: SpecFiles
     try {
       files = await this.store.files(commit, modes, this.maxCommitBytes)
     } catch (err) {
-      if (err instanceof OriginError && err.code === 'E_SPEC_INVALID') return await this.reject(commit, info, [errorMessage(err)], true)
+      if (err instanceof OriginError && err.code === 'E_SPEC_INVALID') return await this.reject(commit, info, [noFile(errorMessage(err))], true)
       throw err
     }
     return await this.consider(commit, files, info, modes)
@@ -366,7 +333,7 @@ class GitSpec implements SpecLayer {
     const remembered = this.remembered.get(version)
     if (remembered !== undefined) {
       this.c.log.info(`spec ${short(version)} was rejected before (${new Date(remembered.at).toISOString()}): rejected again from memory, not evaluated again`)
-      return await this.reject(version, info, remembered.errors)
+      return await this.reject(version, info, remembered.errors.map(noFile))
     }
     let loaded
     try {
@@ -376,9 +343,9 @@ class GitSpec implements SpecLayer {
       this.c.log.warn(`cannot evaluate spec ${short(version)}: ${errorMessage(err)}`)
       return { outcome: 'failed', commit: version, error: errorMessage(err) }
     }
-    if (!loaded.ok) return await this.reject(version, info, loaded.errors.map(formatSpecError), true)
+    if (!loaded.ok) return await this.reject(version, info, loaded.errors, true)
     if (loaded.spec.cluster.name !== this.c.cluster) {
-      return await this.reject(version, info, [`cluster.json: name "${loaded.spec.cluster.name}" is not this cluster ("${this.c.cluster}")`], true)
+      return await this.reject(version, info, [{ file: 'cluster.json', message: `name "${loaded.spec.cluster.name}" is not this cluster ("${this.c.cluster}")` }], true)
     }
     return this.apply(version, loaded.spec, files, info, modes)
   }
@@ -398,8 +365,9 @@ class GitSpec implements SpecLayer {
   }
 
   /** `remember`: the files themselves are bad, so the verdict is kept across restarts. */
-  private async reject (version: string, info: CommitInfo | { dir: string }, errors: string[], remember = false): Promise<Omit<SyncResult, 'node'>> {
-    this.rejected = { version, info: describe(version, info), errors, at: Date.now() }
+  private async reject (version: string, info: CommitInfo | { dir: string }, problems: SpecError[], remember = false): Promise<Omit<SyncResult, 'node'>> {
+    const errors = problems.map((e) => e.file === '' ? e.message : formatSpecError(e))
+    this.rejected = { version, info: describe(version, info), errors, problems, at: Date.now() }
     const keeping = this.applied === undefined ? 'no spec was applied before' : `keeping ${short(this.applied.version)}`
     this.c.log.warn(`rejected spec ${describeLine(this.rejected.info)} (${keeping}):\n  ${errors.join('\n  ')}`)
     this.events.emit('rejected', this.rejected)
@@ -421,4 +389,9 @@ function describe (version: string, info: CommitInfo | { dir: string }): CommitI
 
 function describeLine (info: CommitInfo): string {
   return `${short(info.id)} "${info.message.split('\n')[0]}" by ${info.author}`
+}
+
+/** A problem that is no file's (a signature, a size), or remembered as a line only: its message as is. */
+function noFile (message: string): SpecError {
+  return { file: '', message }
 }

@@ -32,13 +32,17 @@ export interface HealthComponents {
   now?: () => number
 }
 
+export interface HealthEvents {
+  /** The node says it is unhealthy and why, or (undefined) healthy again. */
+  change: [string | undefined]
+}
+
 export interface Health {
   start (): Promise<void>
   stop (): Promise<void>
   /** Why this node says it cannot do its job; undefined while healthy. */
   current (): string | undefined
-  /** Emits 'change' (reason | undefined) when the node says it is unhealthy, why, or healthy again. */
-  readonly events: EventEmitter
+  readonly events: EventEmitter<HealthEvents>
 }
 
 export function health (init: HealthSettings = {}) {
@@ -46,7 +50,7 @@ export function health (init: HealthSettings = {}) {
 }
 
 class HealthMonitor implements Health {
-  readonly events = new EventEmitter()
+  readonly events = new EventEmitter<HealthEvents>()
   private readonly now: () => number
   private readonly loop: LoopDelay
   private readonly probe: DataDirProbe

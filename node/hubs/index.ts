@@ -10,39 +10,20 @@
  *   h.isHub()
  */
 import { EventEmitter } from 'node:events'
-import type { Logger } from '../log'
-import type { Membership, MemberTable } from '../membership'
+import type { MemberTable } from '../membership'
 import { hubsChanged, selectHubs } from './rank'
-import { defaultHubPolicy, type HubPolicy } from './types'
+import { defaultHubPolicy, type HubPolicy, type Hubs, type HubsComponents, type HubsEvents, type HubsInit } from './types'
 
-export type { HubPolicy, RankKey } from './types'
+export type { HubChange, HubPolicy, Hubs, HubsComponents, HubsEvents, HubsInit, RankKey } from './types'
 export { defaultHubPolicy } from './types'
 export { selectHubs, rankMembers } from './rank'
-
-export interface HubsInit { policy?: Partial<HubPolicy> }
-export interface HubsComponents { membership: Membership, log: Logger }
-
-export interface HubChange { hubs: string[], promoted: string[], demoted: string[] }
-
-export interface Hubs {
-  start (): Promise<void>
-  stop (): Promise<void>
-  /** Current hub ids, strongest first. */
-  current (): string[]
-  isHub (): boolean
-  policy (): HubPolicy
-  /** Replace the policy (the spec may change it); the set is recomputed at once. */
-  setPolicy (policy: Partial<HubPolicy>): void
-  /** Emits 'change' (HubChange). */
-  readonly events: EventEmitter
-}
 
 export function hubs (init: HubsInit = {}) {
   return (c: HubsComponents): Hubs => new PolicyHubs(init, c)
 }
 
 class PolicyHubs implements Hubs {
-  readonly events = new EventEmitter()
+  readonly events = new EventEmitter<HubsEvents>()
   private hubSet: string[] = []
   private pol: HubPolicy
   private readonly onChange = (table: MemberTable): void => this.recompute(table)

@@ -1,4 +1,7 @@
-/** Hub policy: how many hubs, and how members are ranked for the role. */
+/** The hubs layer's contract: its policy (how many hubs, how members are ranked), the layer, its events. Types and the policy's defaults only. */
+import type { EventEmitter } from 'node:events'
+import type { Logger } from '../log'
+import type { Membership } from '../membership'
 
 export type RankKey = 'memory' | 'cpus' | 'uptime' | 'id'
 
@@ -20,4 +23,28 @@ export const defaultHubPolicy: HubPolicy = {
   count: 3,
   ranking: ['memory', 'cpus', 'uptime', 'id'],
   memoryMargin: 0.1
+}
+
+export interface HubsInit {
+  /** The hub policy; the spec's `cluster.hubs` replaces it once applied. @default defaultHubPolicy */
+  policy?: Partial<HubPolicy>
+}
+export interface HubsComponents { membership: Pick<Membership, 'id' | 'table' | 'events' | 'setHubClaim'>, log: Logger }
+
+export interface HubChange { hubs: string[], promoted: string[], demoted: string[] }
+
+export interface HubsEvents {
+  change: [HubChange]
+}
+
+export interface Hubs {
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** Current hub ids, strongest first. */
+  current (): string[]
+  isHub (): boolean
+  policy (): HubPolicy
+  /** Replace the policy (the spec may change it); the set is recomputed at once. */
+  setPolicy (policy: Partial<HubPolicy>): void
+  readonly events: EventEmitter<HubsEvents>
 }

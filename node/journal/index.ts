@@ -15,58 +15,24 @@ import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errorMessage } from '../errors'
-import type { Hubs } from '../hubs'
-import type { Logger } from '../log'
-import type { Membership, MemberStatus } from '../membership'
-import type { Applied, Rejection, SpecLayer } from '../desired'
-import type { Supervisor } from '../supervisor'
+import type { MemberStatus } from '../membership'
+import type { Applied, Rejection } from '../desired/contract'
 import type { InstanceStatus } from '../supervisor/process'
 import { serviceOfInstance, type Phase } from '../scheduler'
 import { RotatingLog, logParts } from '../supervisor/logfile'
 import { describeEvent } from './text'
-import { matches, type JournalBody, type JournalEvent, type JournalQuery } from './types'
+import { matches, type Journal, type JournalBody, type JournalComponents, type JournalEvent, type JournalEvents, type JournalInit, type JournalQuery } from './types'
 
 export * from './types'
 export { replay, type Replayed, type ReplayedInstance } from './replay'
 export { describeEvent } from './text'
-
-export interface JournalInit {
-  dataDir: string
-  /** Size of one part of `DATA/journal.jsonl` before it rotates: more per part vs larger reads. @default 10 MiB */
-  maxBytes?: number
-  /** Rotated parts kept: more history vs more disk. @default 5 */
-  keep?: number
-}
-
-export interface JournalComponents {
-  membership: Pick<Membership, 'id' | 'table' | 'events'>
-  hubs: Pick<Hubs, 'events'>
-  spec: Pick<SpecLayer, 'events'>
-  supervisor: Pick<Supervisor, 'events'>
-  log: Logger
-  /** Clock, for tests. @default Date.now */
-  now?: () => number
-}
-
-export interface Journal {
-  start (): Promise<void>
-  stop (): Promise<void>
-  /** The file (its rotated parts are `.1`, `.2`, ...). */
-  readonly path: string
-  /** Adds an entry (operators' actions come this way); returns it as stored. */
-  record (body: JournalBody): JournalEvent
-  /** Entries on disk, oldest first, rotated parts included. */
-  read (q?: JournalQuery): Promise<JournalEvent[]>
-  /** Emits 'entry' (JournalEvent) for each entry recorded. */
-  readonly events: EventEmitter
-}
 
 export function journal (init: JournalInit) {
   return (c: JournalComponents): Journal => new FileJournal(init, c)
 }
 
 class FileJournal implements Journal {
-  readonly events = new EventEmitter()
+  readonly events = new EventEmitter<JournalEvents>()
   readonly path: string
   private readonly file: RotatingLog
   private seq = 0

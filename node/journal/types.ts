@@ -3,7 +3,12 @@
  * a readable `text`. Entries are JSON lines on disk; the union below is the contract that
  * `replay` and the REPL read.
  */
-import type { MemberStatus } from '../membership'
+import type { EventEmitter } from 'node:events'
+import type { SpecLayer } from '../desired/contract'
+import type { Hubs } from '../hubs/types'
+import type { Logger } from '../log'
+import type { Membership, MemberStatus } from '../membership'
+import type { Supervisor } from '../supervisor'
 
 export interface MemberFacts {
   address: string
@@ -73,4 +78,40 @@ export function matches (e: JournalEvent, q: JournalQuery): boolean {
     return false
   }
   return true
+}
+
+export interface JournalInit {
+  dataDir: string
+  /** Size of one part of `DATA/journal.jsonl` before it rotates: more per part vs larger reads. @default 10 MiB */
+  maxBytes?: number
+  /** Rotated parts kept: more history vs more disk. @default 5 */
+  keep?: number
+}
+
+/** Only what it listens to: the journal hears the layers' events and changes none of them. */
+export interface JournalComponents {
+  membership: Pick<Membership, 'id' | 'table' | 'events'>
+  hubs: Pick<Hubs, 'events'>
+  spec: Pick<SpecLayer, 'events'>
+  supervisor: Pick<Supervisor, 'events'>
+  log: Logger
+  /** Clock, for tests. @default Date.now */
+  now?: () => number
+}
+
+export interface JournalEvents {
+  /** Each entry as recorded. */
+  entry: [JournalEvent]
+}
+
+export interface Journal {
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** The file (its rotated parts are `.1`, `.2`, ...). */
+  readonly path: string
+  /** Adds an entry (operators' actions come this way); returns it as stored. */
+  record (body: JournalBody): JournalEvent
+  /** Entries on disk, oldest first, rotated parts included. */
+  read (q?: JournalQuery): Promise<JournalEvent[]>
+  readonly events: EventEmitter<JournalEvents>
 }

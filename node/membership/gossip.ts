@@ -9,7 +9,8 @@
 import { EventEmitter } from 'node:events'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
-import type { CallContext } from '../transport'
+import { call, serve } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
 import { dialableAddress, splitAddress } from '../transport/dial'
 import { DeltaQueue, retransmitLimit, type Delta } from './broadcasts'
 import { decideDowning, defaultDowning, membershipSignature, type DowningPolicy, type DowningView } from './downing'
@@ -24,7 +25,7 @@ import { checkAck, checkFrame, checkPingReqAnswer, gossipPayload, pingPayload, p
 import { expectedConfirmations, Suspicions } from './suspicion'
 import { changedIds, mergeMember, markStatus, replacementOf, retireReplaced } from './table'
 import { probeRound, type SwimHost } from './swim'
-import { UNHEALTHY_MAX_CHARS, type InstanceSummary, type Member, type MemberTable } from './types'
+import { UNHEALTHY_MAX_CHARS, type InstanceSummary, type Member, type MembershipEvents, type MemberTable } from './types'
 
 type Outcome = 'ok' | 'other' | 'failed' | 'busy'
 export type PingOutcome = 'ack' | 'other' | 'failed'
@@ -32,7 +33,7 @@ export type PingOutcome = 'ack' | 'other' | 'failed'
 export type MembershipOptions = Required<Omit<MembershipInit, 'seeds'>> & Pick<MembershipInit, 'seeds'>
 
 export class GossipMembership implements Membership, SwimHost {
-  readonly events = new EventEmitter()
+  readonly events = new EventEmitter<MembershipEvents>()
   readonly o: MembershipOptions
   readonly clock: Scheduler
   readonly random: () => number
@@ -56,6 +57,7 @@ export class GossipMembership implements Membership, SwimHost {
   private probeBudget = 0
   private timers: Timer[] = []
   private running = false
+  private registered = false
   private probing = false
   private round = 0
   private nextPushPullAt = 0
@@ -84,12 +86,6 @@ export class GossipMembership implements Membership, SwimHost {
     this.ring = new ProbeRing(this.random)
     this.suspicions = new Suspicions({ minMs: this.o.suspectAfterMs, maxMs: this.o.deadAfterMs })
     this.probes = new Probes({ max: this.o.maxUnconfirmed, retryMs: this.o.seedRetryMs, maxRetryMs: 60_000, forgetAfterMs: Math.max(30_000, 4 * this.o.deadAfterMs) })
-    const payload = gossipPayload(this.o.maxMembers)
-    for (const name of ['mesh.join', 'mesh.gossip']) {
-      c.transport.handle({ kind: 'unary', name, role: 'node', payload, handler: (p: unknown, ctx: CallContext) => this.receive(name, p, ctx.peer.remote) })
-    }
-    c.transport.handle({ kind: 'unary', name: 'mesh.ping', role: 'node', payload: pingPayload(this.o.maxDeltasPerMessage), handler: (p: Ping, ctx: CallContext) => this.answerPing(p, ctx.peer.remote) })
-    c.transport.handle({ kind: 'unary', name: 'mesh.ping-req', role: 'node', payload: pingReqPayload(this.o.maxDeltasPerMessage), handler: async (p: PingReq, ctx: CallContext) => await this.answerPingReq(p, ctx.peer.remote) })
   }
 
   get id (): string { return this.c.self.id }
@@ -164,6 +160,7 @@ export class GossipMembership implements Membership, SwimHost {
     }
     this.members = { [this.self.id]: this.self }
     this.size = 1
+    this.register()
     this.stableSince = this.now()
     this.signature = membershipSignature(this.members)
     const seeds = this.otherSeeds()
@@ -183,6 +180,17 @@ export class GossipMembership implements Membership, SwimHost {
     for (const ms of [100, 250, 500, 1000].filter((d) => d < this.o.seedRetryMs)) {
       this.timers.push(this.clock.after(ms, () => { if (this.running) this.retrySeeds() }))
     }
+  }
+
+  /** The mesh methods, once this node has its own entry to answer with (handlers stay across a stop and start). */
+  private register (): void {
+    if (this.registered) return
+    this.registered = true
+    const t = this.c.transport
+    serve(t, mesh, 'mesh.join', (p, ctx) => this.receive('mesh.join', p, ctx.peer.remote), { payload: gossipPayload(this.o.maxMembers) })
+    serve(t, mesh, 'mesh.gossip', (p, ctx) => this.receive('mesh.gossip', p, ctx.peer.remote), { payload: gossipPayload(this.o.maxMembers) })
+    serve(t, mesh, 'mesh.ping', (p, ctx) => this.answerPing(p, ctx.peer.remote), { payload: pingPayload(this.o.maxDeltasPerMessage) })
+    serve(t, mesh, 'mesh.ping-req', async (p, ctx) => await this.answerPingReq(p, ctx.peer.remote), { payload: pingReqPayload(this.o.maxDeltasPerMessage) })
   }
 
   async stop (): Promise<void> {
@@ -595,7 +603,7 @@ export class GossipMembership implements Membership, SwimHost {
       const known = own ? undefined : this.member(id)
       const payload: Ping = { from: this.self.id, to: id, n: this.size, deltas: deltas ?? this.outgoing(id) }
       if (known !== undefined) payload.have = { incarnation: known.incarnation, heartbeat: known.heartbeat }
-      const ack = checkAck(await conn.call('mesh.ping', payload, { timeoutMs }), `the ack from ${address}`, this.o.maxDeltasPerMessage)
+      const ack = checkAck(await call(conn, mesh, 'mesh.ping', payload, { timeoutMs }), `the ack from ${address}`, this.o.maxDeltasPerMessage)
       const entry = ack.self ?? this.member(ack.from)
       return { ack, speaker: ack.from === id && entry?.address === address ? id : undefined }
     } catch (err) {
@@ -623,7 +631,7 @@ export class GossipMembership implements Membership, SwimHost {
     try {
       const conn = await this.c.transport.peer(relay.address)
       const payload: PingReq = { from: this.self.id, target: { id: target.id, address: target.address }, deltas: this.outgoing(relay.id) }
-      const answer = checkPingReqAnswer(await conn.call('mesh.ping-req', payload, { timeoutMs }), `the answer to mesh.ping-req from ${relay.address}`, this.o.maxDeltasPerMessage)
+      const answer = checkPingReqAnswer(await call(conn, mesh, 'mesh.ping-req', payload, { timeoutMs }), `the answer to mesh.ping-req from ${relay.address}`, this.o.maxDeltasPerMessage)
       const speaker = answer.from === relay.id ? relay.id : undefined
       this.hearDeltas(answer.from, answer.deltas, undefined, speaker, `${answer.from} at ${relay.address}`)
       if (speaker !== undefined) this.contacts.set(speaker, this.now())
@@ -646,7 +654,7 @@ export class GossipMembership implements Membership, SwimHost {
     this.busy.add(address)
     try {
       const conn = await this.c.transport.peer(address)
-      const answer = await conn.call(method, { from: this.self.id, table: this.members }, { timeoutMs: timeoutMs ?? this.o.gossipIntervalMs * 5 })
+      const answer = await call(conn, mesh, method, { from: this.self.id, table: this.members }, { timeoutMs: timeoutMs ?? this.o.gossipIntervalMs * 5 })
       const frame = checkFrame(answer, `the answer to ${method} from ${address}`, this.o.maxMembers)
       const speaker = frame.table[frame.from].address === address ? frame.from : undefined
       this.hear(frame.from, frame.table, speaker, `${frame.from} at ${address}`, undefined, speaker !== undefined)

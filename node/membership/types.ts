@@ -94,3 +94,13 @@ export interface InstanceSummary {
 
 /** Member id -> entry. Plain object so it crosses the wire as is. */
 export type MemberTable = Record<string, Member>
+
+/** What the membership layer emits (`Membership.events`). */
+export interface MembershipEvents {
+  /** The table changed (a member joined, changed status, or said something new about itself). */
+  change: [MemberTable]
+  /** This node downed dead members (made them `left`), and which strategy let it. */
+  downed: [{ ids: string[], strategy: string, reason: string }]
+  /** The downing strategy keeps this node from downing the dead; said once per reason. */
+  holding: [{ strategy: string, reason: string }]
+}

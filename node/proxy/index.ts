@@ -52,6 +52,8 @@ import { admissionRefusalsOf } from './recent-keys'
 import { Admission } from './admission'
 import { parseUse, useEnv, type Use } from './names'
 import { loopbackPeerUid } from './peercred'
+import { call, serve } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
 
 export { parseUse, useEnv } from './names'
 export { choose, readyTargets } from './choose'
@@ -108,7 +110,6 @@ export function proxy (init: ProxyInit = {}) {
   return (c: ProxyComponents): Proxy => new NodeProxy(init, c)
 }
 
-const STREAM_PORT = 'proxy.streamPort'
 const LOOPBACK = '127.0.0.1'
 
 interface UseListener { use: Use, server: Server, port: number }
@@ -123,6 +124,7 @@ class NodeProxy implements Proxy {
   private streams?: StreamServer
   private readonly streamClient: StreamClient
   private running = false
+  private registered = false
   private allowedUids = new Set<number>()
   private uidsAt = 0
   private turn = 0
@@ -145,12 +147,15 @@ class NodeProxy implements Proxy {
   constructor (private readonly init: ProxyInit, private readonly c: ProxyComponents) {
     this.streamClient = new StreamClient(c.identity, { timeoutMs: init.connectTimeoutMs })
     this.admission = new Admission(c.membership.id, init.keyIdleMs ?? 60_000)
-    c.transport.handle({ kind: 'unary', name: STREAM_PORT, role: 'node', handler: () => this.streams?.port ?? 0 })
   }
 
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
+    if (!this.registered) {
+      this.registered = true
+      serve(this.c.transport, mesh, 'proxy.streamPort', () => this.streams?.port ?? 0)
+    }
     this.streams = await streamServer({
       identity: this.c.identity,
       host: hostOf(this.c.membership.address),
@@ -298,7 +303,7 @@ class NodeProxy implements Proxy {
     if (member === undefined) throw new OriginError('E_NOT_FOUND', `${target.node} is not in the member table`)
     let port = this.streamPorts.get(member.address)
     if (port === undefined) {
-      port = this.c.transport.peer(member.address).then(async (conn) => await conn.call<number>(STREAM_PORT))
+      port = this.c.transport.peer(member.address).then(async (conn) => await call(conn, mesh, 'proxy.streamPort'))
       this.streamPorts.set(member.address, port)
     }
     try {

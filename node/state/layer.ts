@@ -17,10 +17,9 @@ import { fetch, prepareState } from './prepare'
 import { Replicator } from './replicate'
 import { snapshotRound } from './snapshot'
 import { replicateDefaults, type CopyResult, type PreparedState, type StateComponents, type StateInit, type StateLayer, type StateStatus } from './types'
-import {
-  fetchPayload, holdingsPayload, offerPayload, statusPayload,
-  type FetchRequest, type Holdings, type HoldingsRequest, type OfferRequest, type StatusRequest
-} from './wire'
+import type { FetchRequest, Holdings, OfferRequest } from './wire'
+import { serve } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
 
 interface Entry {
   spec?: StateSpec
@@ -42,9 +41,9 @@ async function removeLeftovers (paths: StatePaths): Promise<void> {
   for (const dir of found) await removeTree(dir).catch(() => {})
 }
 
-/** `g` of an instance summary, when it is a generation (older nodes publish none). */
+/** The generation of an instance summary, when it is one (a peer's word: checked). */
 function generationOf (s: InstanceSummary | undefined): number | undefined {
-  const g = (s as { g?: unknown } | undefined)?.g
+  const g: unknown = s?.generation
   return typeof g === 'number' && Number.isInteger(g) && g >= 1 ? g : undefined
 }
 
@@ -192,16 +191,10 @@ export class StateNode implements StateLayer {
     if (this.registered) return
     this.registered = true
     const t = this.c.transport
-    t.handle({ kind: 'unary', name: 'state.holdings', role: 'node', payload: holdingsPayload, handler: async (p: HoldingsRequest) => await this.holdings(p.instance) })
-    t.handle({ kind: 'stream', name: 'state.fetch', role: 'node', payload: fetchPayload, handler: (p: FetchRequest, ctx: CallContext) => this.serve(p, ctx) })
-    t.handle({ kind: 'unary', name: 'state.offer', role: 'node', payload: offerPayload, handler: async (p: OfferRequest) => await this.offer(p) })
-    t.handle({
-      kind: 'unary',
-      name: 'state.status',
-      role: 'node',
-      payload: statusPayload,
-      handler: async (p: StatusRequest) => p.instance === undefined ? await this.statuses() : [await this.status(p.instance)].filter((s) => s !== undefined)
-    })
+    serve(t, mesh, 'state.holdings', async (p) => await this.holdings(p.instance))
+    serve(t, mesh, 'state.fetch', (p, ctx) => this.serve(p, ctx))
+    serve(t, mesh, 'state.offer', async (p) => await this.offer(p))
+    serve(t, mesh, 'state.status', async (p) => p.instance === undefined ? await this.statuses() : [await this.status(p.instance)].filter((s): s is StateStatus => s !== undefined))
   }
 
   private ready (): void {

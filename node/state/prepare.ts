@@ -17,6 +17,8 @@ import { exists } from './files'
 import { readMarker, writeMarker } from './meta'
 import type { PreparedState } from './types'
 import { sourcesOf, withDeadline, type FetchRequest } from './wire'
+import { call, stream } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
 
 interface LocalView { exists: boolean, generation?: number, ageMs: number }
 
@@ -69,7 +71,7 @@ async function localView (ctx: Ctx, instance: string): Promise<LocalView> {
 async function gather (ctx: Ctx, instance: string): Promise<Source[]> {
   const answers = await Promise.all(othersInTouch(ctx).map(async (m) => {
     try {
-      const answer = await within((async () => await (await ctx.c.transport.peer(m.address)).call('state.holdings', { instance }, { timeoutMs: ctx.o.askTimeoutMs }))(), ctx.o.askTimeoutMs, `state.holdings on ${m.id}`)
+      const answer = await within((async () => await call(await ctx.c.transport.peer(m.address), mesh, 'state.holdings', { instance }, { timeoutMs: ctx.o.askTimeoutMs }))(), ctx.o.askTimeoutMs, `state.holdings on ${m.id}`)
       return sourcesOf(m.id, answer)
     } catch (err) {
       ctx.c.log.debug(`${instance}: ${m.id} did not say what it holds: ${errorMessage(err)}`)
@@ -136,7 +138,7 @@ async function copyOwnSnapshot (ctx: Ctx, instance: string, into: string): Promi
 export async function fetch (ctx: Ctx, node: string, req: FetchRequest, into: string): Promise<ArchiveSummary> {
   const conn = await connectionTo(ctx, node)
   const what = `copying the ${req.source === 'live' ? 'directory' : 'snapshot'} of ${req.instance} from ${node}`
-  return await unpack(withDeadline(conn.stream('state.fetch', req), ctx.o.transferTimeoutMs, what), into)
+  return await unpack(withDeadline(stream(conn, mesh, 'state.fetch', req), ctx.o.transferTimeoutMs, what), into)
 }
 
 /** Move a stale directory beside it, under a name that says its generation and when; never deleted. */

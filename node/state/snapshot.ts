@@ -13,6 +13,8 @@ import { runHook, type HookEnv } from './hook'
 import { readMarker } from './meta'
 import { replicateDefaults, type CopyResult, type StateStatus } from './types'
 import type { OfferRequest } from './wire'
+import { call } from '../protocol/table'
+import { mesh } from '../protocol/mesh'
 
 /** What a round reports into: the instance's status. */
 export type SnapshotStatus = Pick<StateStatus, 'snapshot' | 'lastError'>
@@ -43,7 +45,7 @@ export async function snapshotRound (ctx: Ctx, instance: string, spec: StateSpec
     const copies = await Promise.all(holders.map(async (node): Promise<CopyResult> => {
       try {
         const conn = await connectionTo(ctx, node)
-        const r = await conn.call<{ stored: boolean, reason: string }>('state.offer', offer, { timeoutMs: ctx.o.transferTimeoutMs })
+        const r = await call(conn, mesh, 'state.offer', offer, { timeoutMs: ctx.o.transferTimeoutMs })
         return { node, ok: true, stored: r.stored, detail: r.reason }
       } catch (err) {
         return { node, ok: false, detail: errorMessage(err) }
