@@ -128,7 +128,7 @@ export interface ServiceSpec {
   health?: HealthSpec
   /** What happens when the process exits. */
   restart?: RestartSpec
-  /** Time between SIGTERM and SIGKILL when an instance stops. @default 10000 */
+  /** Time between SIGTERM and SIGKILL when an instance stops. @default 10000 (node/supervisor/policy.ts serviceDefaults) */
   stopGraceMs?: number
   /**
    * Spec-repo paths (files, or folders ending in `/`) the service's code is made of: only
@@ -315,20 +315,20 @@ export interface HealthSpec {
   tcp?: { port?: number }
   /** Healthy when the command exits with status 0. */
   command?: { command: string, args?: string[] }
-  /** Time between checks. @default 5000 */
+  /** Time between checks; paces rollouts (a step waits for ready). @default 2000 (node/supervisor/policy.ts serviceDefaults) */
   intervalMs?: number
-  /** A check slower than this failed. @default 2000 */
+  /** A check slower than this failed. @default 1000 (node/supervisor/policy.ts serviceDefaults) */
   timeoutMs?: number
-  /** Failures during this time after start do not count. @default 0 */
+  /** Failures during this time after start do not count. @default 0 (node/supervisor/policy.ts serviceDefaults) */
   startPeriodMs?: number
 }
 
 export interface RestartSpec {
   /** Restart `always`, `on-failure` (non-zero exit or signal), or `never`. */
   policy: 'always' | 'on-failure' | 'never'
-  /** First delay before a restart; doubles on each consecutive failure. @default 1000 */
+  /** First delay before a restart; doubles on each consecutive failure. @default 500 (node/supervisor/policy.ts serviceDefaults) */
   backoffMs?: number
-  /** Upper bound of the doubling delay. @default 60000 */
+  /** Upper bound of the doubling delay. @default 30000 (node/supervisor/policy.ts serviceDefaults) */
   maxBackoffMs?: number
 }
 

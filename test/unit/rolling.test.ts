@@ -52,3 +52,10 @@ test('handover: a member reported dead still holds its singleton while this node
   t.deepEqual(runningElsewhere(stale, 'one-0', 'a', new Set(['b'])), [{ node: 'b', version: 'v', state: 'ready' }])
   t.deepEqual(runningElsewhere(stale, 'one-0', 'a', new Set()), [])
 })
+
+test('rolling: instances go in the order of their numbers, so web-10 waits for web-9 (not before it, as strings sort)', (t) => {
+  const assignments = ['web-9', 'web-10'].map((instance) => ({ service: 'web', instance, node: 'a' }))
+  const old = table(member('a', 'alive', { 'web-9': { version: 'v1', state: 'ready' }, 'web-10': { version: 'v1', state: 'ready' } }))
+  t.deepEqual(mayReplace('web-10', 'v2', assignments, old, () => undefined), { ok: false, waitingFor: 'web-9' })
+  t.deepEqual(mayReplace('web-9', 'v2', assignments, old, () => undefined), { ok: true }, 'web-9 does not wait for web-10')
+})
