@@ -1,52 +1,89 @@
 /**
- * The one place that wires a node: identity -> transport -> journal -> membership -> hubs -> ... -> control.
- * Layers start in that order and stop in reverse (membership's stop is the graceful
- * leave). A plugin replaces a layer by passing a factory of the same shape in `layers`, or
- * by naming it in image.json's `layers` (node/plugins.ts loads it before anything is made).
+ * The one place that wires a node: every layer is chosen here (transport, discovery, lease,
+ * membership, hubs, desired, scheduler, runtime, api, state, proxy, supervisor, journal,
+ * health, control), made by `make()` from its factory, and handed to the system, which
+ * starts them in that order (the journal early, to hear the others) and stops them in
+ * reverse (membership's stop is the graceful leave). A layer is replaced by a factory of the
+ * same shape in `layers` (tests, embedders) or by a plugin image.json's `layers` names
+ * (node/plugins.ts loads it before anything is made); either way a dependency it lacks
+ * fails here, naming the layer.
  */
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { ImageConfig } from './config/image'
 import { control } from './control'
-import { discovery as defaultDiscovery } from './discovery'
-import { hubs as defaultHubs, type Hubs } from './hubs'
+import { discovery } from './discovery'
+import { hubs, type Hubs } from './hubs'
 import { loadNodeId, measureCharacteristics } from './self'
 import { dockerSocket } from './runtime/docker'
+import { builtinRuntimes } from './runtime/builtin'
+import type { RuntimeSet } from './runtime/contract'
 import { probeRuntimes } from './runtime/probe'
+import { schedule } from './scheduler'
 import { loadIdentity } from './keys/files'
 import { createLogger, stderrSink, type LogSink, type Logger } from './log'
 import { RotatingLog } from './supervisor/logfile'
-import { membership as defaultMembership, membershipDefaults, LeaseHolder, type LeaseFactory, type Membership } from './membership'
-import { assemble, fetchSpecPlugins, loadLayerPlugins } from './plugins'
+import { membership, membershipDefaults, LeaseHolder, type Characteristics, type LeaseFactory, type Membership } from './membership'
+import { assemble, fetchSpecPlugins, LAYER_SHAPE, loadLayerPlugins, type LayerName, type LoadedPlugin } from './plugins'
 import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
-import { spec as defaultSpec, type SpecLayer, type SpecSource } from './desired'
+import { spec as desired, type SpecLayer, type SpecSource } from './desired'
 import { localApi } from './api'
 import { proxy } from './proxy'
 import { journal, type Journal } from './journal'
 import { state } from './state'
-import { supervisor as defaultSupervisor, type Supervisor } from './supervisor'
+import { supervisor, type Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
-import { probeContainment } from './supervisor/contain'
+import { probeContainment, type Containment } from './supervisor/contain'
 import { health } from './health'
 
 export interface NodeOptions {
   config: ImageConfig
   /** Directory holding ca.crt, node.crt, node.key. */
   keys: string
-  /** Layer factories to use instead of the defaults (plugins, tests). */
+  /** Layer factories to use instead of the defaults and of image.json's plugins (tests, embedders). */
   layers?: Partial<Layers>
 }
 
+/** The scheduler layer: the pure function every node places services with (node/scheduler). */
+export interface SchedulerLayer { schedule: typeof schedule }
+
+/** Each layer's factory: `(init) => (components) => layer`. */
 export interface Layers {
   transport: typeof webSocketTransport
-  discovery: typeof defaultDiscovery
-  membership: typeof defaultMembership
-  hubs: typeof defaultHubs
-  spec: typeof defaultSpec
-  supervisor: typeof defaultSupervisor
+  discovery: typeof discovery
   /** The `lease` downing strategy's engine; no default. */
   lease?: LeaseFactory
+  membership: typeof membership
+  hubs: typeof hubs
+  desired: typeof desired
+  scheduler: (init: Record<string, unknown>) => (c: { log: Logger }) => SchedulerLayer
+  /** How instances run, by name (`process`, `container`): the supervisor makes each with what only it knows. One left out is the built-in. */
+  runtime: (init: Record<string, unknown>) => (c: { log: Logger }) => Partial<RuntimeSet>
+  api: typeof localApi
+  state: typeof state
+  proxy: typeof proxy
+  supervisor: typeof supervisor
+  journal: typeof journal
+  health: typeof health
+  control: typeof control
+}
+
+export const builtInLayers: Layers = {
+  transport: webSocketTransport,
+  discovery,
+  membership,
+  hubs,
+  desired,
+  scheduler: () => () => ({ schedule }),
+  runtime: () => () => builtinRuntimes,
+  api: localApi,
+  state,
+  proxy,
+  supervisor,
+  journal,
+  health,
+  control
 }
 
 export interface RunningNode {
@@ -70,94 +107,87 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   // The node's own log is a file too, rotated like instance logs.
   const nodeLog = new RotatingLog({ path: join(dataDir, 'node.log'), maxBytes: config.log.maxBytes, keep: config.log.keep })
   const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, fileSink(nodeLog)] })
-  // image.json's plugins replace the defaults (spec:<name> ones fetched from the spec repo); factories passed in code replace both.
-  const plugins = await fetchSpecPlugins(config.layers, config.spec, dataDir, { log: root.child('plugins'), nodeId: id })
-    .then(loadLayerPlugins)
-    .catch(async (err) => { await nodeLog.close(); throw err })
+  try {
+    const node = await wire(opts, id, dataDir, root)
+    return { ...node, stop: async () => { await node.stop(); await nodeLog.close() } }
+  } catch (err) {
+    await nodeLog.close()
+    throw err
+  }
+}
+
+type Maker = <C extends object, T>(layer: LayerName, components: C, build: (c: C) => T) => T
+
+/**
+ * Which factory makes each layer: one given in code, else image.json's plugin (spec:<name>
+ * ones fetched from the spec repo first), else the built-in; and `make`, which builds one
+ * with the checks its choice calls for.
+ */
+async function chooseLayers (opts: NodeOptions, dataDir: string, log: Logger, nodeId: string): Promise<{ layers: Layers, make: Maker }> {
+  const fetched = await fetchSpecPlugins(opts.config.layers, opts.config.spec, dataDir, { log, nodeId })
+  const plugins: Partial<Record<LayerName, LoadedPlugin>> = loadLayerPlugins(fetched)
   const fromImage = Object.fromEntries(Object.entries(plugins).map(([layer, p]) => [layer, p.factory]))
-  const layers: Layers = { transport: webSocketTransport, discovery: defaultDiscovery, membership: defaultMembership, hubs: defaultHubs, spec: defaultSpec, supervisor: defaultSupervisor, ...fromImage, ...opts.layers }
-  // A layer made by its factory; a plugin's throw or a malformed result is refused naming the layer.
-  const make = <T>(layer: keyof Layers, build: () => T): T => opts.layers?.[layer] !== undefined || plugins[layer] === undefined ? build() : assemble(layer, plugins[layer].use, build)
+  const layers: Layers = { ...builtInLayers, ...fromImage, ...opts.layers }
+  const make: Maker = (layer, components, build) => {
+    const plugin = opts.layers?.[layer as keyof Layers] !== undefined ? undefined : plugins[layer]
+    const use = opts.layers?.[layer as keyof Layers] !== undefined ? 'given in code' : plugin?.use ?? 'built-in'
+    return assemble(layer, use, () => build(components), { components, needs: plugin?.needs, shape: LAYER_SHAPE[layer] })
+  }
+  for (const [layer, p] of Object.entries(plugins)) log.info(`layer ${layer}: ${p.use} (${p.file})`)
+  return { layers, make }
+}
+
+async function wire (opts: NodeOptions, id: string, dataDir: string, root: Logger): Promise<Omit<RunningNode, 'log'> & { log: Logger }> {
+  const { config } = opts
+  const { layers, make } = await chooseLayers(opts, dataDir, root.child('plugins'), id)
   const identity = await loadIdentity({ keys: opts.keys })
   if (identity.info.cluster !== config.cluster) {
     throw new Error(`the node certificate is for cluster "${identity.info.cluster}", but this node is configured for cluster "${config.cluster}"`)
   }
+  const tls = { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster }
   const containment = await probeContainment()
-  // Said in the characteristics: the scheduler places container services only where an engine answered.
-  const runtimes = await probeRuntimes(dockerSocket(config.docker?.socket))
-  const transport = make('transport', () => layers.transport({ listen: config.listen })({
-    identity: { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster },
-    log: root.child('transport')
-  }))
-  // Every discovery method at once; membership asks it for peers each time it tries seeds.
-  const { seeds: moreSeeds, ...methods } = config.discovery ?? {}
-  const discoveryLayer = make('discovery', () => layers.discovery({ seeds: [...config.seeds, ...(moreSeeds ?? [])], ...methods })({
-    log: root.child('discovery'), dataDir, nodeId: id, listenPort: Number(config.listen.slice(config.listen.lastIndexOf(':') + 1))
-  }))
-  const secrets = await listSecrets(config.secrets)
+  const log = (layer: string): Logger => root.child(layer)
+  const transport = make('transport', { identity: tls, log: log('transport') }, (c) => layers.transport({ listen: config.listen })(c))
+  const discoveryLayer = make('discovery', { log: log('discovery'), dataDir, nodeId: id, listenPort: portOf(config.listen) }, (c) => layers.discovery(discoveryInit(config))(c))
   const leaseFactory = layers.lease
   const leaseLayer = leaseFactory === undefined
     ? undefined
-    : new LeaseHolder({ lease: make('lease', () => leaseFactory({ key: `/origin/${config.cluster}/downing` })({ log: root.child('lease') })), holder: id, log: root.child('lease') })
-  const membershipLayer = make('membership', () => layers.membership({ seeds: () => discoveryLayer.peers(), ...config.membership })({
-    transport,
-    lease: leaseLayer,
-    log: root.child('membership'),
-    self: {
-      id,
-      address: config.advertise,
-      characteristics: {
-        ...measureCharacteristics(config.characteristics, config.labels, Date.now()),
-        secrets,
-        containment: containment.pidNamespace ? 'pid-namespace' : 'process-group',
-        runtimes,
-        certificate: { serial: identity.info.serial, notAfter: identity.info.notAfter.getTime() }
-      }
-    }
-  }))
-  const hubLayer = make('hubs', () => layers.hubs({ policy: config.hubs })({ membership: membershipLayer, log: root.child('hubs') }))
-  const specLayer = make('spec', () => layers.spec({ source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs, limits: config.spec?.limits })({
-    transport, membership: membershipLayer, hubs: hubLayer, log: root.child('spec'), cluster: config.cluster
-  }))
-  // The spec flows back up as events: hub policy and revoked certificates take effect at once.
-  specLayer.events.on('applied', ({ spec }) => {
-    hubLayer.setPolicy({ ...config.hubs, ...spec.cluster.hubs })
-    transport.setRevoked(spec.cluster.revokedSerials)
-    membershipLayer.setDowning(spec.cluster.downing)
-  })
-  // The supervisor is made after the api (it gives instances their keys): asked when a request comes.
-  const api = localApi()({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: root.child('api'), instanceUid: (i) => supervisorLayer?.uidOf?.(i), instanceUsage: async () => await supervisorLayer?.usage?.() ?? {} })
-  const stateLayer = state({ dataDir })({ transport, membership: membershipLayer, log: root.child('state') })
-  // The proxy reads the supervisor's instances only when a connection comes, so it can be made first.
+    : new LeaseHolder({ lease: make('lease', { log: log('lease') }, (c) => leaseFactory({ key: `/origin/${config.cluster}/downing` })(c)), holder: id, log: log('lease') })
+  const self = { id, address: config.advertise, characteristics: await characteristics(config, identity.info, containment) }
+  const membershipLayer = make('membership', { transport, lease: leaseLayer, log: log('membership'), self }, (c) => layers.membership({ seeds: () => discoveryLayer.peers(), ...config.membership })(c))
+  const hubLayer = make('hubs', { membership: membershipLayer, log: log('hubs') }, (c) => layers.hubs({ policy: config.hubs })(c))
+  const desiredInit = { source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs, limits: config.spec?.limits }
+  const specLayer = make('desired', { transport, membership: membershipLayer, hubs: hubLayer, log: log('spec'), cluster: config.cluster }, (c) => layers.desired(desiredInit)(c))
+  followSpec(specLayer, { hubs: hubLayer, transport, membership: membershipLayer, hubsPolicy: config.hubs })
+  const scheduler = make('scheduler', { log: log('scheduler') }, (c) => layers.scheduler({})(c))
+  const runtimes = make('runtime', { log: log('runtime') }, (c) => layers.runtime({})(c))
+  // The api and the proxy are made before the supervisor (it gives instances their keys and addresses): they ask it only when a request comes.
   let supervisorRef: Supervisor | undefined
-  const proxyLayer = proxy()({
-    identity: { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster },
-    transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer,
-    local: () => supervisorRef?.report() ?? [],
-    usage: async () => await supervisorRef?.usage?.() ?? {},
-    log: root.child('proxy')
-  })
-  const supervisorLayer = make('supervisor', () => layers.supervisor({ dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs ?? membershipDefaults.suspectAfterMs, secretsDir: config.secrets, containment, dockerSocket: config.docker?.socket })({ spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, lease: leaseLayer, log: root.child('supervisor') }))
+  const instanceUsage = async (): ReturnType<NonNullable<Supervisor['usage']>> => await supervisorRef?.usage?.() ?? {}
+  const api = make('api', { membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: log('api'), instanceUid: (i: string) => supervisorRef?.uidOf?.(i), instanceUsage }, (c) => layers.api()(c))
+  const stateLayer = make('state', { transport, membership: membershipLayer, log: log('state') }, (c) => layers.state({ dataDir })(c))
+  const proxyLayer = make('proxy', { identity: tls, transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, local: () => supervisorRef?.report() ?? [], usage: instanceUsage, log: log('proxy') }, (c) => layers.proxy()(c))
+  const supervisorInit = { dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs ?? membershipDefaults.suspectAfterMs, secretsDir: config.secrets, containment, dockerSocket: config.docker?.socket }
+  const supervisorComponents = { spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, lease: leaseLayer, runtimes, schedule: scheduler.schedule, log: log('supervisor') }
+  const supervisorLayer = make('supervisor', supervisorComponents, (c) => layers.supervisor(supervisorInit)(c))
   supervisorRef = supervisorLayer
-  // The journal listens to the layers' events; it starts right after the transport so it hears them all.
-  const journalLayer = journal({ dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep })({ membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: root.child('journal') })
-  // After the supervisor, whose events it reads; it speaks through the membership.
-  const healthLayer = health(config.health)({ membership: membershipLayer, supervisor: supervisorLayer, log: root.child('health'), dataDir })
-  const controlLayer = control()({ transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, dataDir, log: root.child('control') })
+  const journalLayer = make('journal', { membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: log('journal') }, (c) => layers.journal({ dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep })(c))
+  const healthLayer = make('health', { membership: membershipLayer, supervisor: supervisorLayer, log: log('health'), dataDir }, (c) => layers.health(config.health)(c))
+  const controlLayer = make('control', { transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, dataDir, log: log('control') }, (c) => layers.control()(c))
   const system = new System([
     { name: 'transport', component: transport },
+    // Right after the transport: it listens to the layers' events and must hear them all.
     { name: 'journal', component: journalLayer },
     { name: 'discovery', component: discoveryLayer },
     // Before membership, so it stops after it: the lease is released once this node has left.
     ...(leaseLayer === undefined ? [] : [{ name: 'lease', component: leaseLayer }]),
     { name: 'membership', component: membershipLayer },
     { name: 'hubs', component: hubLayer },
-    { name: 'spec', component: specLayer },
+    { name: 'desired', component: specLayer },
     { name: 'api', component: api },
     { name: 'state', component: stateLayer },
     { name: 'proxy', component: proxyLayer },
-    // Health listens before the supervisor starts: a first reconcile that never ends (a
-    // code fetch that hangs) is one it must see begin.
+    // Before the supervisor: a first reconcile that never ends (a code fetch that hangs) is one it must see begin.
     { name: 'health', component: healthLayer },
     { name: 'supervisor', component: supervisorLayer },
     { name: 'control', component: controlLayer }
@@ -174,7 +204,40 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
     spec: specLayer,
     supervisor: supervisorLayer,
     journal: journalLayer,
-    stop: async () => { await system.stop(); root.info('stopped'); await nodeLog.close() }
+    stop: async () => { await system.stop(); root.info('stopped') }
+  }
+}
+
+/**
+ * The spec flows back up as events: its hub policy, revoked certificates and downing
+ * strategy take effect at once, laid over what image.json says.
+ */
+function followSpec (desired: SpecLayer, to: { hubs: Hubs, transport: Transport, membership: Membership, hubsPolicy: ImageConfig['hubs'] }): void {
+  desired.events.on('applied', ({ spec }) => {
+    to.hubs.setPolicy({ ...to.hubsPolicy, ...spec.cluster.hubs })
+    to.transport.setRevoked(spec.cluster.revokedSerials)
+    to.membership.setDowning(spec.cluster.downing)
+  })
+}
+
+/** Every discovery method image.json names, at once: image.json's `seeds` are the seeds method's too. */
+function discoveryInit (config: ImageConfig): Parameters<typeof discovery>[0] {
+  const { seeds: moreSeeds, ...methods } = config.discovery ?? {}
+  return { seeds: [...config.seeds, ...(moreSeeds ?? [])], ...methods }
+}
+
+function portOf (listen: string): number {
+  return Number(listen.slice(listen.lastIndexOf(':') + 1))
+}
+
+/** What this node tells the cluster about itself; the scheduler places container services only where an engine answered. */
+async function characteristics (config: ImageConfig, cert: { serial: string, notAfter: Date }, containment: Containment): Promise<Characteristics> {
+  return {
+    ...measureCharacteristics(config.characteristics, config.labels, Date.now()),
+    secrets: await listSecrets(config.secrets),
+    containment: containment.pidNamespace ? 'pid-namespace' : 'process-group',
+    runtimes: await probeRuntimes(dockerSocket(config.docker?.socket)),
+    certificate: { serial: cert.serial, notAfter: cert.notAfter.getTime() }
   }
 }
 

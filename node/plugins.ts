@@ -31,12 +31,46 @@ import { verifyCommitSignature } from './desired/signature'
 import { validator } from './validate'
 
 /**
- * The layers image.json may name: every layer assembly.ts makes from a swappable factory, and
- * `lease`, which has no built-in default (the `lease` downing strategy's engine, e.g.
- * lease-etcd; node/membership/lease.ts).
+ * The layers image.json may name: every layer assembly.ts makes from a factory, in the order
+ * it makes them, and `lease`, which has no built-in default (the `lease` downing strategy's
+ * engine, e.g. lease-etcd; node/membership/lease.ts). `spec` is the old name of `desired`,
+ * still accepted: image.json files in use name it (LAYER_ALIASES).
  */
-export const REPLACEABLE_LAYERS = ['transport', 'discovery', 'membership', 'hubs', 'spec', 'supervisor', 'lease'] as const
-export type LayerName = typeof REPLACEABLE_LAYERS[number]
+export const LAYER_NAMES = ['transport', 'discovery', 'lease', 'membership', 'hubs', 'desired', 'scheduler', 'runtime', 'api', 'state', 'proxy', 'supervisor', 'journal', 'health', 'control'] as const
+export type LayerName = typeof LAYER_NAMES[number]
+/** Old names image.json may still use for a layer. */
+export const LAYER_ALIASES = { spec: 'desired' } as const satisfies Record<string, LayerName>
+/** Every key image.json's `layers` accepts: the layers and their old names. */
+export const REPLACEABLE_LAYERS = [...LAYER_NAMES, ...Object.keys(LAYER_ALIASES) as Array<keyof typeof LAYER_ALIASES>] as const
+export type LayerKey = typeof REPLACEABLE_LAYERS[number]
+
+/**
+ * What a layer's factory must make, beyond being an object: most layers are components the
+ * system starts and stops; the scheduler is a pure function, and the runtime layer is a set
+ * of runtime factories by name (node/runtime/contract.ts RuntimeSet), any of which it may
+ * leave to the built-in.
+ */
+/** The runtimes the runtime layer may name: how a service's `run.command` and `run.image` start. */
+export const RUNTIME_NAMES = ['process', 'container']
+
+const LIFECYCLE = ['start', 'stop']
+export const LAYER_SHAPE: Record<LayerName, readonly string[]> = {
+  transport: LIFECYCLE,
+  discovery: [...LIFECYCLE, 'peers'],
+  lease: [...LIFECYCLE, 'acquire', 'read', 'renew', 'release'],
+  membership: LIFECYCLE,
+  hubs: LIFECYCLE,
+  desired: LIFECYCLE,
+  scheduler: ['schedule'],
+  runtime: [],
+  api: LIFECYCLE,
+  state: LIFECYCLE,
+  proxy: LIFECYCLE,
+  supervisor: LIFECYCLE,
+  journal: LIFECYCLE,
+  health: LIFECYCLE,
+  control: LIFECYCLE
+}
 
 export interface LayerChoice {
   /** A plugin name under plugins/ (`transport-memory`), or a module path. */
@@ -45,7 +79,7 @@ export interface LayerChoice {
   config?: Record<string, unknown>
 }
 
-export type LayerChoices = Partial<Record<LayerName, LayerChoice>>
+export type LayerChoices = Partial<Record<LayerKey, LayerChoice>>
 
 /** A plugin name: what is looked up under plugins/ rather than taken as a path. */
 export const PLUGIN_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
@@ -66,13 +100,16 @@ export interface LoadedPlugin {
   file: string
   /** The plugin's factory with its checked `config` laid over each init it is given. */
   factory: AnyFactory
+  /** The components the plugin says it needs (its module's `dependencies`), checked when it is made. */
+  needs: string[]
 }
 
 // Plugins shipped with origin, required by literal paths so a bundler (origin build) takes them in.
 const SHIPPED: Record<string, () => unknown> = {
   'transport-memory': () => require('../plugins/transport-memory'),
   'discovery-file': () => require('../plugins/discovery-file'),
-  'lease-etcd': () => require('../plugins/lease-etcd')
+  'lease-etcd': () => require('../plugins/lease-etcd'),
+  'lease-redis': () => require('../plugins/lease-redis')
 }
 
 /** Where the project's plugins/ is: next to node/ in the source tree and in dist/. */
@@ -108,10 +145,12 @@ function requireFrom (layer: LayerName, use: string, file: string): unknown {
 }
 
 /** One layer's plugin, loaded and its config checked. */
-export function loadLayerPlugin (layer: LayerName, choice: LayerChoice, baseDir = process.cwd()): LoadedPlugin {
+export function loadLayerPlugin (key: LayerKey, choice: LayerChoice, baseDir = process.cwd()): LoadedPlugin {
+  const layer = layerNamed(key)
   const { use } = choice
   const { mod, file } = loadModule(layer, use, baseDir)
-  const exported = mod?.[layer] ?? mod?.default ?? mod
+  const oldName = Object.entries(LAYER_ALIASES).find(([, to]) => to === layer)?.[0] ?? layer
+  const exported = mod?.[layer] ?? mod?.[oldName] ?? mod?.default ?? mod
   if (typeof exported !== 'function') {
     refuse(layer, use, `${file} exports no ${layer} factory (export "${layer}" or a default function)`, { file })
   }
@@ -130,26 +169,52 @@ export function loadLayerPlugin (layer: LayerName, choice: LayerChoice, baseDir 
       refuse(layer, use, errorMessage(err), { file, ...(err instanceof OriginError ? err.data : {}) })
     }
   }
+  const needs: unknown = mod?.dependencies ?? []
+  if (!Array.isArray(needs) || !needs.every((n) => typeof n === 'string')) refuse(layer, use, `${file} exports "dependencies" that is not a list of component names`, { file })
   const factory = exported as AnyFactory
-  return { layer, use, file, factory: (init: Record<string, unknown>) => factory({ ...init, ...config }) }
+  return { layer, use, file, needs, factory: (init: Record<string, unknown>) => factory({ ...init, ...config }) }
 }
 
-/** Every layer `choices` names, loaded. Relative paths are taken from `baseDir` (the image dir). */
+/** Every layer `choices` names, loaded, under its own name (`spec` is `desired`). Relative paths are taken from `baseDir` (the image dir). */
 export function loadLayerPlugins (choices: LayerChoices | undefined, baseDir = process.cwd()): Partial<Record<LayerName, LoadedPlugin>> {
   const out: Partial<Record<LayerName, LoadedPlugin>> = {}
-  for (const [layer, choice] of Object.entries(choices ?? {}) as Array<[LayerName, LayerChoice]>) {
-    if (!REPLACEABLE_LAYERS.includes(layer)) refuse(layer, choice.use, `not a layer a plugin can replace (${REPLACEABLE_LAYERS.join(', ')})`)
+  for (const [key, choice] of Object.entries(choices ?? {}) as Array<[LayerKey, LayerChoice]>) {
+    if (!REPLACEABLE_LAYERS.includes(key)) refuse(key, choice.use, `not a layer a plugin can replace (${LAYER_NAMES.join(', ')})`)
+    const layer = layerNamed(key)
+    if (out[layer] !== undefined) refuse(layer, choice.use, `named twice in layers, as ${layer} and as its old name ${key}; keep one`)
     out[layer] = loadLayerPlugin(layer, choice, baseDir)
   }
   return out
 }
 
+/** The layer an image.json key names: itself, or the layer an old name stands for. */
+export function layerNamed (key: LayerKey): LayerName {
+  return (LAYER_ALIASES as Record<string, LayerName>)[key] ?? key
+}
+
+export interface AssembleChecks {
+  /** What the factory was given: `needs` are looked up in it. */
+  components?: object
+  /** Components the layer cannot work without (a plugin's `dependencies`). */
+  needs?: readonly string[]
+  /** Methods the made layer must have. @default ['start', 'stop'] */
+  shape?: readonly string[]
+}
+
 /**
- * Make one layer: `make()` calls its factory with its components. A throw (a dependency
- * the plugin needs and was not given) or an object without start()/stop() is refused
- * naming the layer.
+ * Make one layer: `make()` calls its factory with its components. A dependency it names
+ * that the node does not give it, a throw (a dependency it found missing itself) or an
+ * object without the layer's methods is refused naming the layer, so a node never starts
+ * half-wired.
  */
-export function assemble<T> (layer: string, use: string, make: () => T): T {
+export function assemble<T> (layer: string, use: string, make: () => T, checks: AssembleChecks = {}): T {
+  const given = (checks.components ?? {}) as Record<string, unknown>
+  for (const need of checks.needs ?? []) {
+    if (given[need] === undefined) {
+      const has = Object.keys(given).filter((k) => given[k] !== undefined)
+      refuse(layer, use, `needs ${need}, which this node does not give it (it gives: ${has.join(', ')})`, { missing: need })
+    }
+  }
   let made: any
   try {
     made = make()
@@ -157,8 +222,15 @@ export function assemble<T> (layer: string, use: string, make: () => T): T {
     if (err instanceof OriginError && err.data.layer === layer) throw err
     refuse(layer, use, `cannot be assembled: ${errorMessage(err)}`)
   }
-  for (const m of ['start', 'stop']) {
-    if (typeof made?.[m] !== 'function') refuse(layer, use, `the factory made an object without ${m}()`)
+  if (made === null || typeof made !== 'object') refuse(layer, use, `the factory made ${made === null ? 'null' : typeof made}, not an object`)
+  for (const m of checks.shape ?? ['start', 'stop']) {
+    if (typeof made[m] !== 'function') refuse(layer, use, `the factory made an object without ${m}()`)
+  }
+  if (layer === 'runtime') {
+    for (const [name, f] of Object.entries(made)) {
+      if (!RUNTIME_NAMES.includes(name)) refuse(layer, use, `the factory made a runtime named "${name}"; runtimes are ${RUNTIME_NAMES.join(', ')}`)
+      if (typeof f !== 'function') refuse(layer, use, `the factory's runtime "${name}" is not a factory function`)
+    }
   }
   return made as T
 }
@@ -173,7 +245,7 @@ export interface SpecRepo { url: string, ref?: string, token?: string, allowedSi
  * When the remote cannot be reached, the last commit fetched (verified again) is used.
  */
 export async function fetchSpecPlugins (choices: LayerChoices | undefined, spec: SpecRepo | undefined, dataDir: string, c: { log: Logger, nodeId: string }): Promise<LayerChoices | undefined> {
-  const wanted = Object.entries(choices ?? {}).filter(([, ch]) => ch.use.startsWith('spec:')) as Array<[LayerName, LayerChoice]>
+  const wanted = Object.entries(choices ?? {}).filter(([, ch]) => ch.use.startsWith('spec:')) as Array<[LayerKey, LayerChoice]>
   if (wanted.length === 0) return choices
   for (const [layer, ch] of wanted) {
     if (!SPEC_PLUGIN.test(ch.use)) refuse(layer, ch.use, 'a spec repo plugin is named spec:<name>, the name of letters, digits and "-"')

@@ -3,14 +3,16 @@
  * nodes in one process whose image.json says `transport-memory` and `discovery-file` form a
  * cluster with no socket and no seed, a hubs plugin from a path is the node's hubs layer,
  * a plugin in a signed commit of the spec repo replaces its layer (an unsigned one is refused),
- * a plugin with a bad config is refused by the layer's name before anything starts, and node
+ * every layer named in image.json (the spec layer by its old name) is made by its plugin and
+ * runs a spec, a plugin with a bad config or a dependency the node lacks is refused by the
+ * layer's name before anything starts, and node
  * processes (the CLI reading image.json) merge once their discovery-file lists one of them.
  */
 import test from 'ava'
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { parseImageConfig, readImageConfig } from '../node/config/image'
 import { OriginError } from '../node/errors'
@@ -131,6 +133,54 @@ test.serial('plugins: a plugin from the spec repo replaces its layer only from a
   const refused = await t.throwsAsync(startNode({ config: image('s3', '127.78.3.3:7400', { layers, spec }), keys }))
   t.is((refused as OriginError).code, 'E_CONFIG_INVALID')
   t.regex(refused?.message ?? '', new RegExp(`^layer hubs \\("spec:fixed-hubs"\\): the spec repo's commit ${unsigned.slice(0, 12)} is refused: .*not signed`))
+})
+
+// One module that replaces every layer with the built-in wrapped: each says it was made, the
+// scheduler counts its calls and the runtime the runs it starts.
+const wrapEveryLayer = `
+    const { builtInLayers } = require(${JSON.stringify(resolve(__dirname, '..', 'node', 'assembly'))})
+    const seen = globalThis.originPluginsTest ??= { made: [], schedules: 0, runs: [] }
+    for (const layer of Object.keys(builtInLayers)) {
+      exports[layer] = (init) => (c) => {
+        const made = builtInLayers[layer](init)(c)
+        seen.made.push(layer)
+        if (layer === 'scheduler') return { schedule: (input) => { seen.schedules++; return made.schedule(input) } }
+        if (layer === 'runtime') {
+          return { ...made, process: (init) => { const rt = made.process(init); return { ...rt, start: (req) => { seen.runs.push(req.id); return rt.start(req) } } } }
+        }
+        return made
+      }
+    }
+`
+
+test.serial('plugins: every layer named in image.json (spec by its old name) is made by the plugin, and the node runs a spec through them', async (t) => {
+  await writeFile(join(dir, 'wrap.js'), wrapEveryLayer)
+  const specDir = join(dir, 'wrap-spec')
+  await mkdir(join(specDir, 'services'), { recursive: true })
+  await writeFile(join(specDir, 'cluster.json'), JSON.stringify({ name: 'test', minNodes: 1 }))
+  const sleeper = resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs', 'sleeper.js')
+  await writeFile(join(specDir, 'services', 'one.json'), JSON.stringify({ run: { command: process.execPath, args: [sleeper] }, placement: { kind: 'singleton' }, stopGraceMs: 500 }))
+  const named = ['discovery', 'membership', 'hubs', 'spec', 'scheduler', 'runtime', 'api', 'state', 'proxy', 'supervisor', 'journal', 'health', 'control']
+  const layers = { transport: { use: 'transport-memory', config: { network: 'plugins-wrap' } }, ...Object.fromEntries(named.map((l) => [l, { use: join(dir, 'wrap.js') }])) }
+  const node = await startNode({ config: image('w1', '127.78.4.1:7400', { layers, specDir }), keys })
+  t.teardown(async () => await node.stop())
+  const seen = (globalThis as unknown as { originPluginsTest: { made: string[], schedules: number, runs: string[] } }).originPluginsTest
+  t.deepEqual([...seen.made].sort(), named.map((l) => l === 'spec' ? 'desired' : l).sort())
+  const ready = await waitFor(() => node.supervisor.report().find((i) => i.service === 'one' && i.status.state === 'ready'), { what: 'the singleton ready' })
+  t.is(ready.node, node.id)
+  t.true(seen.schedules > 0, 'the supervisor placed it with the scheduler layer')
+  t.deepEqual(seen.runs, [ready.instance], 'the runtime layer started its run')
+})
+
+test.serial('plugins: a dependency a plugin names that this node lacks fails the assembly naming the layer, and nothing starts', async (t) => {
+  await writeFile(join(dir, 'needs-lease.js'), fixedHubs + '\n    exports.dependencies = ["membership", "lease"]\n')
+  const config = image('d1', '127.78.5.1:7400', {
+    layers: { transport: { use: 'transport-memory', config: { network: 'plugins-needs' } }, hubs: { use: join(dir, 'needs-lease.js'), config: { names: ['d1'] } } }
+  })
+  const err = await t.throwsAsync(startNode({ config, keys }))
+  t.is((err as OriginError).code, 'E_CONFIG_INVALID')
+  t.regex(err?.message ?? '', /^layer hubs \(".*needs-lease.js"\): needs lease, which this node does not give it \(it gives: membership, log\)$/)
+  t.deepEqual(namedNetwork('plugins-needs').addresses, [])
 })
 
 test.serial('plugins: node processes whose image.json names discovery-file find each other once the file lists one of them', async (t) => {

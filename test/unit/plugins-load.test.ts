@@ -9,7 +9,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { OriginError } from '../../node/errors'
 import { parseImageConfig, readImageConfig } from '../../node/config/image'
-import { assemble, loadLayerPlugin, loadLayerPlugins } from '../../node/plugins'
+import { assemble, LAYER_SHAPE, loadLayerPlugin, loadLayerPlugins } from '../../node/plugins'
 import { namedNetwork } from '../../plugins/transport-memory'
 
 function refusal (fn: () => unknown): OriginError {
@@ -68,9 +68,9 @@ test('plugins: a bad config is refused naming the layer and the field', (t) => {
 test('plugins: no such plugin, a module that cannot load and one without a factory are refused naming the layer', (t) => {
   t.regex(refusal(() => loadLayerPlugin('hubs', { use: 'no-such-plugin' })).message, /^layer hubs \("no-such-plugin"\): no plugin named "no-such-plugin" in /)
   t.regex(refusal(() => loadLayerPlugin('hubs', { use: './missing.js' }, dir)).message, /^layer hubs \(".\/missing.js"\): module .*missing.js cannot be loaded/)
-  t.regex(refusal(() => loadLayerPlugin('spec', { use: './broken.js' }, dir)).message, /^layer spec .*cannot be loaded: boom at load/)
+  t.regex(refusal(() => loadLayerPlugin('desired', { use: './broken.js' }, dir)).message, /^layer desired .*cannot be loaded: boom at load/)
   t.regex(refusal(() => loadLayerPlugin('membership', { use: './nothing.js' }, dir)).message, /^layer membership .*exports no membership factory/)
-  t.regex(refusal(() => loadLayerPlugins({ runtime: { use: 'x' } } as any)).message, /^layer runtime .*not a layer a plugin can replace/)
+  t.regex(refusal(() => loadLayerPlugins({ kernel: { use: 'x' } } as any)).message, /^layer kernel .*not a layer a plugin can replace \(transport, discovery, lease, membership, hubs, desired, scheduler, runtime, api, /)
 })
 
 test('plugins: assembly refuses a factory that throws (a missing dependency) or makes no start/stop, naming the layer', (t) => {
@@ -81,11 +81,52 @@ test('plugins: assembly refuses a factory that throws (a missing dependency) or 
   t.is(assemble('spec', 'x', () => ok), ok)
 })
 
+test('plugins: a dependency a plugin names and the node does not give fails at assembly naming the layer, before the factory runs', (t) => {
+  let made = 0
+  const factory = (): unknown => { made++; return { start: async () => {}, stop: async () => {} } }
+  const e = refusal(() => assemble('hubs', 'needy.js', factory, { components: { membership: {}, lease: undefined, log: {} }, needs: ['membership', 'lease'] }))
+  t.is(e.message, 'layer hubs ("needy.js"): needs lease, which this node does not give it (it gives: membership, log)')
+  t.is(e.data.missing, 'lease')
+  t.is(made, 0)
+  t.notThrows(() => assemble('hubs', 'needy.js', factory, { components: { membership: {}, lease: {} }, needs: ['membership', 'lease'] }))
+  t.is(made, 1)
+})
+
+test('plugins: a module says what it needs in "dependencies"; anything but a list of names is refused', async (t) => {
+  await writeFile(join(dir, 'needy.js'), 'exports.dependencies = ["lease"]; exports.hubs = () => () => ({ start: async () => {}, stop: async () => {} })')
+  await writeFile(join(dir, 'needy-bad.js'), 'exports.dependencies = "lease"; exports.hubs = () => () => ({})')
+  t.deepEqual(loadLayerPlugin('hubs', { use: './needy.js' }, dir).needs, ['lease'])
+  t.deepEqual(loadLayerPlugin('hubs', { use: './my-hubs.js' }, dir).needs, [])
+  t.regex(refusal(() => loadLayerPlugin('hubs', { use: './needy-bad.js' }, dir)).message, /^layer hubs .*exports "dependencies" that is not a list of component names/)
+})
+
+test('plugins: the scheduler and a runtime are checked for their own shape, not start/stop', (t) => {
+  const scheduler = { schedule: () => ({}) }
+  t.is(assemble('scheduler', 'x', () => scheduler, { shape: LAYER_SHAPE.scheduler }), scheduler)
+  t.regex(refusal(() => assemble('scheduler', 'x', () => ({ start: async () => {}, stop: async () => {} }), { shape: LAYER_SHAPE.scheduler })).message, /^layer scheduler \("x"\): the factory made an object without schedule\(\)/)
+  t.regex(refusal(() => assemble('runtime', 'x', () => undefined, { shape: LAYER_SHAPE.runtime })).message, /^layer runtime \("x"\): the factory made undefined, not an object/)
+  const onlyProcess = { process: () => ({}) }
+  t.is(assemble('runtime', 'x', () => onlyProcess, { shape: LAYER_SHAPE.runtime }), onlyProcess)
+  t.regex(refusal(() => assemble('runtime', 'x', () => ({ kind: 'process', start: () => {} }), { shape: LAYER_SHAPE.runtime })).message, /^layer runtime \("x"\): the factory made a runtime named "kind"; runtimes are process, container/)
+  t.regex(refusal(() => assemble('runtime', 'x', () => ({ container: 'docker' }), { shape: LAYER_SHAPE.runtime })).message, /^layer runtime \("x"\): the factory's runtime "container" is not a factory function/)
+})
+
+test('plugins: "spec" is the old name of the desired layer: accepted, loaded as desired, refused beside "desired"', (t) => {
+  const loaded = loadLayerPlugins({ spec: { use: join(dir, 'default-export.js') } })
+  t.deepEqual(Object.keys(loaded), ['desired'])
+  t.is(loaded.desired?.layer, 'desired')
+  const both = refusal(() => loadLayerPlugins({ desired: { use: join(dir, 'default-export.js') }, spec: { use: join(dir, 'default-export.js') } }))
+  t.regex(both.message, /^layer desired .*named twice in layers, as desired and as its old name spec/)
+})
+
 test('image config: layers name a plugin per layer; unknown layers and a missing use are refused', (t) => {
   const c = parseImageConfig(JSON.stringify({ cluster: 'p', layers: { transport: { use: 'transport-memory', config: { network: 'x' } } } }))
   t.deepEqual(c.layers, { transport: { use: 'transport-memory', config: { network: 'x' } } })
   t.is(parseImageConfig(JSON.stringify({ cluster: 'p' })).layers, undefined)
-  t.regex(refusal(() => parseImageConfig(JSON.stringify({ cluster: 'p', layers: { runtime: { use: 'x' } } }))).message, /\/layers: unknown field "runtime"/)
+  t.regex(refusal(() => parseImageConfig(JSON.stringify({ cluster: 'p', layers: { kernel: { use: 'x' } } }))).message, /\/layers: unknown field "kernel"/)
+  for (const layer of ['runtime', 'scheduler', 'api', 'control', 'state', 'proxy', 'journal', 'health', 'desired', 'spec']) {
+    t.deepEqual(parseImageConfig(JSON.stringify({ cluster: 'p', layers: { [layer]: { use: 'x' } } })).layers, { [layer]: { use: 'x' } }, layer)
+  }
   t.regex(refusal(() => parseImageConfig(JSON.stringify({ cluster: 'p', layers: { hubs: { config: {} } } }))).message, /\/layers\/hubs: missing required field "use"/)
   t.regex(refusal(() => parseImageConfig(JSON.stringify({ cluster: 'p', layers: { hubs: { use: 'x', config: 3 } } }))).message, /\/layers\/hubs\/config: must be object/)
 })
