@@ -72,9 +72,11 @@ async function benchSize (size: number, soak: boolean): Promise<void> {
   try {
     console.log(`\nmembership, ${size} nodes, default settings (SWIM every 200 ms, suspicion 600..2000 ms)`)
     const names = Array.from({ length: size }, (_, i) => `m${i + 1}`)
+    // Nodes started at once share two cores with the bench's own polling: more time to form the more there are.
+    const formMs = 30_000 + 6_000 * size
     for (const name of names) await c.start({ name, membership: {}, logLevel: 'info' })
     const everyone = Object.fromEntries(names.map((n) => [n, 'alive']))
-    await c.waitForView(everyone, { timeoutMs: 30_000 })
+    await c.waitForView(everyone, { timeoutMs: formMs })
 
     // Traffic: each node's window is the time since the previous stats call it answered.
     const client = await c.client(names[0])
@@ -104,7 +106,7 @@ async function benchSize (size: number, soak: boolean): Promise<void> {
       // The same node again (its data dir, so its id): alive everywhere before the next kill.
       await c.node(victim).proc.exited
       await c.start({ name: victim, address: c.node(victim).address, membership: {}, logLevel: 'info' })
-      await c.waitForView(everyone, { timeoutMs: 30_000 })
+      await c.waitForView(everyone, { timeoutMs: formMs })
     }
     const each = summarize(samples)
     const all = summarize(onAll)
