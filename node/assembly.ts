@@ -108,8 +108,7 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   const nodeLog = new RotatingLog({ path: join(dataDir, 'node.log'), maxBytes: config.log.maxBytes, keep: config.log.keep })
   const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, fileSink(nodeLog)] })
   try {
-    const node = await wire(opts, id, dataDir, root)
-    return { ...node, stop: async () => { await node.stop(); await nodeLog.close() } }
+    return await wire(opts, id, dataDir, root, async () => await nodeLog.close())
   } catch (err) {
     await nodeLog.close()
     throw err
@@ -137,7 +136,7 @@ async function chooseLayers (opts: NodeOptions, dataDir: string, log: Logger, no
   return { layers, make }
 }
 
-async function wire (opts: NodeOptions, id: string, dataDir: string, root: Logger): Promise<Omit<RunningNode, 'log'> & { log: Logger }> {
+async function wire (opts: NodeOptions, id: string, dataDir: string, root: Logger, closeLog: () => Promise<void>): Promise<RunningNode> {
   const { config } = opts
   const { layers, make } = await chooseLayers(opts, dataDir, root.child('plugins'), id)
   const identity = await loadIdentity({ keys: opts.keys })
@@ -204,7 +203,7 @@ async function wire (opts: NodeOptions, id: string, dataDir: string, root: Logge
     spec: specLayer,
     supervisor: supervisorLayer,
     journal: journalLayer,
-    stop: async () => { await system.stop(); root.info('stopped') }
+    stop: async () => { await system.stop(); root.info('stopped'); await closeLog() }
   }
 }
 
