@@ -6,6 +6,8 @@ import { inspect } from 'node:util'
 import type { HubsView, NodeRow, SpecView } from '../node/control'
 import type { ServicesView } from '../node/control/services'
 import type { SyncResult } from '../node/desired'
+import { OriginError } from '../node/errors'
+import { specRejectedError } from '../node/protocol/errors'
 
 export function textTable (headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
@@ -80,11 +82,19 @@ export class SpecReport {
   readonly lastRejected?: SpecView['lastRejected']
   readonly rollout: SpecView['rollout']
   readonly waiting: SpecView['waiting']
+  /**
+   * The last rejection as the node raised it: an OriginError (E_SPEC_INVALID) whose
+   * `data.problems` says, for each problem, its file, line, JSON path and message.
+   */
+  readonly rejection?: OriginError
   constructor (v: SpecView) {
     this.answeredBy = v.answeredBy
     this.applied = v.applied
     this.nodes = v.nodes
     this.lastRejected = v.lastRejected
+    // A node of an older version sends the lines only: the error is made of those.
+    const r = v.lastRejected
+    this.rejection = r === undefined ? undefined : r.error !== undefined ? OriginError.fromJSON(r.error) : specRejectedError(r)
     this.rollout = v.rollout
     this.waiting = v.waiting
   }

@@ -28,6 +28,8 @@ import { call, serve, stream } from '../protocol/table'
 import { mesh } from '../protocol/mesh'
 import { operator } from '../protocol/operator'
 import type { Control, ControlComponents, ControlInit, NodeRow, SpecView } from './types'
+import { specRejectedError } from '../protocol/errors'
+import type { Rejection } from '../desired/contract'
 
 export type { Control, ControlComponents, ControlInit, HubsView, NodeRow, SpecView } from './types'
 
@@ -136,7 +138,9 @@ async function specView (c: ControlComponents): Promise<SpecView> {
     answeredBy: c.membership.id,
     applied: c.spec.current()?.info,
     nodes: Object.values(table).sort((a, b) => (a.id < b.id ? -1 : 1)).map((m) => ({ id: m.id, status: m.status, spec: m.spec })),
-    lastRejected: rejected === undefined ? undefined : { ...rejected, at: new Date(rejected.at).toISOString() },
+    lastRejected: rejected === undefined
+      ? undefined
+      : { ...rejected, problems: problems(rejected), at: new Date(rejected.at).toISOString(), error: specRejectedError({ ...rejected, problems: problems(rejected) }).toJSON() },
     rollout: waiting.length === 0 ? 'done' : 'waiting',
     waiting
   }
@@ -165,4 +169,9 @@ async function * relayLogs (c: ControlComponents, p: LogsRequest, signal: AbortS
   } finally {
     void it.return?.() // the caller went away: so does the stream from the other node
   }
+}
+
+/** A rejection's problems as data; a hub of an older version sends only lines, each a problem then. */
+function problems (r: Rejection): Rejection['problems'] {
+  return Array.isArray(r.problems) ? r.problems : r.errors.map((message) => ({ file: '', message }))
 }

@@ -9,6 +9,7 @@ import type { Journal } from '../journal'
 import type { Logger } from '../log'
 import type { Membership, MemberStatus } from '../membership'
 import type { SpecLayer, StructuredRejection } from '../desired/contract'
+import type { OriginErrorJSON } from '../errors'
 import type { Supervisor } from '../supervisor'
 import type { Transport } from '../transport/types'
 
@@ -41,8 +42,11 @@ export interface SpecView {
   answeredBy: string
   applied?: CommitInfo
   nodes: Array<{ id: string, status: MemberStatus, spec?: string }>
-  /** The last rejection, with each problem as data (file, line, path, message) besides its line of text. */
-  lastRejected?: Omit<StructuredRejection, 'at'> & { at: string }
+  /**
+   * The last rejection: `errors` one line each, `problems` the same as data (file, line,
+   * path, message), and `error` the OriginError (E_SPEC_INVALID) the REPL rebuilds with fromJSON.
+   */
+  lastRejected?: Omit<StructuredRejection, 'at'> & { at: string, error: OriginErrorJSON }
   /** `done` when every instance runs what the applied spec asks; `waiting` with the reasons otherwise. */
   rollout: 'done' | 'waiting'
   /** Instances not (yet) running the applied spec's version, and why (`build failed: ...`). */

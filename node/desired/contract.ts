@@ -8,10 +8,10 @@ import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import type { Transport } from '../transport/types'
 import type { SpecLimits } from './limits'
-import type { Applied, Rejection as RejectionLines, SpecSource, SyncResult } from './state'
+import type { Applied, Rejection as RejectionLines, SpecSource, SyncResult as SyncLines } from './state'
 import type { SpecError } from './types'
 
-export type { Applied, SpecSource, SyncResult } from './state'
+export type { Applied, SpecSource } from './state'
 export type { SpecError } from './types'
 
 export interface SpecInit {
@@ -40,6 +40,9 @@ export interface SpecComponents {
  * problem that is no file's (a bad signature, a commit over its size) has file ''.
  */
 export interface Rejection extends RejectionLines { problems: SpecError[] }
+/** What one node did when asked to sync; a rejection's problems as data too. */
+export interface SyncResult extends SyncLines { problems?: SpecError[] }
+
 /** The name control's views use for it. */
 export type StructuredRejection = Rejection
 

@@ -30,8 +30,8 @@ import { executablesIn } from './modes'
 import { webhookHandler } from './webhook'
 import { call, serve, stream } from '../protocol/table'
 import { mesh } from '../protocol/mesh'
-import { followTarget, type Applied, type SyncResult } from './state'
-import type { Rejection, SpecComponents, SpecEvents, SpecInit, SpecLayer } from './contract'
+import { followTarget, type Applied } from './state'
+import type { Rejection, SpecComponents, SpecEvents, SpecInit, SpecLayer, SyncResult } from './contract'
 import type { SpecError } from './types'
 
 export type { Applied, Rejection, SpecComponents, SpecError, SpecEvents, SpecInit, SpecLayer, SpecSource, StructuredRejection, SyncResult } from './contract'
@@ -375,7 +375,7 @@ class GitSpec implements SpecLayer {
       const problem = await this.remembered.add(version, errors)
       if (problem !== undefined) this.c.log.warn(`cannot remember the rejection of ${short(version)}: ${problem}`)
     }
-    return { outcome: 'rejected', commit: version, errors }
+    return { outcome: 'rejected', commit: version, errors, problems }
   }
 }
 
