@@ -4,8 +4,10 @@
  * ManagedProcess (node/supervisor/process.ts) and is the same for every runtime; a runtime
  * only starts ONE run and hands back a RunHandle to signal, measure, fence and await it.
  *
- * Two runtimes exist: host processes contained by the node (process.ts, wrapping
- * node/supervisor/contain.ts) and Docker containers through the Engine API (docker.ts).
+ * Two runtimes are built in (builtin.ts): host processes contained by the node (process.ts,
+ * wrapping node/supervisor/contain.ts) and Docker containers through the Engine API
+ * (docker.ts, engine.ts). The supervisor takes a RuntimeSet as a component, so the
+ * assembly (or a plugin) can replace either.
  *
  * @example
  *   const rt = processRuntime({ containment, recordDir })

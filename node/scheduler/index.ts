@@ -43,6 +43,9 @@ export interface ScheduleInput {
   previousPhase?: PhaseKind
 }
 
+/** What computes the schedule: `schedule` below, or a replacement given to the supervisor as a component. */
+export type ScheduleFn = (input: ScheduleInput) => Schedule
+
 /**
  * The phase, then the assignments: none while `forming` or `degraded` with policy `stop`;
  * while `degraded` with `pause` or `keep`, the same as when running (the supervisor pauses

@@ -1,14 +1,19 @@
 /**
  * supervisor: makes this node run what the scheduler assigns it. Whenever the spec, the
  * members or the hubs change it recomputes the schedule (a pure function: every node gets
- * the same answer) and reconciles: starts what is assigned here, stops what is not,
+ * the same answer) and reconciles: the Reconciler below gathers what it knows, asks the
+ * pure plan (plan.ts) what to do, carries that out and publishes; it starts what is
+ * assigned here, stops what is not,
  * replaces changed instances one at a time across the cluster (the next waits until the
  * previous is ready on the new version), hands a singleton over only once its previous
  * node says it stopped, and pauses, stops or keeps everything below `minNodes` as the
  * spec says. It tells the cluster what it runs through the member table.
  *
+ * Its contract (interface, Init, Components, events) is types.ts; runtimes and the schedule
+ * function are components with built-in defaults, so the assembly can replace them.
+ *
  * @example
- *   const s = supervisor({ dataDir })({ spec, membership, hubs, api, log })
+ *   const s = supervisor({ dataDir })({ spec, membership, hubs, api, state, log })
  *   s.report()   // this node's instances with status, restarts, uptime
  */
 import { EventEmitter } from 'node:events'
@@ -19,7 +24,7 @@ import type { InstanceSummary } from '../membership'
 import { builtinRuntimes } from '../runtime/builtin'
 import type { ImageRuntime, Runtime } from '../runtime/contract'
 import { dockerSocket } from '../runtime/docker'
-import { schedule as builtinSchedule, serviceOfInstance, type Assignment, type Phase, type Schedule, type ScheduleInput } from '../scheduler'
+import { schedule as builtinSchedule, serviceOfInstance, type Assignment, type Phase, type Schedule, type ScheduleFn } from '../scheduler'
 import type { ServiceSpec } from '../desired/types'
 import { CodeCache } from './code'
 import { endLeftovers, groupContainment, probeContainment, type Containment } from './contain'
@@ -27,6 +32,7 @@ import { logPathOf, prepareInstance, type Instance } from './launch'
 import { plan, startRetryDelay, successors, type PlanAction } from './plan'
 import { supervisorDefaults } from './policy'
 import { PortBook } from './ports'
+import { reportOf, summariesOf } from './report'
 import type { Usage } from './procfs'
 import { singletonQuorum } from './rolling'
 import type { InstanceReport, Supervisor, SupervisorComponents, SupervisorEvents, SupervisorInit } from './types'
@@ -62,7 +68,7 @@ class Reconciler implements Supervisor {
   private readonly code: CodeCache
   private readonly ports: PortBook
   private readonly engine: ImageRuntime
-  private readonly schedule: (input: ScheduleInput) => Schedule
+  private readonly schedule: ScheduleFn
   private processes?: Runtime
   private containment: Containment = groupContainment()
   private sched?: Schedule
@@ -121,31 +127,7 @@ class Reconciler implements Supervisor {
   }
 
   report (): InstanceReport[] {
-    const running = [...this.instances.values()].map((i): InstanceReport => ({
-      instance: i.assignment.instance,
-      service: i.assignment.service,
-      node: this.c.membership.id,
-      version: i.version,
-      status: i.proc.status(),
-      port: i.ports[0]?.[1] ?? 0,
-      ports: Object.fromEntries(i.ports),
-      address: i.address,
-      logPath: i.logPath,
-      rollout: this.waiting.get(i.assignment.instance),
-      state: i.stateNote
-    }))
-    const pending = [...this.waiting].filter(([id]) => !this.instances.has(id)).map(([id, reason]): InstanceReport => ({
-      instance: id,
-      service: serviceOfInstance(id),
-      node: this.c.membership.id,
-      version: '',
-      status: { state: 'pending', restarts: 0, reason },
-      port: 0,
-      ports: {},
-      address: '',
-      logPath: this.logPathOf(id)
-    }))
-    return [...running, ...pending].sort((a, b) => (a.instance < b.instance ? -1 : 1))
+    return reportOf(this.c.membership.id, this.instances.values(), this.waiting, (id) => this.logPathOf(id))
   }
 
   async usage (): Promise<Record<string, Usage>> {
@@ -465,12 +447,6 @@ class Reconciler implements Supervisor {
   }
 
   private publish (): void {
-    const out: Record<string, InstanceSummary> = {}
-    for (const [id, i] of this.instances) {
-      out[id] = { version: i.version, state: i.proc.status().state, address: i.address, ...(i.generation === undefined ? {} : { generation: i.generation }), ...(i.ports.length > 1 ? { ports: Object.fromEntries(i.ports) } : {}) }
-    }
-    // An instance being replaced stays announced as such even once its old process stopped.
-    for (const [id, held] of this.held) out[id] = held
-    this.c.membership.setInstances(out)
+    this.c.membership.setInstances(summariesOf(this.instances, this.held))
   }
 }

@@ -12,7 +12,7 @@
  */
 import type { MemberTable } from '../membership/types'
 import type { Assignment, PhaseKind, Schedule } from '../scheduler/types'
-import type { ScheduleInput } from '../scheduler'
+import type { ScheduleFn } from '../scheduler'
 import type { ServiceSpec, Spec } from '../desired/types'
 import { mayReplace, runningElsewhere } from './rolling'
 
@@ -140,7 +140,7 @@ export function successors (o: {
   hubs: string[]
   previousPhase?: PhaseKind
   local: Iterable<string>
-  schedule: (input: ScheduleInput) => Schedule
+  schedule: ScheduleFn
 }): Map<string, string> {
   const table = { ...o.table }
   if (table[o.self] !== undefined) table[o.self] = { ...table[o.self], status: 'left', instances: {} }

@@ -12,7 +12,7 @@ import type { LeaseFact, Membership } from '../membership'
 import type { SpecLayer } from '../desired'
 import type { StateLayer } from '../state'
 import type { RuntimeSet } from '../runtime/contract'
-import type { Phase, Schedule, ScheduleInput } from '../scheduler'
+import type { Phase, Schedule, ScheduleFn } from '../scheduler'
 import type { BuildEvent } from './code'
 import type { Containment } from './contain'
 import type { InstanceState, InstanceStatus } from './process-types'
@@ -63,7 +63,7 @@ export interface SupervisorComponents {
    */
   runtimes?: Partial<RuntimeSet>
   /** Who runs what: a pure function every node computes alike. @default node/scheduler schedule */
-  schedule?: (input: ScheduleInput) => Schedule
+  schedule?: ScheduleFn
 }
 
 /** An instance's status, or `pending`: assigned here and not running, with the reason. */
