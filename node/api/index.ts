@@ -23,11 +23,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Hubs } from '../hubs'
-import type { Logger } from '../log'
-import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
-import type { SpecLayer } from '../desired'
 // The proxy's pure reader of /proc/net/tcp: who is on the other end of a loopback socket.
 import { holderOf, loopbackPeer, loopbackPeerUid } from '../proxy/peercred'
 import type { Usage } from '../supervisor/procfs'
@@ -38,21 +34,7 @@ import { localApiRoutes, routeMatcher, type BodyOf, type LocalApiRoutes, type Pa
 
 type RouteHandlers = { [K in keyof LocalApiRoutes]: (table: MemberTable, params: ParamsOf<LocalApiRoutes[K]>, instance: string) => BodyOf<LocalApiRoutes[K]> | undefined }
 import { Watches } from './watch'
-
-/** `spec` (optional) names each service's first port in `ports`; without it, `main`. */
-export interface ApiComponents {
-  membership: Membership
-  hubs: Hubs
-  log: Logger
-  spec?: SpecLayer
-  /**
-   * The uid an instance's processes run as, where services run as users of their own
-   * (the supervisor's uidOf). Given, a key is refused from a caller of another uid.
-   */
-  instanceUid?: (instance: string) => number | undefined
-  /** This node's instances' live processes (the supervisor's usage): a caller is the instance whose process holds its socket. */
-  instanceUsage?: () => Promise<Record<string, Usage>>
-}
+import type { ApiComponents, ApiInit, LocalApi } from './types'
 
 /** Who is on the other end of a connection, as far as procfs tells. */
 interface Caller { uid?: number, instance?: string }
@@ -60,16 +42,9 @@ interface Caller { uid?: number, instance?: string }
 /** A refused caller is logged at most once in this long. */
 const REFUSAL_LOG_MS = 10_000
 
-export interface LocalApi {
-  start (): Promise<void>
-  stop (): Promise<void>
-  /** http://127.0.0.1:PORT, once started. */
-  readonly url: string
-  /** The key the processes of `instance` (e.g. `web-0`, `agent@node-1`) present. */
-  keyFor (instance: string): string
-}
+export type { ApiComponents, ApiInit, LocalApi } from './types'
 
-export function localApi () {
+export function localApi (_init: ApiInit = {}) {
   return (c: ApiComponents): LocalApi => new HttpApi(c)
 }
 

@@ -7,7 +7,7 @@
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { Member, Membership } from '../membership'
-import type { Transport } from '../transport'
+import type { Transport } from '../transport/types'
 import type { NodeStatsRow, StatsSampler, StatsView, UnreachableNode } from './stats'
 import { call } from '../protocol/table'
 import { mesh } from '../protocol/mesh'

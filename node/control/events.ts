@@ -7,7 +7,7 @@
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
-import type { Transport } from '../transport'
+import type { Transport } from '../transport/types'
 import { compareEvents, replay, type Journal, type JournalEvent, type JournalQuery, type Replayed } from '../journal'
 import { call } from '../protocol/table'
 import { mesh } from '../protocol/mesh'

@@ -4,7 +4,7 @@
  * the ones it opened to other members (counted from /proc, see sockets.ts).
  */
 import type { Membership } from '../membership'
-import type { Connection, Transport } from '../transport'
+import type { Connection, Transport } from '../transport/types'
 import { connectionsTo } from './sockets'
 
 export interface MeshCount {

@@ -5,12 +5,12 @@
 import type { CommitInfo } from '../git/store'
 import type { CertificateExpiry } from '../keys/expiry'
 import type { HubPolicy, Hubs } from '../hubs/types'
-import type { Journal } from '../journal'
+import type { Journal } from '../journal/types'
 import type { Logger } from '../log'
 import type { Membership, MemberStatus } from '../membership'
 import type { SpecLayer, StructuredRejection } from '../desired/contract'
 import type { OriginErrorJSON } from '../errors'
-import type { Supervisor } from '../supervisor'
+import type { Supervisor } from '../supervisor/types'
 import type { Transport } from '../transport/types'
 
 export interface NodeRow {

@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
-import type { Supervisor } from '../supervisor'
+import type { Supervisor } from '../supervisor/types'
 import { healthDefaults, type HealthSettings } from './config'
 import { causes, healthyState, step, type HealthState } from './decide'
 import { DataDirProbe, LoopDelay, ReconcileWatch } from './measure'

@@ -8,7 +8,7 @@ import type { SpecLayer } from '../desired/contract'
 import type { Hubs } from '../hubs/types'
 import type { Logger } from '../log'
 import type { Membership, MemberStatus } from '../membership'
-import type { Supervisor } from '../supervisor'
+import type { Supervisor } from '../supervisor/types'
 
 export interface MemberFacts {
   address: string

@@ -26,7 +26,7 @@ import { gossipPayload, pingPayload, pingReqPayload, type Ack, type GossipFrame,
 import type { ArchiveItem } from '../state/archive'
 import type { StateStatus } from '../state/types'
 import { fetchPayload, holdingsPayload, offerPayload, statusPayload, type FetchRequest, type Holdings, type HoldingsRequest, type OfferRequest, type StatusRequest } from '../state/wire'
-import type { InstanceReport } from '../supervisor'
+import type { InstanceReport } from '../supervisor/types'
 import { commitField, evalCode, evalLimit, journalReadPayload, logsPayload, nodeIdField } from './schemas'
 import { streamed, unary } from './table'
 

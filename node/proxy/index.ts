@@ -31,18 +31,11 @@ import { stat } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
 import { OriginError, errorMessage } from '../errors'
-import type { Hubs } from '../hubs'
 import { normalizeSerial } from '../keys/read'
-import type { Logger } from '../log'
-import type { Membership } from '../membership'
-import type { SpecLayer } from '../desired'
 import type { PublishSpec } from '../desired/types'
 import { serviceOfInstance } from '../scheduler'
-import type { InstanceReport } from '../supervisor'
 import { hostOf } from '../address'
-import type { Usage } from '../supervisor/procfs'
-import type { Transport } from '../transport'
-import { StreamClient, streamServer, type StreamIdentity, type StreamServer } from '../transport/stream'
+import { StreamClient, streamServer, type StreamServer } from '../transport/stream'
 import { choose, readyTargets, suspectTargets, type Target } from './choose'
 import { Connections, join } from './forward'
 import { httpPublisher, type Opened } from './http'
@@ -52,6 +45,7 @@ import { admissionRefusalsOf } from './recent-keys'
 import { Admission } from './admission'
 import { parseUse, useEnv, type Use } from './names'
 import { loopbackPeerUid } from './peercred'
+import type { Proxy, ProxyComponents, ProxyInit, PublishedPort } from './types'
 import { call, serve } from '../protocol/table'
 import { mesh } from '../protocol/mesh'
 
@@ -60,51 +54,7 @@ export { choose, readyTargets } from './choose'
 export { owner, keyOf } from './keyed'
 export { admissionRefusalsOf, RecentKeys } from './recent-keys'
 
-export interface ProxyInit {
-  /** How long a new connection waits for a ready instance before it is closed. @default 5000 */
-  waitForReadyMs?: number
-  /** Opening the TLS stream to another node. @default 3000 */
-  connectTimeoutMs?: number
-  /**
-   * For `admission.maxKeys`: an instance holds a key from a request with it (through this
-   * node) until this long passes without one. Longer protects per-key state an instance
-   * keeps between sparse requests; shorter frees room sooner for new keys. @default 60000
-   */
-  keyIdleMs?: number
-}
-
-export interface ProxyComponents {
-  identity: StreamIdentity
-  transport: Transport
-  membership: Membership
-  hubs: Hubs
-  spec: SpecLayer
-  /** This node's instances (the supervisor's report), read when a connection comes. */
-  local: () => InstanceReport[]
-  /** Live processes of this node's instances, to tell their connections from others'. */
-  usage?: () => Promise<Record<string, Usage>>
-  log: Logger
-}
-
-export interface PublishedPort {
-  service: string
-  port: number
-  /** `listening`, or why not in words. */
-  state: string
-}
-
-export interface Proxy {
-  start (): Promise<void>
-  stop (): Promise<void>
-  /** The `*_ADDR` / `*_HOST` / `*_PORT` variables for an instance of `service` (listeners opened as needed). */
-  addressesFor (service: string): Promise<Record<string, string>>
-  /** The ports this node publishes, and whether it listens on each. */
-  published (): PublishedPort[]
-  /** Connections being forwarded now, by target instance. */
-  connections (): Record<string, number>
-  /** Requests refused at a service's admission limit, by service, since the node started. */
-  admissionRefusals (): Record<string, number>
-}
+export type { Proxy, ProxyComponents, ProxyInit, PublishedPort } from './types'
 
 export function proxy (init: ProxyInit = {}) {
   return (c: ProxyComponents): Proxy => new NodeProxy(init, c)

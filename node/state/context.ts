@@ -1,6 +1,6 @@
 /** What the state layer's modules share: config, components, where things are, the stores. */
 import { OriginError } from '../errors'
-import type { Connection } from '../transport'
+import type { Connection } from '../transport/types'
 import type { CopyStore } from './copies'
 import type { KeyedLock } from './lock'
 import type { SeenStore } from './meta'

@@ -2,7 +2,7 @@
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import type { StateMode, StateSpec } from '../desired/types'
-import type { Transport } from '../transport'
+import type { Transport } from '../transport/types'
 import type { HookEnv } from './hook'
 
 export interface StateInit {
