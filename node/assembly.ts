@@ -145,34 +145,44 @@ async function wire (opts: NodeOptions, id: string, dataDir: string, root: Logge
   }
   const tls = { ca: identity.ca, cert: identity.cert, key: identity.key, cluster: config.cluster }
   const containment = await probeContainment()
+  const init = layerInits(config, dataDir, containment)
   const log = (layer: string): Logger => root.child(layer)
-  const transport = make('transport', { identity: tls, log: log('transport') }, (c) => layers.transport({ listen: config.listen })(c))
-  const discoveryLayer = make('discovery', { log: log('discovery'), dataDir, nodeId: id, listenPort: portOf(config.listen) }, (c) => layers.discovery(discoveryInit(config))(c))
+
+  const transport = make('transport', { identity: tls, log: log('transport') }, (c) => layers.transport(init.transport)(c))
+  const discoveryLayer = make('discovery', { log: log('discovery'), dataDir, nodeId: id, listenPort: portOf(config.listen) },
+    (c) => layers.discovery(init.discovery)(c))
   const leaseFactory = layers.lease
   const leaseLayer = leaseFactory === undefined
     ? undefined
-    : new LeaseHolder({ lease: make('lease', { log: log('lease') }, (c) => leaseFactory({ key: `/origin/${config.cluster}/downing` })(c)), holder: id, log: log('lease') })
+    : new LeaseHolder({ lease: make('lease', { log: log('lease') }, (c) => leaseFactory(init.lease)(c)), holder: id, log: log('lease') })
   const self = { id, address: config.advertise, characteristics: await characteristics(config, identity.info, containment) }
-  const membershipLayer = make('membership', { transport, lease: leaseLayer, log: log('membership'), self }, (c) => layers.membership({ seeds: () => discoveryLayer.peers(), ...config.membership })(c))
-  const hubLayer = make('hubs', { membership: membershipLayer, log: log('hubs') }, (c) => layers.hubs({ policy: config.hubs })(c))
-  const desiredInit = { source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs, limits: config.spec?.limits }
-  const specLayer = make('desired', { transport, membership: membershipLayer, hubs: hubLayer, log: log('spec'), cluster: config.cluster }, (c) => layers.desired(desiredInit)(c))
+  const membershipLayer = make('membership', { transport, lease: leaseLayer, log: log('membership'), self },
+    (c) => layers.membership({ seeds: () => discoveryLayer.peers(), ...init.membership })(c))
+  const hubLayer = make('hubs', { membership: membershipLayer, log: log('hubs') }, (c) => layers.hubs(init.hubs)(c))
+  const specLayer = make('desired', { transport, membership: membershipLayer, hubs: hubLayer, log: log('spec'), cluster: config.cluster },
+    (c) => layers.desired(init.desired)(c))
   followSpec(specLayer, { hubs: hubLayer, transport, membership: membershipLayer, hubsPolicy: config.hubs })
   const scheduler = make('scheduler', { log: log('scheduler') }, (c) => layers.scheduler({})(c))
   const runtimes = make('runtime', { log: log('runtime') }, (c) => layers.runtime({})(c))
+
   // The api and the proxy are made before the supervisor (it gives instances their keys and addresses): they ask it only when a request comes.
   let supervisorRef: Supervisor | undefined
   const instanceUsage = async (): ReturnType<NonNullable<Supervisor['usage']>> => await supervisorRef?.usage?.() ?? {}
-  const api = make('api', { membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: log('api'), instanceUid: (i: string) => supervisorRef?.uidOf?.(i), instanceUsage }, (c) => layers.api()(c))
-  const stateLayer = make('state', { transport, membership: membershipLayer, log: log('state') }, (c) => layers.state({ dataDir })(c))
-  const proxyLayer = make('proxy', { identity: tls, transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, local: () => supervisorRef?.report() ?? [], usage: instanceUsage, log: log('proxy') }, (c) => layers.proxy()(c))
-  const supervisorInit = { dataDir, logMaxBytes: config.log.maxBytes, logKeep: config.log.keep, fenceAfterMs: config.membership.suspectAfterMs ?? membershipDefaults.suspectAfterMs, secretsDir: config.secrets, containment, dockerSocket: config.docker?.socket }
-  const supervisorComponents = { spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, lease: leaseLayer, runtimes, schedule: scheduler.schedule, log: log('supervisor') }
-  const supervisorLayer = make('supervisor', supervisorComponents, (c) => layers.supervisor(supervisorInit)(c))
+  const api = make('api', { membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: log('api'), instanceUid: (i: string) => supervisorRef?.uidOf?.(i), instanceUsage },
+    (c) => layers.api()(c))
+  const stateLayer = make('state', { transport, membership: membershipLayer, log: log('state') }, (c) => layers.state(init.state)(c))
+  const proxyLayer = make('proxy', { identity: tls, transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, local: () => supervisorRef?.report() ?? [], usage: instanceUsage, log: log('proxy') },
+    (c) => layers.proxy()(c))
+  const supervisorLayer = make('supervisor', {
+    spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, lease: leaseLayer, runtimes, schedule: scheduler.schedule, log: log('supervisor')
+  }, (c) => layers.supervisor(init.supervisor)(c))
   supervisorRef = supervisorLayer
-  const journalLayer = make('journal', { membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: log('journal') }, (c) => layers.journal({ dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep })(c))
-  const healthLayer = make('health', { membership: membershipLayer, supervisor: supervisorLayer, log: log('health'), dataDir }, (c) => layers.health(config.health)(c))
-  const controlLayer = make('control', { transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, dataDir, log: log('control') }, (c) => layers.control()(c))
+
+  const journalLayer = make('journal', { membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: log('journal') },
+    (c) => layers.journal(init.journal)(c))
+  const healthLayer = make('health', { membership: membershipLayer, supervisor: supervisorLayer, log: log('health'), dataDir }, (c) => layers.health(init.health)(c))
+  const controlLayer = make('control', { transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, dataDir, log: log('control') },
+    (c) => layers.control()(c))
   const system = new System([
     { name: 'transport', component: transport },
     // Right after the transport: it listens to the layers' events and must hear them all.
@@ -219,10 +229,33 @@ function followSpec (desired: SpecLayer, to: { hubs: Hubs, transport: Transport,
   })
 }
 
-/** Every discovery method image.json names, at once: image.json's `seeds` are the seeds method's too. */
-function discoveryInit (config: ImageConfig): Parameters<typeof discovery>[0] {
+/**
+ * What each layer is given from image.json (a plugin gets the same, its own config laid
+ * over it). Every discovery method image.json names runs at once, and image.json's `seeds`
+ * are the seeds method's too.
+ */
+export function layerInits (config: ImageConfig, dataDir: string, containment: Containment) {
   const { seeds: moreSeeds, ...methods } = config.discovery ?? {}
-  return { seeds: [...config.seeds, ...(moreSeeds ?? [])], ...methods }
+  return {
+    transport: { listen: config.listen },
+    discovery: { seeds: [...config.seeds, ...(moreSeeds ?? [])], ...methods },
+    lease: { key: `/origin/${config.cluster}/downing` },
+    membership: config.membership,
+    hubs: { policy: config.hubs },
+    desired: { source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs, limits: config.spec?.limits },
+    state: { dataDir },
+    supervisor: {
+      dataDir,
+      logMaxBytes: config.log.maxBytes,
+      logKeep: config.log.keep,
+      fenceAfterMs: config.membership.suspectAfterMs ?? membershipDefaults.suspectAfterMs,
+      secretsDir: config.secrets,
+      containment,
+      dockerSocket: config.docker?.socket
+    },
+    journal: { dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep },
+    health: config.health
+  } satisfies Partial<Record<LayerName, unknown>>
 }
 
 function portOf (listen: string): number {

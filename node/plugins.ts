@@ -16,9 +16,9 @@
  * start()/stop()) fails the assembly with E_CONFIG_INVALID naming the layer.
  *
  * @example
- *   const chosen = loadLayerPlugins(config.layers)      // { transport: { factory, use }, ... }
- *   const make = pluginFactory(chosen, 'transport', webSocketTransport)
- *   const transport = build('transport', () => make({ listen })(components))
+ *   const chosen = loadLayerPlugins(config.layers)      // { transport: { factory, use, needs, file }, ... }
+ *   const transport = assemble('transport', chosen.transport.use, () => chosen.transport.factory({ listen })(components),
+ *     { components, needs: chosen.transport.needs, shape: LAYER_SHAPE.transport })
  */
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
