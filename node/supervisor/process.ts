@@ -6,6 +6,11 @@
  * backoff, stopped after a crash loop, health-checked, held to a memory limit over all its
  * processes, and never left behind: no process outlives its instance.
  *
+ * This file is the lifecycle (start, stop, pause, one run from spawn to exit). What to do
+ * after an exit, a health check or a memory sample is decided by pure functions in
+ * policy.ts; the health loop is process-health.ts, memory sampling process-memory.ts, the
+ * status and options types process-types.ts.
+ *
  * @example
  *   const p = new ManagedProcess({ id: 'web-1', command: 'node', args: ['server.js'], env: { PORT: '8080' },
  *     cwd: '/srv/web', logPath: '/var/origin/logs/web-1.log', log, restart: { policy: 'always' },
