@@ -22,7 +22,7 @@
  *   await p.stop()          // SIGTERM to the instance, SIGKILL after stopGraceMs
  */
 import { EventEmitter } from 'node:events'
-import { OriginError, errorMessage } from '../errors'
+import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { Program, RunExit, RunHandle, Runtime } from '../runtime/contract'
 import { NOT_STARTED, processRuntime } from '../runtime/process'
@@ -36,6 +36,7 @@ import type { Usage } from './procfs'
 import type { Fenced } from './watchdog'
 
 export type { InstanceState, InstanceStatus, ManagedProcessOptions } from './process-types'
+export { killAllGroups, waitReady } from './process-wait'
 
 export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> implements Fenced {
   readonly id: string
@@ -441,34 +442,4 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     this.st = next
     if (changed) this.emit('status', this.status())
   }
-}
-
-/** SIGKILL every instance now (its namespace or group), no restarts: for a node shutting down (synchronous, so usable on 'exit'). */
-export function killAllGroups (processes: Iterable<ManagedProcess>): void {
-  for (const p of processes) p.kill()
-}
-
-/** Resolves once `p` is ready; rejects (E_NOT_READY, with the status reason) if it stops, fails, or time runs out. */
-export async function waitReady (p: ManagedProcess, timeoutMs: number): Promise<InstanceStatus> {
-  return await new Promise((resolve, reject) => {
-    const notReady = (s: InstanceStatus, why: string): OriginError =>
-      new OriginError('E_NOT_READY', `${p.id} ${why}: ${s.state}${s.reason !== undefined ? ` (${s.reason})` : ''}`, { id: p.id, state: s.state, reason: s.reason }, 'waitReady')
-    const onStatus = (s: InstanceStatus): boolean => {
-      if (s.state === 'ready') {
-        done()
-        resolve(s)
-        return true
-      }
-      if (s.state === 'failed' || s.state === 'stopped') {
-        done()
-        reject(notReady(s, 'will not become ready'))
-        return true
-      }
-      return false
-    }
-    const timer = setTimeout(() => { done(); reject(notReady(p.status(), `not ready after ${timeoutMs} ms`)) }, timeoutMs)
-    const done = (): void => { clearTimeout(timer); p.off('status', onStatus) }
-    if (onStatus(p.status())) return
-    p.on('status', onStatus)
-  })
 }
