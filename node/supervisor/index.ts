@@ -93,8 +93,7 @@ class Reconciler implements Supervisor {
   constructor (private readonly init: SupervisorInit, private readonly c: SupervisorComponents) {
     this.code = new CodeCache(init.dataDir, c.membership.id, c.log, (b) => this.events.emit('build', b))
     this.ports = new PortBook(join(init.dataDir, 'ports.json'))
-    const runtimes = { ...builtinRuntimes, ...c.runtimes }
-    this.engine = runtimes.container({ socket: dockerSocket(init.dockerSocket), dataDir: init.dataDir, nodeId: c.membership.id, log: c.log })
+    this.engine = (c.runtimes?.container ?? builtinRuntimes.container)({ socket: dockerSocket(init.dockerSocket), dataDir: init.dataDir, nodeId: c.membership.id, log: c.log })
     this.schedule = c.schedule ?? builtinSchedule
   }
 
