@@ -148,8 +148,3 @@ export function successors (o: {
   const local = new Set(o.local)
   return new Map(after.assignments.filter((a) => local.has(a.instance)).map((a) => [a.instance, a.node]))
 }
-
-/** After a start failed before its process ran: not tried again for 1 s, doubling to a minute. */
-export function startRetryDelay (tries: number): number {
-  return Math.min(60_000, 1000 * 2 ** (tries - 1))
-}

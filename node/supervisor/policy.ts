@@ -71,8 +71,20 @@ export const supervisorDefaults = {
    * others, once they declare this node dead, run it twice. The assembly passes membership's
    * suspectAfterMs, which is shorter than deadAfterMs by construction.
    */
-  fenceAfterMs: 2500
+  fenceAfterMs: 2500,
+  /**
+   * A start that fails before its process runs (a port taken, the state dir, the engine) is
+   * tried again after this, doubling up to startRetryMaxMs: a cause that lasts is neither
+   * retried in a tight loop nor logged for each try; one that passes costs a second.
+   */
+  startRetryMs: 1000,
+  startRetryMaxMs: 60_000
 } as const
+
+/** The wait before start attempt `tries + 1` after `tries` failed ones. */
+export function startRetryDelay (tries: number): number {
+  return Math.min(supervisorDefaults.startRetryMaxMs, supervisorDefaults.startRetryMs * 2 ** Math.max(0, tries - 1))
+}
 
 export type RestartPolicy = 'always' | 'on-failure' | 'never'
 

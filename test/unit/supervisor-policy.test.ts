@@ -1,6 +1,6 @@
 import test from 'ava'
 import fc from 'fast-check'
-import { afterCheck, afterExit, backoffDelay, freshRestarts, overMemory, samplingClock, serviceDefaults, type HealthState, type RestartMemory, type RestartPolicy } from '../../node/supervisor/policy'
+import { afterCheck, afterExit, backoffDelay, freshRestarts, overMemory, samplingClock, serviceDefaults, startRetryDelay, type HealthState, type RestartMemory, type RestartPolicy } from '../../node/supervisor/policy'
 
 // ---- restart ----------------------------------------------------------------------------
 
@@ -80,6 +80,10 @@ test('restart property: a delay is never below backoffMs nor above the cap, neve
     }
   ), { numRuns: 1000 })
   t.is(backoffDelay(1), serviceDefaults.backoffMs)
+})
+
+test('start retries: a start that failed before its process ran waits 1 s, doubling to a minute', (t) => {
+  t.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map(startRetryDelay), [1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000])
 })
 
 // ---- health -----------------------------------------------------------------------------
