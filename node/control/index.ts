@@ -28,6 +28,7 @@ import { call, serve, stream } from '../protocol/table'
 import { mesh } from '../protocol/mesh'
 import { operator } from '../protocol/operator'
 import type { Control, ControlComponents, ControlInit, NodeRow, SpecView } from './types'
+import type { Connection } from '../transport/types'
 import { specRejectedError } from '../protocol/errors'
 import type { Rejection } from '../desired/contract'
 
@@ -102,7 +103,7 @@ export function control (_init: ControlInit = {}) {
       serve(t, operator, 'cluster.ping', () => ({ node: c.membership.id, at: Date.now() }))
       actions.register()
     }
-    const onConnection = (conn: { peer: { role: string, name: string, remote: string }, once: (e: 'close', f: () => void) => unknown }): void => {
+    const onConnection = (conn: Connection): void => {
       if (conn.peer.role !== 'operator') return
       c.log.debug(`operator ${conn.peer.name} connected from ${conn.peer.remote}`)
       conn.once('close', () => c.log.debug(`operator ${conn.peer.name} disconnected`))

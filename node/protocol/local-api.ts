@@ -65,7 +65,7 @@ export function routeMatcher<T extends ApiTable> (table: T): (path: string) => M
   const compiled = Object.entries(table).map(([name, r]) => {
     const names: string[] = []
     const re = new RegExp('^' + r.path.replace(/:([a-z]+)/g, (_m, p: string) => { names.push(p); return '([^/]+)' }) + '$')
-    const check: Check<unknown> = validator(r.params, `the parameters of ${r.path}`, 'E_PAYLOAD_INVALID', { firstError: true })
+    const check: Check<unknown> = validator(r.params, `a parameter of GET ${r.path}`, 'E_PAYLOAD_INVALID', { firstError: true })
     return { name, re, names, check }
   })
   return (path) => {

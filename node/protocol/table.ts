@@ -10,7 +10,7 @@
  *   serve(transport, t, 'x.ping', () => ({ at: Date.now() }))
  *   const { at } = await call(conn, t, 'x.ping')
  */
-import type { CallContext, CallOptions, Connection, PeerRole, Transport } from '../transport/types'
+import type { CallContext, CallOptions, PeerRole, Transport } from '../transport/types'
 
 interface EntryBase<P, R> {
   role: PeerRole
@@ -79,5 +79,3 @@ export function stream<T extends Table, K extends StreamName<T>> (conn: Streamer
   return conn.stream(name, args[0]) as AsyncIterable<ResultOf<T[K]>>
 }
 
-/** Connection's own signature, for `Caller` / `Streamer`: a `Connection` is both. */
-export type Conn = Pick<Connection, 'call' | 'stream'>
