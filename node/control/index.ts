@@ -1,6 +1,8 @@
 /**
  * control: the operator RPC. Methods here need an `operator` certificate; what they
- * return is plain data the REPL renders (and `origin repl -e` prints as JSON).
+ * return is plain data the REPL renders (and `origin repl -e` prints as JSON). Their
+ * payloads and results are typed in node/protocol/operator.ts (and the node-to-node ones
+ * control serves in mesh.ts); they are registered when the layer starts.
  *
  *   cluster.nodes  -> NodeRow[]   the member table as this node sees it
  *   cluster.hubs   -> HubsView    the hub set and the policy that chose it
