@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { OriginError } from '../node/errors'
 import { loadIdentity } from '../node/keys'
 import { silentLogger } from '../node/log'
-import type { InstanceSummary, Member, MemberStatus, MemberTable } from '../node/membership'
+import type { InstanceSummary, Member, MemberStatus, MemberTable, MembershipEvents } from '../node/membership'
 import type { StateSpec } from '../node/desired/types'
 import { copyHolders, state, type StateLayer } from '../node/state'
 import { fetchPayload, holdingsPayload } from '../node/state/wire'
@@ -35,10 +35,10 @@ test.after.always(async () => { if (keysDir !== '') await rm(keysDir, { recursiv
 /** One member table for the whole test cluster, as every node would see it once gossip settled. */
 class Table {
   readonly members: MemberTable = {}
-  readonly views: Array<{ id: string, events: EventEmitter, table: () => MemberTable }> = []
+  readonly views: Array<{ id: string, events: EventEmitter<MembershipEvents>, table: () => MemberTable }> = []
 
-  view (id: string): { id: string, events: EventEmitter, table: () => MemberTable } {
-    const v = { id, events: new EventEmitter(), table: () => this.members }
+  view (id: string): { id: string, events: EventEmitter<MembershipEvents>, table: () => MemberTable } {
+    const v = { id, events: new EventEmitter<MembershipEvents>(), table: () => this.members }
     this.views.push(v)
     return v
   }

@@ -36,7 +36,7 @@ import type { Scheduler } from './scheduler'
 import { GossipMembership } from './gossip'
 import type { DowningPolicy } from './downing'
 import type { DowningLease } from './lease-holder'
-import type { Characteristics, InstanceSummary, MemberTable } from './types'
+import type { Characteristics, InstanceSummary, MemberTable, MembershipEvents } from './types'
 
 export type { Member, MemberTable, MemberStatus, Characteristics, InstanceSummary, MembershipEvents } from './types'
 
@@ -113,12 +113,8 @@ export interface Membership {
    * fields left out take their defaults (see downing.ts).
    */
   setDowning (policy?: Partial<DowningPolicy>): void
-  /**
-   * Emits 'change' (table) whenever the table changes, 'downed' ({ ids, strategy,
-   * reason }) when this node downs dead members, and 'holding' ({ strategy, reason }) when
-   * the strategy keeps it from downing them (said once per reason).
-   */
-  readonly events: EventEmitter
+  /** The table's changes, downing decisions and holds (MembershipEvents, types.ts). */
+  readonly events: EventEmitter<MembershipEvents>
 }
 
 export function membership (init: MembershipInit) {
