@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { inspect } from 'node:util'
 import os from 'node:os'
 import { join } from 'node:path'
-import type { Member, MemberStatus, MemberTable } from '../../node/membership/types'
+import type { Member, MemberStatus, MemberTable, MembershipEvents } from '../../node/membership/types'
 import { instanceState, readyTargets } from '../../node/proxy/choose'
 import { readyInstances, whereInstances } from '../../node/api/views'
 import { onMember } from '../../node/control/services'
@@ -65,7 +65,7 @@ test('journal: every node records a member saying it is unhealthy and why, and h
   const dir = await mkdtemp(join(os.tmpdir(), 'origin-health-journal-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   let current = table(member('a', 'alive'), member('n2', 'alive'))
-  const membership = { id: 'a', events: new EventEmitter(), table: () => current }
+  const membership = { id: 'a', events: new EventEmitter<MembershipEvents>(), table: () => current }
   const j = journal({ dataDir: dir })({ membership, hubs: { events: new EventEmitter() }, spec: { events: new EventEmitter() }, supervisor: { events: new EventEmitter() }, log: silentLogger })
   await j.start()
   const say = (m: Member): void => { current = { ...current, [m.id]: m }; membership.events.emit('change', current) }
