@@ -15,8 +15,8 @@ import { silentLogger } from '../../node/log'
 const loose = (): EventEmitter<any> => new EventEmitter()
 
 function layers (table: Record<string, { status: string }>) {
-  const membership = { id: 'a', events: new EventEmitter(), table: () => Object.fromEntries(Object.entries(table).map(([id, m]) => [id, { id, address: `${id}:7400`, status: m.status, characteristics: { cpus: 2, memoryMb: 1024, arch: 'x64', labels: {} } }])) }
-  return { membership: membership as unknown as { id: string, events: EventEmitter, table: () => never }, hubs: { events: loose() }, spec: { events: loose() }, supervisor: { events: loose() }, log: silentLogger }
+  const membership = { id: 'a', events: loose(), table: () => Object.fromEntries(Object.entries(table).map(([id, m]) => [id, { id, address: `${id}:7400`, status: m.status, characteristics: { cpus: 2, memoryMb: 1024, arch: 'x64', labels: {} } }])) }
+  return { membership: membership as unknown as { id: string, events: EventEmitter<any>, table: () => never }, hubs: { events: loose() }, spec: { events: loose() }, supervisor: { events: loose() }, log: silentLogger }
 }
 
 test('journal: records layers\' events once per change, operators, and survives a restart', async (t) => {
