@@ -202,7 +202,8 @@ export async function protectNodeFiles (dataDir: string, secretsDir?: string): P
   }
   if (opened.length > 0) said.push(`gave others search permission (not listing) on ${opened.join(', ')}, so instances reach their directories in ${dataDir}`)
   await chmod(dataDir, 0o711)
-  for (const name of await readdir(dataDir)) await closeEntry(join(dataDir, name), PASSAGES.has(name))
+  // An entry may go between readdir and closeEntry (health's probe file comes and goes).
+  for (const name of await readdir(dataDir)) await closeEntry(join(dataDir, name), PASSAGES.has(name)).catch(ignoreMissing)
   await closeEntry(join(dataDir, 'code', 'repos'), false).catch(ignoreMissing)
   const image = dirname(dataDir)
   const closed: string[] = []
