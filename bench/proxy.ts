@@ -6,6 +6,7 @@
  * connection and get a first answer. Three real node processes on loopback; the published
  * port is in TCP mode (bytes forwarded, no HTTP parsing by the node).
  */
+import { defaultConfig } from '../node/config'
 import http from 'node:http'
 import net from 'node:net'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -17,7 +18,8 @@ import { connectCluster } from '../repl/client'
 import { row, summarize } from './stats'
 
 const procs = resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs')
-const defaults = { gossipIntervalMs: 200, suspectAfterMs: 2500, deadAfterMs: 5000, seedRetryMs: 2000 }
+// The production defaults (node/config), as a user's image.json would leave them.
+const defaults: Record<string, number> = defaultConfig().membership
 const hostOf = (address: string): string => address.slice(0, address.lastIndexOf(':'))
 
 async function freePort (): Promise<number> {

@@ -4,6 +4,7 @@
  * one answer, and its exit). Real node processes on loopback; the spec comes from a
  * directory and names the bench operator as allowed to evaluate.
  */
+import { defaultConfig } from '../node/config'
 import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -14,7 +15,8 @@ import { TestCluster } from '../test/helpers/cluster'
 import { waitFor } from '../test/helpers/wait'
 import { row, summarize } from './stats'
 
-const defaults = { gossipIntervalMs: 200, suspectAfterMs: 2500, deadAfterMs: 5000, seedRetryMs: 2000 }
+// The production defaults (node/config), as a user's image.json would leave them.
+const defaults: Record<string, number> = defaultConfig().membership
 
 async function timed (n: number, fn: () => Promise<unknown>): Promise<number[]> {
   const out: number[] = []

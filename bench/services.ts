@@ -3,6 +3,7 @@
  * for a spec change to replace 10 instances, what a change to one of 10 services restarts,
  * and the supervisor's CPU with 50 idle instances. Real node processes on loopback; the spec comes from a watched directory.
  */
+import { defaultConfig, localSettings } from '../node/config'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
@@ -12,7 +13,8 @@ import { connectCluster, type Cluster } from '../repl/client'
 import { row } from './stats'
 
 const procs = resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs')
-const defaults = { gossipIntervalMs: 200, suspectAfterMs: 2500, deadAfterMs: 5000, seedRetryMs: 2000 }
+// The production defaults (node/config), as a user's image.json would leave them.
+const defaults: Record<string, number> = defaultConfig().membership
 
 async function specDir (services: Record<string, unknown>): Promise<string> {
   const dir = await mkdtemp(join(os.tmpdir(), 'origin-bench-spec-'))
@@ -162,8 +164,8 @@ async function idleCpu (): Promise<void> {
 
 export async function benchServices (): Promise<void> {
   console.log('\nservices')
-  await failover(defaults, 'default timings: dead after 5 s')
-  await failover({ gossipIntervalMs: 100, suspectAfterMs: 1000, deadAfterMs: 2000, seedRetryMs: 300 }, 'dead after 2 s')
+  await failover(defaults, `default timings: dead after ${defaults.deadAfterMs / 1000} s`)
+  await failover(localSettings.membership, `local profile: dead after ${localSettings.membership.deadAfterMs / 1000} s`)
   await rollingReplace()
   await oneOfTen()
   await replicatedFailover()

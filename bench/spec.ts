@@ -2,6 +2,7 @@
  * Spec benchmarks: time from `git push` to every node running the new commit, with the
  * webhook and with polling, and requests to the git server per spec change.
  */
+import { defaultConfig } from '../node/config'
 import { createHmac } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import https from 'node:https'
@@ -12,7 +13,8 @@ import { waitFor } from '../test/helpers/wait'
 import { connectCluster, type Cluster } from '../repl/client'
 import { row, summarize } from './stats'
 
-const membership = { gossipIntervalMs: 200, suspectAfterMs: 2500, deadAfterMs: 5000, seedRetryMs: 2000 }
+// The production defaults (node/config), as a user's image.json would leave them.
+const membership: Record<string, number> = defaultConfig().membership
 const secret = 'bench-webhook-secret'
 const pollIntervalMs = 1000
 const rounds = 8
