@@ -35,9 +35,25 @@ export interface FrameChannel {
   terminate (): void
 }
 
-/** A `ws` socket as a frame channel. */
-export function wsChannel (ws: WebSocket, peer: Peer): FrameChannel {
+/**
+ * A `ws` socket as a frame channel. `socket` is the TLS socket under it (the transport has
+ * it from the upgrade): corking it lets frames sent close together leave as one TLS record
+ * and one write instead of one each. Without it frames are written one by one.
+ *
+ * A batch is written when the event loop has handled every read that was ready (setImmediate),
+ * not at the end of the current callback: answers to requests that arrived in several reads
+ * of one loop turn then share a write, on both ends. A batch of frames that reaches
+ * `FLUSH_BYTES` is written at once.
+ */
+export function wsChannel (ws: WebSocket, peer: Peer, socket?: Socket): FrameChannel {
   let corked = false
+  let pending = 0
+  const flush = (): void => {
+    if (!corked) return
+    corked = false
+    pending = 0
+    socket?.uncork()
+  }
   return {
     peer,
     get isOpen () { return ws.readyState === ws.OPEN },
@@ -45,22 +61,26 @@ export function wsChannel (ws: WebSocket, peer: Peer): FrameChannel {
     listen (e) {
       ws.on('message', (data, isBinary) => e.frame(data as Buffer, isBinary))
       ws.on('error', (err) => e.error(err))
-      ws.once('close', (code, reason) => e.close(code, reason.toString()))
+      ws.once('close', (code, reason) => { flush(); e.close(code, reason.toString()) })
     },
-    send (bytes) { ws.send(bytes) },
+    send (bytes) {
+      ws.send(bytes)
+      if (corked && (pending += bytes.length) >= FLUSH_BYTES) flush()
+    },
     batch () {
-      if (corked) return
-      // ws keeps its net socket private; corking it makes one TLS record of a tick's frames.
-      const socket = (ws as unknown as { _socket?: Socket })._socket
-      if (socket === undefined) return
+      if (corked || socket === undefined) return
       corked = true
       socket.cork()
-      process.nextTick(() => { corked = false; socket.uncork() })
+      setImmediate(flush)
     },
     close (code, reason) {
+      flush()
       if (ws.readyState === ws.CLOSED || ws.readyState === ws.CLOSING) return
       ws.close(code, reason)
     },
-    terminate () { ws.terminate() }
+    terminate () { flush(); ws.terminate() }
   }
 }
+
+/** A batch this large goes out at once: a TLS record holds 16 KiB, and waiting gains nothing. */
+const FLUSH_BYTES = 64 * 1024

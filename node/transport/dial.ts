@@ -71,7 +71,7 @@ export async function dial (o: DialOptions): Promise<RpcConnection> {
         if (socket === undefined) throw new OriginError('E_CERT_INVALID', 'no TLS socket after the upgrade')
         const peer = peerOf(socket, o.cluster, o.revoked)
         if (peer.role !== 'node') throw new OriginError('E_FORBIDDEN_ROLE', `it presented a ${peer.role} certificate, not a node certificate`)
-        resolve(new RpcConnection(wsChannel(ws, { ...peer, remote: o.address }), o.router, o, o.log))
+        resolve(new RpcConnection(wsChannel(ws, { ...peer, remote: o.address }, socket), o.router, o, o.log))
       } catch (err) {
         ws.terminate()
         reject(new OriginError('E_UNREACHABLE', `refused ${o.address}: ${errorMessage(err)}`, { address: o.address }))

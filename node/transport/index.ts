@@ -221,7 +221,7 @@ class WebSocketTransport implements Transport {
       const peer = peerOf(tlsSocket, this.c.identity.cluster, this.revoked)
       wss.handleUpgrade(req, socket, head, (ws) => {
         admission.authenticated(rawOf(tlsSocket))
-        const conn = this.track(new RpcConnection(wsChannel(ws, peer), this.router, this.opts, this.c.log))
+        const conn = this.track(new RpcConnection(wsChannel(ws, peer, tlsSocket), this.router, this.opts, this.c.log))
         this.c.log.debug(`accepted ${conn.describePeer()}`)
         this.events.emit('connection', conn)
       })

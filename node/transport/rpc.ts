@@ -11,9 +11,10 @@ import { OriginError, asOriginError } from '../errors'
 import type { Logger } from '../log'
 import { validator, type Check } from '../validate'
 import type { FrameChannel } from './channel'
+import { DeadlineTimer, monotonicMs } from './deadlines'
 import { boundedError, clip, decodeFrame, encodeFrame, type Frame } from './frames'
 import { scanMsgpack, type ScanLimits } from './scan'
-import type { CallOptions, Connection, Method, Peer } from './types'
+import type { CallContext, CallOptions, Connection, Method, Peer, StreamMethod } from './types'
 
 export class Router {
   private readonly methods = new Map<string, { method: Method, check: Check<unknown> }>()
@@ -39,7 +40,7 @@ function noPayload (name: string): Check<unknown> {
   }
 }
 
-interface Pending { resolve (v: unknown): void, reject (e: Error): void, timer?: NodeJS.Timeout, method: string }
+interface Pending { resolve (v: unknown): void, reject (e: Error): void, method: string, deadline: number, timeoutMs: number }
 
 /**
  * Bytes of unary calls by method in this process, requests and answers together, each way
@@ -84,6 +85,10 @@ class LazyAbort {
 
 export interface RpcOptions { maxFrameBytes: number, maxFrameElements: number, maxFrameDepth: number, callTimeoutMs: number }
 
+function isThenable (v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function'
+}
+
 const an = (word: string): string => /^[aeiou]/.test(word) ? 'an' : 'a'
 
 /** Longest text from a peer (an error message) copied into our log lines. */
@@ -96,6 +101,7 @@ export class RpcConnection extends EventEmitter implements Connection {
   private readonly sinks = new Map<number, StreamSink>()
   private readonly serving = new Map<number, LazyAbort>()
   private readonly scan: ScanLimits
+  private readonly deadlines = new DeadlineTimer(this)
 
   readonly peer: Peer
 
@@ -123,20 +129,39 @@ export class RpcConnection extends EventEmitter implements Connection {
     if (!this.isOpen) return Promise.reject(new OriginError('E_CLOSED', `connection to ${this.describePeer()} is closed`))
     const id = this.takeId()
     const timeoutMs = opts.timeoutMs ?? this.opts.callTimeoutMs
+    // As setTimeout took them: no wait (or not a number) is the shortest, 1 ms.
+    const deadline = monotonicMs() + (timeoutMs >= 1 ? Math.min(timeoutMs, Number.MAX_SAFE_INTEGER) : 1)
     return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id)
-        reject(new OriginError('E_TIMEOUT', `${method} got no answer from ${this.describePeer()} within ${timeoutMs} ms`, { method, timeoutMs }))
-      }, timeoutMs)
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, method })
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, method, deadline, timeoutMs })
       try {
         countTraffic(method, 'sent', this.send({ t: 'req', id, m: method, p: payload }))
       } catch (err) {
-        clearTimeout(timer)
-        this.pending.delete(id)
+        this.forget(id)
         reject(err)
+        return
       }
+      this.deadlines.added(deadline)
     })
+  }
+
+  /** Times out the calls due by `now` (the deadline timer calls it); the earliest deadline left. */
+  expire (now: number): number {
+    let next = Infinity
+    const due: Pending[] = []
+    for (const [id, p] of this.pending) {
+      if (p.deadline <= now) { this.pending.delete(id); due.push(p) } else if (p.deadline < next) next = p.deadline
+    }
+    // A late wake (a busy process) finds several due at once: they fail in deadline order.
+    due.sort((a, b) => a.deadline - b.deadline)
+    for (const p of due) {
+      p.reject(new OriginError('E_TIMEOUT', `${p.method} got no answer from ${this.describePeer()} within ${p.timeoutMs} ms`, { method: p.method, timeoutMs: p.timeoutMs }))
+    }
+    return next
+  }
+
+  private forget (id: number): void {
+    this.pending.delete(id)
+    if (this.pending.size === 0) this.deadlines.idle()
   }
 
   stream<R = unknown>(method: string, payload?: unknown): AsyncIterable<R> {
@@ -234,11 +259,13 @@ export class RpcConnection extends EventEmitter implements Connection {
       return
     }
     switch (frame.t) {
-      case 'req': countTraffic(frame.m, 'received', data.length); void this.serve(frame.id, frame.m, frame.p); break
+      case 'req': countTraffic(frame.m, 'received', data.length); this.serve(frame.id, frame.m, frame.p); break
       case 'res': {
-        const method = this.pending.get(frame.id)?.method
-        if (method !== undefined) countTraffic(method, 'received', data.length)
-        this.settle(frame.id, frame.v, undefined)
+        const p = this.pending.get(frame.id)
+        if (p === undefined) break // timed out already
+        countTraffic(p.method, 'received', data.length)
+        this.forget(frame.id)
+        p.resolve(frame.v)
         break
       }
       case 'err': this.onError(frame.id, OriginError.fromJSON(frame.e)); break
@@ -258,40 +285,105 @@ export class RpcConnection extends EventEmitter implements Connection {
   private settle (id: number, value: unknown, err: Error | undefined): void {
     const p = this.pending.get(id)
     if (p === undefined) return // timed out already
-    this.pending.delete(id)
-    clearTimeout(p.timer)
+    this.forget(id)
     if (err !== undefined) p.reject(err)
     else p.resolve(value)
   }
 
-  private async serve (id: number, name: string, payload: unknown): Promise<void> {
-    const controller = new LazyAbort()
-    this.serving.set(id, controller)
+  /**
+   * Answers a request. A unary handler that returns a plain value is answered in the same
+   * turn, and one that returns a promise when it settles: no async frame, no abort
+   * controller and no entry in `serving` per call unless the handler reads `ctx.signal`.
+   */
+  private serve (id: number, name: string, payload: unknown): void {
+    let method: Method
+    let p: unknown
     try {
       const entry = this.router.get(name)
       if (entry === undefined) throw new OriginError('E_UNKNOWN_METHOD', `no method "${name}"`, { method: name })
-      if (entry.method.role !== this.peer.role) {
-        this.log.warn(`refused ${name} from ${this.describePeer()}: needs role ${entry.method.role}, certificate has role ${this.peer.role}`)
-        throw new OriginError('E_FORBIDDEN_ROLE', `${name} needs ${entry.method.role === 'operator' ? 'an' : 'a'} ${entry.method.role} certificate; yours has role ${this.peer.role}`, { method: name, need: entry.method.role, have: this.peer.role })
+      method = entry.method
+      if (method.role !== this.peer.role) {
+        this.log.warn(`refused ${name} from ${this.describePeer()}: needs role ${method.role}, certificate has role ${this.peer.role}`)
+        throw new OriginError('E_FORBIDDEN_ROLE', `${name} needs ${method.role === 'operator' ? 'an' : 'a'} ${method.role} certificate; yours has role ${this.peer.role}`, { method: name, need: method.role, have: this.peer.role })
       }
-      const p = entry.check(payload)
+      p = entry.check(payload)
+    } catch (err) {
+      this.fail(id, name, err)
+      return
+    }
+    if (method.kind === 'stream') { void this.serveStream(id, name, method, p); return }
+    const call = this.unaryContext(id)
+    let result: unknown
+    try {
+      result = method.handler(p, call.ctx)
+    } catch (err) {
+      call.done()
+      this.fail(id, name, err)
+      return
+    }
+    if (isThenable(result)) result.then((v) => this.answer(id, name, v, call.done), (err) => { call.done(); this.fail(id, name, err) })
+    else this.answer(id, name, result, call.done)
+  }
+
+  /** A unary call's context: its abort signal is made (and watched) only if the handler asks. */
+  private unaryContext (id: number): { ctx: CallContext, done: () => void } {
+    let abort: LazyAbort | undefined
+    const serving = this.serving
+    const open = (): boolean => this.isOpen
+    return {
+      ctx: {
+        peer: this.peer,
+        get signal () {
+          if (abort === undefined) {
+            abort = new LazyAbort()
+            // Asked after the connection closed: it would have been aborted with the rest.
+            if (open()) serving.set(id, abort)
+            else abort.abort()
+          }
+          return abort.signal
+        }
+      },
+      done: () => { if (abort !== undefined && serving.get(id) === abort) serving.delete(id) }
+    }
+  }
+
+  private answer (id: number, name: string, v: unknown, done: () => void): void {
+    done()
+    let sent: number
+    try {
+      sent = this.send({ t: 'res', id, v })
+    } catch (err) {
+      this.fail(id, name, err) // an answer that cannot be encoded
+      return
+    }
+    countTraffic(name, 'sent', sent)
+  }
+
+  /** Tells the caller why call `id` failed (errors from the handler or the checks before it). */
+  private fail (id: number, name: string, err: unknown): void {
+    const e = asOriginError(err, name)
+    if (e.code === 'E_INTERNAL') this.log.error(`${name} failed for ${this.describePeer()}: ${clip(e.message, LOGGED_CHARS)}`)
+    try {
+      this.send({ t: 'err', id, e: e.toJSON() })
+    } catch (sendErr) {
+      this.log.error(`could not tell ${this.describePeer()} that ${name} failed: ${clip(asOriginError(sendErr).message, LOGGED_CHARS)}`)
+    }
+  }
+
+  private async serveStream (id: number, name: string, method: StreamMethod<unknown, unknown>, p: unknown): Promise<void> {
+    const controller = new LazyAbort()
+    this.serving.set(id, controller)
+    try {
       const peer = this.peer
       const ctx = { peer, get signal () { return controller.signal } }
-      if (entry.method.kind === 'unary') {
-        const v = await entry.method.handler(p, ctx)
-        countTraffic(name, 'sent', this.send({ t: 'res', id, v }))
-      } else {
-        for await (const v of entry.method.handler(p, ctx)) {
-          if (controller.aborted || !this.isOpen) break
-          this.send({ t: 'item', id, v })
-          if (this.channel.bufferedAmount > BACKPRESSURE_BYTES) await this.drained()
-        }
-        this.send({ t: 'end', id })
+      for await (const v of method.handler(p, ctx)) {
+        if (controller.aborted || !this.isOpen) break
+        this.send({ t: 'item', id, v })
+        if (this.channel.bufferedAmount > BACKPRESSURE_BYTES) await this.drained()
       }
+      this.send({ t: 'end', id })
     } catch (err) {
-      const e = asOriginError(err, name)
-      if (e.code === 'E_INTERNAL') this.log.error(`${name} failed for ${this.describePeer()}: ${clip(e.message, LOGGED_CHARS)}`)
-      this.send({ t: 'err', id, e: e.toJSON() })
+      this.fail(id, name, err)
     } finally {
       this.serving.delete(id)
     }
@@ -305,7 +397,8 @@ export class RpcConnection extends EventEmitter implements Connection {
 
   private onClose (code: number, reason: string): void {
     const err = new OriginError('E_CLOSED', `connection to ${this.describePeer()} closed (${code}${reason ? ' ' + reason : ''})`)
-    for (const [id, p] of this.pending) { clearTimeout(p.timer); p.reject(err); this.pending.delete(id) }
+    this.deadlines.stop()
+    for (const [id, p] of this.pending) { p.reject(err); this.pending.delete(id) }
     for (const sink of this.sinks.values()) sink.fail(err)
     for (const c of this.serving.values()) c.abort()
     this.emit('close', code, reason)

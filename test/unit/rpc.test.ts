@@ -150,8 +150,86 @@ test('rpc: a handler that never answers fails with E_TIMEOUT after callTimeoutMs
   t.is(code(await t.throwsAsync(conn.call('test.late', undefined, { timeoutMs: 50 }))), 'E_TIMEOUT')
   await waitFor(() => release !== undefined, { what: 'test.late to be running' })
   release?.('too late') // the answer arrives after its caller gave up, and is dropped
-  t.deepEqual(await conn.call('test.echo', 1), { got: 1 })
+  // Its own timeout: this call shows the connection goes on, and 300 ms is too short a wait
+  // for a busy test process (20 other pairs start at once).
+  t.deepEqual(await conn.call('test.echo', 1, { timeoutMs: 5000 }), { got: 1 })
   t.true(conn.isOpen)
+})
+
+test('rpc: calls with different timeouts each fail at their own deadline, with the same error as ever, and answered calls between them are untouched', async (t) => {
+  const hang = unary('test.hang', async (_p, ctx) => await aborted(ctx.signal))
+  const { conn } = await pair(t, [hang, echo], { callTimeoutMs: 5000 })
+  const started = performance.now()
+  const settled: Array<{ which: string, ms: number, err?: unknown }> = []
+  const track = async (which: string, p: Promise<unknown>): Promise<void> => {
+    try { await p; settled.push({ which, ms: performance.now() - started }) } catch (err) { settled.push({ which, ms: performance.now() - started, err }) }
+  }
+  // Added latest-deadline first: the one timer must still wake for the earliest.
+  const all = Promise.all([
+    track('slow', conn.call('test.hang', undefined, { timeoutMs: 600 })),
+    track('quick', conn.call('test.hang', undefined, { timeoutMs: 150 })),
+    ...Array.from({ length: 20 }, async (_, i) => await track(`echo${i}`, conn.call('test.echo', i, { timeoutMs: 3000 })))
+  ])
+  await all
+  const quick = settled.find((s) => s.which === 'quick')
+  const slow = settled.find((s) => s.which === 'slow')
+  t.is(code(quick?.err), 'E_TIMEOUT')
+  t.regex((quick?.err as Error).message, /^test\.hang got no answer from node node at 127\.0\.0\.1:\d+ within 150 ms$/)
+  t.deepEqual((quick?.err as OriginError).data, { method: 'test.hang', timeoutMs: 150 })
+  t.is(code(slow?.err), 'E_TIMEOUT')
+  t.deepEqual((slow?.err as OriginError).data, { method: 'test.hang', timeoutMs: 600 })
+  t.true((quick?.ms ?? 0) >= 149, `the 150 ms call failed after ${quick?.ms} ms`)
+  t.true((slow?.ms ?? 0) >= 599, `the 600 ms call failed after ${slow?.ms} ms`)
+  t.true(settled.indexOf(quick!) < settled.indexOf(slow!), `the earlier deadline failed first: ${JSON.stringify(settled.map((s) => [s.which, Math.round(s.ms)]))}`)
+  t.deepEqual(settled.filter((s) => s.which.startsWith('echo') && s.err !== undefined).map((s) => `${s.which}: ${String(s.err)}`), [], 'every answered call resolved')
+  t.true(conn.isOpen)
+})
+
+test('rpc: a handler may answer with a plain value, a promise or a thenable, or throw before returning; each reaches the caller', async (t) => {
+  const plain: Method = { kind: 'unary', name: 'test.plain', role: 'node', handler: () => ({ at: 'once' }) }
+  const promised: Method = { kind: 'unary', name: 'test.promised', role: 'node', handler: async () => await Promise.resolve('later') }
+  const thenable: Method = { kind: 'unary', name: 'test.thenable', role: 'node', handler: () => ({ then: (ok: (v: unknown) => void) => { setImmediate(() => ok('via then')) } }) as unknown as Promise<string> }
+  const throws: Method = { kind: 'unary', name: 'test.throws', role: 'node', handler: () => { throw new OriginError('E_NOT_FOUND', 'nothing here', { sync: true }) } }
+  const rejects: Method = { kind: 'unary', name: 'test.rejects', role: 'node', handler: async () => { throw new TypeError('async kaboom') } }
+  const { conn } = await pair(t, [plain, promised, thenable, throws, rejects])
+  t.deepEqual(await conn.call('test.plain'), { at: 'once' })
+  t.is(await conn.call('test.promised'), 'later')
+  t.is(await conn.call('test.thenable'), 'via then')
+  const sync = await t.throwsAsync(conn.call('test.throws'))
+  t.is(code(sync), 'E_NOT_FOUND')
+  t.deepEqual((sync as OriginError).data, { sync: true })
+  const async = await t.throwsAsync(conn.call('test.rejects'))
+  t.is(code(async), 'E_INTERNAL')
+  t.is(async.message, 'async kaboom')
+})
+
+test('rpc: a unary handler that first asks for its signal after the connection closed finds it aborted', async (t) => {
+  let proceed: (() => void) | undefined
+  let late: AbortSignal | undefined
+  const slow = unary('test.slow', async (_p, ctx) => {
+    await new Promise<void>((resolve) => { proceed = resolve })
+    late = ctx.signal
+  })
+  const { conn } = await pair(t, [slow])
+  const call = t.throwsAsync(conn.call('test.slow'))
+  await waitFor(() => proceed !== undefined, { what: 'the handler to be running' })
+  conn.close()
+  t.is(code(await call), 'E_CLOSED')
+  await conn.closed
+  await new Promise((resolve) => setTimeout(resolve, 50)) // let the server see the close too
+  proceed?.()
+  await waitFor(() => late !== undefined, { what: 'the handler to read its signal' })
+  t.true(late?.aborted)
+})
+
+test('rpc: a burst of answers larger than one batched write all arrive intact', async (t) => {
+  const big = unary('test.big', (p: { n: number }) => ({ n: p.n, fill: String.fromCharCode(97 + p.n % 26).repeat(20_000) }), {
+    payload: { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } }
+  })
+  const { conn } = await pair(t, [big])
+  const answers = await Promise.all(Array.from({ length: 60 }, async (_, n) => await conn.call<{ n: number, fill: string }>('test.big', { n })))
+  t.deepEqual(answers.map((a) => a.n), Array.from({ length: 60 }, (_, n) => n))
+  t.true(answers.every((a) => a.fill.length === 20_000 && a.fill === String.fromCharCode(97 + a.n % 26).repeat(20_000)))
 })
 
 test('rpc: 200 concurrent calls each get their own answer', async (t) => {
