@@ -8,6 +8,7 @@ import type { InstanceStats, NodeStatsRow, StatsView } from '../node/control/sta
 import { errorMessage } from '../node/errors'
 import { formatDuration, textTable } from './render'
 import type { Screen } from './screen'
+import { compareIds, compareInstances } from '../node/vocabulary'
 
 export class StatsReport {
   readonly answeredBy: string
@@ -49,7 +50,7 @@ export function renderStats (v: StatsView): string {
   for (const n of v.nodes) if (n.status === 'unreachable') lines.push(`${n.node}: unreachable (${n.address}): ${n.reason}`)
   const instances: Array<InstanceStats & { node: string }> = v.nodes.flatMap((n) => n.status === 'ok' ? n.instances.map((i) => ({ ...i, node: n.node })) : [])
   if (instances.length > 0) {
-    instances.sort((a, b) => a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : a.node < b.node ? -1 : 1)
+    instances.sort((a, b) => compareInstances(a.instance, b.instance) || compareIds(a.node, b.node))
     lines.push('', textTable(['instance', 'node', 'state', 'cpu', 'memory', 'procs', 'restarts', 'uptime', 'port'], instances.map((i) => [
       i.instance, i.node, i.state, pct(i.cpuPercent), mib(i.memoryMb), i.processes === undefined ? '' : String(i.processes),
       String(i.restarts), i.uptimeMs === undefined ? '' : formatDuration(i.uptimeMs), i.port === undefined ? '' : String(i.port)

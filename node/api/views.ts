@@ -10,6 +10,7 @@ import { owner, readyTargets } from '../proxy'
 import { instanceState } from '../proxy/choose'
 import { serviceOfInstance } from '../scheduler'
 import { hostOf } from '../address'
+import { compareIds, compareInstances } from '../vocabulary'
 
 export interface InstanceAddress {
   instance: string
@@ -55,7 +56,7 @@ export function whereInstances (table: MemberTable, service: string): InstancePl
         port: Number(/:(\d+)$/.exec(s.address ?? '')?.[1] ?? 0),
         state: instanceState(m.status, s.state)
       })))
-    .sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : a.node < b.node ? -1 : a.node > b.node ? 1 : 0))
+    .sort((a, b) => compareInstances(a.instance, b.instance) || compareIds(a.node, b.node))
 }
 
 /** The ready instance that owns `key` (the one the proxy's keyed routing picks), or undefined when none is ready. */

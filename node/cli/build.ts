@@ -5,6 +5,7 @@
 import { OriginError } from '../errors'
 import { parse, type Command } from './args'
 import { requireAll } from './flags'
+import { CERT_NAME } from '../vocabulary'
 
 const usage = `usage: origin build --keys KEYS --config image.json --out DIR [options]
 
@@ -66,7 +67,7 @@ export const buildCommand: Command = {
     }
     const k8sData = values['k8s-data']
     if (k8sData !== undefined && k8sData !== 'hostPath' && k8sData !== 'emptyDir') throw new OriginError('E_ARGS', `--k8s-data must be hostPath or emptyDir, got "${k8sData}"`, { usage })
-    if (values['cert-name'] !== undefined && !/^[a-z0-9][a-z0-9._-]{0,62}$/i.test(values['cert-name'])) throw new OriginError('E_ARGS', `--cert-name must be letters, digits, '.', '_', '-', got "${values['cert-name']}"`, { usage })
+    if (values['cert-name'] !== undefined && !CERT_NAME.test(values['cert-name'])) throw new OriginError('E_ARGS', `--cert-name must be letters, digits, '.', '_', '-', got "${values['cert-name']}"`, { usage })
     // The builder (esbuild, postject) loads only here.
     const { buildImage } = require('../../build') as typeof import('../../build')
     console.log(`origin build: image for ${config} in ${out}`)

@@ -17,6 +17,7 @@ import { OriginError } from '../errors'
 import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
 import { logParts, namesIn, readLog } from '../supervisor/logfile'
+import { compareInstances } from '../vocabulary'
 
 export interface LogsRequest { node: string, service: string, lines?: number, since?: string, follow?: boolean }
 /** A piece of one log, tagged with the instance that wrote it (`node` for the node log). */
@@ -85,7 +86,8 @@ async function logSources (dataDir: string, service: string): Promise<LogSource[
   return [...instances].sort(byInstance).map((instance) => ({ instance, path: join(dir, `${instance}.log`) }))
 }
 
-const byInstance = new Intl.Collator('en', { numeric: true }).compare
+// Instance order (web-2 before web-10), the same on every machine, unlike a locale's collation.
+const byInstance = compareInstances
 
 /** No log at all for that service here; says where it runs if the member table knows. */
 function notFound (c: LogsComponents, service: string): OriginError {

@@ -10,8 +10,8 @@
 import type { ErrorObject, JSONSchemaType, ValidateFunction } from 'ajv'
 import { ajv } from '../validate'
 import type { ClusterSpec, ServiceSpec } from './types'
+import { RANK_KEYS as rankKeys } from '../vocabulary'
 
-const rankKeys = ['memory', 'cpus', 'uptime', 'id'] as const
 const ms = { type: 'integer', minimum: 0, maximum: 3_600_000, nullable: true } as const
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const
 const anyCount = { type: 'integer', nullable: true } as const

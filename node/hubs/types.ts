@@ -2,8 +2,9 @@
 import type { EventEmitter } from 'node:events'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
+import { RANK_KEYS, type RankKey } from '../vocabulary'
 
-export type RankKey = 'memory' | 'cpus' | 'uptime' | 'id'
+export type { RankKey }
 
 export interface HubPolicy {
   /** How many hubs. All alive members are hubs while there are fewer. @default 3 */
@@ -21,7 +22,7 @@ export interface HubPolicy {
 
 export const defaultHubPolicy: HubPolicy = {
   count: 3,
-  ranking: ['memory', 'cpus', 'uptime', 'id'],
+  ranking: [...RANK_KEYS],
   memoryMargin: 0.1
 }
 

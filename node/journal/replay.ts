@@ -8,6 +8,7 @@
  */
 import type { MemberStatus } from '../membership'
 import { compareEvents, type JournalEvent, type MemberFacts } from './types'
+import { compareIds, compareInstances } from '../vocabulary'
 
 export interface ReplayedInstance { instance: string, service: string, node: string, version: string, state: string, reason?: string, address?: string, restarts: number, since: number }
 
@@ -77,6 +78,6 @@ export function replay (events: readonly JournalEvent[], at: number): Replayed {
       default: break
     }
   }
-  out.instances = [...instances.values()].sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : a.node < b.node ? -1 : 1))
+  out.instances = [...instances.values()].sort((a, b) => compareInstances(a.instance, b.instance) || compareIds(a.node, b.node))
   return out
 }

@@ -11,6 +11,7 @@
  */
 import type { MemberStatus, MemberTable } from '../membership/types'
 import { serviceOfInstance as serviceOf } from '../scheduler'
+import { compareInstances } from '../vocabulary'
 
 export interface Target {
   instance: string
@@ -37,7 +38,7 @@ export function readyTargets (table: MemberTable, service: string): Target[] {
       out.push({ instance, node: m.id, address: s.address })
     }
   }
-  return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))
+  return out.sort((a, b) => compareInstances(a.instance, b.instance))
 }
 
 /**
@@ -54,7 +55,7 @@ export function suspectTargets (table: MemberTable, service: string): Target[] {
       if (s.state === 'ready' && s.address !== undefined && serviceOf(instance) === service) out.push({ instance, node: m.id, address: s.address })
     }
   }
-  return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))
+  return out.sort((a, b) => compareInstances(a.instance, b.instance))
 }
 
 /**

@@ -30,6 +30,7 @@ import type { Spec } from '../desired/types'
 import { computePhase } from './phase'
 import { placeServices } from './place'
 import type { Assignment, AssignmentDiff, PhaseKind, Schedule } from './types'
+import { compareInstances } from '../vocabulary'
 
 export type { Assignment, AssignmentDiff, Phase, PhaseKind, Schedule, Unschedulable } from './types'
 export { computePhase } from './phase'
@@ -103,20 +104,12 @@ export function diffAssignments (before: Assignment[], after: Assignment[]): Ass
  * (`name@node`) by code units, after them; a service-level entry (no instance) first.
  */
 export function compareAssignments (a: { service: string, instance?: string }, b: { service: string, instance?: string }): number {
-  return compareIds(a.service, b.service) || compareInstances(a.instance, b.instance)
+  return compareIds(a.service, b.service) || compareOptionalInstances(a.instance, b.instance)
 }
 
-function compareInstances (a: string | undefined, b: string | undefined): number {
+function compareOptionalInstances (a: string | undefined, b: string | undefined): number {
   if (a === undefined || b === undefined) return a === b ? 0 : a === undefined ? -1 : 1
-  const na = /^[^@]*-(\d+)$/.exec(a)
-  const nb = /^[^@]*-(\d+)$/.exec(b)
-  if (na !== null && nb !== null) {
-    const d = na[1].length - nb[1].length || compareIds(na[1], nb[1])
-    if (d !== 0) return d
-  } else if (na !== null || nb !== null) {
-    return na !== null ? -1 : 1
-  }
-  return compareIds(a, b)
+  return compareInstances(a, b)
 }
 
 /** Two entries with one id (a table keyed otherwise) would host twice; keep the first. */

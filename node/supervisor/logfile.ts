@@ -11,6 +11,7 @@
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { logDefaults } from '../config/defaults'
 
 /** `out` and `err` are the process's own streams; `origin` lines are the supervisor's story. */
 export type LogStream = 'out' | 'err' | 'origin'
@@ -45,8 +46,8 @@ export class RotatingLog {
 
   constructor (opts: RotatingLogOptions) {
     this.path = opts.path
-    this.maxBytes = opts.maxBytes ?? 10 * 1024 * 1024
-    this.keep = opts.keep ?? 5
+    this.maxBytes = opts.maxBytes ?? logDefaults.maxBytes
+    this.keep = opts.keep ?? logDefaults.keep
     if (!(this.maxBytes > 0)) throw new RangeError(`maxBytes must be positive, got ${this.maxBytes}`)
     if (!Number.isInteger(this.keep) || this.keep < 0) throw new RangeError(`keep must be a whole number >= 0, got ${this.keep}`)
   }

@@ -7,6 +7,7 @@ import type { InstanceSummary } from '../membership/types'
 import { serviceOfInstance } from '../scheduler'
 import type { Instance } from './launch'
 import type { InstanceReport } from './types'
+import { compareInstances } from '../vocabulary'
 
 /** Running instances, then those assigned here and waiting (`pending`, with the reason), by id. */
 export function reportOf (nodeId: string, instances: Iterable<Instance>, waiting: ReadonlyMap<string, string>, logPathOf: (instance: string) => string): InstanceReport[] {
@@ -36,7 +37,7 @@ export function reportOf (nodeId: string, instances: Iterable<Instance>, waiting
     address: '',
     logPath: logPathOf(id)
   }))
-  return [...running, ...pending].sort((a, b) => (a.instance < b.instance ? -1 : 1))
+  return [...running, ...pending].sort((a, b) => compareInstances(a.instance, b.instance))
 }
 
 /**
