@@ -61,7 +61,7 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   static async open (o: LinkOptions): Promise<Link> {
-    const conn = await connectTo(o.address, o.identity, { connectTimeoutMs: o.connectTimeoutMs })
+    const conn = await serving(await connectTo(o.address, o.identity, { connectTimeoutMs: o.connectTimeoutMs }), o.address, o.connectTimeoutMs ?? 5000)
     const link = new Link(o, conn, o.address)
     if (o.reconnect === true) {
       try {
@@ -153,7 +153,8 @@ export class Link extends EventEmitter<LinkEvents> {
         if (this.#done) throw new OriginError('E_CLOSED', 'the session is closed')
         tried.add(m.address)
         try {
-          const conn = await connectTo(m.address, this.#o.identity, { connectTimeoutMs: Math.min(2000, this.#o.connectTimeoutMs ?? 2000) })
+          const wait = Math.min(2000, this.#o.connectTimeoutMs ?? 2000)
+          const conn = await serving(await connectTo(m.address, this.#o.identity, { connectTimeoutMs: wait }), m.address, wait)
           const { node } = await call(conn, operator, 'cluster.ping', undefined, { timeoutMs: 2000 })
           this.#conn = conn
           this.#address = m.address
@@ -187,6 +188,29 @@ export class Link extends EventEmitter<LinkEvents> {
       this.remember(await call(this.#conn, operator, 'cluster.nodes', undefined, { timeoutMs: 3000 }))
     } catch {
       // the next refresh, or the operator's own call, will tell
+    }
+  }
+}
+
+/**
+ * The connection once its node answers operators. A node listens before its later layers
+ * have started (membership needs the mesh first) and registers the operator methods when
+ * its control layer starts, so a REPL that connects in between would get "no method":
+ * ask `cluster.ping` until it answers, for at most `timeoutMs`.
+ */
+async function serving (conn: Connection, address: string, timeoutMs: number): Promise<Connection> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      await call(conn, operator, 'cluster.ping')
+      return conn
+    } catch (err) {
+      const starting = err instanceof OriginError && err.code === 'E_UNKNOWN_METHOD'
+      if (!starting || Date.now() >= until || !conn.isOpen) {
+        conn.close()
+        throw starting ? new OriginError('E_TIMEOUT', `the node at ${address} is still starting (it does not answer operators yet)`, { address }) : err
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
 }
