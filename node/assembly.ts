@@ -11,6 +11,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { ImageConfig } from './config/image'
+import { resolveConfig, type NodeConfig } from './config'
 import { control } from './control'
 import { discovery } from './discovery'
 import { hubs, type Hubs } from './hubs'
@@ -23,7 +24,7 @@ import { schedule } from './scheduler'
 import { loadIdentity } from './keys/files'
 import { createLogger, stderrSink, type LogSink, type Logger } from './log'
 import { RotatingLog } from './supervisor/logfile'
-import { membership, membershipDefaults, LeaseHolder, type Characteristics, type LeaseFactory, type Membership } from './membership'
+import { membership, LeaseHolder, type Characteristics, type LeaseFactory, type Membership } from './membership'
 import { assemble, fetchSpecPlugins, LAYER_SHAPE, loadLayerPlugins, type LayerName, type LoadedPlugin } from './plugins'
 import { System } from './system'
 import { webSocketTransport, type Transport } from './transport'
@@ -99,7 +100,9 @@ export interface RunningNode {
   stop (): Promise<void>
 }
 
-export async function startNode (opts: NodeOptions): Promise<RunningNode> {
+export async function startNode (given: NodeOptions): Promise<RunningNode> {
+  // Every default filled in once, here: the layers below read no fallbacks of their own.
+  const opts: Resolved = { ...given, config: resolveConfig(given.config, 'node config') }
   const { config } = opts
   const dataDir = resolve(config.data)
   await mkdir(dataDir, { recursive: true })
@@ -115,6 +118,8 @@ export async function startNode (opts: NodeOptions): Promise<RunningNode> {
   }
 }
 
+type Resolved = NodeOptions & { config: NodeConfig }
+
 type Maker = <C extends object, T>(layer: LayerName, components: C, build: (c: C) => T) => T
 
 /**
@@ -122,7 +127,7 @@ type Maker = <C extends object, T>(layer: LayerName, components: C, build: (c: C
  * ones fetched from the spec repo first), else the built-in; and `make`, which builds one
  * with the checks its choice calls for.
  */
-async function chooseLayers (opts: NodeOptions, dataDir: string, log: Logger, nodeId: string): Promise<{ layers: Layers, make: Maker }> {
+async function chooseLayers (opts: Resolved, dataDir: string, log: Logger, nodeId: string): Promise<{ layers: Layers, make: Maker }> {
   const fetched = await fetchSpecPlugins(opts.config.layers, opts.config.spec, dataDir, { log, nodeId })
   const plugins: Partial<Record<LayerName, LoadedPlugin>> = loadLayerPlugins(fetched)
   const fromImage = Object.fromEntries(Object.entries(plugins).map(([layer, p]) => [layer, p.factory]))
@@ -136,7 +141,7 @@ async function chooseLayers (opts: NodeOptions, dataDir: string, log: Logger, no
   return { layers, make }
 }
 
-async function wire (opts: NodeOptions, id: string, dataDir: string, root: Logger, closeLog: () => Promise<void>): Promise<RunningNode> {
+async function wire (opts: Resolved, id: string, dataDir: string, root: Logger, closeLog: () => Promise<void>): Promise<RunningNode> {
   const { config } = opts
   const { layers, make } = await chooseLayers(opts, dataDir, root.child('plugins'), id)
   const identity = await loadIdentity({ keys: opts.keys })
@@ -221,7 +226,7 @@ async function wire (opts: NodeOptions, id: string, dataDir: string, root: Logge
  * The spec flows back up as events: its hub policy, revoked certificates and downing
  * strategy take effect at once, laid over what image.json says.
  */
-function followSpec (desired: SpecLayer, to: { hubs: Hubs, transport: Transport, membership: Membership, hubsPolicy: ImageConfig['hubs'] }): void {
+function followSpec (desired: SpecLayer, to: { hubs: Hubs, transport: Transport, membership: Membership, hubsPolicy: NodeConfig['hubs'] }): void {
   desired.events.on('applied', ({ spec }) => {
     to.hubs.setPolicy({ ...to.hubsPolicy, ...spec.cluster.hubs })
     to.transport.setRevoked(spec.cluster.revokedSerials)
@@ -234,8 +239,8 @@ function followSpec (desired: SpecLayer, to: { hubs: Hubs, transport: Transport,
  * over it). Every discovery method image.json names runs at once, and image.json's `seeds`
  * are the seeds method's too.
  */
-export function layerInits (config: ImageConfig, dataDir: string, containment: Containment) {
-  const { seeds: moreSeeds, ...methods } = config.discovery ?? {}
+export function layerInits (config: NodeConfig, dataDir: string, containment: Containment) {
+  const { seeds: moreSeeds, ...methods } = config.discovery
   return {
     transport: { listen: config.listen },
     discovery: { seeds: [...config.seeds, ...(moreSeeds ?? [])], ...methods },
@@ -248,7 +253,7 @@ export function layerInits (config: ImageConfig, dataDir: string, containment: C
       dataDir,
       logMaxBytes: config.log.maxBytes,
       logKeep: config.log.keep,
-      fenceAfterMs: config.membership.suspectAfterMs ?? membershipDefaults.suspectAfterMs,
+      fenceAfterMs: config.membership.suspectAfterMs,
       secretsDir: config.secrets,
       containment,
       dockerSocket: config.docker?.socket
@@ -263,7 +268,7 @@ function portOf (listen: string): number {
 }
 
 /** What this node tells the cluster about itself; the scheduler places container services only where an engine answered. */
-async function characteristics (config: ImageConfig, cert: { serial: string, notAfter: Date }, containment: Containment): Promise<Characteristics> {
+async function characteristics (config: NodeConfig, cert: { serial: string, notAfter: Date }, containment: Containment): Promise<Characteristics> {
   return {
     ...measureCharacteristics(config.characteristics, config.labels, Date.now()),
     secrets: await listSecrets(config.secrets),
@@ -300,9 +305,9 @@ function fileSink (file: RotatingLog): LogSink {
   }
 }
 
-function specSource (config: ImageConfig): SpecSource {
+function specSource (config: NodeConfig): SpecSource {
   if (config.specDir !== undefined) return { kind: 'dir', dir: config.specDir }
   if (config.spec === undefined) return { kind: 'none' }
   const { url, ref, token, webhookSecret, allowedSigners } = config.spec
-  return { kind: 'git', url, ref, token, webhookSecret, allowedSigners, pollIntervalMs: config.spec.pollIntervalMs ?? 5000 }
+  return { kind: 'git', url, ref, token, webhookSecret, allowedSigners, pollIntervalMs: config.spec.pollIntervalMs }
 }
