@@ -1,21 +1,20 @@
 /**
- * Cluster benchmarks: formation time, RPC round trip over mutual TLS, idle RSS per node,
- * for real node processes on loopback with the default membership timings.
+ * Cluster benchmarks: formation time, RPC round trip over mutual TLS, RSS per node idle
+ * and after the RPC load, for real node processes on loopback with the default membership
+ * timings.
  */
-import { readFile } from 'node:fs/promises'
 import { TestCluster } from '../test/helpers/cluster'
 import { waitFor } from '../test/helpers/wait'
 import { connectCluster } from '../repl/client'
-import { measureFloor } from './floor'
+import { measureFloor, memoryMiB } from './floor'
 import { ratio, row, summarize } from './stats'
 
 const defaults = { gossipIntervalMs: 200, suspectAfterMs: 2500, deadAfterMs: 5000, seedRetryMs: 2000 }
 
-/** RSS, and its private part (RssAnon): the rest is the node executable's pages, shared by every Node process. */
-async function rssMiB (pid: number): Promise<{ rss: number, anon: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN)
-  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024 }
+/** Memory of every node: mean and max RSS, mean private part. */
+async function nodesMemory (c: TestCluster, names: string[]): Promise<{ rssMean: number, rssMax: number, privateMean: number }> {
+  const all = await Promise.all(names.map(async (n) => await memoryMiB(c.node(n).proc.pid)))
+  return { rssMean: summarize(all.map((m) => m.rss)).mean, rssMax: Math.max(...all.map((m) => m.rss)), privateMean: summarize(all.map((m) => m.private)).mean }
 }
 
 export async function benchCluster (size: number): Promise<void> {
@@ -39,6 +38,9 @@ export async function benchCluster (size: number): Promise<void> {
     row('first node up (spawn to first operator answer)', `${upMs.toFixed(0)} ms`)
     row(`spawning all ${size} processes`, `${(spawned - t0).toFixed(0)} ms`)
     row('start to every node agreeing on the member table', `${agreeMs.toFixed(0)} ms`)
+    // Idle: a few gossip rounds with nothing else going on, before any load grows the heaps.
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    const idle = await nodesMemory(c, names)
 
     const roundTrips = 3000
     const warmup = 500
@@ -63,13 +65,11 @@ export async function benchCluster (size: number): Promise<void> {
     row(`throughput, one connection, ${inflight} in flight`, `${Math.round(perSec)} msg/s`, `(floor ${Math.round(floor.perSec)} msg/s; ${(100 * perSec / floor.perSec).toFixed(0)}%, goal ≥ 70%)`)
 
     for (const cl of clients) cl.close()
-    // Idle: a few gossip rounds with nothing else going on.
     await new Promise((resolve) => setTimeout(resolve, 3000))
-    const rss = await Promise.all(names.map(async (n) => await rssMiB(c.node(n).proc.pid)))
-    const r = summarize(rss.map((x) => x.rss))
-    const anon = summarize(rss.map((x) => x.anon))
-    row('idle RSS per node (mean / max)', `${r.mean.toFixed(0)} / ${Math.max(...rss.map((x) => x.rss)).toFixed(0)} MiB`, `(floor ${floor.idleRssMiB.toFixed(0)} MiB idle Node process, ${floor.echoRssMiB.toFixed(0)} MiB the echo server; goal ≤ 60 MiB)`)
-    row('  of which private (RssAnon), mean', `${anon.mean.toFixed(0)} MiB`, '(the rest: the Node executable\'s pages, shared by all its processes)')
+    const loaded = await nodesMemory(c, names)
+    row('idle RSS per node (mean / max)', `${idle.rssMean.toFixed(0)} / ${idle.rssMax.toFixed(0)} MiB`, `(floor ${floor.idleRssMiB.toFixed(0)} MiB idle Node process, ${floor.echoRssMiB.toFixed(0)} MiB the echo server; goal ≤ 60 MiB)`)
+    row('  of which private, mean', `${idle.privateMean.toFixed(1)} MiB`, `(floor ${floor.idlePrivateMiB.toFixed(1)} / ${floor.echoPrivateMiB.toFixed(1)} MiB; the rest: the Node executable's pages, shared by all its processes)`)
+    row('RSS per node 3 s after the RPC load (mean / max)', `${loaded.rssMean.toFixed(0)} / ${loaded.rssMax.toFixed(0)} MiB`, `(private ${loaded.privateMean.toFixed(1)} MiB: the heap the load grew, not yet given back)`)
   } finally {
     await c.cleanup()
   }

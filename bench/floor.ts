@@ -13,13 +13,19 @@ import WebSocket from 'ws'
 import { createCa, issueCertificate } from '../node/keys'
 import { summarize } from './stats'
 
-export interface Floor { p50: number, p99: number, perSec: number, echoRssMiB: number, idleRssMiB: number }
+export interface Floor { p50: number, p99: number, perSec: number, echoRssMiB: number, idleRssMiB: number, echoPrivateMiB: number, idlePrivateMiB: number }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
 
-async function rssMiB (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024
+/**
+ * A process's resident memory, and the part of it that is its own (Private_Clean +
+ * Private_Dirty in smaps_rollup): the rest is pages shared with other processes, mostly
+ * the Node executable's, which every Node process on the machine maps once between them.
+ */
+export async function memoryMiB (pid: number): Promise<{ rss: number, private: number }> {
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8')
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? NaN)
+  return { rss: kb('Rss') / 1024, private: (kb('Private_Clean') + kb('Private_Dirty')) / 1024 }
 }
 
 export async function measureFloor (o: { roundTrips: number, warmup: number, inflight: number, total: number }): Promise<Floor> {
@@ -53,13 +59,13 @@ export async function measureFloor (o: { roundTrips: number, warmup: number, inf
     const ts = performance.now()
     await Promise.all(Array.from({ length: o.inflight }, async () => { while (sent++ < o.total) await call() }))
     const perSec = o.total / ((performance.now() - ts) / 1000)
-    const echoRssMiB = await rssMiB(echo.pid ?? 0)
+    const echoMem = await memoryMiB(echo.pid ?? 0)
     ws.close()
     const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000); console.log("up")'], { stdio: ['ignore', 'pipe', 'inherit'] })
     children.push(idle)
     await once(idle.stdout as NodeJS.ReadableStream, 'data')
-    const idleRssMiB = await rssMiB(idle.pid ?? 0)
-    return { p50: rtt.p50, p99: rtt.p99, perSec, echoRssMiB, idleRssMiB }
+    const idleMem = await memoryMiB(idle.pid ?? 0)
+    return { p50: rtt.p50, p99: rtt.p99, perSec, echoRssMiB: echoMem.rss, idleRssMiB: idleMem.rss, echoPrivateMiB: echoMem.private, idlePrivateMiB: idleMem.private }
   } finally {
     for (const c of children) c.kill('SIGKILL')
   }
