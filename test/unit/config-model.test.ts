@@ -6,21 +6,11 @@ import {
   applyEnvironment, defaultConfig, localConfig, localSettings, parseImageConfig, resolveConfig, specDefaults, type ImageConfig, type NodeConfig
 } from '../../node/config'
 import { defaultSpecLimits } from '../../node/desired/limits'
-import { OriginError } from '../../node/errors'
 import { healthDefaults } from '../../node/health/config'
 import { MEMBERSHIP_SETTINGS, membershipDefaults } from '../../node/membership/config'
 import { transportDefaults } from '../../node/transport/config'
 import { fastMembership } from '../helpers/cluster'
-
-function refusal (fn: () => unknown): OriginError {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof OriginError) return err
-    throw err
-  }
-  throw new Error('expected an OriginError, nothing was thrown')
-}
+import { refusal } from '../helpers/refusal'
 
 test('config model: a minimal image.json resolves to the defaults with its cluster, every field present', (t) => {
   const config = resolveConfig({ cluster: 'prod' })

@@ -3,23 +3,13 @@ import { EventEmitter } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
-import { OriginError } from '../../node/errors'
 import { parseImageConfig, readImageConfig } from '../../node/config/image'
 import { discovery, parsePeersFile, pluginDiscovery } from '../../node/discovery'
 import { silentLogger } from '../../node/log'
+import { refusal } from '../helpers/refusal'
 
 const parse = (value: unknown): ReturnType<typeof parseImageConfig> => parseImageConfig(JSON.stringify(value))
 const components = { log: silentLogger, dataDir: os.tmpdir(), nodeId: 'n1', listenPort: 7400 }
-
-function refusal (fn: () => unknown): OriginError {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof OriginError) return err
-    throw err
-  }
-  throw new Error('expected an OriginError, nothing was thrown')
-}
 
 test('discovery config: every method is accepted as documented', (t) => {
   const discoveryField = {

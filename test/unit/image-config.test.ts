@@ -4,18 +4,9 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { OriginError } from '../../node/errors'
 import { parseImageConfig, readImageConfig } from '../../node/config/image'
+import { refusal } from '../helpers/refusal'
 
 /** The OriginError `fn` throws (fails the test if it throws something else or nothing). */
-function refusal (fn: () => unknown): OriginError {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof OriginError) return err
-    throw err
-  }
-  throw new Error('expected an OriginError, nothing was thrown')
-}
-
 const parse = (value: unknown): ReturnType<typeof parseImageConfig> => parseImageConfig(JSON.stringify(value))
 
 /** The fields of `config` that `expected` names: optional sections added later need not touch these tests. */

@@ -1,6 +1,5 @@
 import test from 'ava'
 import { applyEnvironment, parseImageConfig } from '../../node/config/image'
-import { OriginError } from '../../node/errors'
 import { certificateExpiry } from '../../node/keys/expiry'
 import { holdKeys } from '../../node/keys/image'
 import { loadIdentity } from '../../node/keys/files'
@@ -8,18 +7,9 @@ import { initKeys } from '../../node/keys'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
+import { refusal } from '../helpers/refusal'
 
 const base = parseImageConfig(JSON.stringify({ cluster: 'prod', listen: '10.0.0.5:7400', seeds: ['10.0.0.4:7400'], data: '/var/lib/origin' }))
-
-function refusal (fn: () => unknown): OriginError {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof OriginError) return err
-    throw err
-  }
-  throw new Error('expected an OriginError, nothing was thrown')
-}
 
 test('image env: no ORIGIN_ variables leave image.json as it is', (t) => {
   const { config, applied } = applyEnvironment(base, { PATH: '/usr/bin', ORIGIN_LOG_LEVEL: 'warn' })

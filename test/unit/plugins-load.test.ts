@@ -7,20 +7,10 @@ import test from 'ava'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
-import { OriginError } from '../../node/errors'
 import { parseImageConfig, readImageConfig } from '../../node/config/image'
 import { assemble, LAYER_SHAPE, loadLayerPlugin, loadLayerPlugins } from '../../node/plugins'
 import { namedNetwork } from '../../plugins/transport-memory'
-
-function refusal (fn: () => unknown): OriginError {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof OriginError) return err
-    throw err
-  }
-  throw new Error('expected an OriginError, nothing was thrown')
-}
+import { refusal } from '../helpers/refusal'
 
 let dir = ''
 test.before(async () => {
