@@ -68,7 +68,7 @@ export async function benchCluster (size: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 3000))
     const loaded = await nodesMemory(c, names)
     row('idle RSS per node (mean / max)', `${idle.rssMean.toFixed(0)} / ${idle.rssMax.toFixed(0)} MiB`, `(floor ${floor.idleRssMiB.toFixed(0)} MiB idle Node process, ${floor.echoRssMiB.toFixed(0)} MiB the echo server; goal ≤ 60 MiB)`)
-    row('  of which private, mean', `${idle.privateMean.toFixed(1)} MiB`, `(floor ${floor.idlePrivateMiB.toFixed(1)} / ${floor.echoPrivateMiB.toFixed(1)} MiB; the rest: the Node executable's pages, shared by all its processes)`)
+    row('  of which private (anonymous pages), mean', `${idle.privateMean.toFixed(1)} MiB`, `(floor ${floor.idlePrivateMiB.toFixed(1)} / ${floor.echoPrivateMiB.toFixed(1)} MiB; the rest: the Node executable's pages, shared by all its processes)`)
     row('RSS per node 3 s after the RPC load (mean / max)', `${loaded.rssMean.toFixed(0)} / ${loaded.rssMax.toFixed(0)} MiB`, `(private ${loaded.privateMean.toFixed(1)} MiB: the heap the load grew, not yet given back)`)
   } finally {
     await c.cleanup()

@@ -18,14 +18,15 @@ export interface Floor { p50: number, p99: number, perSec: number, echoRssMiB: n
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
 
 /**
- * A process's resident memory, and the part of it that is its own (Private_Clean +
- * Private_Dirty in smaps_rollup): the rest is pages shared with other processes, mostly
- * the Node executable's, which every Node process on the machine maps once between them.
+ * A process's resident memory, and the part of it that is its own: its anonymous pages
+ * (heap, stacks, malloc; `Anonymous` in smaps_rollup). The rest is file pages, mostly the
+ * Node executable's, shared by every Node process on the machine. Private_Clean is not
+ * used: it counts executable pages that no other process happens to map at that moment.
  */
 export async function memoryMiB (pid: number): Promise<{ rss: number, private: number }> {
   const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8')
   const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? NaN)
-  return { rss: kb('Rss') / 1024, private: (kb('Private_Clean') + kb('Private_Dirty')) / 1024 }
+  return { rss: kb('Rss') / 1024, private: kb('Anonymous') / 1024 }
 }
 
 export async function measureFloor (o: { roundTrips: number, warmup: number, inflight: number, total: number }): Promise<Floor> {
