@@ -4,24 +4,58 @@
  * recorded reasons and never evaluated again while it sits at the remote's HEAD. An entry
  * holds for the limits it was judged under: raise a limit and the commit gets another look.
  *
+ * Each entry keeps its problems as data (file, line, column, JSON path, message), so a
+ * rejection remembered before a restart reaches the REPL with the same structure as a fresh
+ * one. Files written before kept their lines only: those are read still, each line parsed
+ * back into a problem where it can be (problems.ts).
+ *
  * The file is small and bounded (the latest `max` versions); a missing or unreadable file
  * is an empty list, never a reason not to start.
  */
 import { mkdir, readFile } from 'node:fs/promises'
-import { writeJsonAtomic } from '../files'
 import { dirname } from 'node:path'
 import { errorMessage } from '../errors'
+import { writeJsonAtomic } from '../files'
+import { ajv } from '../validate'
+import { problemFromLine, problemLine } from './problems'
+import type { SpecError } from './types'
 
 export interface RememberedRejection {
   version: string
   /** What the version was judged under (see `key` in the constructor). */
   key: string
+  /** One line per problem (derived from `problems`; all that files written before problems were kept hold). */
   errors: string[]
+  problems: SpecError[]
   at: number
 }
 
+/** An entry as stored: its problems, or in files written before they were kept, their lines only. */
+type Stored = Omit<RememberedRejection, 'errors' | 'problems'> & { problems?: SpecError[], errors?: string[] }
+
 const MAX_ERRORS = 50
 const MAX_ERROR_CHARS = 2000
+
+const text = { type: 'string' } as const
+const problemSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['file', 'message'],
+  properties: { file: text, line: { type: 'integer', minimum: 0 }, column: { type: 'integer', minimum: 0 }, path: text, message: text }
+}
+const isStored = ajv.compile<Stored>({
+  type: 'object',
+  required: ['version', 'key', 'at'],
+  // The branches only say which one must be there; the properties below check both.
+  anyOf: [{ required: ['problems'], properties: { problems: true } }, { required: ['errors'], properties: { errors: true } }],
+  properties: { version: text, key: text, problems: { type: 'array', items: problemSchema }, errors: { type: 'array', items: text }, at: { type: 'number' } }
+})
+
+/** An entry as read: problems kept, or parsed back from their lines where they can be. */
+function remembered ({ version, key, at, problems, errors }: Stored): RememberedRejection {
+  const all = problems ?? (errors ?? []).map(problemFromLine)
+  return { version, key, errors: all.map(problemLine), problems: all, at }
+}
 
 export class RejectedVersions {
   private entries: RememberedRejection[] = []
@@ -34,18 +68,18 @@ export class RejectedVersions {
    */
   constructor (private readonly file: string, private readonly key: string, private readonly max = 100) {}
 
-  /** Read the file; returns a problem to log (the list is then empty), or undefined. */
+  /** Read the file; returns a problem to log (the list is then empty), or undefined. Malformed entries are dropped. */
   async load (): Promise<string | undefined> {
-    let text: string
+    let content: string
     try {
-      text = await readFile(this.file, 'utf8')
+      content = await readFile(this.file, 'utf8')
     } catch (err) {
       return (err as { code?: string }).code === 'ENOENT' ? undefined : `cannot read ${this.file}: ${errorMessage(err)}`
     }
     try {
-      const parsed = JSON.parse(text) as { rejected?: unknown }
+      const parsed = JSON.parse(content) as { rejected?: unknown }
       if (!Array.isArray(parsed.rejected)) throw new Error('no "rejected" list')
-      this.entries = parsed.rejected.filter(isEntry).slice(-this.max)
+      this.entries = parsed.rejected.filter((e) => isStored(e)).slice(-this.max).map(remembered)
       return undefined
     } catch (err) {
       return `ignoring ${this.file}: ${errorMessage(err)}`
@@ -57,11 +91,12 @@ export class RejectedVersions {
     return this.entries.find((e) => e.version === version && e.key === this.key)
   }
 
-  /** Remember `version` as rejected with `errors`, and write the file (writes are serialized; a failure is returned, not thrown). */
-  async add (version: string, errors: string[], at = Date.now()): Promise<string | undefined> {
-    const kept = errors.slice(0, MAX_ERRORS).map((e) => e.length > MAX_ERROR_CHARS ? e.slice(0, MAX_ERROR_CHARS) + '...' : e)
-    this.entries = [...this.entries.filter((e) => e.version !== version), { version, key: this.key, errors: kept, at }].slice(-this.max)
-    const value = { rejected: this.entries }
+  /** Remember `version` as rejected for `problems`, and write the file (writes are serialized; a failure is returned, not thrown). */
+  async add (version: string, problems: SpecError[], at = Date.now()): Promise<string | undefined> {
+    const kept = problems.slice(0, MAX_ERRORS).map(bounded)
+    const entry = { version, key: this.key, errors: kept.map(problemLine), problems: kept, at }
+    this.entries = [...this.entries.filter((e) => e.version !== version), entry].slice(-this.max)
+    const value = { rejected: this.entries.map(({ errors, ...stored }): Stored => stored) }
     const write = this.writing.then(async () => {
       await mkdir(dirname(this.file), { recursive: true })
       await writeJsonAtomic(this.file, value)
@@ -76,8 +111,15 @@ export class RejectedVersions {
   }
 }
 
-function isEntry (e: unknown): e is RememberedRejection {
-  const x = e as Partial<RememberedRejection> | null
-  return x !== null && typeof x === 'object' && typeof x.version === 'string' && typeof x.key === 'string' &&
-    typeof x.at === 'number' && Array.isArray(x.errors) && x.errors.every((m) => typeof m === 'string')
+/** A problem whose strings are cut to a size the file can hold for a hundred versions. */
+function bounded (p: SpecError): SpecError {
+  const b: SpecError = { file: cut(p.file), message: cut(p.message) }
+  if (p.line !== undefined) b.line = p.line
+  if (p.column !== undefined) b.column = p.column
+  if (p.path !== undefined) b.path = cut(p.path)
+  return b
+}
+
+function cut (s: string): string {
+  return s.length > MAX_ERROR_CHARS ? s.slice(0, MAX_ERROR_CHARS) + '...' : s
 }

@@ -14,10 +14,11 @@ test('spec rejections: a rejection is remembered across a restart, under the sam
   const file = await tempFile(t)
   const first = new RejectedVersions(file, 'limits-a')
   t.is(await first.load(), undefined, 'no file yet is no problem')
-  t.is(await first.add('c0ffee', ['services/bomb.ts: evaluation used more than 256 MiB of memory; killed'], 1000), undefined)
+  const bomb = { file: 'services/bomb.ts', message: 'evaluation used more than 256 MiB of memory; killed' }
+  t.is(await first.add('c0ffee', [bomb], 1000), undefined)
   const again = new RejectedVersions(file, 'limits-a')
   t.is(await again.load(), undefined)
-  t.deepEqual(again.get('c0ffee'), { version: 'c0ffee', key: 'limits-a', errors: ['services/bomb.ts: evaluation used more than 256 MiB of memory; killed'], at: 1000 })
+  t.deepEqual(again.get('c0ffee'), { version: 'c0ffee', key: 'limits-a', errors: ['services/bomb.ts: evaluation used more than 256 MiB of memory; killed'], problems: [bomb], at: 1000 })
   t.is(again.get('other'), undefined)
   const raised = new RejectedVersions(file, 'limits-b')
   await raised.load()
@@ -27,11 +28,12 @@ test('spec rejections: a rejection is remembered across a restart, under the sam
 test('spec rejections: the list is bounded, the oldest go first, and long errors are cut', async (t) => {
   const file = await tempFile(t)
   const r = new RejectedVersions(file, 'k', 3)
-  for (let i = 0; i < 5; i++) await r.add(`v${i}`, ['x'.repeat(5000)])
+  for (let i = 0; i < 5; i++) await r.add(`v${i}`, [{ file: '', message: 'x'.repeat(5000) }])
   const back = new RejectedVersions(file, 'k', 3)
   await back.load()
   t.deepEqual(['v0', 'v1', 'v2', 'v3', 'v4'].map((v) => back.get(v) !== undefined), [false, false, true, true, true])
   t.true((back.get('v4')?.errors[0].length ?? 0) < 2100)
+  t.true((back.get('v4')?.problems[0].message.length ?? 0) < 2100)
   t.true((await readFile(file, 'utf8')).length < 10_000)
 })
 
