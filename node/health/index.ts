@@ -12,40 +12,16 @@
  *   h.current()   // undefined, or 'data dir has 80 MiB free (floor 512 MiB)'
  */
 import { EventEmitter } from 'node:events'
-import type { Logger } from '../log'
-import type { Membership } from '../membership'
-import type { Supervisor } from '../supervisor/types'
-import { healthDefaults, type HealthSettings } from './config'
+import { healthDefaults } from './config'
 import { causes, healthyState, step, type HealthState } from './decide'
 import { DataDirProbe, LoopDelay, ReconcileWatch } from './measure'
+import type { Health, HealthComponents, HealthEvents, HealthInit } from './types'
 
 export { healthDefaults, healthSchema, type HealthSettings } from './config'
 export { causes, step, healthyState, type Cause, type HealthState, type Measures } from './decide'
+export type { Health, HealthComponents, HealthEvents, HealthInit } from './types'
 
-export interface HealthComponents {
-  membership: Pick<Membership, 'setUnhealthy'>
-  /** Its 'reconcile' and 'build' events tell whether it keeps up. */
-  supervisor: Pick<Supervisor, 'events'>
-  log: Logger
-  dataDir: string
-  /** Clock, for tests. @default Date.now */
-  now?: () => number
-}
-
-export interface HealthEvents {
-  /** The node says it is unhealthy and why, or (undefined) healthy again. */
-  change: [string | undefined]
-}
-
-export interface Health {
-  start (): Promise<void>
-  stop (): Promise<void>
-  /** Why this node says it cannot do its job; undefined while healthy. */
-  current (): string | undefined
-  readonly events: EventEmitter<HealthEvents>
-}
-
-export function health (init: HealthSettings = {}) {
+export function health (init: HealthInit = {}) {
   return (c: HealthComponents): Health => new HealthMonitor({ ...healthDefaults, ...init }, c)
 }
 
@@ -60,7 +36,7 @@ class HealthMonitor implements Health {
   private readonly onReconcile = (what: 'started' | 'ended'): void => { this.watch.reconcile(what, this.now()) }
   private readonly onBuild = (b: { what: 'started' | 'succeeded' | 'failed' }): void => { this.watch.build(b.what, this.now()) }
 
-  constructor (private readonly o: Required<HealthSettings>, private readonly c: HealthComponents) {
+  constructor (private readonly o: Required<HealthInit>, private readonly c: HealthComponents) {
     this.now = c.now ?? Date.now
     this.probe = new DataDirProbe(c.dataDir, this.now)
     this.loop = new LoopDelay(o.eventLoopWindowMs)
