@@ -6,7 +6,7 @@
 import { TestCluster } from '../test/helpers/cluster'
 import { waitFor } from '../test/helpers/wait'
 import { connectCluster } from '../repl/client'
-import { measureFloor, memoryMiB } from './floor'
+import { measureFloor, memoryMiB, throughput } from './floor'
 import { ratio, row, summarize } from './stats'
 
 const defaults = { gossipIntervalMs: 200, suspectAfterMs: 2500, deadAfterMs: 5000, seedRetryMs: 2000 }
@@ -58,11 +58,9 @@ export async function benchCluster (size: number): Promise<void> {
     row('operator RPC round trip over mTLS, p50', `${rtt.p50.toFixed(0)} µs`, `${ratio(Math.round(rtt.p50), Math.round(floor.p50))} raw wss+msgpackr echo, goal ≤ 1.3x`)
     row('operator RPC round trip over mTLS, p99', `${rtt.p99.toFixed(0)} µs`, `${ratio(Math.round(rtt.p99), Math.round(floor.p99))} goal ≤ 3x`)
 
-    const ts = performance.now()
-    let sent = 0
-    await Promise.all(Array.from({ length: inflight }, async () => { while (sent++ < total) await first.call('cluster.ping') }))
-    const perSec = total / ((performance.now() - ts) / 1000)
-    row(`throughput, one connection, ${inflight} in flight`, `${Math.round(perSec)} msg/s`, `(floor ${Math.round(floor.perSec)} msg/s; ${(100 * perSec / floor.perSec).toFixed(0)}%, goal ≥ 70%)`)
+    const tp = await throughput(async () => await first.call('cluster.ping'), c.node(names[0]).proc.pid, { inflight, total })
+    row(`throughput, one connection, ${inflight} in flight`, `${Math.round(tp.perSec)} msg/s`, `(floor ${Math.round(floor.perSec)} msg/s; ${(100 * tp.perSec / floor.perSec).toFixed(0)}%, goal ≥ 70%)`)
+    row('  CPU per call: node / operator client', `${tp.serverCpuUs.toFixed(1)} / ${tp.clientCpuUs.toFixed(1)} µs`, `(floor: echo server ${floor.serverCpuUs.toFixed(1)} / raw client ${floor.clientCpuUs.toFixed(1)} µs)`)
 
     for (const cl of clients) cl.close()
     await new Promise((resolve) => setTimeout(resolve, 3000))

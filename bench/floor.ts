@@ -13,7 +13,42 @@ import WebSocket from 'ws'
 import { createCa, issueCertificate } from '../node/keys'
 import { summarize } from './stats'
 
-export interface Floor { p50: number, p99: number, perSec: number, echoRssMiB: number, idleRssMiB: number, echoPrivateMiB: number, idlePrivateMiB: number }
+export interface Floor {
+  p50: number
+  p99: number
+  perSec: number
+  /** CPU time per call in the throughput run, µs: the server process's, and this (client) process's. */
+  serverCpuUs: number
+  clientCpuUs: number
+  echoRssMiB: number
+  idleRssMiB: number
+  echoPrivateMiB: number
+  idlePrivateMiB: number
+}
+
+/** CPU time (user + system) a process has used so far, in ms (clock ticks of 10 ms). */
+export async function cpuMs (pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+/**
+ * Throughput with `inflight` calls at once, and the CPU each call cost both ends. On a
+ * machine shared with other work, wall-clock rates follow the others' load; CPU per call
+ * follows the code.
+ */
+export async function throughput (call: () => Promise<unknown>, serverPid: number, o: { inflight: number, total: number }): Promise<{ perSec: number, serverCpuUs: number, clientCpuUs: number }> {
+  let sent = 0
+  const server0 = await cpuMs(serverPid)
+  const client0 = process.cpuUsage()
+  const ts = performance.now()
+  await Promise.all(Array.from({ length: o.inflight }, async () => { while (sent++ < o.total) await call() }))
+  const perSec = o.total / ((performance.now() - ts) / 1000)
+  const client = process.cpuUsage(client0)
+  const serverCpuUs = (await cpuMs(serverPid) - server0) * 1000 / o.total
+  return { perSec, serverCpuUs, clientCpuUs: (client.user + client.system) / o.total }
+}
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
 
@@ -56,17 +91,14 @@ export async function measureFloor (o: { roundTrips: number, warmup: number, inf
       if (i >= o.warmup) samples.push((performance.now() - s) * 1000)
     }
     const rtt = summarize(samples)
-    let sent = 0
-    const ts = performance.now()
-    await Promise.all(Array.from({ length: o.inflight }, async () => { while (sent++ < o.total) await call() }))
-    const perSec = o.total / ((performance.now() - ts) / 1000)
+    const tp = await throughput(call, echo.pid ?? 0, o)
     const echoMem = await memoryMiB(echo.pid ?? 0)
     ws.close()
     const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000); console.log("up")'], { stdio: ['ignore', 'pipe', 'inherit'] })
     children.push(idle)
     await once(idle.stdout as NodeJS.ReadableStream, 'data')
     const idleMem = await memoryMiB(idle.pid ?? 0)
-    return { p50: rtt.p50, p99: rtt.p99, perSec, echoRssMiB: echoMem.rss, idleRssMiB: idleMem.rss, echoPrivateMiB: echoMem.private, idlePrivateMiB: idleMem.private }
+    return { p50: rtt.p50, p99: rtt.p99, ...tp, echoRssMiB: echoMem.rss, idleRssMiB: idleMem.rss, echoPrivateMiB: echoMem.private, idlePrivateMiB: idleMem.private }
   } finally {
     for (const c of children) c.kill('SIGKILL')
   }
