@@ -84,6 +84,8 @@ export class Admission {
   private rejected?: Rejection
   private readonly remembered: RejectedVersions
   private readonly lastAppliedFile: string
+  /** Versions this node applied and then replaced. */
+  private readonly replaced = new Set<string>()
   /** Versions are judged one after another, so a slow TS commit cannot be applied after a later one. */
   private judging: Promise<unknown> = Promise.resolve()
 
@@ -96,6 +98,8 @@ export class Admission {
   lastRejected (): Rejection | undefined { return this.rejected }
   /** The largest commit this node takes: the applied spec says (its value judges the next one). */
   maxCommitBytes (): number { return (this.applied?.spec.cluster.maxCommitMb ?? defaultMaxCommitMb) * 2 ** 20 }
+  /** Whether this node ran `version` and has left it for another since. */
+  left (version: string): boolean { return this.replaced.has(version) }
 
   async loadRemembered (): Promise<void> {
     const unreadable = await this.remembered.load()
@@ -157,6 +161,10 @@ export class Admission {
   }
 
   private apply (c: Candidate, s: Spec): Outcome {
+    // Before anyone hears of the new version (setSpec below says so to membership, whose
+    // listeners may look for a version to follow at once), the one it replaces is left.
+    if (this.applied !== undefined) this.replaced.add(this.applied.version)
+    this.replaced.delete(c.version)
     this.applied = { version: c.version, spec: s, files: c.files, modes: c.modes, info: describe(c.version, c.info), appliedAt: Date.now() }
     this.c.membership.setSpec(c.version)
     if (!c.version.startsWith('dir:')) {

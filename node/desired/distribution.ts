@@ -36,7 +36,7 @@ export interface DistributionComponents {
   store: Pick<GitStore, 'has' | 'importObjects' | 'objectsOf'>
   events: EventEmitter<SpecEvents>
   log: Logger
-  admission: Pick<Admission, 'current' | 'lastRejected' | 'maxCommitBytes' | 'admitCommit'>
+  admission: Pick<Admission, 'current' | 'lastRejected' | 'left' | 'maxCommitBytes' | 'admitCommit'>
   /** This node's remote, if it has one: while it polls, this node is a source, not a follower. */
   remote?: { polling: () => boolean, sync: () => Promise<SyncResult>, catchUp: (announced?: string) => void }
 }
@@ -47,17 +47,8 @@ export class Distribution {
   private followTimer?: NodeJS.Timeout
   /** Failed attempts to take a commit from a hub, by commit. */
   private readonly failures = new Map<string, { count: number, retryAt: number }>()
-  /** Versions this node ran and left: gossip can still show a hub on one. */
-  private readonly superseded = new Set<string>()
-  private ran?: string
 
-  constructor (private readonly c: DistributionComponents) {
-    c.events.on('applied', ({ version }) => {
-      if (this.ran !== undefined) this.superseded.add(this.ran)
-      this.superseded.delete(version)
-      this.ran = version
-    })
-  }
+  constructor (private readonly c: DistributionComponents) {}
 
   /** The spec layer's mesh methods. */
   serve (): void {
@@ -109,8 +100,9 @@ export class Distribution {
     const { admission: a, membership: m } = this.c
     const target = explicit ?? followTarget(m.table(), this.c.hubs.current(), m.id)
     if (target === undefined || target.commit === a.current()?.version || target.commit === a.lastRejected()?.version) return
-    // Never go back to a version this node left on gossip alone (a hub that really goes back announces it).
-    if (explicit === undefined && this.superseded.has(target.commit)) return
+    // Gossip can still show a hub on a version this node left: never go back to one on
+    // gossip alone (a hub that really goes back announces it).
+    if (explicit === undefined && a.left(target.commit)) return
     if (this.following === target.commit) return
     const failed = this.failures.get(target.commit)
     if (failed !== undefined && Date.now() < failed.retryAt) {
