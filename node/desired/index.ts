@@ -60,7 +60,7 @@ class DesiredState implements SpecLayer {
         transport: c.transport,
         events,
         log: c.log,
-        node: c.membership.id,
+        membership: c.membership,
         decided: (commit) => commit === this.admission.current()?.version || commit === this.admission.lastRejected()?.version,
         take: async (commit) => {
           const result = await this.admission.admitCommit(commit)

@@ -11,6 +11,7 @@ import type { EventEmitter } from 'node:events'
 import { errorMessage } from '../errors'
 import type { GitStore } from '../git/store'
 import type { Logger } from '../log'
+import type { Membership } from '../membership'
 import type { Transport } from '../transport/types'
 import type { Candidate, Outcome } from './admission'
 import { short } from './admission'
@@ -26,7 +27,7 @@ export interface RemoteComponents {
   transport: Pick<Transport, 'route'>
   events: EventEmitter<SpecEvents>
   log: Logger
-  node: string
+  membership: Pick<Membership, 'id'>
   /** Whether this node already applied or rejected `commit`: then it is not handed on again. */
   decided: (commit: string) => boolean
   /** Here is commit X, in the store now: admit it. */
@@ -96,7 +97,7 @@ export class Remote {
   }
 
   private async fetchAndTake (): Promise<SyncResult> {
-    const { node } = this.c
+    const node = this.c.membership.id
     const remote = { url: this.src.url, ref: this.src.ref, token: this.src.token, userAgent: `origin-node/${node}` }
     try {
       const head = await this.c.store.remoteHead(remote)
