@@ -39,9 +39,17 @@ export interface NodeProcess {
   stop (graceMs?: number): Promise<number | string>
 }
 
+/**
+ * V8 flags for a node process. A young generation of 1 MiB semi-spaces instead of V8's
+ * 16: an idle node keeps ~10 MiB less (its private memory 39 -> 29 MiB, measured with
+ * bench/cluster.ts), and RPC throughput and CPU per call did not change measurably; a
+ * node's allocations are small and short-lived, so scavenges stay cheap.
+ */
+export const NODE_FLAGS = ['--max-semi-space-size=1']
+
 export function launchNode (args: string[], o: LaunchOptions = {}): NodeProcess {
   const fd = o.logFile === undefined ? 'ignore' : openSync(o.logFile, 'a')
-  const child = spawn(o.executable ?? process.execPath, o.executable === undefined ? [cliPath, 'node', ...args] : args, {
+  const child = spawn(o.executable ?? process.execPath, o.executable === undefined ? [...NODE_FLAGS, cliPath, 'node', ...args] : args, {
     stdio: ['ignore', fd, fd],
     cwd: o.cwd,
     env: { ...(o.inheritEnv === false ? {} : process.env), ...o.env }
