@@ -8,8 +8,10 @@ import { waitFor } from '../test/helpers/wait'
 import { connectCluster } from '../repl/client'
 import { measureFloor, memoryMiB, throughput } from './floor'
 import { ratio, row, summarize } from './stats'
+import { defaultConfig } from '../node/config'
 
-const defaults = { gossipIntervalMs: 200, suspectAfterMs: 2500, deadAfterMs: 5000, seedRetryMs: 2000 }
+// The production defaults (node/config), as a user's image.json would leave them.
+const defaults: Record<string, number> = defaultConfig().membership
 
 /** Memory of every node: mean and max RSS, mean private part. */
 async function nodesMemory (c: TestCluster, names: string[]): Promise<{ rssMean: number, rssMax: number, privateMean: number }> {

@@ -105,8 +105,10 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   /** A call on the current connection; give it to node/protocol's `call` with the operator table for a typed one. */
-  async call (method: string, payload?: unknown, opts?: { timeoutMs?: number }): Promise<unknown> {
-    return await (await this.connection()).call(method, payload, opts)
+  call (method: string, payload?: unknown, opts?: { timeoutMs?: number }): Promise<unknown> {
+    // The open connection's promise as it is: each extra async layer costs a call ~1 µs.
+    if (this.#conn.isOpen) return this.#conn.call(method, payload, opts)
+    return this.connection().then(async (c) => await c.call(method, payload, opts))
   }
 
   /** The open connection: the current one, or the one being reconnected (a new attempt if the last gave up). */
