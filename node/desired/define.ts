@@ -16,7 +16,7 @@ export type {
   BelowMinNodes, ClusterSpec, CodeSpec, HealthSpec, HubsSpec, PlacementKind, PlacementSpec,
   ResolvedClusterSpec, ResourcesSpec, RestartSpec, RunSpec, ServiceSpec, Spec, SpecError
 } from './types'
-export type { RankKey } from '../hubs/types'
+export type { RankKey } from '../hubs/policy'
 
 /** `cluster.ts`: `export default defineCluster({ name: 'prod', minNodes: 3 })`. */
 export function defineCluster (cluster: ClusterSpec): ClusterSpec {

@@ -3,7 +3,7 @@
  * and the validated `Spec` the other layers consume. `schema.ts` declares the JSON Schemas
  * against these types with ajv's `JSONSchemaType`, so the two cannot drift apart.
  */
-import type { HubPolicy, RankKey } from '../hubs/types'
+import type { HubPolicy, RankKey } from '../hubs/policy'
 
 /** The files of one spec version: repo-relative POSIX paths to contents. */
 export type SpecFiles = Map<string, Buffer>
