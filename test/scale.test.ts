@@ -10,12 +10,11 @@
  * The tests share one cluster, in order: starting 50 nodes on a 2-core machine takes a
  * minute or two of CPU, and each later test starts from the agreement the first checked.
  *
- * One setting is not the default: suspectAfterMs is the fence window for 50 members
- * (fenceWindowMs, 1.8 s). The supervisor keeps a singleton only while its node was in
- * touch with a majority within suspectAfterMs, and at 50 members a fixed 600 ms holds a
- * majority in only some 4% of checks (test/unit/membership-sim.test.ts): every singleton
- * would be fenced at once. Until the membership and the supervisor read the window
- * themselves, the test sets it, computed, not guessed. The 50 nodes log at info: debug
+ * Every membership setting is the default. At 50 members the singleton fence looks back
+ * further than suspectAfterMs (fenceWindowMs, 1.8 s, which the membership and supervisor
+ * compute from the cluster's size): a fixed 600 ms holds a majority in only some 4% of
+ * checks (test/unit/membership-sim.test.ts), and every singleton would be fenced at once.
+ * The 50 nodes log at info: debug
  * lines of 50 nodes cost more CPU than their gossip.
  */
 import test from 'ava'
@@ -23,7 +22,6 @@ import { chmod, mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises
 import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
-import { fenceWindowMs, membershipDefaults } from '../node/membership'
 import { connectCluster } from '../repl/client'
 import { TestCluster } from './helpers/cluster'
 import { iptablesWorks, partition } from './helpers/iptables'
@@ -32,7 +30,8 @@ import { waitFor } from './helpers/wait'
 
 const N = 50
 const MAJORITY = 30
-const membership = { suspectAfterMs: fenceWindowMs(membershipDefaults, N) }
+/** image.json's membership: nothing set, every default. */
+const membership = {}
 
 interface Shared { c: TestCluster, dir: string, names: string[], sides: [string, string], side: Map<string, 0 | 1>, start: (name: string) => Promise<unknown>, restarted: string[] }
 let shared: Promise<Shared> | undefined
@@ -157,8 +156,8 @@ async function agree (s: Shared, observers: string[], expected: string[], timeou
 /**
  * A node that failed to start (its process said `origin node: ...` and ended, or stayed
  * up listening to nobody) is started again once, and the test says why: a failed start is
- * another layer's bug (the supervisor racing the health probe's temp file in the data
- * dir: 2 of 50 here), not the membership's, and one missing node would hide what this
+ * another layer's bug (it was the supervisor racing the health probe's temp file in the
+ * data dir, 2 of 50, since fixed), not the membership's, and one missing node would hide what this
  * file measures.
  */
 async function reviveFailed (s: Shared): Promise<void> {

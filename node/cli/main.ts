@@ -50,6 +50,9 @@ async function main (argv: string[]): Promise<number> {
       return 2
     }
     console.error(`origin ${name}: ${errorMessage(err)}`)
+    // A node whose start failed may still hold a handle (a layer's timer or socket that a
+    // failed stop left): a failed command ends anyway, once its message is out.
+    setTimeout(() => process.exit(1), 200).unref()
     return 1
   }
 }

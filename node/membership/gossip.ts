@@ -23,6 +23,7 @@ import { ProbeRing, shuffle } from './rotation'
 import { realScheduler, type Scheduler, type Timer } from './scheduler'
 import { checkAck, checkFrame, checkPingReqAnswer, gossipPayload, pingPayload, pingReqPayload, type Ack, type GossipFrame, type Ping, type PingReq, type PingReqAnswer } from './schema'
 import { expectedConfirmations, Suspicions } from './suspicion'
+import { fenceWindowMs } from './fence'
 import { changedIds, mergeMember, markStatus, replacementOf, retireReplaced } from './table'
 import { probeRound, type SwimHost } from './swim'
 import { UNHEALTHY_MAX_CHARS, type InstanceSummary, type Member, type MembershipEvents, type MemberTable } from './types'
@@ -138,6 +139,15 @@ export class GossipMembership implements Membership, SwimHost {
   reachable (withinMs: number): Set<string> {
     const since = this.now() - withinMs
     return new Set([...this.contacts].filter(([, at]) => at >= since).map(([id]) => id))
+  }
+
+  /**
+   * How far singleton fencing looks back for this cluster's size (fence.ts), and the least
+   * a suspicion lasts: a cut-off node must notice it is cut off before the majority can
+   * declare it dead and start its singletons elsewhere.
+   */
+  fenceWindowMs (): number {
+    return fenceWindowMs(this.o, Object.values(this.members).filter((m) => m.status !== 'left').length)
   }
 
   setInstances (instances: Record<string, InstanceSummary>): void {
@@ -304,7 +314,7 @@ export class GossipMembership implements Membership, SwimHost {
     for (const [id, who] of by) {
       const m = this.members[id]
       if (m === undefined || m.status !== 'suspect' || m.incarnation !== incoming[id].incarnation || id === this.self.id) continue
-      if (this.suspicions.suspect(id, m.incarnation, who, this.now(), expectedConfirmations(this.o.suspicionConfirmations, n))) this.queue.add(m, who)
+      if (this.suspicions.suspect(id, m.incarnation, who, this.now(), expectedConfirmations(this.o.suspicionConfirmations, n), this.fenceWindowMs())) this.queue.add(m, who)
     }
   }
 
@@ -413,7 +423,7 @@ export class GossipMembership implements Membership, SwimHost {
       const m = next[id]
       this.queue.add(m, m.status === 'suspect' ? by.get(id) ?? from : undefined)
       if (id === this.self.id) continue
-      if (m.status === 'suspect') this.suspicions.suspect(id, m.incarnation, by.get(id) ?? from, now, expectedConfirmations(this.o.suspicionConfirmations, n))
+      if (m.status === 'suspect') this.suspicions.suspect(id, m.incarnation, by.get(id) ?? from, now, expectedConfirmations(this.o.suspicionConfirmations, n), this.fenceWindowMs())
       else this.suspicions.clear(id)
       if (before[id] === undefined) this.ring.add(id)
       this.describeChange(before[id], m, next, from)
@@ -534,7 +544,7 @@ export class GossipMembership implements Membership, SwimHost {
       void this.ping(this.members[id], this.health.scale(this.o.gossipIntervalMs))
     } else if (m.status === 'suspect') {
       const n = this.size
-      if (this.suspicions.suspect(id, m.incarnation, this.self.id, this.now(), expectedConfirmations(this.o.suspicionConfirmations, n))) this.queue.add(m, this.self.id)
+      if (this.suspicions.suspect(id, m.incarnation, this.self.id, this.now(), expectedConfirmations(this.o.suspicionConfirmations, n), this.fenceWindowMs())) this.queue.add(m, this.self.id)
     }
   }
 

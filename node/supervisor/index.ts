@@ -256,7 +256,9 @@ class Reconciler implements Supervisor {
     this.code.keepOnly(applied.version)
     const mine = sched.assignments.filter((a) => a.node === self)
     const assigned = new Set(mine.map((a) => a.instance))
-    const inTouch = this.c.membership.reachable(this.fenceAfterMs)
+    // The fence grows with the cluster (membership/fence.ts): past ~20 members a fixed window holds too few of them.
+    const fenceMs = this.c.membership.fenceWindowMs?.() ?? this.fenceAfterMs
+    const inTouch = this.c.membership.reachable(fenceMs)
     const byLease = applied.spec.cluster.downing?.strategy === 'lease'
     const lease = byLease ? this.c.lease?.fact() : undefined
     const quorum = singletonQuorum(table, self, inTouch, !byLease, lease !== undefined && !lease.held ? lease.holder : undefined)
@@ -273,7 +275,7 @@ class Reconciler implements Supervisor {
         inTouch,
         quorum,
         quorumSince: this.quorumSince,
-        fenceAfterMs: this.fenceAfterMs,
+        fenceAfterMs: fenceMs,
         startFailures: Object.fromEntries(this.startFailures),
         now
       })
