@@ -97,12 +97,17 @@ test.serial('one process: 20 nodes on the memory transport form, elect hubs, app
   t.deepEqual(schedule.unschedulable, [])
   const scheduledAt = Date.now()
 
-  // What the schedule assigns runs where it says.
-  const ready = await waitFor(() => {
-    const r = nodes.flatMap((n) => n.supervisor.report()).filter((i) => i.status.state === 'ready')
-    return r.length === 3 ? r : undefined
-  }, { what: 'the three instances ready', timeoutMs: 20_000 })
-  t.deepEqual(ready.map((i) => `${i.service}@${i.node}`).sort(), schedule.assignments.map((a) => `${a.service}@${a.node}`).sort())
+  // What the schedule assigns runs where it says: the ready instances are exactly the
+  // assignments of the schedule every node computes at that moment (on a loaded machine a
+  // node may call itself unhealthy for a moment and the schedule move an instance).
+  const placed = (assignments: Array<{ service: string, node: string }>): string[] => assignments.map((a) => `${a.service}@${a.node}`).sort()
+  let seen = ''
+  await waitFor(() => {
+    const schedules = nodes.map((n) => JSON.stringify(placed(n.supervisor.current()?.assignments ?? [])))
+    const ready = JSON.stringify(placed(nodes.flatMap((n) => n.supervisor.report()).filter((i) => i.status.state === 'ready')))
+    seen = `ready ${ready}, scheduled ${schedules[0]}`
+    return schedules.every((s) => s === schedules[0]) && ready === schedules[0]
+  }, { what: 'the ready instances to be what every node schedules', timeoutMs: 20_000 }).catch((err: Error) => { throw new Error(`${err.message}: ${seen}`) })
   t.log(`${NODES} nodes up ${upAt - started} ms; formed ${formedAt - upAt} ms; hubs, spec and schedule ${scheduledAt - formedAt} ms; instances ready ${Date.now() - scheduledAt} ms`)
 })
 
