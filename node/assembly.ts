@@ -37,6 +37,7 @@ import { supervisor, type Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
 import { probeContainment, type Containment } from './supervisor/contain'
 import { health } from './health'
+import { systemClock, type Clock } from './clock'
 
 export interface NodeOptions {
   config: ImageConfig
@@ -44,6 +45,12 @@ export interface NodeOptions {
   keys: string
   /** Layer factories to use instead of the defaults and of image.json's plugins (tests, embedders). */
   layers?: Partial<Layers>
+  /**
+   * The time every layer reads and sets its timers on, given to each as its `clock`
+   * component: a VirtualClock (node/clock/virtual.ts) runs a cluster in one process faster
+   * than real time. @default the system clock
+   */
+  clock?: Clock
 }
 
 /** The scheduler layer: the pure function every node places services with (node/scheduler). */
@@ -109,7 +116,7 @@ export async function startNode (given: NodeOptions): Promise<RunningNode> {
   const id = await loadNodeId(dataDir, config.name)
   // The node's own log is a file too, rotated like instance logs.
   const nodeLog = new RotatingLog({ path: join(dataDir, 'node.log'), maxBytes: config.log.maxBytes, keep: config.log.keep })
-  const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, fileSink(nodeLog)] })
+  const root = createLogger(id, { level: config.log.level, sinks: [stderrSink, fileSink(nodeLog)], now: () => clockOf(opts).now() })
   try {
     return await wire(opts, id, dataDir, root, async () => await nodeLog.close())
   } catch (err) {
@@ -119,6 +126,8 @@ export async function startNode (given: NodeOptions): Promise<RunningNode> {
 }
 
 type Resolved = NodeOptions & { config: NodeConfig }
+
+function clockOf (opts: NodeOptions): Clock { return opts.clock ?? systemClock }
 
 type Maker = <C extends object, T>(layer: LayerName, components: C, build: (c: C) => T) => T
 
@@ -152,41 +161,43 @@ async function wire (opts: Resolved, id: string, dataDir: string, root: Logger, 
   const containment = await probeContainment()
   const init = layerInits(config, dataDir, containment)
   const log = (layer: string): Logger => root.child(layer)
+  const clock = clockOf(opts)
 
-  const transport = make('transport', { identity: tls, log: log('transport') }, (c) => layers.transport(init.transport)(c))
-  const discoveryLayer = make('discovery', { log: log('discovery'), dataDir, nodeId: id, listenPort: portOf(config.listen) },
+  const transport = make('transport', { clock, identity: tls, log: log('transport') }, (c) => layers.transport(init.transport)(c))
+  const discoveryLayer = make('discovery', { clock, log: log('discovery'), dataDir, nodeId: id, listenPort: portOf(config.listen) },
     (c) => layers.discovery(init.discovery)(c))
   const leaseFactory = layers.lease
   const leaseLayer = leaseFactory === undefined
     ? undefined
-    : new LeaseHolder({ lease: make('lease', { log: log('lease') }, (c) => leaseFactory(init.lease)(c)), holder: id, log: log('lease') })
-  const self = { id, address: config.advertise, characteristics: await characteristics(config, identity.info, containment) }
-  const membershipLayer = make('membership', { transport, lease: leaseLayer, log: log('membership'), self },
+    : new LeaseHolder({ lease: make('lease', { clock, log: log('lease') }, (c) => leaseFactory(init.lease)(c)), holder: id, log: log('lease') })
+  const self = { id, address: config.advertise, characteristics: await characteristics(config, identity.info, containment, clock.now()) }
+  const membershipLayer = make('membership', { clock, scheduler: clock, transport, lease: leaseLayer, log: log('membership'), self },
     (c) => layers.membership({ seeds: () => discoveryLayer.peers(), ...init.membership })(c))
-  const hubLayer = make('hubs', { membership: membershipLayer, log: log('hubs') }, (c) => layers.hubs(init.hubs)(c))
-  const specLayer = make('desired', { transport, membership: membershipLayer, hubs: hubLayer, log: log('spec'), cluster: config.cluster },
+  const hubLayer = make('hubs', { clock, membership: membershipLayer, log: log('hubs') }, (c) => layers.hubs(init.hubs)(c))
+  const specLayer = make('desired', { clock, transport, membership: membershipLayer, hubs: hubLayer, log: log('spec'), cluster: config.cluster },
     (c) => layers.desired(init.desired)(c))
   followSpec(specLayer, { hubs: hubLayer, transport, membership: membershipLayer, hubsPolicy: config.hubs })
-  const scheduler = make('scheduler', { log: log('scheduler') }, (c) => layers.scheduler({})(c))
-  const runtimes = make('runtime', { log: log('runtime') }, (c) => layers.runtime({})(c))
+  const scheduler = make('scheduler', { clock, log: log('scheduler') }, (c) => layers.scheduler({})(c))
+  const runtimes = make('runtime', { clock, log: log('runtime') }, (c) => layers.runtime({})(c))
 
   // The api and the proxy are made before the supervisor (it gives instances their keys and addresses): they ask it only when a request comes.
   let supervisorRef: Supervisor | undefined
   const instanceUsage = async (): ReturnType<NonNullable<Supervisor['usage']>> => await supervisorRef?.usage?.() ?? {}
-  const api = make('api', { membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: log('api'), instanceUid: (i: string) => supervisorRef?.uidOf?.(i), instanceUsage },
+  const api = make('api', { clock, membership: membershipLayer, hubs: hubLayer, spec: specLayer, log: log('api'), instanceUid: (i: string) => supervisorRef?.uidOf?.(i), instanceUsage },
     (c) => layers.api()(c))
-  const stateLayer = make('state', { transport, membership: membershipLayer, log: log('state') }, (c) => layers.state(init.state)(c))
-  const proxyLayer = make('proxy', { identity: tls, transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, local: () => supervisorRef?.report() ?? [], usage: instanceUsage, log: log('proxy') },
+  const stateLayer = make('state', { clock, transport, membership: membershipLayer, log: log('state') }, (c) => layers.state(init.state)(c))
+  const proxyLayer = make('proxy', { clock, identity: tls, transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, local: () => supervisorRef?.report() ?? [], usage: instanceUsage, log: log('proxy') },
     (c) => layers.proxy()(c))
   const supervisorLayer = make('supervisor', {
+    clock,
     spec: specLayer, membership: membershipLayer, hubs: hubLayer, api, state: stateLayer, proxy: proxyLayer, lease: leaseLayer, runtimes, schedule: scheduler.schedule, log: log('supervisor')
   }, (c) => layers.supervisor(init.supervisor)(c))
   supervisorRef = supervisorLayer
 
-  const journalLayer = make('journal', { membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: log('journal') },
+  const journalLayer = make('journal', { clock, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: log('journal') },
     (c) => layers.journal(init.journal)(c))
-  const healthLayer = make('health', { membership: membershipLayer, supervisor: supervisorLayer, log: log('health'), dataDir }, (c) => layers.health(init.health)(c))
-  const controlLayer = make('control', { transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, dataDir, log: log('control') },
+  const healthLayer = make('health', { clock, membership: membershipLayer, supervisor: supervisorLayer, log: log('health'), dataDir }, (c) => layers.health(init.health)(c))
+  const controlLayer = make('control', { clock, transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, dataDir, log: log('control') },
     (c) => layers.control()(c))
   const system = new System([
     { name: 'transport', component: transport },
@@ -268,9 +279,9 @@ function portOf (listen: string): number {
 }
 
 /** What this node tells the cluster about itself; the scheduler places container services only where an engine answered. */
-async function characteristics (config: NodeConfig, cert: { serial: string, notAfter: Date }, containment: Containment): Promise<Characteristics> {
+async function characteristics (config: NodeConfig, cert: { serial: string, notAfter: Date }, containment: Containment, now: number): Promise<Characteristics> {
   return {
-    ...measureCharacteristics(config.characteristics, config.labels, Date.now()),
+    ...measureCharacteristics(config.characteristics, config.labels, now),
     secrets: await listSecrets(config.secrets),
     containment: containment.pidNamespace ? 'pid-namespace' : 'process-group',
     runtimes: await probeRuntimes(dockerSocket(config.docker?.socket)),

@@ -21,6 +21,8 @@ export interface LogOptions {
   level?: Level
   /** Where lines go. @default stderr */
   sinks?: LogSink[]
+  /** The time lines are stamped with (a node on a virtual clock logs its own time). @default Date.now */
+  now?: () => number
 }
 
 export const stderrSink: LogSink = { write: (line) => process.stderr.write(line + '\n') }
@@ -28,9 +30,10 @@ export const stderrSink: LogSink = { write: (line) => process.stderr.write(line 
 export function createLogger (scope: string, opts: LogOptions = {}): Logger {
   const level = opts.level ?? (process.env.ORIGIN_LOG_LEVEL as Level | undefined) ?? 'info'
   const sinks = opts.sinks ?? [stderrSink]
+  const now = opts.now ?? Date.now
   const emit = (lvl: Level, msg: string): void => {
     if (rank[lvl] < rank[level]) return
-    const line = `${new Date().toISOString()} ${lvl.padEnd(5)} ${scope}: ${msg}`
+    const line = `${new Date(now()).toISOString()} ${lvl.padEnd(5)} ${scope}: ${msg}`
     for (const s of sinks) s.write(line)
   }
   return {
@@ -38,7 +41,7 @@ export function createLogger (scope: string, opts: LogOptions = {}): Logger {
     info: (m) => emit('info', m),
     warn: (m) => emit('warn', m),
     error: (m) => emit('error', m),
-    child: (sub) => createLogger(`${scope}/${sub}`, { level, sinks })
+    child: (sub) => createLogger(`${scope}/${sub}`, { level, sinks, now })
   }
 }
 
