@@ -6,38 +6,32 @@
  * reverse (membership's stop is the graceful leave). A layer is replaced by a factory of the
  * same shape in `layers` (tests, embedders) or by a plugin image.json's `layers` names
  * (node/plugins.ts loads it before anything is made); either way a dependency it lacks
- * fails here, naming the layer.
+ * fails here, naming the layer: a plugin says what it needs in its `dependencies`, a built-in
+ * in node/layers.ts, which is checked against its components type.
  */
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { ImageConfig } from './config/image'
 import { resolveConfig, type NodeConfig } from './config'
-import { control } from './control'
-import { discovery } from './discovery'
-import { hubs, type Hubs } from './hubs'
+import type { Hubs } from './hubs'
 import { loadNodeId, measureCharacteristics } from './self'
 import { dockerSocket } from './runtime/docker'
-import { builtinRuntimes } from './runtime/builtin'
-import type { RuntimeSet } from './runtime/contract'
 import { probeRuntimes } from './runtime/probe'
-import { schedule } from './scheduler'
 import { loadIdentity } from './keys/files'
 import { createLogger, stderrSink, type LogSink, type Logger } from './log'
 import { RotatingLog } from './supervisor/logfile'
-import { membership, LeaseHolder, type Characteristics, type LeaseFactory, type Membership } from './membership'
+import { LeaseHolder, type Characteristics, type Membership } from './membership'
 import { assemble, fetchSpecPlugins, LAYER_SHAPE, loadLayerPlugins, type LayerName, type LoadedPlugin } from './plugins'
 import { System } from './system'
-import { webSocketTransport, type Transport } from './transport'
-import { spec as desired, type SpecLayer, type SpecSource } from './desired'
-import { localApi } from './api'
-import { proxy } from './proxy'
-import { journal, type Journal } from './journal'
-import { state } from './state'
-import { supervisor, type Supervisor } from './supervisor'
+import type { Transport } from './transport'
+import type { SpecLayer } from './desired'
+import type { Journal } from './journal'
+import type { Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
 import { probeContainment, type Containment } from './supervisor/contain'
-import { health } from './health'
 import { systemClock, type Clock } from './clock'
+import { builtInDependencies, builtInLayers, type Layers } from './layers'
+import { layerInits, portOf } from './layer-inits'
 
 export interface NodeOptions {
   config: ImageConfig
@@ -53,46 +47,7 @@ export interface NodeOptions {
   clock?: Clock
 }
 
-/** The scheduler layer: the pure function every node places services with (node/scheduler). */
-export interface SchedulerLayer { schedule: typeof schedule }
-
-/** Each layer's factory: `(init) => (components) => layer`. */
-export interface Layers {
-  transport: typeof webSocketTransport
-  discovery: typeof discovery
-  /** The `lease` downing strategy's engine; no default. */
-  lease?: LeaseFactory
-  membership: typeof membership
-  hubs: typeof hubs
-  desired: typeof desired
-  scheduler: (init: Record<string, unknown>) => (c: { log: Logger }) => SchedulerLayer
-  /** How instances run, by name (`process`, `container`): the supervisor makes each with what only it knows. One left out is the built-in. */
-  runtime: (init: Record<string, unknown>) => (c: { log: Logger }) => Partial<RuntimeSet>
-  api: typeof localApi
-  state: typeof state
-  proxy: typeof proxy
-  supervisor: typeof supervisor
-  journal: typeof journal
-  health: typeof health
-  control: typeof control
-}
-
-export const builtInLayers: Layers = {
-  transport: webSocketTransport,
-  discovery,
-  membership,
-  hubs,
-  desired,
-  scheduler: () => () => ({ schedule }),
-  runtime: () => () => builtinRuntimes,
-  api: localApi,
-  state,
-  proxy,
-  supervisor,
-  journal,
-  health,
-  control
-}
+export { builtInLayers, builtInDependencies, type Layers, type SchedulerLayer } from './layers'
 
 export interface RunningNode {
   id: string
@@ -142,9 +97,12 @@ async function chooseLayers (opts: Resolved, dataDir: string, log: Logger, nodeI
   const fromImage = Object.fromEntries(Object.entries(plugins).map(([layer, p]) => [layer, p.factory]))
   const layers: Layers = { ...builtInLayers, ...fromImage, ...opts.layers }
   const make: Maker = (layer, components, build) => {
-    const plugin = opts.layers?.[layer as keyof Layers] !== undefined ? undefined : plugins[layer]
-    const use = opts.layers?.[layer as keyof Layers] !== undefined ? 'given in code' : plugin?.use ?? 'built-in'
-    return assemble(layer, use, () => build(components), { components, needs: plugin?.needs, shape: LAYER_SHAPE[layer] })
+    const inCode = opts.layers?.[layer as keyof Layers] !== undefined
+    const plugin = inCode ? undefined : plugins[layer]
+    const use = inCode ? 'given in code' : plugin?.use ?? 'built-in'
+    // A factory given in code is the embedder's to vouch for; a plugin and a built-in say what they need.
+    const needs = inCode ? undefined : plugin?.needs ?? builtInDependencies[layer]
+    return assemble(layer, use, () => build(components), { components, needs, shape: LAYER_SHAPE[layer] })
   }
   for (const [layer, p] of Object.entries(plugins)) log.info(`layer ${layer}: ${p.use} (${p.file})`)
   return { layers, make }
@@ -245,39 +203,6 @@ function followSpec (desired: SpecLayer, to: { hubs: Hubs, transport: Transport,
   })
 }
 
-/**
- * What each layer is given from image.json (a plugin gets the same, its own config laid
- * over it). Every discovery method image.json names runs at once, and image.json's `seeds`
- * are the seeds method's too.
- */
-export function layerInits (config: NodeConfig, dataDir: string, containment: Containment) {
-  const { seeds: moreSeeds, ...methods } = config.discovery
-  return {
-    transport: { listen: config.listen },
-    discovery: { seeds: [...config.seeds, ...(moreSeeds ?? [])], ...methods },
-    lease: { key: `/origin/${config.cluster}/downing` },
-    membership: config.membership,
-    hubs: { policy: config.hubs },
-    desired: { source: specSource(config), dataDir, tsTimeoutMs: config.spec?.tsTimeoutMs, limits: config.spec?.limits },
-    state: { dataDir },
-    supervisor: {
-      dataDir,
-      logMaxBytes: config.log.maxBytes,
-      logKeep: config.log.keep,
-      fenceAfterMs: config.membership.suspectAfterMs,
-      secretsDir: config.secrets,
-      containment,
-      dockerSocket: config.docker?.socket
-    },
-    journal: { dataDir, maxBytes: config.log.maxBytes, keep: config.log.keep },
-    health: config.health
-  } satisfies Partial<Record<LayerName, unknown>>
-}
-
-function portOf (listen: string): number {
-  return Number(listen.slice(listen.lastIndexOf(':') + 1))
-}
-
 /** What this node tells the cluster about itself; the scheduler places container services only where an engine answered. */
 async function characteristics (config: NodeConfig, cert: { serial: string, notAfter: Date }, containment: Containment, now: number): Promise<Characteristics> {
   return {
@@ -314,11 +239,4 @@ function fileSink (file: RotatingLog): LogSink {
       }
     }
   }
-}
-
-function specSource (config: NodeConfig): SpecSource {
-  if (config.specDir !== undefined) return { kind: 'dir', dir: config.specDir }
-  if (config.spec === undefined) return { kind: 'none' }
-  const { url, ref, token, webhookSecret, allowedSigners } = config.spec
-  return { kind: 'git', url, ref, token, webhookSecret, allowedSigners, pollIntervalMs: config.spec.pollIntervalMs }
 }

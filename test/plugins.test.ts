@@ -18,6 +18,8 @@ import { parseImageConfig, readImageConfig } from '../node/config/image'
 import { OriginError } from '../node/errors'
 import { startNode, type RunningNode } from '../node/assembly'
 import { namedNetwork } from '../plugins/transport-memory'
+import { builtInDependencies, builtInLayers } from '../node/layers'
+import { assemble } from '../node/plugins'
 import { TestCluster, fastMembership, makeKeys } from './helpers/cluster'
 import { startGitServer } from './helpers/git-server'
 import { waitFor } from './helpers/wait'
@@ -179,7 +181,7 @@ test.serial('plugins: a dependency a plugin names that this node lacks fails the
   })
   const err = await t.throwsAsync(startNode({ config, keys }))
   t.is((err as OriginError).code, 'E_CONFIG_INVALID')
-  t.regex(err?.message ?? '', /^layer hubs \(".*needs-lease.js"\): needs lease, which this node does not give it \(it gives: membership, log\)$/)
+  t.regex(err?.message ?? '', /^layer hubs \(".*needs-lease.js"\): needs lease, which this node does not give it \(it gives: clock, membership, log\)$/)
   t.deepEqual(namedNetwork('plugins-needs').addresses, [])
 })
 
@@ -199,4 +201,10 @@ test.serial('plugins: node processes whose image.json names discovery-file find 
   await writeFile(peers, `${c.node('f1').address}\n`)
   await c.explainFailure(async () => await c.waitForView({ f1: 'alive', f2: 'alive' }, { timeoutMs: 20_000 }))
   t.regex(await c.node('f2').log(), /discovery.*file .*cluster-peers: .*7400/)
+})
+
+test('plugins: a built-in layer declares what it needs, checked at assembly like a plugin\'s dependencies', (t) => {
+  for (const layer of Object.keys(builtInLayers)) t.true((builtInDependencies as Record<string, readonly string[]>)[layer].length > 0, layer)
+  const err = t.throws(() => assemble('hubs', 'built-in', () => ({ start: async () => {}, stop: async () => {} }), { components: { log: {} }, needs: builtInDependencies.hubs }))
+  t.regex(err.message, /^layer hubs \("built-in"\): needs membership, which this node does not give it \(it gives: log\)$/)
 })
