@@ -3,7 +3,8 @@
  * directory, on the in-memory transport (plugins/transport-memory). No sockets and no
  * child node processes, so it takes seconds: they form one member table, agree on the
  * hubs, apply the spec from a directory, compute the same schedule, and the singleton
- * and replicas it assigns run (the only processes started).
+ * and replicas it assigns run (the only processes started). On a VirtualClock the same
+ * cluster runs on every production default, its seconds passing faster than real ones.
  */
 import test, { type ExecutionContext } from 'ava'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -12,6 +13,8 @@ import { join, resolve } from 'node:path'
 import type { ImageConfig } from '../node/config/image'
 import { startNode, type RunningNode } from '../node/assembly'
 import { memoryNetwork, type MemoryNetwork } from '../plugins/transport-memory'
+import { VirtualClock } from '../node/clock/virtual'
+import { defaultConfig } from '../node/config'
 import { fastMembership, makeKeys } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
 
@@ -32,7 +35,7 @@ const address = (cluster: number, i: number): string => `127.77.${cluster}.${i}:
 let clusters = 0
 
 /** `count` nodes started with startNode on one memory network, stopped at teardown. */
-async function oneProcessCluster (t: ExecutionContext, count: number, specDir?: string): Promise<{ net: MemoryNetwork, nodes: RunningNode[] }> {
+async function oneProcessCluster (t: ExecutionContext, count: number, specDir?: string, clock?: VirtualClock): Promise<{ net: MemoryNetwork, nodes: RunningNode[] }> {
   const c = ++clusters
   const net = memoryNetwork()
   const nodes: RunningNode[] = []
@@ -45,12 +48,12 @@ async function oneProcessCluster (t: ExecutionContext, count: number, specDir?: 
     name: `n${String(i).padStart(2, '0')}`,
     labels: {},
     characteristics: { cpus: 2, memoryMb: 1024 + i },
-    membership: fastMembership,
+    membership: clock === undefined ? fastMembership : defaultConfig().membership,
     hubs: {},
     log: { level: 'error' },
     ...(specDir === undefined ? {} : { specDir })
   })
-  const start = async (i: number): Promise<void> => { nodes.push(await startNode({ config: config(i), keys, layers: { transport: net.transport } })) }
+  const start = async (i: number): Promise<void> => { nodes.push(await startNode({ config: config(i), keys, layers: { transport: net.transport }, clock })) }
   await start(1)
   await Promise.all(Array.from({ length: count - 1 }, async (_, i) => await start(i + 2)))
   nodes.sort((a, b) => a.id.localeCompare(b.id))
@@ -123,4 +126,40 @@ test.serial('one process: a node cut off the memory network is seen dead by the 
   t.true(seesAll(rest, rest.map((n) => n.id)), 'the others still see each other alive')
   net.reconnect(cut.address)
   await waitFor(() => seesAll(nodes, ids), { what: `${cut.id} alive again everywhere`, timeoutMs: 20_000 })
+})
+
+test.serial('one process: on a virtual clock, 20 nodes with every production default form, elect hubs, schedule, and see a cut node dead in virtual time', async (t) => {
+  const clock = new VirtualClock(Date.now())
+  const stopDriving = clock.drive({ stepMs: 20, realMs: 1 })
+  t.teardown(stopDriving)
+  const specDir = join(dir, 'spec-virtual')
+  await mkdir(join(specDir, 'services'), { recursive: true })
+  await writeFile(join(specDir, 'cluster.json'), JSON.stringify({ name: 'test', minNodes: 1, hubs: { count: 3 } }))
+  await writeFile(join(specDir, 'services', 'one.json'), JSON.stringify({ run: { command: process.execPath, args: [sleeper] }, placement: { kind: 'singleton' }, stopGraceMs: 500 }))
+  const realStart = Date.now()
+  const virtualStart = clock.now()
+  const { net, nodes } = await oneProcessCluster(t, NODES, specDir, clock)
+  const ids = nodes.map((n) => n.id)
+  await waitFor(() => seesAll(nodes, ids), { what: `all ${NODES} nodes to see all ${NODES} alive`, timeoutMs: 60_000 })
+  await waitFor(() => {
+    const all = nodes.map((n) => JSON.stringify(n.hubs.current()))
+    return all[0] !== '[]' && all.every((h) => h === all[0])
+  }, { what: 'every node to name the same hubs', timeoutMs: 30_000 })
+  t.is(nodes[0].hubs.current().length, 3)
+  await waitFor(() => nodes.flatMap((n) => n.supervisor.report()).some((i) => i.service === 'one' && i.status.state === 'ready'),
+    { what: 'the singleton ready', timeoutMs: 30_000 })
+  t.log(`formed, hubs and singleton ready: ${clock.now() - virtualStart} ms of virtual time in ${Date.now() - realStart} ms of real time`)
+
+  // Detection runs on the clock: a node cut off is dead only once its suspicion has lasted
+  // the membership's least window in virtual time.
+  const cut = nodes.find((n) => !n.hubs.current().includes(n.id) && !n.supervisor.report().some((i) => i.service === 'one')) ?? nodes[NODES - 1]
+  const rest = nodes.filter((n) => n !== cut)
+  const cutAt = { virtual: clock.now(), real: Date.now() }
+  net.disconnect(cut.address)
+  await waitFor(() => seesAll(rest, [cut.id], 'dead'), { what: `${cut.id} seen dead by the others`, timeoutMs: 60_000 })
+  const virtualMs = clock.now() - cutAt.virtual
+  t.log(`${cut.id} seen dead by all ${virtualMs} ms of virtual time after the cut (${Date.now() - cutAt.real} ms real)`)
+  t.true(virtualMs >= defaultConfig().membership.suspectAfterMs, `dead after ${virtualMs} virtual ms, before the suspicion could have lasted ${defaultConfig().membership.suspectAfterMs} ms`)
+  // Every log line of a node is stamped with its clock: the journal and the logs say virtual time.
+  t.true(rest.every((n) => n.membership.table()[cut.id]?.status === 'dead'))
 })
