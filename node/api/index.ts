@@ -28,6 +28,7 @@ import { serviceOfInstance } from '../scheduler'
 import { holderOf, loopbackPeer, loopbackPeerUid } from '../proxy/peercred'
 import type { Usage } from '../supervisor/procfs'
 import { ownerOf, readyInstances, whereInstances, type InstanceAddress } from './views'
+import { systemClock } from '../clock'
 import { errorMessage } from '../errors'
 import type { MemberTable } from '../membership'
 import { localApiRoutes, routeMatcher, type BodyOf, type LocalApiRoutes, type ParamsOf } from '../protocol/local-api'
@@ -200,7 +201,7 @@ class HttpApi implements LocalApi {
     void uidKnown.then((uid) => {
       // A caller is its uid (where /proc tells it) and the instance it claims to be.
       const caller = `${uid ?? '?'} ${wrong?.instance ?? ''} ${claimed ?? '-'}`
-      const now = Date.now()
+      const now = (this.c.clock ?? systemClock).now()
       if (now - (this.refusedAt.get(caller) ?? -Infinity) < REFUSAL_LOG_MS) return
       if (this.refusedAt.size >= 256) for (const [k, t] of this.refusedAt) if (now - t >= REFUSAL_LOG_MS) this.refusedAt.delete(k)
       if (this.refusedAt.size >= 256) return // a flood of made-up claims: those already logged say enough

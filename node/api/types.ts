@@ -1,4 +1,5 @@
 /** The local API's contract (node/api): the layer, its init and components. Types only. */
+import type { Clock } from '../clock'
 import type { SpecLayer } from '../desired/contract'
 import type { Hubs } from '../hubs/types'
 import type { Logger } from '../log'
@@ -21,6 +22,11 @@ export interface ApiComponents {
   instanceUid?: (instance: string) => number | undefined
   /** This node's instances' live processes (the supervisor's usage): a caller is the instance whose process holds its socket. */
   instanceUsage?: () => Promise<Record<string, Usage>>
+  /**
+   * How often a refused caller is logged. The watches' keep-alive stays on real time: it
+   * keeps real connections from idling out. @default systemClock
+   */
+  clock?: Clock
 }
 
 export interface LocalApi {

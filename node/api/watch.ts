@@ -22,6 +22,7 @@ export class Watches {
     const w: Watch = { res, last: '', view }
     if (this.watches.size === 0) {
       this.events.on('change', this.onChange)
+      // Real time: idle proxies close real connections after real seconds.
       this.timer = setInterval(() => { for (const x of this.watches) x.res.write(': keep-alive\n\n') }, this.keepAliveMs)
       this.timer.unref()
     }

@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
+import { sleep, type Clock } from '../clock'
 import { OriginError, asOriginError, type OriginErrorJSON } from '../errors'
 import type { Journal } from '../journal/types'
 import type { Logger } from '../log'
@@ -25,7 +26,7 @@ import { call, serve } from '../protocol/table'
 import { mesh } from '../protocol/mesh'
 import { operator } from '../protocol/operator'
 
-export interface ActionsComponents { transport: Transport, membership: Membership, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger, journal?: Journal }
+export interface ActionsComponents { transport: Transport, membership: Membership, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger, journal?: Journal, clock: Clock }
 
 /** One node's answer to `cluster.each`: its value, or its error. */
 export type EachResult = { node: string, value: unknown, ms: number } | { node: string, error: OriginErrorJSON }
@@ -61,7 +62,7 @@ export function registerActions (c: ActionsComponents): { register: () => void, 
   }
 
   const setDrained = async (on: boolean, operator?: string): Promise<void> => {
-    if (on) await writeFile(drainFile, JSON.stringify({ by: operator, at: new Date().toISOString() }) + os.EOL)
+    if (on) await writeFile(drainFile, JSON.stringify({ by: operator, at: new Date(c.clock.now()).toISOString() }) + os.EOL)
     else await rm(drainFile, { force: true })
     c.membership.setDrained(on)
     if (operator !== undefined) c.journal?.record({ kind: 'operator', operator, action: on ? 'drain' : 'undrain', detail: c.membership.id })
@@ -84,12 +85,12 @@ export function registerActions (c: ActionsComponents): { register: () => void, 
       }))
     })
     serve(t, mesh, 'instance.restart', async (p) => {
-      const t0 = Date.now()
+      const t0 = c.clock.now()
       if (c.supervisor.restart === undefined) throw new OriginError('E_UNKNOWN_METHOD', 'this node\'s supervisor cannot restart an instance in place')
       c.journal?.record({ kind: 'operator', operator: p.operator, action: 'restart', detail: p.instance })
       await c.supervisor.restart(p.instance)
       await readyAgain(c, p.instance)
-      return { instance: p.instance, node: c.membership.id, ms: Date.now() - t0 }
+      return { instance: p.instance, node: c.membership.id, ms: c.clock.now() - t0 }
     })
     serve(t, operator, 'cluster.restart', async (p, ctx) => {
       const assigned = c.supervisor.current()?.assignments ?? []
@@ -136,13 +137,13 @@ function addressOf (c: ActionsComponents, node: string): string {
 }
 
 async function readyAgain (c: ActionsComponents, instance: string): Promise<void> {
-  const until = Date.now() + readyTimeoutMs
+  const until = c.clock.now() + readyTimeoutMs
   for (;;) {
     const r = c.supervisor.report().find((i) => i.instance === instance)
     if (r?.status.state === 'ready') return
     if (r?.status.state === 'failed') throw new OriginError('E_NOT_READY', `${instance} failed after its restart: ${r.status.reason ?? ''}`, { instance })
-    if (Date.now() > until) throw new OriginError('E_NOT_READY', `${instance} is not ready ${readyTimeoutMs / 1000} s after its restart (${r?.status.state ?? 'gone'})`, { instance })
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    if (c.clock.now() > until) throw new OriginError('E_NOT_READY', `${instance} is not ready ${readyTimeoutMs / 1000} s after its restart (${r?.status.state ?? 'gone'})`, { instance })
+    await sleep(c.clock, 100)
   }
 }
 

@@ -4,6 +4,7 @@
  * does not answer in time is listed as unreachable with the reason. Members that left are
  * not listed.
  */
+import { systemClock, within, type Clock } from '../clock'
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { Member, Membership } from '../membership'
@@ -17,18 +18,19 @@ export interface ClusterStatsComponents {
   membership: Pick<Membership, 'id' | 'table'>
   sampler: Pick<StatsSampler, 'collect'>
   log: Logger
+  /** What the answers' time limit runs on. @default systemClock */
+  clock?: Clock
 }
 
 /** How long one node's answer may take; a first answer measures its CPU over a short window. @default 3000 */
 export const statsTimeoutMs = 3000
 
 export async function clusterStats (c: ClusterStatsComponents, timeoutMs = statsTimeoutMs): Promise<StatsView> {
+  const clock = c.clock ?? systemClock
   const members = Object.values(c.membership.table()).filter((m) => m.status !== 'left').sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   const nodes = await Promise.all(members.map(async (m): Promise<NodeStatsRow> => {
     if (m.id === c.membership.id) return await c.sampler.collect()
     if (m.status === 'dead') return unreachable(m, 'dead (no heartbeat)')
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<UnreachableNode>((resolve) => { timer = setTimeout(() => resolve(unreachable(m, `no answer within ${timeoutMs / 1000} s`)), timeoutMs) })
     const ask = (async (): Promise<NodeStatsRow> => {
       try {
         const conn = await c.transport.peer(m.address)
@@ -38,13 +40,9 @@ export async function clusterStats (c: ClusterStatsComponents, timeoutMs = stats
         return unreachable(m, errorMessage(err))
       }
     })()
-    try {
-      return await Promise.race([ask, late])
-    } finally {
-      clearTimeout(timer)
-    }
+    return await within(clock, timeoutMs, ask) ?? unreachable(m, `no answer within ${timeoutMs / 1000} s`)
   }))
-  return { answeredBy: c.membership.id, at: Date.now(), nodes }
+  return { answeredBy: c.membership.id, at: clock.now(), nodes }
 }
 
 function unreachable (m: Member, reason: string): UnreachableNode {

@@ -172,6 +172,7 @@ export async function evaluateApart (code: string, view: unknown, o: EvalOptions
   try {
     const answer = await new Promise<Answer>((resolve, reject) => {
       // The vm's own limit stops the code; this one covers the thread's start and a thread stuck past it.
+      // Real time, as the vm's limit: both bound a real thread.
       timer = setTimeout(() => reject(new OriginError('E_TIMEOUT', `stopped after the ${timeout} ms time limit (its thread did not answer)`, { timeoutMs: timeout })), timeout + 5000)
       const onMessage = (a: Answer): void => { healthy = true; resolve(a) }
       const onError = (err: Error & { code?: string }): void => reject(err.code === 'ERR_WORKER_OUT_OF_MEMORY'

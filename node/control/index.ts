@@ -18,6 +18,7 @@
  */
 import { servicesView } from './services'
 import { localLogs, type LogItem, type LogsRequest } from './logs'
+import { systemClock } from '../clock'
 import { OriginError } from '../errors'
 import { certificateExpiry } from '../keys/expiry'
 import { clusterStats } from './cluster-stats'
@@ -37,8 +38,9 @@ import type { Rejection } from '../desired/contract'
 export type { Control, ControlComponents, ControlInit, HubsView, NodeRow, SpecView } from './types'
 
 export function control (_init: ControlInit = {}) {
-  return (c: ControlComponents): Control => {
-    const sampler = new StatsSampler({ dataDir: c.dataDir, membership: c.membership, supervisor: c.supervisor, mesh: meshCount(c) })
+  return (given: ControlComponents): Control => {
+    const c = { ...given, clock: given.clock ?? systemClock }
+    const sampler = new StatsSampler({ dataDir: c.dataDir, membership: c.membership, supervisor: c.supervisor, mesh: meshCount(c), clock: c.clock })
     const nodes = (): NodeRow[] => {
       const hubSet = new Set(c.hubs.current())
       return Object.values(c.membership.table())
@@ -57,6 +59,7 @@ export function control (_init: ControlInit = {}) {
           secrets: m.characteristics.secrets,
           ...(m.characteristics.drained === true ? { drained: true as const } : {}),
           ...(m.characteristics.unhealthy === undefined ? {} : { unhealthy: m.characteristics.unhealthy }),
+          // The host's clock, not the node's: TLS checks a certificate against it.
           certificate: m.characteristics.certificate === undefined
             ? undefined
             : certificateExpiry({ serial: m.characteristics.certificate.serial, notAfter: new Date(m.characteristics.certificate.notAfter) }, Date.now())
@@ -102,7 +105,7 @@ export function control (_init: ControlInit = {}) {
         serve(t, operator, 'cluster.events', async (p: EventsRequest) => await clusterEvents(ec, p))
         serve(t, operator, 'cluster.replay', async (p) => await clusterReplay(ec, p.at))
       }
-      serve(t, operator, 'cluster.ping', () => ({ node: c.membership.id, at: Date.now() }))
+      serve(t, operator, 'cluster.ping', () => ({ node: c.membership.id, at: c.clock.now() }))
       actions.register()
     }
     const onConnection = (conn: Connection): void => {

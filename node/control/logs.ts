@@ -55,6 +55,7 @@ export async function * localLogs (c: LogsComponents, req: LogsRequest, signal: 
   if (req.follow !== true) return
   yield { caughtUp: true }
   while (!signal.aborted) {
+    // Real time: it polls files on disk, which grow in real time whatever the node's clock.
     await new Promise((resolve) => setTimeout(resolve, POLL_MS))
     if (signal.aborted) return
     // Listed again each time: an instance that starts here while following is picked up.

@@ -6,6 +6,7 @@
  * on a suspect node is `unknown` and on a dead one `lost` (`onMember`), with why: what it
  * last said is not what it is.
  */
+import { systemClock, type Clock } from '../clock'
 import type { Member, MemberStatus, Membership } from '../membership'
 import { instanceState } from '../proxy/choose'
 import { serviceOfInstance, type Phase } from '../scheduler'
@@ -44,13 +45,13 @@ export interface ServiceView {
 
 export interface ServicesView { answeredBy: string, phase?: Phase, services: ServiceView[] }
 
-export interface ServicesComponents { transport: Transport, membership: Membership, supervisor: Supervisor, log: Logger }
+export interface ServicesComponents { transport: Transport, membership: Membership, supervisor: Supervisor, log: Logger, clock?: Clock }
 
 export async function servicesView (c: ServicesComponents, only?: string): Promise<ServicesView> {
   const sched = c.supervisor.current()
   const table = c.membership.table()
   const self = c.membership.id
-  const since = statusSince(c.membership)
+  const since = statusSince(c.membership, c.clock ?? systemClock)
   const nodes = Object.values(table).filter((m) => m.status !== 'left' && Object.keys(m.instances ?? {}).length > 0)
   const reports = await Promise.all(nodes.map(async (m): Promise<InstanceReport[]> => {
     if (m.id === self) return c.supervisor.report()
@@ -137,9 +138,9 @@ export function onMember (m: Pick<Member, 'id' | 'status'>, said: string, forMs:
  */
 class StatusSince {
   private readonly at = new Map<string, { status: MemberStatus, at?: number }>()
-  constructor (membership: Pick<Membership, 'table' | 'events'>) {
+  constructor (membership: Pick<Membership, 'table' | 'events'>, private readonly clock: Clock) {
     this.update(membership.table(), undefined)
-    membership.events.on('change', (table: ReturnType<Membership['table']>) => this.update(table, Date.now()))
+    membership.events.on('change', (table: ReturnType<Membership['table']>) => this.update(table, this.clock.now()))
   }
 
   private update (table: ReturnType<Membership['table']>, now: number | undefined): void {
@@ -152,7 +153,7 @@ class StatusSince {
   /** How long `id` has had `status` (ms), when known. */
   of (id: string, status: MemberStatus): number | undefined {
     const s = this.at.get(id)
-    return s?.status !== status || s.at === undefined ? undefined : Date.now() - s.at
+    return s?.status !== status || s.at === undefined ? undefined : this.clock.now() - s.at
   }
 }
 
@@ -168,9 +169,9 @@ function untilNotAlive (membership: Pick<Membership, 'events'>, id: string): { p
 }
 
 const watched = new WeakMap<object, StatusSince>()
-function statusSince (membership: Pick<Membership, 'table' | 'events'>): StatusSince {
+function statusSince (membership: Pick<Membership, 'table' | 'events'>, clock: Clock): StatusSince {
   let s = watched.get(membership.events)
-  if (s === undefined) { s = new StatusSince(membership); watched.set(membership.events, s) }
+  if (s === undefined) { s = new StatusSince(membership, clock); watched.set(membership.events, s) }
   return s
 }
 

@@ -12,6 +12,7 @@ import { isIP } from 'node:net'
 
 /** TCP_ESTABLISHED in /proc/net/tcp's `st` column. */
 const ESTABLISHED = '01'
+/** On real time: it caches the host's resolver, whose answers age in real time. */
 const RESOLVE_TTL_MS = 60_000
 const resolved = new Map<string, { at: number, ips: Promise<string[]> }>()
 

@@ -14,6 +14,7 @@
 import { statfs } from 'node:fs/promises'
 import os from 'node:os'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
+import { systemClock, type Clock } from '../clock'
 import type { Membership } from '../membership'
 import type { Supervisor } from '../supervisor/types'
 import type { MeshCount } from './mesh'
@@ -106,6 +107,8 @@ export interface StatsComponents {
   membership: Pick<Membership, 'id' | 'address' | 'table'>
   supervisor: Pick<Supervisor, 'report' | 'usage'>
   mesh: MeshCount
+  /** When a measurement was made, and instances' uptimes (their start is on it too). @default systemClock */
+  clock?: Clock
 }
 
 /** What a rate needs from one moment. */
@@ -159,6 +162,7 @@ export class StatsSampler {
       // Nothing recent enough: measure a window now (or finish one a concurrent answer began).
       const young = this.recent.find((s) => now.at - s.at < this.o.minWindowMs)
       if (young === undefined) this.keep(now)
+      // Real time, as the snapshots' `at`: the CPU counters it measures run on it.
       await new Promise((resolve) => setTimeout(resolve, young === undefined ? this.o.windowMs : this.o.minWindowMs - (now.at - young.at)))
       now = await this.snapshot()
       base = this.baseFor(now) ?? now
@@ -172,7 +176,7 @@ export class StatsSampler {
       node: this.c.membership.id,
       address: self?.address ?? this.c.membership.address,
       status: 'ok',
-      at: Date.now(),
+      at: (this.c.clock ?? systemClock).now(),
       windowMs: Math.round(window),
       cpuPercent: round1(now.cpuTotal > base.cpuTotal ? 100 * (now.cpuBusy - base.cpuBusy) / (now.cpuTotal - base.cpuTotal) : 0),
       cpus: os.cpus().length,
@@ -195,7 +199,7 @@ export class StatsSampler {
   }
 
   private instances (now: Snapshot, base: Snapshot, window: number): InstanceStats[] {
-    const at = Date.now()
+    const at = (this.c.clock ?? systemClock).now()
     return this.c.supervisor.report().map((r) => {
       const s: InstanceStats = { instance: r.instance, service: r.service, state: r.status.state, restarts: r.status.restarts }
       const running = r.status.startedAt !== undefined && ['starting', 'ready', 'unhealthy', 'paused', 'stopping'].includes(r.status.state)

@@ -2,6 +2,7 @@
  * control's contract: the operator surface as other parts see it (the layer, its init and
  * components, and the views the REPL renders). Types only.
  */
+import type { Clock } from '../clock'
 import type { CommitInfo } from '../git/store'
 import type { CertificateExpiry } from '../keys/expiry'
 import type { HubPolicy, Hubs } from '../hubs/types'
@@ -56,7 +57,22 @@ export interface SpecView {
 /** control takes no settings yet: its limits are in node/protocol and actions.ts. */
 export type ControlInit = Record<string, never>
 
-export interface ControlComponents { transport: Transport, membership: Membership, hubs: Hubs, spec: SpecLayer, supervisor: Supervisor, dataDir: string, log: Logger, journal?: Journal }
+export interface ControlComponents {
+  transport: Transport
+  membership: Membership
+  hubs: Hubs
+  spec: SpecLayer
+  supervisor: Supervisor
+  dataDir: string
+  log: Logger
+  journal?: Journal
+  /**
+   * The times views show (pings, uptimes, how long a member has had its status, drains) and
+   * the wait for a restarted instance. CPU windows, evaluations' limits and certificate
+   * expiry stay on real time: they measure real processes and the host's clock. @default systemClock
+   */
+  clock?: Clock
+}
 
 /** The operator surface on one node: serves node/protocol/operator.ts (and control's part of mesh.ts) once started. */
 export interface Control {

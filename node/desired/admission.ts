@@ -12,6 +12,7 @@
 import type { EventEmitter } from 'node:events'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { systemClock, type Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { CommitInfo, GitStore } from '../git/store'
 import type { Logger } from '../log'
@@ -77,6 +78,8 @@ export interface AdmissionComponents {
   events: EventEmitter<SpecEvents>
   log: Logger
   cluster: string
+  /** When a version was applied or rejected, as the cluster records it. @default systemClock */
+  clock?: Clock
 }
 
 export class Admission {
@@ -88,8 +91,10 @@ export class Admission {
   private readonly replaced = new Set<string>()
   /** Versions are judged one after another, so a slow TS commit cannot be applied after a later one. */
   private judging: Promise<unknown> = Promise.resolve()
+  private readonly clock: Clock
 
   constructor (private readonly init: AdmissionInit, private readonly c: AdmissionComponents) {
+    this.clock = c.clock ?? systemClock
     this.remembered = new RejectedVersions(join(init.dataDir, 'spec', 'rejected.json'), JSON.stringify(init.limits))
     this.lastAppliedFile = join(init.dataDir, 'spec', 'applied')
   }
@@ -165,7 +170,7 @@ export class Admission {
     // listeners may look for a version to follow at once), the one it replaces is left.
     if (this.applied !== undefined) this.replaced.add(this.applied.version)
     this.replaced.delete(c.version)
-    this.applied = { version: c.version, spec: s, files: c.files, modes: c.modes, info: describe(c.version, c.info), appliedAt: Date.now() }
+    this.applied = { version: c.version, spec: s, files: c.files, modes: c.modes, info: describe(c.version, c.info, this.clock.now()), appliedAt: this.clock.now() }
     this.c.membership.setSpec(c.version)
     if (!c.version.startsWith('dir:')) {
       void mkdir(dirname(this.lastAppliedFile), { recursive: true }).then(async () => await writeFile(this.lastAppliedFile, c.version + '\n'))
@@ -178,12 +183,12 @@ export class Admission {
 
   private async reject (c: Pick<Candidate, 'version' | 'info'>, problems: SpecError[], remember: boolean): Promise<Outcome> {
     const errors = problems.map(problemLine)
-    this.rejected = { version: c.version, info: describe(c.version, c.info), errors, problems, at: Date.now() }
+    this.rejected = { version: c.version, info: describe(c.version, c.info, this.clock.now()), errors, problems, at: this.clock.now() }
     const keeping = this.applied === undefined ? 'no spec was applied before' : `keeping ${short(this.applied.version)}`
     this.c.log.warn(`rejected spec ${describeLine(this.rejected.info)} (${keeping}):\n  ${errors.join('\n  ')}`)
     this.c.events.emit('rejected', this.rejected)
     if (remember) {
-      const problem = await this.remembered.add(c.version, problems)
+      const problem = await this.remembered.add(c.version, problems, this.rejected.at)
       if (problem !== undefined) this.c.log.warn(`cannot remember the rejection of ${short(c.version)}: ${problem}`)
     }
     return { outcome: 'rejected', commit: c.version, errors, problems }
@@ -194,8 +199,9 @@ export function short (version: string): string {
   return version.startsWith('dir:') ? version : version.slice(0, 12)
 }
 
-function describe (version: string, info: CommitInfo | { dir: string }): CommitInfo {
-  return 'dir' in info ? { id: version, author: '(local directory)', date: new Date().toISOString(), message: info.dir } : info
+/** A directory's version has no commit date: `now` stands for it. */
+function describe (version: string, info: CommitInfo | { dir: string }, now: number): CommitInfo {
+  return 'dir' in info ? { id: version, author: '(local directory)', date: new Date(now).toISOString(), message: info.dir } : info
 }
 
 function describeLine (info: CommitInfo): string {

@@ -3,6 +3,7 @@
  * on. Types only; the implementation is `spec()` in index.ts.
  */
 import type { EventEmitter } from 'node:events'
+import type { Clock } from '../clock'
 import type { Hubs } from '../hubs/types'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
@@ -31,6 +32,11 @@ export interface SpecComponents {
   log: Logger
   /** The cluster this node belongs to; a spec naming another is refused. */
   cluster: string
+  /**
+   * Polls of the remote, retries of a hub, and the times a version was applied or rejected.
+   * The TS evaluator's limits stay on real time: they bound a real process. @default systemClock
+   */
+  clock?: Clock
 }
 
 /**

@@ -8,6 +8,7 @@
  * of the spec layer are served here.
  */
 import type { EventEmitter } from 'node:events'
+import { systemClock, type Clock, type Timer } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { GitStore } from '../git/store'
 import type { Hubs } from '../hubs/types'
@@ -39,16 +40,21 @@ export interface DistributionComponents {
   admission: Pick<Admission, 'current' | 'lastRejected' | 'left' | 'maxCommitBytes' | 'admitCommit'>
   /** This node's remote, if it has one: while it polls, this node is a source, not a follower. */
   remote?: { polling: () => boolean, sync: () => Promise<SyncResult>, catchUp: (announced?: string) => void }
+  /** What the backoff after a failed take is measured on. @default systemClock */
+  clock?: Clock
 }
 
 export class Distribution {
   private running = false
   private following?: string
-  private followTimer?: NodeJS.Timeout
+  private followTimer?: Timer
   /** Failed attempts to take a commit from a hub, by commit. */
   private readonly failures = new Map<string, { count: number, retryAt: number }>()
+  private readonly clock: Clock
 
-  constructor (private readonly c: DistributionComponents) {}
+  constructor (private readonly c: DistributionComponents) {
+    this.clock = c.clock ?? systemClock
+  }
 
   /** The spec layer's mesh methods. */
   serve (): void {
@@ -66,7 +72,7 @@ export class Distribution {
 
   stop (): void {
     this.running = false
-    clearTimeout(this.followTimer)
+    this.followTimer?.cancel()
     this.followTimer = undefined
   }
 
@@ -105,10 +111,10 @@ export class Distribution {
     if (explicit === undefined && a.left(target.commit)) return
     if (this.following === target.commit) return
     const failed = this.failures.get(target.commit)
-    if (failed !== undefined && Date.now() < failed.retryAt) {
+    const now = this.clock.now()
+    if (failed !== undefined && now < failed.retryAt) {
       if (this.followTimer === undefined) {
-        this.followTimer = setTimeout(() => { this.followTimer = undefined; if (this.running) this.follow() }, failed.retryAt - Date.now())
-        this.followTimer.unref()
+        this.followTimer = this.clock.after(failed.retryAt - now, () => { this.followTimer = undefined; if (this.running) this.follow() }).unref()
       }
       return
     }
@@ -134,7 +140,7 @@ export class Distribution {
     } catch (err) {
       const count = (this.failures.get(target.commit)?.count ?? 0) + 1
       const delay = retryDelayMs(count)
-      this.failures.set(target.commit, { count, retryAt: Date.now() + delay })
+      this.failures.set(target.commit, { count, retryAt: this.clock.now() + delay })
       if (this.failures.size > MAX_FAILED_COMMITS) this.failures.delete(this.failures.keys().next().value as string)
       this.c.log.warn(`cannot take spec ${short(target.commit)} from hub ${target.hub} (attempt ${count}; next in ${(delay / 1000).toFixed(1)} s): ${errorMessage(err)}`)
     }

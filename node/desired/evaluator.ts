@@ -57,6 +57,9 @@ const MAX_TEXT = 4000
 
 let queue: Promise<unknown> = Promise.resolve()
 
+// Every limit here (start, total time, memory sampling) is on real time, not the node's
+// clock: it bounds a real child process, which a virtual clock's time does not slow down.
+
 /** Evaluate `entries` in a fresh evaluator process, one at a time per node. */
 export async function evaluateTs (init: EvaluateInit): Promise<EvaluateResult> {
   const mine = queue.then(async () => await new EvaluatorRun(init).run())

@@ -53,7 +53,7 @@ class DesiredState implements SpecLayer {
     const { store, events } = this
     this.admission = new Admission(
       { dataDir: init.dataDir, limits, signers: src.kind === 'git' ? src.allowedSigners : undefined },
-      { store, membership: c.membership, events, log: c.log, cluster: c.cluster })
+      { store, membership: c.membership, events, log: c.log, cluster: c.cluster, clock: c.clock })
     if (src.kind === 'git') {
       this.remote = new Remote(src, {
         store,
@@ -61,6 +61,7 @@ class DesiredState implements SpecLayer {
         events,
         log: c.log,
         membership: c.membership,
+        clock: c.clock,
         decided: (commit) => commit === this.admission.current()?.version || commit === this.admission.lastRejected()?.version,
         take: async (commit) => {
           const result = await this.admission.admitCommit(commit)
@@ -78,6 +79,7 @@ class DesiredState implements SpecLayer {
       events,
       log: c.log,
       admission: this.admission,
+      clock: c.clock,
       remote: remote === undefined ? undefined : { polling: () => remote.polling(), sync: async () => await remote.sync(), catchUp: (announced) => { remote.catchUp(this.hubVersions(announced)) } }
     })
   }

@@ -91,8 +91,8 @@ export class RejectedVersions {
     return this.entries.find((e) => e.version === version && e.key === this.key)
   }
 
-  /** Remember `version` as rejected for `problems`, and write the file (writes are serialized; a failure is returned, not thrown). */
-  async add (version: string, problems: SpecError[], at = Date.now()): Promise<string | undefined> {
+  /** Remember `version` as rejected for `problems` at `at` (the node's clock), and write the file (writes are serialized; a failure is returned, not thrown). */
+  async add (version: string, problems: SpecError[], at: number): Promise<string | undefined> {
     const kept = problems.slice(0, MAX_ERRORS).map(bounded)
     const entry = { version, key: this.key, errors: kept.map(problemLine), problems: kept, at }
     this.entries = [...this.entries.filter((e) => e.version !== version), entry].slice(-this.max)

@@ -8,6 +8,7 @@
  * Nodes without a remote get their versions from the hubs: distribution.ts.
  */
 import type { EventEmitter } from 'node:events'
+import { systemClock, type Clock, type Timer } from '../clock'
 import { errorMessage } from '../errors'
 import type { GitStore } from '../git/store'
 import type { Logger } from '../log'
@@ -32,11 +33,13 @@ export interface RemoteComponents {
   decided: (commit: string) => boolean
   /** Here is commit X, in the store now: admit it. */
   take: (commit: string) => Promise<Outcome>
+  /** What the poll interval is measured on. @default systemClock */
+  clock?: Clock
 }
 
 /** A git remote, polled while this node is a hub. */
 export class Remote {
-  private timer?: NodeJS.Timeout
+  private timer?: Timer
   private syncing?: Promise<SyncResult>
   private syncNext?: Promise<SyncResult>
   private lastError?: string
@@ -59,10 +62,10 @@ export class Remote {
       this.c.log.info(`this node is a hub: fetching the spec from ${this.src.url} every ${this.src.pollIntervalMs} ms`)
       // Jittered (±20 %), so hubs that became hubs together do not poll together.
       const every = Math.round(this.src.pollIntervalMs * (0.8 + 0.4 * Math.random()))
-      this.timer = setInterval(() => { void this.sync() }, every)
+      this.timer = (this.c.clock ?? systemClock).every(every, () => { void this.sync() })
       void this.sync()
     } else if (!on && this.timer !== undefined) {
-      clearInterval(this.timer)
+      this.timer.cancel()
       this.timer = undefined
       this.c.log.info('no longer a hub: following the hubs\' spec instead of the remote')
     }
@@ -91,7 +94,7 @@ export class Remote {
   }
 
   async stop (): Promise<void> {
-    clearInterval(this.timer)
+    this.timer?.cancel()
     this.timer = undefined
     await this.syncing?.catch(() => {})
   }

@@ -9,11 +9,12 @@
  * @example
  *   const j = journal({ dataDir })({ membership, hubs, spec, supervisor, log })
  *   j.record({ kind: 'operator', operator: 'alice', action: 'forget', detail: 'node-3' })
- *   await j.read({ since: Date.now() - 600_000 })
+ *   await j.read({ since: clock.now() - 600_000 })
  */
 import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { systemClock } from '../clock'
 import { errorMessage } from '../errors'
 import type { MemberStatus } from '../membership'
 import type { Applied, Rejection } from '../desired/contract'
@@ -46,7 +47,8 @@ class FileJournal implements Journal {
   constructor (init: JournalInit, private readonly c: JournalComponents) {
     this.path = join(init.dataDir, 'journal.jsonl')
     this.file = new RotatingLog({ path: this.path, maxBytes: init.maxBytes, keep: init.keep })
-    this.now = c.now ?? Date.now
+    const clock = c.clock ?? systemClock
+    this.now = () => clock.now()
   }
 
   private readonly onMembers = (): void => {

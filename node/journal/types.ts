@@ -4,6 +4,7 @@
  * `replay` and the REPL read.
  */
 import type { EventEmitter } from 'node:events'
+import type { Clock } from '../clock'
 import type { SpecLayer } from '../desired/contract'
 import type { Hubs } from '../hubs/types'
 import type { Logger } from '../log'
@@ -95,8 +96,8 @@ export interface JournalComponents {
   spec: Pick<SpecLayer, 'events'>
   supervisor: Pick<Supervisor, 'events'>
   log: Logger
-  /** Clock, for tests. @default Date.now */
-  now?: () => number
+  /** What each entry's `at` is read from: the cluster's time, replayed and merged across nodes. @default systemClock */
+  clock?: Clock
 }
 
 export interface JournalEvents {

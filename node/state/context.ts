@@ -1,4 +1,5 @@
 /** What the state layer's modules share: config, components, where things are, the stores. */
+import type { Clock, Timer } from '../clock'
 import { OriginError } from '../errors'
 import type { Connection } from '../transport/types'
 import type { CopyStore } from './copies'
@@ -11,6 +12,7 @@ export interface Ctx {
   o: Required<StateInit>
   c: StateComponents
   self: string
+  clock: Clock
   now: () => number
   paths: StatePaths
   copies: CopyStore
@@ -33,11 +35,11 @@ export async function connectionTo (ctx: Ctx, node: string): Promise<Connection>
   return await ctx.c.transport.peer(m.address)
 }
 
-/** `p`, or E_TIMEOUT after `ms`. */
-export async function within<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
+/** `p`, or E_TIMEOUT after `ms` on `clock`. */
+export async function within<T> (clock: Clock, p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: Timer | undefined
   const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new OriginError('E_TIMEOUT', `${what}: no answer within ${ms} ms`, { timeoutMs: ms })), ms)
+    timer = clock.after(ms, () => reject(new OriginError('E_TIMEOUT', `${what}: no answer within ${ms} ms`, { timeoutMs: ms })))
   })
-  try { return await Promise.race([p, late]) } finally { clearTimeout(timer) }
+  try { return await Promise.race([p, late]) } finally { timer?.cancel() }
 }

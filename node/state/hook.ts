@@ -41,6 +41,7 @@ export async function runHook (hook: Hook, where: HookEnv, defaultTimeoutMs: num
     const keep = (b: Buffer): void => { out = (out + b.toString('utf8')).slice(-TAIL * 2) }
     child.stdout.on('data', keep)
     child.stderr.on('data', keep)
+    // Real time, not the node's clock: it bounds a real process, which virtual time does not slow down.
     const timer = setTimeout(() => {
       try { if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL') } catch {}
       fail(`timed out after ${timeoutMs} ms (killed)`)

@@ -1,6 +1,7 @@
 /** The state layer itself: lifecycle, gossip of generations, mesh methods, status. */
 import { mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { systemClock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { InstanceSummary } from '../membership'
 import type { StateSpec } from '../desired/types'
@@ -59,8 +60,9 @@ export class StateNode implements StateLayer {
       if (!Number.isFinite(o[k]) || o[k] < 0) throw new OriginError('E_CONFIG_INVALID', `state: ${k} must be a non-negative number of milliseconds, not ${String(o[k])}`, { field: k })
     }
     const paths = new StatePaths(o.dataDir)
-    const now = c.now ?? Date.now
-    this.ctx = { o, c, self: c.membership.id, now, paths, copies: new CopyStore(paths, now), seen: new SeenStore(paths, o.persistDelayMs, c.log), lock: new KeyedLock() }
+    const clock = c.clock ?? systemClock
+    const now = (): number => clock.now()
+    this.ctx = { o, c, self: c.membership.id, clock, now, paths, copies: new CopyStore(paths, now), seen: new SeenStore(paths, o.persistDelayMs, c.log, clock), lock: new KeyedLock() }
   }
 
   async start (): Promise<void> {
@@ -119,7 +121,7 @@ export class StateNode implements StateLayer {
     e.hook = hook
     if (spec?.mode === 'replicate' && e.replicator === undefined) {
       const s = spec
-      e.replicator = new Replicator(spec.intervalMs ?? replicateDefaults.intervalMs, async (useHook) => await snapshotRound(this.ctx, instance, s, e.hook, useHook, e))
+      e.replicator = new Replicator(spec.intervalMs ?? replicateDefaults.intervalMs, async (useHook) => await snapshotRound(this.ctx, instance, s, e.hook, useHook, e), this.ctx.clock)
       e.replicator.start()
     }
   }

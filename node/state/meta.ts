@@ -6,6 +6,7 @@
  *   node that restarts still knows its old directories may be stale before gossip says so.
  */
 import { mkdir } from 'node:fs/promises'
+import type { Clock, Timer } from '../clock'
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import { readJson, writeJsonAtomic } from './files'
@@ -38,10 +39,10 @@ export interface Seen { generation: number, node: string }
 /** The highest generation seen elsewhere, by instance; persisted a little after it changes. */
 export class SeenStore {
   private readonly seen = new Map<string, Seen>()
-  private timer?: NodeJS.Timeout
+  private timer?: Timer
   private writing: Promise<void> = Promise.resolve()
 
-  constructor (private readonly paths: StatePaths, private readonly delayMs: number, private readonly log: Logger) {}
+  constructor (private readonly paths: StatePaths, private readonly delayMs: number, private readonly log: Logger, private readonly clock: Clock) {}
 
   async load (): Promise<void> {
     let v: unknown
@@ -68,13 +69,12 @@ export class SeenStore {
 
   private schedule (): void {
     if (this.timer !== undefined) return
-    this.timer = setTimeout(() => { this.timer = undefined; void this.flush() }, this.delayMs)
-    this.timer.unref()
+    this.timer = this.clock.after(this.delayMs, () => { this.timer = undefined; void this.flush() }).unref()
   }
 
   /** Write now (and wait for a write under way). */
   async flush (): Promise<void> {
-    clearTimeout(this.timer)
+    this.timer?.cancel()
     this.timer = undefined
     this.writing = this.writing.then(async () => {
       try {

@@ -8,6 +8,7 @@
  */
 import { mkdir, rename } from 'node:fs/promises'
 import { relative } from 'node:path'
+import { sleep } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { StateMode, StateSpec } from '../desired/types'
 import { copyDir, unpack, type ArchiveSummary } from './archive'
@@ -24,7 +25,7 @@ interface LocalView { exists: boolean, generation?: number, ageMs: number }
 
 export async function prepareState (ctx: Ctx, instance: string, spec: StateSpec | undefined): Promise<PreparedState> {
   const mode: StateMode = spec?.mode ?? 'local'
-  const startedAt = Date.now()
+  const startedAt = ctx.now()
   const failed: string[] = []
   /** The newest generation a copy failed from: falling back to older data (or to nothing) instead would lose it quietly. */
   let failedGeneration = 0
@@ -39,7 +40,7 @@ export async function prepareState (ctx: Ctx, instance: string, spec: StateSpec 
     }
     let whileRunning = false
     if (d.kind === 'restore' && d.from.running && d.from.node !== ctx.self) {
-      if (Date.now() - startedAt < ctx.o.sourceWaitMs) { await sleep(ctx.o.pollMs); continue }
+      if (ctx.now() - startedAt < ctx.o.sourceWaitMs) { await sleep(ctx.clock, ctx.o.pollMs); continue }
       if (!d.from.hook) {
         throw new OriginError('E_NOT_READY', `${instance}: its directory (generation ${d.from.generation}) is still in use on ${d.from.node} and the service has no before hook to copy it safely; waiting for it to stop there`, { instance, node: d.from.node })
       }
@@ -71,7 +72,7 @@ async function localView (ctx: Ctx, instance: string): Promise<LocalView> {
 async function gather (ctx: Ctx, instance: string): Promise<Source[]> {
   const answers = await Promise.all(othersInTouch(ctx).map(async (m) => {
     try {
-      const answer = await within((async () => await call(await ctx.c.transport.peer(m.address), mesh, 'state.holdings', { instance }, { timeoutMs: ctx.o.askTimeoutMs }))(), ctx.o.askTimeoutMs, `state.holdings on ${m.id}`)
+      const answer = await within(ctx.clock, (async () => await call(await ctx.c.transport.peer(m.address), mesh, 'state.holdings', { instance }, { timeoutMs: ctx.o.askTimeoutMs }))(), ctx.o.askTimeoutMs, `state.holdings on ${m.id}`)
       return sourcesOf(m.id, answer)
     } catch (err) {
       ctx.c.log.debug(`${instance}: ${m.id} did not say what it holds: ${errorMessage(err)}`)
@@ -107,6 +108,7 @@ async function act (ctx: Ctx, instance: string, d: Decision, local: LocalView, w
     return { dir, generation: d.generation, note: d.reason, outcome: 'restored', from }
   }
   const tmp = ctx.paths.temp(ctx.paths.stateRoot)
+  // Real time: the transfer's figures are for benchmarks, not a decision.
   const t0 = performance.now()
   let summary: ArchiveSummary
   try {
@@ -138,7 +140,7 @@ async function copyOwnSnapshot (ctx: Ctx, instance: string, into: string): Promi
 export async function fetch (ctx: Ctx, node: string, req: FetchRequest, into: string): Promise<ArchiveSummary> {
   const conn = await connectionTo(ctx, node)
   const what = `copying the ${req.source === 'live' ? 'directory' : 'snapshot'} of ${req.instance} from ${node}`
-  return await unpack(withDeadline(stream(conn, mesh, 'state.fetch', req), ctx.o.transferTimeoutMs, what), into)
+  return await unpack(withDeadline(ctx.clock, stream(conn, mesh, 'state.fetch', req), ctx.o.transferTimeoutMs, what), into)
 }
 
 /** Move a stale directory beside it, under a name that says its generation and when; never deleted. */
@@ -154,8 +156,4 @@ async function moveAside (ctx: Ctx, instance: string, generation: number): Promi
 function withAside (ctx: Ctx, reason: string, stale: number | undefined, movedAside: string | undefined): string {
   if (movedAside === undefined || stale === undefined) return reason
   return `moved the stale directory of generation ${stale} aside to ${relative(ctx.paths.dataDir, movedAside)}; ${reason}`
-}
-
-async function sleep (ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -3,23 +3,25 @@
  * here, rounds never overlapping, and a last round (without the hook: nothing writes any
  * more) when it stops gracefully. What a round does is the layer's (`snapshotRound`).
  */
+import type { Clock, Timer } from '../clock'
+
 export class Replicator {
-  private timer?: NodeJS.Timeout
+  private timer?: Timer
   private chain: Promise<void> = Promise.resolve()
   private stopped = false
 
   constructor (
     private readonly intervalMs: number,
     /** One snapshot and its copies; `useHook` false for the last one, taken after the process stopped. Must not throw. */
-    private readonly snapshot: (useHook: boolean) => Promise<void>
+    private readonly snapshot: (useHook: boolean) => Promise<void>,
+    private readonly clock: Clock
   ) {}
 
   start (): void { this.schedule() }
 
   private schedule (): void {
     if (this.stopped) return
-    this.timer = setTimeout(() => { void this.run(true).then(() => this.schedule()) }, this.intervalMs)
-    this.timer.unref()
+    this.timer = this.clock.after(this.intervalMs, () => { void this.run(true).then(() => this.schedule()) }).unref()
   }
 
   /** A round after the ones under way. */
@@ -31,7 +33,7 @@ export class Replicator {
   /** Stop the clock, wait for a round under way, then take the last snapshot if `final`. */
   async stop (final: boolean): Promise<void> {
     this.stopped = true
-    clearTimeout(this.timer)
+    this.timer?.cancel()
     if (final) await this.run(false)
     else await this.chain
   }

@@ -1,4 +1,5 @@
 /** The state layer's interface, as the supervisor (and control) see it. */
+import type { Clock } from '../clock'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import type { StateMode, StateSpec } from '../desired/types'
@@ -30,8 +31,11 @@ export interface StateComponents {
   transport: Pick<Transport, 'handle' | 'peer'>
   membership: Pick<Membership, 'id' | 'table' | 'events'>
   log: Logger
-  /** Clock, for tests. @default Date.now */
-  now?: () => number
+  /**
+   * Snapshot intervals, waits and time limits, markers' and snapshots' times. A `before`
+   * hook's time limit stays on real time: it bounds a real process. @default systemClock
+   */
+  clock?: Clock
 }
 
 /** What `prepare` decided and did. */

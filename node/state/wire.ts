@@ -7,6 +7,7 @@
  *   state.offer    { instance, from, generation, takenAt } -> { stored, reason }: pull that snapshot from `from`
  *   state.status   { instance? }                     -> StateStatus[]
  */
+import type { Clock, Timer } from '../clock'
 import { OriginError } from '../errors'
 import { validator } from '../validate'
 import type { Source } from './decide'
@@ -72,18 +73,18 @@ export function sourcesOf (node: string, answer: unknown): Source[] {
   return out
 }
 
-/** `items`, but failing with E_TIMEOUT (and cancelling the stream) when the whole of it takes over `ms`. */
-export async function * withDeadline<T> (items: AsyncIterable<T>, ms: number, what: string): AsyncGenerator<T> {
+/** `items`, but failing with E_TIMEOUT (and cancelling the stream) when the whole of it takes over `ms` on `clock`. */
+export async function * withDeadline<T> (clock: Clock, items: AsyncIterable<T>, ms: number, what: string): AsyncGenerator<T> {
   const it = items[Symbol.asyncIterator]()
-  const deadline = Date.now() + ms
+  const deadline = clock.now() + ms
   let finished = false
   try {
     for (;;) {
-      let timer: NodeJS.Timeout | undefined
+      let timer: Timer | undefined
       const late = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new OriginError('E_TIMEOUT', `${what} did not complete within ${ms} ms`, { timeoutMs: ms })), Math.max(0, deadline - Date.now()))
+        timer = clock.after(Math.max(0, deadline - clock.now()), () => reject(new OriginError('E_TIMEOUT', `${what} did not complete within ${ms} ms`, { timeoutMs: ms })))
       })
-      const r = await Promise.race([it.next(), late]).finally(() => clearTimeout(timer))
+      const r = await Promise.race([it.next(), late]).finally(() => timer?.cancel())
       if (r.done === true) { finished = true; return }
       yield r.value
     }

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
+import { realClock } from '../../node/clock'
 import { journal } from '../../node/journal'
 import { silentLogger } from '../../node/log'
 
@@ -61,7 +62,7 @@ test('journal: rotates like node.log and reads the parts in order', async (t) =>
   const dir = await mkdtemp(join(os.tmpdir(), 'origin-journal-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   let clock = 1_000_000
-  const j = journal({ dataDir: dir, maxBytes: 2000, keep: 3 })({ ...layers({ a: { status: 'alive' } }), now: () => ++clock })
+  const j = journal({ dataDir: dir, maxBytes: 2000, keep: 3 })({ ...layers({ a: { status: 'alive' } }), clock: realClock(() => ++clock) })
   for (let i = 0; i < 100; i++) j.record({ kind: 'operator', operator: 'op', action: 'sync', detail: String(i) })
   const parts = (await readdir(dir)).filter((n) => n.startsWith('journal.jsonl')).sort()
   t.deepEqual(parts, ['journal.jsonl', 'journal.jsonl.1', 'journal.jsonl.2', 'journal.jsonl.3'])

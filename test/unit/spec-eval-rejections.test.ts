@@ -28,7 +28,7 @@ test('spec rejections: a rejection is remembered across a restart, under the sam
 test('spec rejections: the list is bounded, the oldest go first, and long errors are cut', async (t) => {
   const file = await tempFile(t)
   const r = new RejectedVersions(file, 'k', 3)
-  for (let i = 0; i < 5; i++) await r.add(`v${i}`, [{ file: '', message: 'x'.repeat(5000) }])
+  for (let i = 0; i < 5; i++) await r.add(`v${i}`, [{ file: '', message: 'x'.repeat(5000) }], i)
   const back = new RejectedVersions(file, 'k', 3)
   await back.load()
   t.deepEqual(['v0', 'v1', 'v2', 'v3', 'v4'].map((v) => back.get(v) !== undefined), [false, false, true, true, true])
