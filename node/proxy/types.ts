@@ -1,4 +1,5 @@
 /** The proxy's contract (node/proxy): the layer, its init with defaults, its components. Types only. */
+import type { Clock } from '../clock'
 import type { SpecLayer } from '../desired/contract'
 import type { Hubs } from '../hubs/types'
 import type { Logger } from '../log'
@@ -32,6 +33,11 @@ export interface ProxyComponents {
   /** Live processes of this node's instances, to tell their connections from others'. */
   usage?: () => Promise<Record<string, Usage>>
   log: Logger
+  /**
+   * The node's time: how long a connection waits for a ready instance, when a port that
+   * could not be listened on is tried again, admission's key idleness. @default systemClock
+   */
+  clock?: Clock
 }
 
 export interface PublishedPort {
