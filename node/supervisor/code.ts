@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, open, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join, posix } from 'node:path'
+import { systemClock, type Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import { GitStore } from '../git/store'
 import type { Logger } from '../log'
@@ -39,7 +40,7 @@ const SYMLINK = 0o120000
 
 async function writeTree (target: string, files: Map<string, Buffer>, modes: Map<string, number> = new Map()): Promise<void> {
   if (existsSync(target)) return
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`
+  const tmp = `${target}.tmp-${process.pid}-${Date.now()}` // a unique name, not a time anything is decided by
   for (const [path, content] of files) {
     const file = join(tmp, path)
     if (!file.startsWith(tmp + '/')) throw new OriginError('E_SPEC_INVALID', `refusing to write ${path} outside the code directory`)
@@ -75,7 +76,9 @@ export class CodeCache {
     private readonly nodeId: string,
     private readonly log: Logger,
     /** Told when a build starts and how it ended (the journal records it). */
-    private readonly onBuild: (b: BuildEvent) => void = () => {}
+    private readonly onBuild: (b: BuildEvent) => void = () => {},
+    /** When a failed preparation may be tried again. A build's own duration is the host's. */
+    private readonly clock: Clock = systemClock
   ) {}
 
   /** Failed preparations by service, until one succeeds. */
@@ -88,7 +91,7 @@ export class CodeCache {
    * build). A `code.ref` that names a branch is resolved when the spec version is first
    * seen: to deploy new app code, change the spec (or pin a commit), as with an image tag.
    */
-  async prepare (service: string, svc: ServiceSpec, applied: Pick<Applied, 'version' | 'files' | 'modes'>, now = Date.now()): Promise<PreparedCode> {
+  async prepare (service: string, svc: ServiceSpec, applied: Pick<Applied, 'version' | 'files' | 'modes'>, now = this.clock.now()): Promise<PreparedCode> {
     const key = `${applied.version}:${service}`
     let p = this.prepared.get(key)
     if (p === undefined) {
@@ -103,7 +106,7 @@ export class CodeCache {
         const failures = (this.failures.get(service)?.failures ?? 0) + 1
         const delay = Math.min(prepareBackoff.firstMs * 2 ** (failures - 1), prepareBackoff.maxMs)
         const reason = errorMessage(err)
-        this.failures.set(service, { reason, failures, retryAt: Date.now() + delay, logPath: (err as OriginError).data?.logPath as string | undefined })
+        this.failures.set(service, { reason, failures, retryAt: this.clock.now() + delay, logPath: (err as OriginError).data?.logPath as string | undefined })
         this.log.warn(`preparing the code of ${service} failed (attempt ${failures}): ${reason}; next try in ${(delay / 1000).toFixed(0)} s`)
       })
     }

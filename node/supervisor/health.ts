@@ -1,4 +1,8 @@
-/** Health checks: http (2xx/3xx), tcp (connects), or a command (exits 0), each with a time limit. */
+/**
+ * Health checks: http (2xx/3xx), tcp (connects), or a command (exits 0), each with a time
+ * limit. The limit is on the host's clock (it waits on a real socket or process); when
+ * checks run is the supervisor's clock (process-health.ts).
+ */
 import { spawn } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'

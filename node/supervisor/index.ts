@@ -19,6 +19,7 @@
 import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { systemClock, type Clock, type Timer } from '../clock'
 import { errorMessage } from '../errors'
 import type { InstanceSummary } from '../membership'
 import { builtinRuntimes } from '../runtime/builtin'
@@ -77,7 +78,7 @@ class Reconciler implements Supervisor {
   private pass?: Promise<void>
   private again = false
   private viewKey = ''
-  private fenceTimer?: NodeJS.Timeout
+  private fenceTimer?: Timer
   private prunedFor = ''
   private users?: InstanceUsers
   private watchdog?: Watchdog
@@ -90,8 +91,11 @@ class Reconciler implements Supervisor {
 
   private readonly onSpec = (): void => { this.kick() }
 
+  private readonly clock: Clock
+
   constructor (private readonly init: SupervisorInit, private readonly c: SupervisorComponents) {
-    this.code = new CodeCache(init.dataDir, c.membership.id, c.log, (b) => this.events.emit('build', b))
+    this.clock = c.clock ?? systemClock
+    this.code = new CodeCache(init.dataDir, c.membership.id, c.log, (b) => this.events.emit('build', b), this.clock)
     this.ports = new PortBook(join(init.dataDir, 'ports.json'))
     this.engine = (c.runtimes?.container ?? builtinRuntimes.container)({ socket: dockerSocket(init.dockerSocket), dataDir: init.dataDir, nodeId: c.membership.id, log: c.log })
     this.schedule = c.schedule ?? builtinSchedule
@@ -151,6 +155,7 @@ class Reconciler implements Supervisor {
     for (const line of await this.engine.endLeftovers()) this.c.log.warn(line)
     if (this.init.instanceUids !== false) this.users = await instanceUsers({ containment: this.containment, dataDir: this.init.dataDir, range: this.init.instanceUids, secretsDir: this.init.secretsDir, log: this.c.log })
     // Fencing a paused node's singletons (watchdog.ts); back from the gap, they are given up and decided afresh.
+    // The watchdog stays on the host's clock: it renews against a real process's `read -t`.
     this.watchdog = new Watchdog({
       timeoutMs: this.fenceAfterMs,
       log: this.c.log,
@@ -164,7 +169,7 @@ class Reconciler implements Supervisor {
     this.c.membership.events.on('change', this.onView)
     this.c.hubs.events.on('change', this.onView)
     // Losing touch changes no member status at first: look at the quorum on a clock too.
-    this.fenceTimer = setInterval(() => { if (this.holdsSingleton() || this.waitsForSingleton()) this.kick() }, Math.max(50, Math.floor(this.fenceAfterMs / 5)))
+    this.fenceTimer = this.clock.every(Math.max(50, Math.floor(this.fenceAfterMs / 5)), () => { if (this.holdsSingleton() || this.waitsForSingleton()) this.kick() })
     this.kick()
   }
 
@@ -181,7 +186,7 @@ class Reconciler implements Supervisor {
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    clearInterval(this.fenceTimer)
+    this.fenceTimer?.cancel()
     this.c.spec.events.off('applied', this.onSpec)
     this.c.membership.events.off('change', this.onView)
     this.c.hubs.events.off('change', this.onView)
@@ -262,7 +267,7 @@ class Reconciler implements Supervisor {
     const byLease = applied.spec.cluster.downing?.strategy === 'lease'
     const lease = byLease ? this.c.lease?.fact() : undefined
     const quorum = singletonQuorum(table, self, inTouch, !byLease, lease !== undefined && !lease.held ? lease.holder : undefined)
-    const now = Date.now()
+    const now = this.clock.now()
     const planFor = (versions: Parameters<typeof plan>[0]['versions']): PlanAction[] => {
       const p = plan({
         self,
@@ -365,20 +370,20 @@ class Reconciler implements Supervisor {
         const tries = (this.startFailures.get(a.instance)?.tries ?? 0) + 1
         const delayMs = startRetryDelay(tries)
         const said = `cannot start: ${errorMessage(err)}; retrying in ${delayMs / 1000} s (attempt ${tries + 1})`
-        this.startFailures.set(a.instance, { at: Date.now() + delayMs, tries, said })
+        const at = this.clock.now() + delayMs
+        this.startFailures.set(a.instance, { at, tries, said })
         this.wait(a.instance, said, 'warn')
-        this.retryAt(Date.now() + delayMs)
+        this.retryAt(at)
       })
       .finally(() => { this.busy.delete(a.instance); this.publish(); this.kick() })
   }
 
-  private retryTimer?: { at: number, timer: NodeJS.Timeout }
+  private retryTimer?: { at: number, timer: Timer }
   /** Something failed that time may mend (a git server down, a flaky build): reconcile again at `at`. */
   private retryAt (at: number | undefined): void {
     if (at === undefined || (this.retryTimer !== undefined && this.retryTimer.at <= at)) return
-    clearTimeout(this.retryTimer?.timer)
-    const timer = setTimeout(() => { this.retryTimer = undefined; this.kick() }, Math.max(0, at - Date.now()) + 10)
-    timer.unref()
+    this.retryTimer?.timer.cancel()
+    const timer = this.clock.after(Math.max(0, at - this.clock.now()) + 10, () => { this.retryTimer = undefined; this.kick() }).unref()
     this.retryTimer = { at, timer }
   }
 
@@ -413,7 +418,8 @@ class Reconciler implements Supervisor {
       api: this.c.api,
       state: this.c.state,
       proxy: this.c.proxy,
-      log: this.c.log
+      log: this.c.log,
+      clock: this.clock
     }, a, svc, codeDir, version, specVersion, image)
     if (!this.running || this.instances.has(a.instance)) return
     this.instances.set(a.instance, inst)

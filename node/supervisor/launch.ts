@@ -7,6 +7,7 @@
 import { join } from 'node:path'
 import { hostOf, joinHostPort } from '../address'
 import type { LocalApi } from '../api'
+import type { Clock } from '../clock'
 import type { Logger } from '../log'
 import type { ImageRuntime, Runtime } from '../runtime/contract'
 import type { Assignment } from '../scheduler'
@@ -54,6 +55,8 @@ export interface LaunchContext {
   state: StateLayer
   proxy?: { addressesFor (service: string): Promise<Record<string, string>> }
   log: Logger
+  /** The supervisor's clock, which the instance's restarts and checks run on. */
+  clock: Clock
 }
 
 export function logPathOf (dataDir: string, instance: string): string {
@@ -124,7 +127,8 @@ export async function prepareInstance (x: LaunchContext, a: Assignment, svc: Ser
     ...(svc.resources?.cpuShares === undefined && svc.resources?.cpus === undefined ? {} : { cpu: { shares: svc.resources.cpuShares, cpus: svc.resources.cpus } }),
     stopGraceMs: svc.stopGraceMs,
     logMaxBytes: x.logMaxBytes,
-    logKeep: x.logKeep
+    logKeep: x.logKeep,
+    clock: x.clock
   })
   const address = joinHostPort(hosts.dial, ports[0][1])
   const inst: Instance = { assignment: a, version, ports, address, proc, logPath, codeDir, stateDir: st.dir, stateNote: st.note, generation: st.generation }

@@ -2,6 +2,7 @@
  * Health checks of one run: run on a timer while it lives, each answer turned into a state
  * by policy.ts afterCheck (pure) and handed to the lifecycle (process.ts) to apply.
  */
+import type { Clock } from '../clock'
 import type { HealthSpec } from '../desired/types'
 import { childEnv } from '../runtime/process'
 import { dropFlags, type InstanceUser } from './contain'
@@ -11,6 +12,8 @@ import { after, type InstanceState, type Run } from './process-types'
 
 /** What the health loop needs of the lifecycle. */
 export interface HealthHost {
+  /** Paces the checks and times the start period; a check's own timeout is real (it waits on a socket or a process). */
+  clock: Clock
   /** `run` is still the current run and has not exited. */
   live: (run: Run) => boolean
   state: () => InstanceState
@@ -22,14 +25,14 @@ export interface HealthHost {
 export async function checkHealth (run: Run, h: HealthSpec, ctx: { cwd: string, env: Record<string, string>, user?: InstanceUser }, host: HealthHost): Promise<void> {
   if (run.exited || !host.live(run)) return
   const interval = h.intervalMs ?? serviceDefaults.healthIntervalMs
-  const again = (): void => after(run, interval, () => { void checkHealth(run, h, ctx, host) })
+  const again = (): void => after(run, host.clock, interval, () => { void checkHealth(run, h, ctx, host) })
   if (!isHealthState(host.state())) { again(); return }
   const result = await runHealthCheck(h, h.timeoutMs ?? serviceDefaults.healthTimeoutMs, ctx.cwd, childEnv(ctx.env, ctx.user))
   if (run.exited || !host.live(run)) return
   again()
   const now = host.state()
   if (!isHealthState(now)) return // the answer predates a pause or a stop
-  const v = afterCheck(now, run.failures, result, Date.now() - run.startedAt, { startPeriodMs: h.startPeriodMs })
+  const v = afterCheck(now, run.failures, result, host.clock.now() - run.startedAt, { startPeriodMs: h.startPeriodMs })
   run.failures = v.failures
   host.apply(v, now, result.detail)
 }

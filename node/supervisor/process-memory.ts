@@ -2,12 +2,15 @@
  * Memory sampling of one run: its RSS (all its processes) read on a clock shared by every
  * instance of the node, fed to the status, and held to the limit by policy.ts overMemory.
  */
+import type { Clock } from '../clock'
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import { overMemory, samplingClock } from './policy'
 import { after, type Run } from './process-types'
 
 export interface MemoryHost {
+  /** When samples are taken; what a sample reads (RSS from /proc or the engine) is the host's. */
+  clock: Clock
   live: (run: Run) => boolean
   /** The sample, for the status (not a change of state). */
   sampled: (rssMb: number) => void
@@ -19,10 +22,10 @@ export interface MemoryHost {
 }
 
 export function startSampling (run: Run, o: { limitMb?: number, sampleIntervalMs?: number }, host: MemoryHost): void {
-  const { everyMs, firstInMs } = samplingClock(Date.now(), o.limitMb !== undefined, o.sampleIntervalMs)
-  after(run, firstInMs, () => {
+  const { everyMs, firstInMs } = samplingClock(host.clock.now(), o.limitMb !== undefined, o.sampleIntervalMs)
+  after(run, host.clock, firstInMs, () => {
     void sample(run, o.limitMb, host)
-    run.timers.add(setInterval(() => { void sample(run, o.limitMb, host) }, everyMs))
+    run.timers.add(host.clock.every(everyMs, () => { void sample(run, o.limitMb, host) }))
   })
 }
 

@@ -1,4 +1,5 @@
 /** The types of a supervised instance (process.ts): its status and the options it is made with. */
+import type { Clock, Timer } from '../clock'
 import type { Logger } from '../log'
 import type { RunHandle, Runtime } from '../runtime/contract'
 import type { HealthSpec } from '../desired/types'
@@ -103,6 +104,12 @@ export interface ManagedProcessOptions {
    * process; a container runtime needs `image`.
    */
   runtime?: Runtime
+  /**
+   * The time restarts, health checks and memory samples are scheduled by, and the status
+   * and restart policy read. The stop grace (SIGTERM, then SIGKILL) stays on the host's
+   * clock: it waits on a real process. @default systemClock
+   */
+  clock?: Clock
 }
 
 /** One run (a spawned process, a container) and what hangs off it; internal to process*.ts. */
@@ -112,14 +119,14 @@ export interface Run {
   /** When its main process was seen gone: how long it ran, for the restart policy. */
   goneAt?: number
   exited: boolean
-  timers: Set<NodeJS.Timeout>
+  timers: Set<Timer>
   /** Consecutive failed health checks that counted. */
   failures: number
   sampling: boolean
 }
 
-/** A timer that belongs to the run: cleared when its main process is gone. */
-export function after (run: Run, ms: number, fn: () => void): void {
-  const t = setTimeout(() => { run.timers.delete(t); fn() }, ms)
+/** A timer that belongs to the run: cancelled when its main process is gone. */
+export function after (run: Run, clock: Clock, ms: number, fn: () => void): void {
+  const t = clock.after(ms, () => { run.timers.delete(t); fn() })
   run.timers.add(t)
 }

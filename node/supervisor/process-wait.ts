@@ -26,6 +26,7 @@ export async function waitReady (p: ManagedProcess, timeoutMs: number): Promise<
       }
       return false
     }
+    // The caller's patience, on real time: it decides nothing for the cluster.
     const timer = setTimeout(() => { done(); reject(notReady(p.status(), `not ready after ${timeoutMs} ms`)) }, timeoutMs)
     const done = (): void => { clearTimeout(timer); p.off('status', onStatus) }
     if (onStatus(p.status())) return

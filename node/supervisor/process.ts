@@ -22,6 +22,7 @@
  *   await p.stop()          // SIGTERM to the instance, SIGKILL after stopGraceMs
  */
 import { EventEmitter } from 'node:events'
+import { systemClock, type Clock, type Timer } from '../clock'
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { Program, RunExit, RunHandle, Runtime } from '../runtime/contract'
@@ -45,7 +46,8 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
   private readonly file: RotatingLog
   private st: InstanceStatus = { state: 'stopped', restarts: 0 }
   private run: Run | undefined
-  private backoffTimer: NodeJS.Timeout | undefined
+  private backoffTimer: Timer | undefined
+  /** On the host's clock: the grace a real process gets between SIGTERM and SIGKILL. */
   private graceTimer: NodeJS.Timeout | undefined
   private stopDeadline = 0
   /** What the restart policy remembers between runs (policy.ts). */
@@ -63,11 +65,13 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
   private launching: Promise<void> | undefined
   /** The health check as run: a command check runs as the instance's user too. */
   private readonly health: HealthSpec | undefined
+  private readonly clock: Clock
 
   constructor (opts: ManagedProcessOptions) {
     super()
     this.id = opts.id
     this.o = opts
+    this.clock = opts.clock ?? systemClock
     this.log = opts.log.child(opts.id)
     this.file = new RotatingLog({ path: opts.logPath, maxBytes: opts.logMaxBytes, keep: opts.logKeep })
     const processes = opts.runtime === undefined ? processRuntime({ containment: opts.containment, recordDir: opts.recordDir }) : undefined
@@ -129,6 +133,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     const done = new Promise<void>((resolve) => this.stopWaiters.push(resolve))
     if (this.st.state !== 'stopping') {
       const grace = this.o.stopGraceMs ?? serviceDefaults.stopGraceMs
+      // Real time: the runtime waits on the real process against this deadline.
       this.stopDeadline = Date.now() + grace
       const reason = `stopping: SIGTERM to ${run.handle.what}, SIGKILL after ${fmtDelay(grace)}`
       this.origin(reason)
@@ -227,12 +232,12 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     }
     const ends = { out, err }
     if (!(started instanceof Promise)) { this.watch(started, ends); return }
-    this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, container: undefined, exitCode: undefined, signal: undefined, reason: `starting a ${this.runtime.kind} run` })
+    this.update({ state: 'starting', startedAt: this.clock.now(), pid: undefined, container: undefined, exitCode: undefined, signal: undefined, reason: `starting a ${this.runtime.kind} run` })
     const launching = started.then((handle) => {
       this.launching = undefined
       if (this.noRestart) {
         // stop() or kill() came while it was being created: it ends at once, and stays 'stopping' until it has.
-        this.stopDeadline = Date.now()
+        this.stopDeadline = Date.now() // real, as in stop()
         this.watch(handle, ends, true)
         handle.terminate(this.stopDeadline)
         handle.kill()
@@ -254,19 +259,19 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
   }
 
   private couldNotStart (e: unknown): void {
-    this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, container: undefined, exitCode: undefined, signal: undefined, reason: undefined })
+    this.update({ state: 'starting', startedAt: this.clock.now(), pid: undefined, container: undefined, exitCode: undefined, signal: undefined, reason: undefined })
     this.decide(`could not start: ${errorMessage(e)}`, true, null, null)
   }
 
   /** A run exists: follow it until it has exited. */
   private watch (handle: RunHandle, ends: { out: { end: () => void }, err: { end: () => void } }, ending = false): void {
-    const run: Run = { handle, startedAt: Date.now(), exited: false, timers: new Set(), failures: 0, sampling: false }
+    const run: Run = { handle, startedAt: this.clock.now(), exited: false, timers: new Set(), failures: 0, sampling: false }
     this.run = run
     this.o.fence?.track(this)
     void handle.gone.then(() => {
       run.exited = true
-      run.goneAt = Date.now()
-      for (const t of run.timers) clearTimeout(t)
+      run.goneAt = this.clock.now()
+      for (const t of run.timers) t.cancel()
       run.timers.clear()
       // The runtime stopped signalling this run's pids when it saw it gone, whatever untrack sets off.
       this.o.fence?.untrack(this)
@@ -278,7 +283,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     })
     if (handle.started === NOT_STARTED) {
       // Never started (the spawn failed on the next tick): the exit says why, like a throw.
-      this.update({ state: 'starting', startedAt: Date.now(), pid: undefined, container: undefined, exitCode: undefined, signal: undefined, reason: undefined })
+      this.update({ state: 'starting', startedAt: this.clock.now(), pid: undefined, container: undefined, exitCode: undefined, signal: undefined, reason: undefined })
       return
     }
     const container = /^container ([0-9a-f]+)/.exec(handle.started)?.[1]
@@ -300,9 +305,10 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
     const live = (r: Run): boolean => this.run === r
     if (health !== undefined) {
       const ctx = { cwd: this.o.cwd, env: this.o.env, user: this.o.user }
-      after(run, 0, () => { void checkHealth(run, health, ctx, { live, state: () => this.st.state, apply: (v, was, detail) => this.healthVerdict(v, was, detail) }) })
+      after(run, this.clock, 0, () => { void checkHealth(run, health, ctx, { clock: this.clock, live, state: () => this.st.state, apply: (v, was, detail) => this.healthVerdict(v, was, detail) }) })
     }
     startSampling(run, { limitMb: this.o.memoryLimitMb, sampleIntervalMs: this.o.sampleIntervalMs }, {
+      clock: this.clock,
       live,
       sampled: (rssMb) => { this.st.rssMb = rssMb }, // a sample, not a change of state: no 'status' event
       busy: () => ({ killing: this.killReason !== undefined, stopping: this.st.state === 'stopping' }),
@@ -325,7 +331,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
       ? `killed: out of memory (limit ${this.o.memoryLimitMb ?? '?'} MiB)`
       : signal !== null ? `killed by ${signal}` : `exited with code ${code ?? '?'}`)
     const failed = this.killReason !== undefined || exit.oomKilled === true || exit.reason !== undefined || signal !== null || code !== 0
-    this.decide(this.killReason ?? ended, failed, code, signal, ended, (run.goneAt ?? Date.now()) - run.startedAt)
+    this.decide(this.killReason ?? ended, failed, code, signal, ended, (run.goneAt ?? this.clock.now()) - run.startedAt)
   }
 
   /**
@@ -352,7 +358,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
       stableAfterMs: this.o.stableAfterMs,
       crashLoopRestarts: this.o.crashLoop?.restarts,
       crashLoopWindowMs: this.o.crashLoop?.windowMs
-    }, this.restarts, { failed, ranForMs }, Date.now())
+    }, this.restarts, { failed, ranForMs }, this.clock.now())
     this.restarts = d.memory
     if (d.kind === 'final') {
       this.origin(`${d.state}: restart policy ${policy}, not restarting`)
@@ -380,11 +386,11 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
       return
     }
     this.update({ state: 'backoff', reason, ...ended })
-    this.backoffTimer = setTimeout(() => {
+    this.backoffTimer = this.clock.after(delay, () => {
       this.backoffTimer = undefined
       this.st.restarts++ // told with the spawn's status
       this.spawnRun()
-    }, delay)
+    })
   }
 
   private finishStop (): void {
@@ -399,7 +405,7 @@ export class ManagedProcess extends EventEmitter<{ status: [InstanceStatus] }> i
   }
 
   private clearBackoff (): void {
-    clearTimeout(this.backoffTimer)
+    this.backoffTimer?.cancel()
     this.backoffTimer = undefined
   }
 

@@ -58,7 +58,7 @@ let scanCache: { at: number, table: Promise<ProcEntry[]> } | undefined
  * containers), a killed orphan stays a zombie forever but uses no memory.
  */
 export async function procTable (fresh = false): Promise<ProcEntry[]> {
-  const now = Date.now()
+  const now = Date.now() // the host's: how stale a reading of the host's /proc may be
   if (!fresh && scanCache !== undefined && now - scanCache.at < 250) return await scanCache.table
   const table = scanProc()
   scanCache = { at: now, table }
@@ -134,7 +134,7 @@ function initAlive (scope: Scope & { kind: 'pidns' }): boolean {
 export async function waitGone (scope: Scope, deadline: number): Promise<boolean> {
   for (;;) {
     if (scope.kind === 'pidns' ? !initAlive(scope) : !(await procTable(true)).some((e) => inScope(e, scope))) return true
-    if (Date.now() >= deadline) return false
+    if (Date.now() >= deadline) return false // real: the kernel ends processes on the host's time
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }

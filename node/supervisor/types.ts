@@ -6,6 +6,7 @@
  */
 import type { EventEmitter } from 'node:events'
 import type { LocalApi } from '../api'
+import type { Clock } from '../clock'
 import type { Hubs } from '../hubs'
 import type { Logger } from '../log'
 import type { LeaseFact, Membership } from '../membership'
@@ -64,6 +65,13 @@ export interface SupervisorComponents {
   runtimes?: Partial<RuntimeSet>
   /** Who runs what: a pure function every node computes alike. @default node/scheduler schedule */
   schedule?: ScheduleFn
+  /**
+   * The time the supervisor decides by: restart backoff, health and memory timers, the
+   * quorum/fence clock, start and code-preparation retries. What a real process times
+   * itself (a stop's SIGKILL grace, a health check's own timeout, the watchdog) stays on
+   * the host's clock. @default systemClock
+   */
+  clock?: Clock
 }
 
 /** An instance's status, or `pending`: assigned here and not running, with the reason. */

@@ -16,6 +16,10 @@
  *   (2 s by default) without a kill; a node stalled longer is about to be suspected by its
  *   peers anyway.
  *
+ * It runs on the host's clock, not the supervisor's: the renewals race a real process's
+ * `read -t`, and what it fences is a real process stopped by the host (SIGSTOP), which a
+ * virtual clock would not see.
+ *
  * Once the node runs again after such a gap it cannot know whether the watchdog fired, so
  * it calls `onLapse` with the instances that were fenced then: the supervisor gives them
  * up and decides afresh (quorum, where the singleton runs now), as after a partition.
