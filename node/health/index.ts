@@ -12,6 +12,7 @@
  *   h.current()   // undefined, or 'data dir has 80 MiB free (floor 512 MiB)'
  */
 import { EventEmitter } from 'node:events'
+import { systemClock, type Clock, type Timer } from '../clock'
 import { healthDefaults } from './config'
 import { causes, healthyState, step, type HealthState } from './decide'
 import { DataDirProbe, LoopDelay, ReconcileWatch } from './measure'
@@ -27,17 +28,19 @@ export function health (init: HealthInit = {}) {
 
 class HealthMonitor implements Health {
   readonly events = new EventEmitter<HealthEvents>()
+  private readonly clock: Clock
   private readonly now: () => number
   private readonly loop: LoopDelay
   private readonly probe: DataDirProbe
   private readonly watch = new ReconcileWatch()
   private state: HealthState = healthyState
-  private timer?: NodeJS.Timeout
+  private timer?: Timer
   private readonly onReconcile = (what: 'started' | 'ended'): void => { this.watch.reconcile(what, this.now()) }
   private readonly onBuild = (b: { what: 'started' | 'succeeded' | 'failed' }): void => { this.watch.build(b.what, this.now()) }
 
   constructor (private readonly o: Required<HealthInit>, private readonly c: HealthComponents) {
-    this.now = c.now ?? Date.now
+    this.clock = c.clock ?? systemClock
+    this.now = () => this.clock.now()
     this.probe = new DataDirProbe(c.dataDir, this.now)
     this.loop = new LoopDelay(o.eventLoopWindowMs)
   }
@@ -49,12 +52,12 @@ class HealthMonitor implements Health {
     this.loop.start()
     this.c.supervisor.events.on('reconcile', this.onReconcile)
     this.c.supervisor.events.on('build', this.onBuild)
-    this.timer = setInterval(() => this.check(), this.o.checkIntervalMs)
+    this.timer = this.clock.every(this.o.checkIntervalMs, () => this.check())
   }
 
   async stop (): Promise<void> {
     if (this.timer === undefined) return
-    clearInterval(this.timer)
+    this.timer.cancel()
     this.timer = undefined
     this.loop.stop()
     this.c.supervisor.events.off('reconcile', this.onReconcile)

@@ -12,6 +12,9 @@ import { percentile, type Measures } from './decide'
  * the same sampling in C++, but its histogram can only be read whole and reset, not slid:
  * reset at each check, a loop that stalls again and again looks healthy at every check
  * that lands between two stalls.
+ *
+ * On real time whatever the node's clock: it measures how late the host runs this
+ * process's timers, which a virtual clock (on time by construction) cannot show.
  */
 export class LoopDelay {
   private timer?: NodeJS.Timeout

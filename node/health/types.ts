@@ -4,6 +4,7 @@
  * trade-off each controls are `healthDefaults` in config.ts.
  */
 import type { EventEmitter } from 'node:events'
+import type { Clock } from '../clock'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
 import type { Supervisor } from '../supervisor/types'
@@ -21,8 +22,12 @@ export interface HealthComponents {
   supervisor: Pick<Supervisor, 'events'>
   log: Logger
   dataDir: string
-  /** Clock, for tests. @default Date.now */
-  now?: () => number
+  /**
+   * When checks run and how long a reconcile pass or a data dir probe has taken. The event
+   * loop delay stays on real time whatever the clock: it measures the host's loop.
+   * @default systemClock
+   */
+  clock?: Clock
 }
 
 export interface HealthEvents {
