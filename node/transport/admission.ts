@@ -14,6 +14,7 @@
  * read and answered, and a connection idle after its answer is closed quietly.
  */
 import type { Socket } from 'node:net'
+import { systemClock, type Clock, type Timer } from '../clock'
 
 export interface AdmissionLimits {
   handshakeTimeoutMs: number
@@ -24,7 +25,7 @@ export interface AdmissionLimits {
 /** Told about each connection closed for a limit: `kind` for the summary, `why` in words. */
 export type OnRefused = (socket: Socket, kind: string, why: string) => void
 
-interface Waiting { key: string, timer: NodeJS.Timeout, http: boolean }
+interface Waiting { key: string, timer: Timer, http: boolean }
 
 export class Admission {
   /** In arrival order, so the first key is the oldest. */
@@ -33,7 +34,7 @@ export class Admission {
   /** Sockets closed here: the TLS errors that follow are not refusals of their own. */
   private readonly closedHere = new WeakSet<Socket>()
 
-  constructor (private readonly limits: AdmissionLimits, private readonly onRefused: OnRefused) {}
+  constructor (private readonly limits: AdmissionLimits, private readonly onRefused: OnRefused, private readonly clock: Clock = systemClock) {}
 
   /** Connections waiting to authenticate now. */
   get size (): number { return this.waiting.size }
@@ -53,7 +54,7 @@ export class Admission {
       const oldest = this.waiting.keys().next().value as Socket
       this.close(oldest, 'dropped for newer connections', `not authenticated yet when ${this.limits.maxUnauthenticated} connections were waiting; dropped the oldest for a newer one`)
     }
-    this.waiting.set(socket, { key, timer: this.clock(socket), http: false })
+    this.waiting.set(socket, { key, timer: this.deadline(socket), http: false })
     this.perAddress.set(key, mine + 1)
     socket.once('close', () => this.release(socket))
   }
@@ -65,9 +66,9 @@ export class Admission {
   request (socket: Socket): void {
     const w = this.waiting.get(socket)
     if (w === undefined) return
-    clearTimeout(w.timer)
+    w.timer.cancel()
     w.http = true
-    w.timer = this.clock(socket)
+    w.timer = this.deadline(socket)
   }
 
   /** Close every waiting connection (the server is stopping). */
@@ -75,13 +76,12 @@ export class Admission {
     for (const socket of [...this.waiting.keys()]) this.close(socket)
   }
 
-  private clock (socket: Socket): NodeJS.Timeout {
-    const timer = setTimeout(() => {
+  /** The time `socket` has to authenticate (or to finish its HTTPS request). */
+  private deadline (socket: Socket): Timer {
+    return this.clock.after(this.limits.handshakeTimeoutMs, () => {
       if (this.waiting.get(socket)?.http === true) this.close(socket) // a finished (or too slow) HTTPS exchange: not a refusal
       else this.close(socket, 'handshake timeout', `did not authenticate within ${this.limits.handshakeTimeoutMs} ms`)
-    }, this.limits.handshakeTimeoutMs)
-    timer.unref()
-    return timer
+    }).unref()
   }
 
   private close (socket: Socket, kind?: string, why?: string): void {
@@ -95,7 +95,7 @@ export class Admission {
     const w = this.waiting.get(socket)
     if (w === undefined) return
     this.waiting.delete(socket)
-    clearTimeout(w.timer)
+    w.timer.cancel()
     const n = (this.perAddress.get(w.key) ?? 1) - 1
     if (n <= 0) this.perAddress.delete(w.key)
     else this.perAddress.set(w.key, n)

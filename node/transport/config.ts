@@ -97,6 +97,12 @@ export const transportDefaults: Omit<TransportConfig, 'listen'> = {
  */
 export const errorFrameBounds = { messageChars: 2000, callerChars: 200, dataBytes: 16 << 10 }
 
+/**
+ * How long a stopping transport waits for its peers to answer its closes before it drops the
+ * connections: long enough for a loaded peer on a LAN, short enough not to slow a restart.
+ */
+export const CLOSE_GRACE_MS = 500
+
 const int = (minimum: number, maximum: number) => ({ type: 'integer', minimum, maximum })
 
 const configSchema = {

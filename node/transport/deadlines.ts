@@ -9,7 +9,12 @@
  * answered call is not removed from the timer: it just is not there when the timer fires.
  * While nothing is pending the timer does not hold the process open, as a cleared per-call
  * timer would not have.
+ *
+ * Timers are the connection's clock's (a VirtualClock in one-process clusters), and so is
+ * time, except that on the system clock deadlines are read from the monotonic clock
+ * (`deadlineTime`): a wall-clock step must not time out every call, or hold one for an hour.
  */
+import { systemClock, type Clock, type Timer } from '../clock'
 
 export interface DeadlineOwner {
   /** Time out every deadline at or before `now`; return the earliest left (Infinity: none). */
@@ -19,21 +24,30 @@ export interface DeadlineOwner {
 /** A monotonic clock in milliseconds: deadlines do not move when the wall clock does. */
 export const monotonicMs = (): number => performance.now()
 
+/** What deadlines on `clock` are measured with: its own time, or the monotonic one for the system clock. */
+export function deadlineTime (clock: Clock): () => number {
+  return clock === systemClock ? monotonicMs : () => clock.now()
+}
+
 /** setTimeout's longest delay: a deadline further out is waited for in steps. */
 const LONGEST_DELAY_MS = 2 ** 31 - 1
 
 export class DeadlineTimer {
-  private timer?: NodeJS.Timeout
+  private timer?: Timer
   /** The deadline the timer is set for (Infinity: not set). */
   private armedFor = Infinity
   private held = false
+  readonly now: () => number
 
-  constructor (private readonly owner: DeadlineOwner, private readonly now: () => number = monotonicMs) {}
+  constructor (private readonly owner: DeadlineOwner, private readonly clock: Clock = systemClock) {
+    this.now = deadlineTime(clock)
+  }
 
-  /** A deadline was added at `at` (same clock as `now`). */
+  /** A deadline was added at `at` (on `now`'s time). */
   added (at: number): void {
-    if (at < this.armedFor) this.arm(at)
-    else if (!this.held) { this.timer?.ref(); this.held = true }
+    // A timer let go by `idle` cannot be held again (a Timer has no ref): it is set anew,
+    // once per idle-to-busy change, never per call while calls overlap.
+    if (at < this.armedFor || !this.held) this.arm(Math.min(at, this.armedFor))
   }
 
   /** Nothing is pending any more: let the process exit if nothing else holds it. */
@@ -42,18 +56,18 @@ export class DeadlineTimer {
   }
 
   stop (): void {
-    clearTimeout(this.timer)
+    this.timer?.cancel()
     this.timer = undefined
     this.armedFor = Infinity
     this.held = false
   }
 
   private arm (at: number): void {
-    clearTimeout(this.timer)
+    this.timer?.cancel()
     this.armedFor = at
     // Timers fire on whole milliseconds of the loop's clock, possibly a fraction early:
     // `fire` then finds nothing due and sets the timer again for what is left.
-    this.timer = setTimeout(this.fire, Math.min(LONGEST_DELAY_MS, Math.max(0, Math.ceil(at - this.now()))))
+    this.timer = this.clock.after(Math.min(LONGEST_DELAY_MS, Math.max(0, Math.ceil(at - this.now()))), this.fire)
     this.held = true
   }
 

@@ -6,6 +6,7 @@
 import { networkInterfaces } from 'node:os'
 import type { SecureContext, TLSSocket } from 'node:tls'
 import WebSocket from 'ws'
+import type { Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import { wsChannel } from './channel'
@@ -22,6 +23,8 @@ export interface DialOptions extends RpcOptions {
   router: Router
   timeoutMs: number
   log: Logger
+  /** What the connection's call deadlines run on. @default systemClock */
+  clock?: Clock
   /** Source address for the connection (a node dials from the address it listens on). */
   localAddress?: string
 }
@@ -52,6 +55,7 @@ export async function dial (o: DialOptions): Promise<RpcConnection> {
     rejectUnauthorized: true,
     maxPayload: o.maxFrameBytes,
     perMessageDeflate: false,
+    // ws's own timer, on real time: it bounds a real socket's TLS and HTTP upgrade.
     handshakeTimeout: o.timeoutMs,
     ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress })
   } as unknown as WebSocket.ClientOptions)
@@ -71,7 +75,7 @@ export async function dial (o: DialOptions): Promise<RpcConnection> {
         if (socket === undefined) throw new OriginError('E_CERT_INVALID', 'no TLS socket after the upgrade')
         const peer = peerOf(socket, o.cluster, o.revoked)
         if (peer.role !== 'node') throw new OriginError('E_FORBIDDEN_ROLE', `it presented a ${peer.role} certificate, not a node certificate`)
-        resolve(new RpcConnection(wsChannel(ws, { ...peer, remote: o.address }, socket), o.router, o, o.log))
+        resolve(new RpcConnection(wsChannel(ws, { ...peer, remote: o.address }, socket), o.router, o, o.log, o.clock))
       } catch (err) {
         ws.terminate()
         reject(new OriginError('E_UNREACHABLE', `refused ${o.address}: ${errorMessage(err)}`, { address: o.address }))

@@ -21,12 +21,13 @@ import { isIP, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import tls, { type TLSSocket } from 'node:tls'
 import { WebSocketServer } from 'ws'
+import { sleep, systemClock, type Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import { normalizeSerial } from '../keys/read'
 import { silentLogger, type Logger } from '../log'
 import { dial, describeSocketError, splitAddress, PATH } from './dial'
 import { Admission } from './admission'
-import { clientConfig, transportConfig, type TransportConfig, type TransportInit } from './config'
+import { CLOSE_GRACE_MS, clientConfig, transportConfig, type TransportConfig, type TransportInit } from './config'
 import { wsChannel } from './channel'
 import { peerOf, remoteOf } from './peer'
 import { ConnectionPool } from './pool'
@@ -43,6 +44,8 @@ const MAX_HTTP_BODY = 1 << 20
 export interface TransportComponents {
   identity: { ca: string, cert: string, key: string, cluster: string }
   log: Logger
+  /** Call deadlines, handshake limits, refusal summaries and the close grace run on it. @default systemClock */
+  clock?: Clock
 }
 
 /** Remote addresses by raw socket: a TLS socket that failed its handshake no longer knows its peer. */
@@ -78,10 +81,12 @@ class WebSocketTransport implements Transport {
   private server?: https.Server
   private wss?: WebSocketServer
   private bound = ''
+  private readonly clock: Clock
 
   constructor (init: TransportInit, private readonly c: TransportComponents) {
     this.opts = transportConfig(init)
-    this.refusals = new RefusalLog(c.log, this.opts.refusalLogIntervalMs)
+    this.clock = c.clock ?? systemClock
+    this.refusals = new RefusalLog(c.log, this.opts.refusalLogIntervalMs, this.clock)
     // One secure context per identity, reused by every outbound connection.
     this.context = tls.createSecureContext({ key: c.identity.key, cert: c.identity.cert, ca: c.identity.ca, minVersion: 'TLSv1.3' })
   }
@@ -151,7 +156,7 @@ class WebSocketTransport implements Transport {
     const wss = new WebSocketServer({ noServer: true, maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false })
     const admission = new Admission(this.opts, (socket, kind, why) => {
       this.refusals.refused(kind, `refused a connection from ${remotes.get(socket) ?? '?'}: ${why}`)
-    })
+    }, this.clock)
     // Beyond this Node closes new connections itself and says so with 'drop'.
     server.maxConnections = this.opts.maxConnections
     server.on('drop', (d?: { remoteAddress?: string, remotePort?: number }) => {
@@ -191,7 +196,7 @@ class WebSocketTransport implements Transport {
     for (const conn of this.connections) conn.close('node stopping')
     await Promise.race([
       Promise.all([...this.connections].map((c) => c.closed)),
-      new Promise((resolve) => setTimeout(resolve, 500))
+      sleep(this.clock, CLOSE_GRACE_MS)
     ])
     for (const conn of this.connections) conn.terminate()
     this.wss?.close()
@@ -209,6 +214,7 @@ class WebSocketTransport implements Transport {
       router: this.router,
       timeoutMs: opts.timeoutMs ?? this.opts.connectTimeoutMs,
       log: this.c.log,
+      clock: this.clock,
       localAddress: this.sourceAddress()
     })
     return this.track(conn)
@@ -221,7 +227,7 @@ class WebSocketTransport implements Transport {
       const peer = peerOf(tlsSocket, this.c.identity.cluster, this.revoked)
       wss.handleUpgrade(req, socket, head, (ws) => {
         admission.authenticated(rawOf(tlsSocket))
-        const conn = this.track(new RpcConnection(wsChannel(ws, peer, tlsSocket), this.router, this.opts, this.c.log))
+        const conn = this.track(new RpcConnection(wsChannel(ws, peer, tlsSocket), this.router, this.opts, this.c.log, this.clock))
         this.c.log.debug(`accepted ${conn.describePeer()}`)
         this.events.emit('connection', conn)
       })
@@ -245,9 +251,9 @@ class WebSocketTransport implements Transport {
 export async function connectTo (
   address: string,
   identity: TransportComponents['identity'],
-  opts: Partial<Omit<TransportInit, 'listen'>> & { log?: Logger } = {}
+  opts: Partial<Omit<TransportInit, 'listen'>> & { log?: Logger, clock?: Clock } = {}
 ): Promise<Connection> {
-  const { log, ...init } = opts
+  const { log, clock, ...init } = opts
   const o = clientConfig(init)
   return await dial({
     ...o,
@@ -257,6 +263,7 @@ export async function connectTo (
     revoked: new Set(),
     router: new Router(),
     timeoutMs: o.connectTimeoutMs,
-    log: log ?? silentLogger
+    log: log ?? silentLogger,
+    clock
   })
 }

@@ -9,6 +9,7 @@
  *
  * After an interval with no refusal at all, the next one of any kind is logged in full again.
  */
+import { systemClock, type Clock, type Timer } from '../clock'
 import type { Logger } from '../log'
 
 const number = new Intl.NumberFormat('en-US')
@@ -19,9 +20,9 @@ export class RefusalLog {
   private counts = new Map<string, number>()
   private suppressed = 0
   private seenThisInterval = false
-  private timer?: NodeJS.Timeout
+  private timer?: Timer
 
-  constructor (private readonly log: Logger, private readonly intervalMs: number) {}
+  constructor (private readonly log: Logger, private readonly intervalMs: number, private readonly clock: Clock = systemClock) {}
 
   /**
    * One refused connection: `kind` groups it in the summary ("no certificate"), `line` is
@@ -54,7 +55,7 @@ export class RefusalLog {
   }
 
   stop (): void {
-    clearTimeout(this.timer)
+    this.timer?.cancel()
     this.timer = undefined
     this.flush()
     this.shown.clear()
@@ -62,8 +63,7 @@ export class RefusalLog {
 
   private schedule (): void {
     if (this.timer !== undefined) return
-    this.timer = setTimeout(() => this.tick(), this.intervalMs)
-    this.timer.unref()
+    this.timer = this.clock.after(this.intervalMs, () => this.tick()).unref()
   }
 
   private tick (): void {
@@ -71,7 +71,6 @@ export class RefusalLog {
     this.flush()
     if (!this.seenThisInterval) { this.shown.clear(); return } // a quiet interval: start over
     this.seenThisInterval = false
-    this.timer = setTimeout(() => this.tick(), this.intervalMs)
-    this.timer.unref()
+    this.timer = this.clock.after(this.intervalMs, () => this.tick()).unref()
   }
 }

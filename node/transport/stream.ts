@@ -13,6 +13,7 @@
  */
 import type { AddressInfo } from 'node:net'
 import tls, { type TLSSocket } from 'node:tls'
+import { systemClock, type Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import { splitAddress } from './dial'
@@ -34,6 +35,8 @@ export async function streamServer (o: {
   log: Logger
   revoked?: () => ReadonlySet<string>
   handshakeTimeoutMs?: number
+  /** @default systemClock */
+  clock?: Clock
   onStream: (header: Record<string, unknown>, socket: TLSSocket, peer: Peer) => void
 }): Promise<StreamServer> {
   const server = tls.createServer({
@@ -49,12 +52,12 @@ export async function streamServer (o: {
       socket.destroy()
       return
     }
-    const timer = setTimeout(() => socket.destroy(), o.handshakeTimeoutMs ?? 5000)
+    const timer = (o.clock ?? systemClock).after(o.handshakeTimeoutMs ?? 5000, () => socket.destroy())
     readHeader(socket).then((header) => {
-      clearTimeout(timer)
+      timer.cancel()
       o.onStream(header, socket, peer)
     }, (err) => {
-      clearTimeout(timer)
+      timer.cancel()
       o.log.warn(`stream from ${peer.name} refused: ${errorMessage(err)}`)
       socket.destroy()
     })
@@ -84,7 +87,7 @@ export class StreamClient {
   private readonly context: tls.SecureContext
   private readonly sessions = new Map<string, Buffer>()
 
-  constructor (private readonly identity: StreamIdentity, private readonly opts: { timeoutMs?: number, localAddress?: string } = {}) {
+  constructor (private readonly identity: StreamIdentity, private readonly opts: { timeoutMs?: number, localAddress?: string, clock?: Clock } = {}) {
     this.context = tls.createSecureContext({ key: identity.key, cert: identity.cert, ca: identity.ca, minVersion: 'TLSv1.3' })
   }
 
@@ -112,10 +115,10 @@ export class StreamClient {
         this.sessions.set(address, session)
       }
       socket.on('session', (session: Buffer) => { if (verified) keep(session); else unverified = session })
-      const timer = setTimeout(() => { socket.destroy(); reject(new OriginError('E_TIMEOUT', `stream to ${address}: no TLS within ${timeoutMs} ms`)) }, timeoutMs)
-      socket.once('error', (err) => { clearTimeout(timer); this.sessions.delete(address); reject(new OriginError('E_UNREACHABLE', `stream to ${address}: ${err.message}`, { address })) })
+      const timer = (this.opts.clock ?? systemClock).after(timeoutMs, () => { socket.destroy(); reject(new OriginError('E_TIMEOUT', `stream to ${address}: no TLS within ${timeoutMs} ms`)) })
+      socket.once('error', (err) => { timer.cancel(); this.sessions.delete(address); reject(new OriginError('E_UNREACHABLE', `stream to ${address}: ${err.message}`, { address })) })
       socket.once('secureConnect', () => {
-        clearTimeout(timer)
+        timer.cancel()
         try {
           // A resumed session was made with a server whose certificate we checked, and only
           // that server holds its key: the certificate is not sent again, so not read again.

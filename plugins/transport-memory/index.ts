@@ -18,10 +18,11 @@
  *   // or in image.json: "layers": { "transport": { "use": "transport-memory", "config": { "network": "t1" } } }
  */
 import { EventEmitter } from 'node:events'
+import { sleep, systemClock, type Clock } from '../../node/clock'
 import { OriginError } from '../../node/errors'
 import { normalizeSerial } from '../../node/keys/read'
 import { silentLogger, type Logger } from '../../node/log'
-import { clientConfig, transportConfig, type TransportConfig, type TransportInit } from '../../node/transport/config'
+import { CLOSE_GRACE_MS, clientConfig, transportConfig, type TransportConfig, type TransportInit } from '../../node/transport/config'
 import { splitAddress } from '../../node/transport/dial'
 import type { TransportComponents } from '../../node/transport'
 import { checkPeer } from '../../node/transport/peer'
@@ -59,9 +60,9 @@ export class MemoryNetwork {
   reconnect (address: string): void { this.cut.delete(address) }
 
   /** A client connection from outside any node (what `connectTo` is for the REPL). */
-  async connect (address: string, identity: Identity, opts: Partial<Omit<TransportInit, 'listen'>> & { from?: string, log?: Logger } = {}): Promise<Connection> {
-    const { from, log, ...init } = opts
-    return await this.dial(address, { identity, router: new Router(), opts: clientConfig(init), log: log ?? silentLogger, revoked: new Set(), host: from ?? 'mem-client' }) as RpcConnection
+  async connect (address: string, identity: Identity, opts: Partial<Omit<TransportInit, 'listen'>> & { from?: string, log?: Logger, clock?: Clock } = {}): Promise<Connection> {
+    const { from, log, clock, ...init } = opts
+    return await this.dial(address, { identity, router: new Router(), opts: clientConfig(init), log: log ?? silentLogger, revoked: new Set(), host: from ?? 'mem-client', clock: clock ?? systemClock }) as RpcConnection
   }
 
   /**
@@ -70,7 +71,7 @@ export class MemoryNetwork {
    */
   async rawConnect (address: string, identity: Identity): Promise<FrameChannel> {
     let channel: FrameChannel | undefined
-    await this.dial(address, { identity, router: new Router(), opts: clientConfig({}), log: silentLogger, revoked: new Set(), host: 'mem-raw', raw: (end) => { channel = end } })
+    await this.dial(address, { identity, router: new Router(), opts: clientConfig({}), log: silentLogger, revoked: new Set(), host: 'mem-raw', clock: systemClock, raw: (end) => { channel = end } })
     return channel as FrameChannel
   }
 
@@ -87,7 +88,7 @@ export class MemoryNetwork {
   unbind (address: string): void { this.listeners.delete(address) }
 
   /** @internal Open a connection: each end checks the other's certificate as mutual TLS and peerOf would. */
-  async dial (address: string, from: { identity: Identity, router: Router, opts: Omit<TransportConfig, 'listen'>, log: Logger, revoked: ReadonlySet<string>, host: string, address?: string, raw?: (end: MemoryEnd) => void }): Promise<RpcConnection | undefined> {
+  async dial (address: string, from: { identity: Identity, router: Router, opts: Omit<TransportConfig, 'listen'>, log: Logger, revoked: ReadonlySet<string>, host: string, clock: Clock, address?: string, raw?: (end: MemoryEnd) => void }): Promise<RpcConnection | undefined> {
     await new Promise((resolve) => setImmediate(resolve))
     if (this.cut.has(address) || (from.address !== undefined && this.cut.has(from.address))) {
       throw new OriginError('E_UNREACHABLE', `cannot connect to ${address}: connection timed out (network cut)`, { address })
@@ -112,7 +113,7 @@ export class MemoryNetwork {
     serverEnd.maxPayload = server.maxFrameBytes
     server.accept(serverEnd)
     if (from.raw !== undefined) { from.raw(clientEnd); return undefined }
-    return new RpcConnection(clientEnd, from.router, from.opts, from.log)
+    return new RpcConnection(clientEnd, from.router, from.opts, from.log, from.clock)
   }
 }
 
@@ -161,10 +162,12 @@ class MemoryTransport implements Transport {
   private readonly refusals: RefusalLog
   private revoked = new Set<string>()
   private bound = ''
+  private readonly clock: Clock
 
   constructor (private readonly net: MemoryNetwork, init: TransportInit, private readonly c: TransportComponents) {
     this.opts = transportConfig(init)
-    this.refusals = new RefusalLog(c.log, this.opts.refusalLogIntervalMs)
+    this.clock = c.clock ?? systemClock
+    this.refusals = new RefusalLog(c.log, this.opts.refusalLogIntervalMs, this.clock)
   }
 
   get address (): string { return this.bound }
@@ -187,13 +190,13 @@ class MemoryTransport implements Transport {
     this.pool.clear()
     this.refusals.stop()
     for (const conn of this.connections) conn.close('node stopping')
-    await Promise.race([Promise.all([...this.connections].map((c) => c.closed)), new Promise((resolve) => setTimeout(resolve, 500))])
+    await Promise.race([Promise.all([...this.connections].map((c) => c.closed)), sleep(this.clock, CLOSE_GRACE_MS)])
     for (const conn of this.connections) conn.terminate()
   }
 
   async connect (address: string): Promise<Connection> {
     if (this.bound === '') throw new OriginError('E_CLOSED', 'this transport is not started')
-    const conn = await this.net.dial(address, { identity: this.c.identity, router: this.router, opts: this.opts, log: this.c.log, revoked: this.revoked, host: splitAddress(this.bound).host, address: this.bound })
+    const conn = await this.net.dial(address, { identity: this.c.identity, router: this.router, opts: this.opts, log: this.c.log, revoked: this.revoked, host: splitAddress(this.bound).host, clock: this.clock, address: this.bound })
     return this.track(conn as RpcConnection)
   }
 
@@ -228,7 +231,7 @@ class MemoryTransport implements Transport {
 
   /** @internal */
   accept (end: MemoryEnd): void {
-    const conn = this.track(new RpcConnection(end, this.router, this.opts, this.c.log))
+    const conn = this.track(new RpcConnection(end, this.router, this.opts, this.c.log, this.clock))
     this.c.log.debug(`accepted ${conn.describePeer()}`)
     this.events.emit('connection', conn)
   }
