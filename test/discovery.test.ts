@@ -8,6 +8,7 @@ import dgram from 'node:dgram'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
+import { VirtualClock } from '../node/clock/virtual'
 import { dnsDiscovery } from '../node/discovery'
 import { silentLogger } from '../node/log'
 import { TestCluster, freeAddress } from './helpers/cluster'
@@ -120,6 +121,31 @@ test('discovery dns: the name is re-resolved on its interval and a change is ann
   dns.set('origin.test', { A: ['127.0.0.5', '127.0.0.6'] })
   await waitFor(() => d.peers().length === 2, { what: 'the new record to be found' })
   t.deepEqual(changes.at(-1), ['127.0.0.5:7400', '127.0.0.6:7400'])
+})
+
+test('discovery dns: on a virtual clock the name is re-resolved only when virtual time passes its interval', async (t) => {
+  const dns = await startDnsServer()
+  t.teardown(async () => await dns.stop())
+  dns.set('origin.test', { A: ['127.0.0.5'] })
+  const clock = new VirtualClock()
+  // Ten minutes: on real timers the waitFor below (15 s) would time out.
+  const intervalMs = 600_000
+  const d = dnsDiscovery({ name: 'origin.test', port: 7400, server: dns.server, intervalMs })({ ...components, clock })
+  t.teardown(async () => await d.stop())
+  await d.start()
+  const t0 = clock.now()
+  const first = dns.queries
+  t.deepEqual(d.peers(), ['127.0.0.5:7400'])
+  dns.set('origin.test', { A: ['127.0.0.5', '127.0.0.6'] })
+  await clock.runUntil(t0 + intervalMs - 1)
+  t.is(dns.queries, first, 'no query before the interval has passed on the clock')
+  t.deepEqual(d.peers(), ['127.0.0.5:7400'])
+  await clock.runUntil(t0 + intervalMs)
+  await waitFor(() => d.peers().length === 2, { what: 'the lookup started at the interval to find the new record' })
+  const second = dns.queries
+  t.true(second > first)
+  await clock.runUntil(t0 + 2 * intervalMs - 1)
+  t.is(dns.queries, second, 'and none again until the next interval')
 })
 
 test('discovery dns: a server that does not answer finds nobody, without holding up the start', async (t) => {

@@ -65,7 +65,7 @@ export function dnsDiscovery (init: DnsDiscoveryInit) {
       return [...new Set((await addresses(o.name)).map((h) => joinHostPort(h, port)))].slice(0, MAX_PEERS)
     }
     const where = o.server === undefined ? '' : ` at ${o.server}`
-    return new PolledDiscovery(`dns ${o.name}${where}`, o.intervalMs, c.log, lookup)
+    return new PolledDiscovery(`dns ${o.name}${where}`, o.intervalMs, c.log, lookup, c.clock)
   }
 }
 

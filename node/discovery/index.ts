@@ -14,6 +14,7 @@
  *   await d.stop()
  */
 import { EventEmitter } from 'node:events'
+import { systemClock, within } from '../clock'
 import { dnsDiscovery, type DnsDiscoveryInit } from './dns'
 import { gitDiscovery, type GitDiscoveryInit } from './git'
 import { mergePeers, samePeers } from './peers'
@@ -77,16 +78,12 @@ class Combined implements Discovery {
 
   async start (): Promise<void> {
     for (const m of this.methods) m.events.on('change', this.onChange)
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), this.firstLookupMs) })
     try {
-      const first = await Promise.race([Promise.all(this.methods.map(async (m) => await m.start())), late])
-      if (first === 'late') this.c.log.warn(`first lookups took over ${this.firstLookupMs} ms; going on with ${this.peers().length} peers found so far`)
+      const first = await within(this.c.clock ?? systemClock, this.firstLookupMs, Promise.all(this.methods.map(async (m) => await m.start())))
+      if (first === undefined) this.c.log.warn(`first lookups took over ${this.firstLookupMs} ms; going on with ${this.peers().length} peers found so far`)
     } catch (err) {
       await this.stop()
       throw err
-    } finally {
-      clearTimeout(timer)
     }
     this.last = this.peers()
     this.c.log.info(`${this.name}: ${this.last.length === 0 ? 'found nobody' : `found ${this.last.join(', ')}`}`)

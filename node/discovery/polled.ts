@@ -1,8 +1,10 @@
 /**
  * A discovery method that looks up on an interval (dns, git): the timer, the 'change'
- * events and the logging around one `lookup()` function.
+ * events and the logging around one `lookup()` function. The interval runs on the node's
+ * clock; a lookup itself is real I/O (a DNS query, a git fetch) with its own timeouts.
  */
 import { EventEmitter } from 'node:events'
+import { systemClock, type Clock, type Timer } from '../clock'
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { Discovery } from './types'
@@ -11,7 +13,7 @@ import { samePeers } from './peers'
 export class PolledDiscovery implements Discovery {
   readonly events = new EventEmitter()
   private current: string[] = []
-  private timer: NodeJS.Timeout | undefined
+  private timer: Timer | undefined
   private running = false
   private inFlight: Promise<void> | undefined
   private lastError = ''
@@ -21,7 +23,8 @@ export class PolledDiscovery implements Discovery {
     private readonly intervalMs: number,
     private readonly log: Logger,
     /** Returns the addresses found now; throws when the lookup failed (the last list is kept). */
-    private readonly lookup: () => Promise<string[]>
+    private readonly lookup: () => Promise<string[]>,
+    private readonly clock: Clock = systemClock
   ) {}
 
   peers (): string[] { return this.current }
@@ -31,13 +34,12 @@ export class PolledDiscovery implements Discovery {
     this.running = true
     await this.poll()
     if (!this.running) return
-    this.timer = setInterval(() => { void this.poll() }, this.intervalMs)
-    this.timer.unref()
+    this.timer = this.clock.every(this.intervalMs, () => { void this.poll() }).unref()
   }
 
   async stop (): Promise<void> {
     this.running = false
-    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer?.cancel()
     this.timer = undefined
     await this.inFlight
   }

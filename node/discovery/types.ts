@@ -4,6 +4,7 @@
  * `discovery()` in index.ts runs several together as one.
  */
 import type { EventEmitter } from 'node:events'
+import type { Clock } from '../clock'
 import type { Logger } from '../log'
 
 export interface Discovery {
@@ -32,6 +33,8 @@ export interface DiscoveryComponents {
   nodeId: string
   /** The port of this node's listen address: the port A/AAAA records are paired with by default. */
   listenPort: number
+  /** When polled methods look again, and how long the first lookups may hold up the start. @default systemClock */
+  clock?: Clock
 }
 
 /** Every method is a factory of this shape: options first, then what it needs. */

@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events'
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
+import { systemClock, type Timer } from '../../node/clock'
 import { errorMessage } from '../../node/errors'
 import { mergePeers, parsePeersFile, samePeers } from '../../node/discovery/peers'
 import type { Discovery, DiscoveryComponents } from '../../node/discovery/types'
@@ -51,7 +52,7 @@ class FileDiscovery implements Discovery {
   private readonly path: string
   private found: string[] = []
   private watcher: FSWatcher | undefined
-  private timer: NodeJS.Timeout | undefined
+  private timer: Timer | undefined
   private lastProblem = ''
   private reading: Promise<void> | undefined
   private again = false
@@ -73,14 +74,14 @@ class FileDiscovery implements Discovery {
     } catch (err) {
       this.c.log.warn(`${this.name}: cannot watch ${dirname(this.path)} (${errorMessage(err)}); re-reading every ${this.interval} ms`)
     }
-    this.timer = setInterval(() => this.schedule(), this.interval)
-    this.timer.unref()
+    // The backstop re-read is on the node's clock; the watch reports changes as they happen.
+    this.timer = (this.c.clock ?? systemClock).every(this.interval, () => this.schedule()).unref()
   }
 
   async stop (): Promise<void> {
     this.watcher?.close()
     this.watcher = undefined
-    clearInterval(this.timer)
+    this.timer?.cancel()
     this.timer = undefined
     await this.reading
   }

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
+import { VirtualClock } from '../../node/clock/virtual'
 import { parseImageConfig, readImageConfig } from '../../node/config/image'
 import { discovery, parsePeersFile, pluginDiscovery } from '../../node/discovery'
 import { silentLogger } from '../../node/log'
@@ -118,5 +119,29 @@ test('discovery: a plugin changing its peers is announced by the merged discover
   t.deepEqual(changes, [['10.0.0.8:7400']])
   t.deepEqual(d.peers(), ['10.0.0.8:7400'])
   t.true(d.methods[1].events instanceof EventEmitter)
+  await d.stop()
+})
+
+test('discovery: a first lookup that hangs holds up the start until firstLookupMs has passed on the node\'s clock, then the node goes on with what it has', async (t) => {
+  const dir = await mkdtemp(join(os.tmpdir(), 'origin-disc-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const module = join(dir, 'hangs.js')
+  await writeFile(module, `
+    const { EventEmitter } = require('node:events')
+    exports.discovery = () => () => ({ events: new EventEmitter(), start: () => new Promise(() => {}), stop: async () => {}, peers: () => [] })`)
+  const clock = new VirtualClock()
+  const warned: string[] = []
+  const log = { ...silentLogger, warn: (line: string) => { warned.push(line) } }
+  const d = discovery({ seeds: ['10.0.0.1:7400'], plugin: { module }, firstLookupMs: 600_000 })({ ...components, log, clock })
+  let started = false
+  const start = d.start().then(() => { started = true })
+  const t0 = clock.now()
+  await clock.runUntil(t0 + 599_999)
+  t.false(started, 'still waiting for the plugin before 10 min of virtual time')
+  // On real timers this would wait ten minutes, past the test's timeout.
+  await clock.runUntil(t0 + 600_000)
+  await start
+  t.deepEqual(d.peers(), ['10.0.0.1:7400'])
+  t.deepEqual(warned, ['first lookups took over 600000 ms; going on with 1 peers found so far'])
   await d.stop()
 })
