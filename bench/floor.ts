@@ -1,36 +1,30 @@
 /**
  * The floors of bench/cluster.ts, measured on this machine in the same run: a raw
  * websocket + msgpackr echo over mutual TLS 1.3 (bench/floor-echo.ts, its own process, the
- * same key sizes as a cluster's), the same round trips and throughput as the operator RPC
- * path is measured with, and the RSS of that echo server and of an idle Node process.
+ * same key sizes as a cluster's), driven with the same round trips and throughput as the
+ * RPC path (bench/cluster.ts interleaves the two), and the RSS of that echo server and of
+ * an idle Node process.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Packr } from 'msgpackr'
 import WebSocket from 'ws'
 import { createCa, issueCertificate } from '../node/keys'
-import { summarize } from './stats'
 
-export interface Floor {
-  p50: number
-  p99: number
-  perSec: number
-  /** CPU time per call in the throughput run, µs: the server process's, and this (client) process's. */
-  serverCpuUs: number
-  clientCpuUs: number
-  echoRssMiB: number
-  idleRssMiB: number
-  echoPrivateMiB: number
-  idlePrivateMiB: number
-}
-
-/** CPU time (user + system) a process has used so far, in ms (clock ticks of 10 ms). */
+/**
+ * CPU time a process has used so far, in ms, every thread counted (GC helpers, libuv's
+ * pool): /proc/<pid>/task/<tid>/schedstat, in nanoseconds. /proc/<pid>/stat counts clock
+ * ticks of 10 ms, too coarse for the ~100 ms a throughput run costs.
+ */
 export async function cpuMs (pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10
+  const tasks = await readdir(`/proc/${pid}/task`)
+  const ns = await Promise.all(tasks.map(async (tid) => {
+    // A thread may end between the listing and the read.
+    try { return Number((await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8')).split(' ')[0]) } catch { return 0 }
+  }))
+  return ns.reduce((a, b) => a + b, 0) / 1e6
 }
 
 /**
@@ -64,14 +58,26 @@ export async function memoryMiB (pid: number): Promise<{ rss: number, private: n
   return { rss: kb('Rss') / 1024, private: kb('Anonymous') / 1024 }
 }
 
-export async function measureFloor (o: { roundTrips: number, warmup: number, inflight: number, total: number }): Promise<Floor> {
+/** The echo server, running, and a raw client connected to it. */
+export interface EchoFloor {
+  /** One round trip: a request frame out, the answer frame back. */
+  call (): Promise<void>
+  readonly pid: number
+  close (): void
+}
+
+/**
+ * Starts the echo server (bench/floor-echo.ts) in its own process and connects a raw
+ * websocket client to it: no frame checks, no method table, no deadlines, no corking. What
+ * it answers has the node's shape for cluster.ping (`{ node, at }`), so both sides encode
+ * and decode the same frames as the RPC path does.
+ */
+export async function startFloor (): Promise<EchoFloor> {
   const ca = createCa('floor')
   const server = issueCertificate({ ca, role: 'node', cluster: 'floor', name: 'echo' })
   const client = issueCertificate({ ca, role: 'node', cluster: 'floor', name: 'client' })
-  const children: ChildProcess[] = []
+  const echo = spawn(process.execPath, [join(__dirname, 'floor-echo.js')], { env: { ...process.env, FLOOR_CA: ca.certPem, FLOOR_CERT: server.certPem, FLOOR_KEY: server.keyPem }, stdio: ['ignore', 'pipe', 'inherit'] })
   try {
-    const echo = spawn(process.execPath, [join(__dirname, 'floor-echo.js')], { env: { ...process.env, FLOOR_CA: ca.certPem, FLOOR_CERT: server.certPem, FLOOR_KEY: server.keyPem }, stdio: ['ignore', 'pipe', 'inherit'] })
-    children.push(echo)
     const [line] = await once(echo.stdout as NodeJS.ReadableStream, 'data') as [Buffer]
     const port = Number(line.toString().trim())
     const ws = new WebSocket(`wss://127.0.0.1:${port}`, { ca: ca.certPem, cert: client.certPem, key: client.keyPem, rejectUnauthorized: false })
@@ -79,27 +85,28 @@ export async function measureFloor (o: { roundTrips: number, warmup: number, inf
     const waiting = new Map<number, () => void>()
     ws.on('message', (data: Buffer) => { const f = packr.unpack(data) as { id: number }; waiting.get(f.id)?.(); waiting.delete(f.id) })
     let next = 1
-    const call = async (): Promise<void> => await new Promise<void>((resolve) => {
-      const id = next++
-      waiting.set(id, resolve)
-      ws.send(packr.pack({ t: 'req', id, m: 'cluster.ping' }))
-    })
-    const samples: number[] = []
-    for (let i = 0; i < o.roundTrips; i++) {
-      const s = performance.now()
-      await call()
-      if (i >= o.warmup) samples.push((performance.now() - s) * 1000)
+    return {
+      pid: echo.pid ?? 0,
+      call: () => new Promise<void>((resolve) => {
+        const id = next++
+        waiting.set(id, resolve)
+        ws.send(packr.pack({ t: 'req', id, m: 'cluster.ping' }))
+      }),
+      close: () => { ws.close(); echo.kill('SIGKILL') }
     }
-    const rtt = summarize(samples)
-    const tp = await throughput(call, echo.pid ?? 0, o)
-    const echoMem = await memoryMiB(echo.pid ?? 0)
-    ws.close()
-    const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000); console.log("up")'], { stdio: ['ignore', 'pipe', 'inherit'] })
-    children.push(idle)
+  } catch (err) {
+    echo.kill('SIGKILL')
+    throw err
+  }
+}
+
+/** RSS of an idle Node process (what any node costs before it does anything). */
+export async function idleNodeMemory (): Promise<{ rss: number, private: number }> {
+  const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000); console.log("up")'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
     await once(idle.stdout as NodeJS.ReadableStream, 'data')
-    const idleMem = await memoryMiB(idle.pid ?? 0)
-    return { p50: rtt.p50, p99: rtt.p99, ...tp, echoRssMiB: echoMem.rss, idleRssMiB: idleMem.rss, echoPrivateMiB: echoMem.private, idlePrivateMiB: idleMem.private }
+    return await memoryMiB(idle.pid ?? 0)
   } finally {
-    for (const c of children) c.kill('SIGKILL')
+    idle.kill('SIGKILL')
   }
 }
