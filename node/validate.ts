@@ -8,7 +8,7 @@
  * the first problem: for what peers send, where collecting every error of a hostile value
  * costs more than the value (9,000 bad members: 150 ms and 43 MB).
  */
-import Ajv, { type ErrorObject, type JSONSchemaType, type ValidateFunction } from 'ajv'
+import Ajv, { type ErrorObject, type JSONSchemaType } from 'ajv'
 import { OriginError, type ErrorCode } from './errors'
 
 export const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: false, discriminator: true })
@@ -54,15 +54,7 @@ const pending = new Set<() => void>()
  * without waiting for its first value.
  */
 export function validator<T> (schema: JSONSchemaType<T> | object, what: string, code: ErrorCode = 'E_PAYLOAD_INVALID', o: ValidatorOptions = {}): Check<T> {
-  let validate: ValidateFunction<T> | undefined
-  const compile = (): ValidateFunction<T> => {
-    if (validate === undefined) {
-      validate = (o.firstError === true ? firstErrorAjv : ajv).compile<T>(schema as JSONSchemaType<T>)
-      pending.delete(compile)
-    }
-    return validate
-  }
-  pending.add(compile)
+  const compile = onFirstUse(() => (o.firstError === true ? firstErrorAjv : ajv).compile<T>(schema as JSONSchemaType<T>))
   return (value: unknown): T => {
     const validate = compile()
     if (validate(value)) return value
@@ -73,6 +65,24 @@ export function validator<T> (schema: JSONSchemaType<T> | object, what: string, 
     if (errors.length > MAX_REPORTED_ERRORS) data.more = errors.length - MAX_REPORTED_ERRORS
     throw new OriginError(code, `${what} is invalid: ${describeErrors(errors)}`, data)
   }
+}
+
+/**
+ * `compile` run on the first call of the function returned, its result kept; until then
+ * it is pending, so `compileAll()` runs it too. For validators made outside `validator`
+ * (the spec schemas, with their own error shape).
+ */
+export function onFirstUse<F> (compile: () => F): () => F {
+  let compiled: { value: F } | undefined
+  const get = (): F => {
+    if (compiled === undefined) {
+      compiled = { value: compile() }
+      pending.delete(get)
+    }
+    return compiled.value
+  }
+  pending.add(get)
+  return get
 }
 
 /** Compiles every validator made so far (throws on the first bad schema); how many there were. */
