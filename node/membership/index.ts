@@ -29,6 +29,7 @@
  *   await m.stop()             // says `left` to everyone, then stops
  */
 import type { EventEmitter } from 'node:events'
+import type { Clock } from '../clock'
 import type { Logger } from '../log'
 import type { Transport } from '../transport'
 import type { MembershipInit } from './config'
@@ -52,10 +53,15 @@ export interface MembershipComponents {
   log: Logger
   /** This node. `address` is what others dial; default: the transport's listen address once started. */
   self: { id: string, address?: string, characteristics: Characteristics }
-  /** Clock, for tests. @default Date.now */
-  now?: () => number
-  /** Clock and timers together (the simulation's virtual time); when set, `now` is not read. @default real timers */
+  /**
+   * The node's time: gossip rounds, probes, suspicion and downing timers; handed on to the
+   * lease holder (`lease`), which reads it too. @default systemClock
+   */
+  clock?: Clock
+  /** The same as `clock` under its older name (the simulation in sim/ passes it); `clock` wins when both are set. */
   scheduler?: Scheduler
+  /** Only the time, on real timers (tests); not read when `clock` or `scheduler` is set. @default Date.now */
+  now?: () => number
   /** Randomness (probe order, peer choice); seeded in the simulation. @default Math.random */
   random?: () => number
   /** The lease the `lease` downing strategy needs (lease-holder.ts); absent: that strategy downs nobody. */
@@ -118,5 +124,9 @@ export interface Membership {
 }
 
 export function membership (init: MembershipInit) {
-  return (components: MembershipComponents): Membership => new GossipMembership(init, components)
+  return (components: MembershipComponents): Membership => {
+    const clock = components.clock ?? components.scheduler
+    if (clock !== undefined) components.lease?.useClock?.(clock)
+    return new GossipMembership(init, clock === undefined ? components : { ...components, scheduler: clock })
+  }
 }

@@ -25,7 +25,16 @@
  *
  * Driven by the membership's round (`round`, no timer of its own); one call to the lease
  * is in flight at a time, so a slow engine slows the lease, never the gossip.
+ *
+ * Time: the holder reads the node's clock, as the membership does. The engine's ttl runs
+ * on the engine's own clock, which is real time whatever the node's clock is: a virtual
+ * clock that runs faster than real time only makes the holder give up its grant sooner
+ * (safe); one that runs slower, or stops, lets it count a grant etcd has already expired,
+ * so a node that uses a lease engine keeps its virtual time at least as fast as real time.
+ * On the system clock the holder reads the monotonic clock instead (performance.now): a
+ * wall clock stepped back (NTP) must not stretch a grant past its ttl.
  */
+import { systemClock, type Clock } from '../clock'
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
 import { needsLease, type DowningPolicy, type DowningView, type LeaseFact } from './downing'
@@ -38,6 +47,8 @@ export interface DowningLease {
   round (view: DowningView, policy: DowningPolicy): LeaseFact
   /** This node downed `ids` under the lease: hold it until they are back. */
   downed (ids: string[]): void
+  /** The membership's clock, handed over when the membership is made: the holder reads the time of the rounds that drive it. */
+  useClock? (clock: Clock): void
 }
 
 export interface LeaseHolderComponents {
@@ -45,7 +56,9 @@ export interface LeaseHolderComponents {
   /** This node's id: the holder written in the lease. */
   holder: string
   log: Logger
-  /** A monotonic clock in ms, for tests. @default performance.now */
+  /** The node's clock (see the top of this file); the membership hands over its own (`useClock`). @default the monotonic clock */
+  clock?: Clock
+  /** Only the time, for tests with no Clock; ignored when `clock` is given. @default performance.now */
   now?: () => number
   /** How long a new grant waits before it counts (see the top of this file). @default 2 × retryMs */
   settleMs?: number
@@ -64,10 +77,15 @@ export class LeaseHolder implements DowningLease {
   private readonly keepFor = new Set<string>()
   private inFlight: Promise<void> | undefined
   private running = false
-  private readonly now: () => number
+  private now: () => number
 
   constructor (private readonly c: LeaseHolderComponents) {
     this.now = c.now ?? (() => performance.now())
+    if (c.clock !== undefined) this.useClock(c.clock)
+  }
+
+  useClock (clock: Clock): void {
+    this.now = clock === systemClock ? () => performance.now() : () => clock.now()
   }
 
   get key (): string { return this.c.lease.key }

@@ -15,6 +15,12 @@
  * - Every call settles within the implementation's own timeout, and rejects with an error
  *   that names the engine endpoint it tried; a rejection never means the lease was taken.
  *
+ * Time: a grant's ttl runs on the engine's clock (etcd's, redis's), which is real time
+ * whatever clock the node runs on, so an implementation times its calls on real time too
+ * (Node's timers): a call must settle within a real fraction of a real ttl. Only the
+ * holder (lease-holder.ts) reads the node's clock, and says what that means for a
+ * virtual one.
+ *
  * @example
  *   const r = await lease.acquire('n1', 10_000)
  *   if (r.kind === 'granted') { ...; await lease.renew(r.grant); ...; await lease.release(r.grant) }
@@ -59,7 +65,10 @@ export interface Lease {
   stop (): Promise<void>
 }
 
-/** What the node gives a lease plugin (`lease(init)(components)`). */
+/**
+ * What the node gives a lease plugin (`lease(init)(components)`). No clock: see "Time" at
+ * the top of this file.
+ */
 export interface LeaseComponents {
   log: Logger
 }

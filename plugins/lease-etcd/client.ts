@@ -86,6 +86,7 @@ export class EtcdClient {
       })
       this.inFlight.add(req)
       // The whole call, not just an idle socket: a gateway that trickles must not hold a renewal past the ttl.
+      // Real time, not the node's clock: the ttl it must beat runs on etcd's clock (node/membership/lease.ts).
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${this.o.timeoutMs} ms`)), this.o.timeoutMs)
       req.on('error', reject)
       req.on('close', () => { clearTimeout(timer); this.inFlight.delete(req) })

@@ -59,6 +59,7 @@ export class RespClient {
 
   private async send (socket: net.Socket, args: Array<string | number>, auth = false): Promise<Reply> {
     return await new Promise((resolve, reject) => {
+      // Real time, not the node's clock: the ttl it must beat runs on Redis's clock (node/membership/lease.ts).
       const timer = setTimeout(() => this.drop(new Error(`redis ${this.endpoint}: no answer within ${this.init.timeoutMs} ms`), socket), this.init.timeoutMs)
       this.pending.push({ resolve, reject, timer, auth })
       socket.write(encode(args))

@@ -5,7 +5,9 @@
  * etcd plugin itself is tested against a real etcd in test/lease.test.ts.
  */
 import test from 'ava'
+import { VirtualClock } from '../../node/clock/virtual'
 import { silentLogger } from '../../node/log'
+import { membership } from '../../node/membership'
 import type { DowningPolicy, DowningView } from '../../node/membership/downing'
 import { LeaseHolder } from '../../node/membership/lease-holder'
 import { singletonQuorum } from '../../node/supervisor/rolling'
@@ -198,4 +200,37 @@ test('lease holder: a node runs no singleton while the lease is held by a member
   t.regex(lost.reason, /the downing lease is held by b, which this node does not see alive/)
   t.false(singletonQuorum(three, 'c', inTouch, false, 'a').ok, 'held by a, dead here: its side may be the other one')
   t.false(singletonQuorum(table({ a: 'alive', b: 'dead' }), 'a', new Set(), false).ok, 'with the lease, half of two with the lowest id is not enough')
+})
+
+test('lease holder: on the membership\'s virtual clock, a renewal goes out once a third of the ttl has passed on it, and a grant not renewed stops counting once its ttl has passed there', async (t) => {
+  const engine = new MemoryEngine()
+  const clock = new VirtualClock(0)
+  const h = new LeaseHolder({ lease: engine.lease(), holder: 'b', log: silentLogger, settleMs: 0 })
+  // The membership hands its clock to the holder it is given (no transport call is made before start).
+  membership({ seeds: [] })({ transport: undefined as never, log: silentLogger, self: { id: 'b', characteristics: table({ b: 'alive' }).b.characteristics }, lease: h, clock })
+  await h.start()
+  const view: DowningView = { table: table({ a: 'dead', b: 'alive' }), self: 'b', stableForMs: 1e9 }
+  const at = async (ms: number): Promise<void> => { await clock.runUntil(ms); engine.advance(ms - engine.now) }
+
+  h.round(view, policy)
+  await settle()
+  t.like(h.round(view, policy), { held: true, token: 1 })
+  t.is(engine.held?.expiresAt, 3000)
+  await at(999)
+  h.round(view, policy)
+  await settle()
+  t.is(engine.held?.expiresAt, 3000, 'no renewal before a third of the ttl (1 s) has passed on the clock')
+  await at(1000)
+  h.round(view, policy)
+  await settle()
+  t.is(engine.held?.expiresAt, 4000, 'renewed at 1 s')
+
+  engine.failing = true
+  await at(3999)
+  t.like(h.round(view, policy), { held: true }, 'the last renewal, sent at 1 s, holds until 4 s')
+  await settle()
+  await at(4000)
+  const lost = h.round(view, policy)
+  t.false(lost.held)
+  t.regex(lost.held ? '' : lost.problem ?? '', /^not renewed for its ttl of 3000 ms/)
 })
