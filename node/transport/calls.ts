@@ -6,7 +6,7 @@ import type { Clock } from '../clock'
 import { OriginError } from '../errors'
 import { DeadlineTimer, type DeadlineOwner } from './deadlines'
 
-interface Pending { resolve (v: unknown): void, reject (e: Error): void, method: string, deadline: number, timeoutMs: number }
+export interface Pending { resolve (v: unknown): void, reject (e: Error): void, method: string, deadline: number, timeoutMs: number }
 
 export class PendingCalls implements DeadlineOwner {
   private readonly pending = new Map<number, Pending>()
@@ -26,18 +26,17 @@ export class PendingCalls implements DeadlineOwner {
     })
   }
 
-  /** The method of call `id` if it still waits (undefined: timed out already, or never made). */
-  methodOf (id: number): string | undefined { return this.pending.get(id)?.method }
-
-  /** Call `id` was answered (or failed): settle it, if it still waits. */
-  settle (id: number, value: unknown, err?: Error): void {
+  /** Call `id` was answered: its entry, no longer waiting (undefined: timed out already, or never made). */
+  take (id: number): Pending | undefined {
     const p = this.pending.get(id)
-    if (p === undefined) return // timed out already
+    if (p === undefined) return undefined
     this.pending.delete(id)
     if (this.pending.size === 0) this.deadlines.idle()
-    if (err !== undefined) p.reject(err)
-    else p.resolve(value)
+    return p
   }
+
+  /** Call `id` failed on the other end: reject it, if it still waits. */
+  fail (id: number, err: Error): void { this.take(id)?.reject(err) }
 
   /** Times out the calls due by `now` (the deadline timer calls it); the earliest deadline left. */
   expire (now: number): number {
