@@ -16,6 +16,7 @@
  *   h.terminate(Date.now() + 10_000)   // SIGTERM to everything in the run
  *   const exit = await h.exit           // { code, signal, oomKilled? }
  */
+import type { Clock } from '../clock'
 import type { Logger } from '../log'
 import type { Containment, InstanceUser } from '../supervisor/contain'
 import type { ImageRunSpec } from '../desired/types'
@@ -120,7 +121,7 @@ export interface ImageRuntime {
   connect (): Promise<{ runtime: Runtime } | { reason: string }>
   /** The image reference `service`'s containers are created from, ready on the engine (pulled, loaded or built). */
   image (service: string, spec: string | ImageRunSpec, codeDir: string, codeVersion: string): Promise<string>
-  /** When a failed connection or image may be tried again (ms since the epoch). */
+  /** When a failed connection or image may be tried again (ms since the epoch, on the runtime's clock). */
   nextRetry (): number | undefined
   /** Before the first run starts: the node's next start looks for leftovers. */
   mark (): Promise<void>
@@ -137,5 +138,10 @@ export interface ImageRuntime {
  */
 export interface RuntimeSet {
   process: (init: { containment: Containment, recordDir: string }) => Runtime
-  container: (init: { socket: string, dataDir: string, nodeId: string, log: Logger }) => ImageRuntime
+  /**
+   * `clock`: when a failed connection or image is tried again (`nextRetry` is on it, as the
+   * supervisor's retries are). What a run does stays on real time: its processes and the
+   * engine keep the host's clock. @default systemClock
+   */
+  container: (init: { socket: string, dataDir: string, nodeId: string, log: Logger, clock?: Clock }) => ImageRuntime
 }

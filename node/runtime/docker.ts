@@ -122,6 +122,7 @@ export function dockerRuntime (init: DockerRuntimeInit): Runtime {
 
 async function startContainer (init: DockerRuntimeInit, req: RunRequest): Promise<RunHandle> {
   const { docker } = init
+  // Real time in the name: it must be unique on the host's engine, across node restarts and clocks.
   const container = await docker.createContainer(containerOptions(init.nodeId, req, Date.now()))
   try {
     // Attached and waited on before the start: no output and no exit can be missed.
@@ -181,6 +182,7 @@ class ContainerRun implements RunHandle {
         const state = await this.container.inspect().then((i) => i.State).catch(() => undefined)
         if (state === undefined) return null
         if (!state.Running) return state.ExitCode
+        // Real time: the engine's container, not the cluster, is waited on.
         await new Promise((resolve) => setTimeout(resolve, 1000))
       }
     }
@@ -196,6 +198,7 @@ class ContainerRun implements RunHandle {
     } catch (err) {
       this.log.warn(`cannot inspect ${this.what} after its exit: ${errorMessage(err)}`)
     }
+    // Real time: the engine's output stream drains at the host's pace.
     let timer: NodeJS.Timeout | undefined
     await Promise.race([closed, new Promise<void>((resolve) => { timer = setTimeout(resolve, this.o.drainMs ?? 1000) })])
     clearTimeout(timer)

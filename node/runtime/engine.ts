@@ -18,6 +18,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type Dockerode from 'dockerode'
+import { systemClock, type Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import type { ImageRunSpec } from '../desired/types'
@@ -34,6 +35,8 @@ export interface ContainerEngineInit {
   log: Logger
   /** After a failed connection, the next try waits this long. @default 10000 */
   retryMs?: number
+  /** The node's clock: the retry times of failed connections and images. @default systemClock */
+  clock?: Clock
 }
 
 export type Engine = { docker: Dockerode, runtime: Runtime, version: string } | { reason: string }
@@ -48,8 +51,10 @@ export class ContainerEngine implements ImageRuntime {
   private readonly failures = new Map<string, ImageFailure>()
   private readonly marker: string
   private readonly guard: ContainerGuard
+  private readonly clock: Clock
 
   constructor (private readonly o: ContainerEngineInit) {
+    this.clock = o.clock ?? systemClock
     // Not in DATA/run: the process runtime's endLeftovers removes every record there.
     this.marker = join(o.dataDir, 'containers.json')
     this.guard = new ContainerGuard({ log: o.log })
@@ -61,10 +66,10 @@ export class ContainerEngine implements ImageRuntime {
   async connect (): Promise<Engine> {
     if (this.connected !== undefined) {
       const e = await this.connected
-      if ('docker' in e || Date.now() - this.failedAt < (this.o.retryMs ?? 10_000)) return e
+      if ('docker' in e || this.clock.now() - this.failedAt < (this.o.retryMs ?? 10_000)) return e
     }
     const attempt = connectDocker({ socket: this.o.socket }).then((r): Engine => {
-      if ('reason' in r) { this.failedAt = Date.now(); return r }
+      if ('reason' in r) { this.failedAt = this.clock.now(); return r }
       this.o.log.info(`Docker engine ${r.version} at ${this.o.socket}: container services can run here`)
       return { docker: r.docker, version: r.version, runtime: dockerRuntime({ docker: r.docker, nodeId: this.o.nodeId, guard: this.guard }) }
     })
@@ -123,7 +128,7 @@ export class ContainerEngine implements ImageRuntime {
    * recipe (node/runtime/images.ts). A failure is kept with a backoff: until its retry
    * time this fails at once with the same reason.
    */
-  async image (service: string, spec: string | ImageRunSpec, codeDir: string, codeVersion: string, now = Date.now()): Promise<string> {
+  async image (service: string, spec: string | ImageRunSpec, codeDir: string, codeVersion: string, now = this.clock.now()): Promise<string> {
     const image = typeof spec === 'string' ? { ref: spec } : spec
     const key = `${service}\0${codeVersion}\0${JSON.stringify(image)}`
     let p = this.images.get(key)
@@ -139,7 +144,7 @@ export class ContainerEngine implements ImageRuntime {
         const failures = (this.failures.get(service)?.failures ?? 0) + 1
         const delay = Math.min(prepareBackoff.firstMs * 2 ** (failures - 1), prepareBackoff.maxMs)
         const reason = errorMessage(err)
-        this.failures.set(service, { reason, failures, retryAt: Date.now() + delay })
+        this.failures.set(service, { reason, failures, retryAt: this.clock.now() + delay })
         this.o.log.warn(`the image of ${service} failed (attempt ${failures}): ${reason}; next try in ${(delay / 1000).toFixed(0)} s`)
       })
     }

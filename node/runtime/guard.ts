@@ -82,6 +82,7 @@ export class ContainerGuard {
       return undefined
     }
     try {
+      // Real time: how long an OS process (the guard) lived, not a decision of the cluster's.
       this.spawnedAt = Date.now()
       const c = spawn(sh, ['-c', SCRIPT, 'origin-container-guard'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] })
       c.on('error', (err) => this.o.log.warn(`container guard: ${err.message}`))

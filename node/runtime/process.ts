@@ -24,7 +24,10 @@ export interface ProcessRuntimeInit {
   recordDir?: string
 }
 
-/** After the spawned process exits, how long to wait for its pipes to close (a process that left the group may hold them). */
+/**
+ * After the spawned process exits, how long to wait for its pipes to close (a process that
+ * left the group may hold them). Real time, whatever the node's clock: OS processes are waited on.
+ */
 export const DRAIN_MS = 1000
 
 /** Shared by every runtime not given a containment: looking for setpriv once is enough. */
