@@ -33,9 +33,7 @@ test.serial('api on a virtual clock: a refused caller is logged again only once 
   const identity = { ca: id.ca, cert: id.cert, key: id.key, cluster: id.info.cluster }
   const transport = memoryNetwork().transport({ listen: 'mem-1:7400' })({ identity, log: silentLogger, clock })
   const self = { id: 'n1', characteristics: { cpus: 2, memoryMb: 1024, arch: 'x64', labels: {}, startedAt: clock.now() } }
-  // Whatever the membership calls its clock component: both names, as assembly.ts gives them.
-  const mc = { transport, log: silentLogger, self, clock, scheduler: clock }
-  const m = membership({ seeds: [] })(mc)
+  const m = membership({ seeds: [] })({ transport, log: silentLogger, self, clock })
   const h = hubs()({ membership: m, log: silentLogger })
   const log = recording()
   const api = localApi()({ membership: m, hubs: h, log, clock })

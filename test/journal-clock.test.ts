@@ -34,9 +34,7 @@ async function node (t: ExecutionContext, net: MemoryNetwork, clock: VirtualCloc
   const identity = { ca: id.ca, cert: id.cert, key: id.key, cluster: id.info.cluster }
   const transport = net.transport({ listen: `${name}:7400` })({ identity, log: silentLogger, clock })
   const self = { id: name, characteristics: { cpus: 2, memoryMb: 1024, arch: 'x64', labels: {}, startedAt: clock.now() } }
-  // Whatever the membership calls its clock component: both names, as assembly.ts gives them.
-  const mc = { transport, log: silentLogger, self, clock, scheduler: clock }
-  const m = membership({ seeds, ...fastMembership })(mc)
+  const m = membership({ seeds, ...fastMembership })({ transport, log: silentLogger, self, clock })
   const h = hubs({ policy: { count: 1 } })({ membership: m, log: silentLogger })
   t.teardown(async () => { await h.stop(); await m.stop().catch(() => {}); await transport.stop() })
   await transport.start()

@@ -39,9 +39,7 @@ async function hubNode (t: ExecutionContext, git: GitServer): Promise<Node> {
   const data = await mkdtemp(join(os.tmpdir(), 'origin-spec-clock-'))
   const transport = memoryNetwork().transport({ listen: 'mem-1:7400' })({ identity, log: silentLogger, clock })
   const self = { id: 'n1', characteristics: { cpus: 2, memoryMb: 1024, arch: 'x64', labels: {}, startedAt: clock.now() } }
-  // Whatever the membership calls its clock component: both names, as assembly.ts gives them.
-  const mc = { transport, log: silentLogger, self, clock, scheduler: clock }
-  const m = membership({ seeds: [] })(mc)
+  const m = membership({ seeds: [] })({ transport, log: silentLogger, self, clock })
   const h = hubs({ policy: { count: 1 } })({ membership: m, log: silentLogger })
   const layer = spec({ source: { kind: 'git', url: git.url, pollIntervalMs: POLL_MS }, dataDir: data })({ transport, membership: m, hubs: h, log: silentLogger, cluster: 'test', clock })
   t.teardown(async () => {

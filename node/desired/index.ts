@@ -101,7 +101,7 @@ class DesiredState implements SpecLayer {
     await this.admission.loadRemembered()
     const src = this.init.source
     if (src.kind === 'dir') {
-      this.stopWatching = await watchDirectory(src.dir, async (candidate) => await this.admission.admit(candidate), this.c.log)
+      this.stopWatching = await watchDirectory(src.dir, async (candidate) => await this.admission.admit(candidate), this.c.log, this.c.clock)
       return
     }
     await this.admission.resume()

@@ -123,12 +123,12 @@ export class Remote {
   }
 }
 
-/** Local development: the spec is a working directory, taken again whenever a file changes. Returns how to stop watching. */
-export async function watchDirectory (dir: string, take: (c: Candidate) => Promise<Outcome>, log: Logger): Promise<() => Promise<void>> {
+/** Local development: the spec is a working directory, taken again whenever a file changes (debounced on `clock`). Returns how to stop watching. */
+export async function watchDirectory (dir: string, take: (c: Candidate) => Promise<Outcome>, log: Logger, clock: Clock = systemClock): Promise<() => Promise<void>> {
   log.info(`taking the spec from the directory ${dir} (watched; no git)`)
   return await watchSpecDir(dir, (files, version) => {
     void executablesIn(dir, files.keys())
       .then(async (modes) => await take({ version, files, info: { dir }, modes }))
       .catch((err) => log.warn(`cannot take the spec directory's version ${version}: ${errorMessage(err)}`))
-  }, log)
+  }, log, undefined, clock)
 }
