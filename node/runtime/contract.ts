@@ -85,7 +85,11 @@ export interface RunHandle {
   readonly gone: Promise<void>
   /** Resolves once the run is over: everything in it ended, its output drained, its traces removed. Never rejects. */
   readonly exit: Promise<RunExit>
-  /** SIGTERM to everything in the run (and SIGCONT, so a paused process handles it); `deadline` is when the supervisor will kill(). */
+  /**
+   * SIGTERM to everything in the run (and SIGCONT, so a paused process handles it);
+   * `deadline` is when the supervisor will kill(), in real time (Date.now), whatever the
+   * node's clock: the run's processes keep the host's.
+   */
   terminate (deadline: number): void
   /** SIGKILL to everything in the run now; synchronous where the runtime can be (usable on the node's 'exit'). */
   kill (): void

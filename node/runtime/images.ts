@@ -95,6 +95,7 @@ async function make (docker: Dockerode, image: ImageSpec, name: string, o: Ensur
   }
   await mkdir(dirname(o.buildLogPath), { recursive: true })
   const log = await open(o.buildLogPath, 'a')
+  // Real time: how long the engine took, for the log only.
   const started = Date.now()
   try {
     if (image.load !== undefined) await load(docker, image.load, image.ref, name, o, log)
