@@ -123,10 +123,21 @@ export interface Run {
   /** Consecutive failed health checks that counted. */
   failures: number
   sampling: boolean
+  /** Set when origin kills the run for a reason of its own (memory); becomes the exit reason. */
+  killReason?: string
 }
 
 /** A timer that belongs to the run: cancelled when its main process is gone. */
 export function after (run: Run, clock: Clock, ms: number, fn: () => void): void {
   const t = clock.after(ms, () => { run.timers.delete(t); fn() })
   run.timers.add(t)
+}
+
+/** `st` with `patch` applied (undefined fields dropped), and whether anything but the RSS sample changed. */
+export function patched (st: InstanceStatus, patch: Partial<InstanceStatus>): { next: InstanceStatus, changed: boolean } {
+  const next: InstanceStatus = { ...st, ...patch }
+  for (const k of Object.keys(next) as Array<keyof InstanceStatus>) if (next[k] === undefined) delete next[k]
+  const keys = new Set([...Object.keys(st), ...Object.keys(next)] as Array<keyof InstanceStatus>)
+  keys.delete('rssMb')
+  return { next, changed: [...keys].some((k) => st[k] !== next[k]) }
 }
