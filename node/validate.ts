@@ -12,7 +12,8 @@ import Ajv, { type ErrorObject, type JSONSchemaType } from 'ajv'
 import { OriginError, type ErrorCode } from './errors'
 
 export const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: false, discriminator: true })
-const firstErrorAjv = new Ajv({ allErrors: false, strict: true, useDefaults: false, discriminator: true })
+/** The instance for checks that stop at the first problem (what peers send). */
+export const firstErrorAjv = new Ajv({ allErrors: false, strict: true, useDefaults: false, discriminator: true })
 
 export const MAX_REPORTED_ERRORS = 10
 

@@ -13,8 +13,8 @@
  * `maxDeltas` changes each, so the transport checks them whole (`pingPayload`,
  * `pingReqPayload`) and `checkAck` / `checkPingReqAnswer` check the answers the same way.
  */
-import Ajv from 'ajv'
 import { OriginError } from '../errors'
+import { firstErrorAjv as firstError } from '../validate'
 import type { Delta } from './broadcasts'
 import { UNHEALTHY_MAX_CHARS, type Member, type MemberTable } from './types'
 import { nodeIdSchema } from '../vocabulary'
@@ -182,9 +182,8 @@ function pingReqAnswerSchema (maxDeltas: number): object {
   }
 }
 
-// Not the shared instance: that one collects every error (`allErrors`), and a frame of
-// thousands of bad entries would make an error of megabytes.
-const firstError = new Ajv({ allErrors: false, strict: true })
+// Not the instance that collects every error (`allErrors`): a frame of thousands of bad
+// entries would make an error of megabytes.
 const checkers = new Map<number, ReturnType<typeof firstError.compile>>()
 
 /** Longest error message `checkFrame` makes: what goes back to the sender stays small. */
