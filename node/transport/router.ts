@@ -4,9 +4,21 @@
  */
 import { OriginError } from '../errors'
 import { validator, type Check } from '../validate'
+import { trafficOf, type Traffic } from './traffic'
 import type { Method } from './types'
 
-export interface Route { method: Method, check: Check<unknown> }
+export interface Route {
+  method: Method
+  check: Check<unknown>
+  /** Its unary calls' bytes (traffic.ts), found once, when the first is counted. */
+  traffic?: Traffic
+}
+
+/** The traffic counters of `route`. */
+export function routeTraffic (route: Route): Traffic | undefined {
+  if (route.traffic === undefined) route.traffic = trafficOf(route.method.name)
+  return route.traffic
+}
 
 export class Router {
   private readonly methods = new Map<string, Route>()

@@ -19,11 +19,11 @@ import type { FrameChannel } from './channel'
 import { clip, decodeFrame, type Frame } from './frames'
 import { Outbound } from './outbound'
 import { StreamReader, type StreamSink } from './reader'
-import type { Router } from './router'
+import { routeTraffic, type Route, type Router } from './router'
 import type { ScanLimits } from './scan'
 import { LazyAbort, StreamCall, UnaryCall, isThenable } from './serving'
 import { countTraffic } from './traffic'
-import type { CallOptions, Connection, Method, Peer, StreamMethod } from './types'
+import type { CallOptions, Connection, Peer, StreamMethod } from './types'
 
 export { Router } from './router'
 export { trafficByMethod } from './traffic'
@@ -128,7 +128,7 @@ export class RpcConnection extends EventEmitter implements Connection {
       return
     }
     switch (frame.t) {
-      case 'req': countTraffic(frame.m, 'received', data.length); this.serve(frame.id, frame.m, frame.p); break
+      case 'req': this.serve(frame.id, frame.m, frame.p, data.length); break
       case 'res': {
         const call = this.calls.take(frame.id)
         if (call === undefined) break // timed out already
@@ -155,18 +155,23 @@ export class RpcConnection extends EventEmitter implements Connection {
    * turn, and one that returns a promise when it settles: no async frame, no abort
    * controller and no entry in `serving` per call unless the handler reads `ctx.signal`.
    */
-  private serve (id: number, name: string, payload: unknown): void {
-    let method: Method
+  private serve (id: number, name: string, payload: unknown, bytes: number): void {
+    const route = this.router.get(name)
+    if (route === undefined) {
+      countTraffic(name, 'received', bytes)
+      this.fail(id, name, new OriginError('E_UNKNOWN_METHOD', `no method "${name}"`, { method: name }))
+      return
+    }
+    const method = route.method
+    const t = routeTraffic(route)
+    if (t !== undefined) t.received += bytes
     let p: unknown
     try {
-      const entry = this.router.get(name)
-      if (entry === undefined) throw new OriginError('E_UNKNOWN_METHOD', `no method "${name}"`, { method: name })
-      method = entry.method
       if (method.role !== this.peer.role) {
         this.log.warn(`refused ${name} from ${this.describePeer()}: needs role ${method.role}, certificate has role ${this.peer.role}`)
         throw new OriginError('E_FORBIDDEN_ROLE', `${name} needs ${method.role === 'operator' ? 'an' : 'a'} ${method.role} certificate; yours has role ${this.peer.role}`, { method: name, need: method.role, have: this.peer.role })
       }
-      p = entry.check(payload)
+      p = route.check(payload)
     } catch (err) {
       this.fail(id, name, err)
       return
@@ -181,20 +186,21 @@ export class RpcConnection extends EventEmitter implements Connection {
       this.fail(id, name, err)
       return
     }
-    if (isThenable(result)) result.then((v) => this.answer(id, name, v, call), (err) => { call.done(); this.fail(id, name, err) })
-    else this.answer(id, name, result, call)
+    if (isThenable(result)) result.then((v) => this.answer(id, route, v, call), (err) => { call.done(); this.fail(id, name, err) })
+    else this.answer(id, route, result, call)
   }
 
-  private answer (id: number, name: string, v: unknown, call: UnaryCall): void {
+  private answer (id: number, route: Route, v: unknown, call: UnaryCall): void {
     call.done()
     let sent: number
     try {
       sent = this.out.send(v === undefined ? { t: 'res', id } : { t: 'res', id, v })
     } catch (err) {
-      this.fail(id, name, err) // an answer that cannot be encoded
+      this.fail(id, route.method.name, err) // an answer that cannot be encoded
       return
     }
-    countTraffic(name, 'sent', sent)
+    const t = routeTraffic(route)
+    if (t !== undefined) t.sent += sent
   }
 
   /** Tells the caller why call `id` failed (errors from the handler or the checks before it). */
