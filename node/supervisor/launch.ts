@@ -1,8 +1,8 @@
 /**
  * Everything one instance needs before its first run, done in order: its secrets and
  * environment, its ports, its state directory (kept, migrated, restored or empty), its
- * user, and the ManagedProcess that will run it on the right runtime. The Reconciler
- * (index.ts) decides that it starts (plan.ts); this does the work.
+ * user, and the ManagedProcess that will run it on the right runtime. plan.ts decides
+ * that it starts and the executor (executor.ts) asks for it; this does the work.
  */
 import { join } from 'node:path'
 import { hostOf, joinHostPort } from '../address'

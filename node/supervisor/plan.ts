@@ -2,12 +2,13 @@
  * The supervisor's decisions, apart from doing them: from the schedule, what runs here, the
  * member table, the quorum and the time, which instances to start, stop, replace, pause,
  * resume, or leave waiting (and why, in words). No clock, no I/O, no randomness: `now` is an
- * argument and the answer is data. The Reconciler (index.ts) gathers the inputs, prepares
- * code, calls `plan`, carries the actions out and publishes.
+ * argument and the answer is data. One reconcile pass (reconcile-pass.ts) gathers the
+ * inputs, prepares code, calls `plan` with the supervisor's clock.now(), and the executor
+ * (executor.ts) carries the actions out and publishes.
  *
  * @example
  *   const p = plan({ self: 'node-a', schedule: s, services, local, busy, versions, table, inTouch,
- *     quorum, quorumSince, fenceAfterMs: 2500, startFailures: {}, now: Date.now() })
+ *     quorum, quorumSince, fenceAfterMs: 2500, startFailures: {}, now: clock.now() })
  *   p.actions   // [{ kind: 'start', assignment: { service: 'web', instance: 'web-0', node: 'node-a' }, version: 'v1' }]
  */
 import type { MemberTable } from '../membership/types'

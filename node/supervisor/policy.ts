@@ -1,14 +1,14 @@
 /**
  * What a supervised instance does next, decided apart from doing it: restart or not and
  * after how long, healthy or not, over its memory limit or not. Pure functions of events
- * and time (`now` is an argument); ManagedProcess (process.ts) runs the clock and the I/O
- * and calls them. Every default of a service's supervision is written here, once;
+ * and time (`now` is an argument); the instance's lifecycle (process.ts, process-restart.ts,
+ * process-health.ts, process-memory.ts) reads its clock, does the I/O and calls them. Every default of a service's supervision is written here, once;
  * node/desired/types.ts documents the same values (test/unit/supervisor-defaults checks).
  *
  * @example
  *   let memory = freshRestarts()
- *   const d = afterExit({ policy: 'always' }, memory, { failed: true, ranForMs: 800 }, Date.now())
- *   if (d.kind === 'restart') setTimeout(spawn, d.delayMs)   // 500 ms, then 1 s, 2 s, ...
+ *   const d = afterExit({ policy: 'always' }, memory, { failed: true, ranForMs: 800 }, clock.now())
+ *   if (d.kind === 'restart') clock.after(d.delayMs, spawn)   // 500 ms, then 1 s, 2 s, ...
  *   memory = d.memory
  */
 

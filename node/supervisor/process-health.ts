@@ -1,6 +1,6 @@
 /**
  * Health checks of one run: run on a timer while it lives, each answer turned into a state
- * by policy.ts afterCheck (pure) and handed to the lifecycle (process.ts) to apply.
+ * by policy.ts afterCheck (pure) and handed back to be applied (process-run.ts).
  */
 import type { Clock } from '../clock'
 import type { HealthSpec } from '../desired/types'
