@@ -170,7 +170,8 @@ export class Admission {
     // listeners may look for a version to follow at once), the one it replaces is left.
     if (this.applied !== undefined) this.replaced.add(this.applied.version)
     this.replaced.delete(c.version)
-    this.applied = { version: c.version, spec: s, files: c.files, modes: c.modes, info: describe(c.version, c.info, this.clock.now()), appliedAt: this.clock.now() }
+    const now = this.clock.now()
+    this.applied = { version: c.version, spec: s, files: c.files, modes: c.modes, info: describe(c.version, c.info, now), appliedAt: now }
     this.c.membership.setSpec(c.version)
     if (!c.version.startsWith('dir:')) {
       void mkdir(dirname(this.lastAppliedFile), { recursive: true }).then(async () => await writeFile(this.lastAppliedFile, c.version + '\n'))
@@ -183,7 +184,8 @@ export class Admission {
 
   private async reject (c: Pick<Candidate, 'version' | 'info'>, problems: SpecError[], remember: boolean): Promise<Outcome> {
     const errors = problems.map(problemLine)
-    this.rejected = { version: c.version, info: describe(c.version, c.info, this.clock.now()), errors, problems, at: this.clock.now() }
+    const now = this.clock.now()
+    this.rejected = { version: c.version, info: describe(c.version, c.info, now), errors, problems, at: now }
     const keeping = this.applied === undefined ? 'no spec was applied before' : `keeping ${short(this.applied.version)}`
     this.c.log.warn(`rejected spec ${describeLine(this.rejected.info)} (${keeping}):\n  ${errors.join('\n  ')}`)
     this.c.events.emit('rejected', this.rejected)
