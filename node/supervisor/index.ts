@@ -77,7 +77,7 @@ class Reconciler implements Supervisor {
   constructor (private readonly init: SupervisorInit, private readonly c: SupervisorComponents) {
     this.clock = c.clock ?? systemClock
     this.ports = new PortBook(join(init.dataDir, 'ports.json'))
-    this.engine = (c.runtimes?.container ?? builtinRuntimes.container)({ socket: dockerSocket(init.dockerSocket), dataDir: init.dataDir, nodeId: c.membership.id, log: c.log })
+    this.engine = (c.runtimes?.container ?? builtinRuntimes.container)({ socket: dockerSocket(init.dockerSocket), dataDir: init.dataDir, nodeId: c.membership.id, log: c.log, clock: this.clock })
     this.schedule = c.schedule ?? builtinSchedule
     this.code = new CodePreparer(new CodeCache(init.dataDir, c.membership.id, c.log, (b) => this.events.emit('build', b), this.clock), this.engine)
     this.x = new Executor({ clock: this.clock, log: c.log, membership: c.membership, state: c.state, events: this.events, launchContext: () => this.launchContext(), running: () => this.running, kick: () => this.kick() })
