@@ -6,7 +6,7 @@ import { TestCluster } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
 import type { Cluster } from '../repl/client'
 import { localLogs, type LogItem } from '../node/control/logs'
-import { RotatingLog, stampLine } from '../node/supervisor/logfile'
+import { RotatingLog, stampLine } from '../node/logfile'
 
 const sleeperJs = resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs', 'sleeper.js')
 

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { OriginError } from '../errors'
 import type { Membership } from '../membership'
 import { serviceOfInstance } from '../scheduler'
-import { logParts, namesIn, readLog } from '../supervisor/logfile'
+import { logParts, namesIn, readLog } from '../logfile'
 import { compareInstances } from '../vocabulary'
 
 export interface LogsRequest { node: string, service: string, lines?: number, since?: string, follow?: boolean }

@@ -20,7 +20,7 @@ import type { MemberStatus } from '../membership'
 import type { Applied, Rejection } from '../desired/contract'
 import type { InstanceStatus } from '../supervisor/process'
 import { serviceOfInstance, type Phase } from '../scheduler'
-import { RotatingLog, logParts } from '../supervisor/logfile'
+import { RotatingLog, logParts } from '../logfile'
 import { describeEvent } from './text'
 import { matches, type Journal, type JournalBody, type JournalComponents, type JournalEvent, type JournalEvents, type JournalInit, type JournalQuery } from './types'
 

@@ -6,7 +6,7 @@
  */
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
-import { RotatingLog, lineStamper, stampLine, type LineStamper } from './logfile'
+import { RotatingLog, lineStamper, stampLine, type LineStamper } from '../logfile'
 
 export class InstanceLog {
   private readonly file: RotatingLog

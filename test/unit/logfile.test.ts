@@ -2,7 +2,7 @@ import test from 'ava'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
-import { MAX_LINE_BYTES, RotatingLog, lineStamper, logParts, readLog, stampLine } from '../../node/supervisor/logfile'
+import { MAX_LINE_BYTES, RotatingLog, lineStamper, logParts, readLog, stampLine } from '../../node/logfile'
 
 async function tempDir (t: { teardown (fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(os.tmpdir(), 'origin-logfile-'))

@@ -13,7 +13,7 @@ import type { Logger } from '../../node/log'
 import type { RunHandle, Runtime } from '../../node/runtime/contract'
 import { processRuntime } from '../../node/runtime/process'
 import { probeContainment, type Containment } from '../../node/supervisor/contain'
-import { readLog } from '../../node/supervisor/logfile'
+import { readLog } from '../../node/logfile'
 import { ManagedProcess, type ManagedProcessOptions } from '../../node/supervisor/process'
 import { waitFor } from '../helpers/wait'
 
