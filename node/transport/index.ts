@@ -6,6 +6,8 @@
  * pass the same compliance suite (test/transport-compliance.test.ts). Every bound (frame
  * bytes and values, handshake time, unauthenticated and total connections) is in config.ts
  * with its trade-off; refused connections are logged as counted summaries (refusals.ts).
+ * Its time is its `clock` component: call deadlines, handshake limits, refusal summaries
+ * and the close grace follow a VirtualClock in one-process clusters.
  *
  * @example
  *   const t = webSocketTransport({ listen: '127.0.0.1:7400' })({ identity, log })
@@ -33,20 +35,14 @@ import { peerOf, remoteOf } from './peer'
 import { ConnectionPool } from './pool'
 import { RefusalLog } from './refusals'
 import { RpcConnection, Router } from './rpc'
-import type { Connection, HttpHandler, Method, Transport } from './types'
+import type { Connection, HttpHandler, Method, Transport, TransportComponents } from './types'
 
-export type { Connection, Method, Peer, PeerRole, CallContext, Transport, UnaryMethod, StreamMethod, HttpHandler, HttpRequest } from './types'
+export type { Connection, Method, Peer, PeerRole, CallContext, Transport, TransportComponents, UnaryMethod, StreamMethod, HttpHandler, HttpRequest } from './types'
 export { transportDefaults, errorFrameBounds, type TransportInit } from './config'
 export type { FrameChannel, ChannelEvents } from './channel'
 
 const MAX_HTTP_BODY = 1 << 20
 
-export interface TransportComponents {
-  identity: { ca: string, cert: string, key: string, cluster: string }
-  log: Logger
-  /** Call deadlines, handshake limits, refusal summaries and the close grace run on it. @default systemClock */
-  clock?: Clock
-}
 
 /** Remote addresses by raw socket: a TLS socket that failed its handshake no longer knows its peer. */
 const remotes = new WeakMap<object, string>()

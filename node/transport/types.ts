@@ -1,5 +1,7 @@
 /** The transport's interface, as the other layers see it. */
 import type { EventEmitter } from 'node:events'
+import type { Clock } from '../clock'
+import type { Logger } from '../log'
 
 export type PeerRole = 'node' | 'operator'
 
@@ -85,4 +87,12 @@ export interface Transport {
   setRevoked (serials: Iterable<string>): void
   /** Emits 'connection' (Connection) for each accepted inbound connection. */
   readonly events: EventEmitter
+}
+
+/** What a transport needs from the node it serves. */
+export interface TransportComponents {
+  identity: { ca: string, cert: string, key: string, cluster: string }
+  log: Logger
+  /** Call deadlines, handshake limits, refusal summaries and the close grace run on it. @default systemClock */
+  clock?: Clock
 }
