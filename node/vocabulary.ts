@@ -1,7 +1,8 @@
 /**
  * The words every layer shares, each defined once: what a node id may be, who may dial
  * (roles), the keys hubs are ranked by, the one spelling of a certificate serial, and the
- * order of instance ids. Pure: no I/O, no clock.
+ * order of instance ids, and how an instance's state reads through its member's status.
+ * Pure: no I/O, no clock.
  *
  *   isNodeId('edge-1')                         // true
  *   normalizeSerial('0a:11')                   // '0A11'
@@ -101,4 +102,14 @@ export function compareInstances (a: string, b: string): number {
 /** Whether instance `a` comes before `b` in `compareInstances` order. */
 export function instanceBefore (a: string, b: string): boolean {
   return compareInstances(a, b) < 0
+}
+
+/**
+ * An instance's state as everyone but its node should read it: what its node said while
+ * the member is alive, `unknown` while it is suspect (it may have stopped with its node),
+ * `lost` once it is dead or left (its instances start elsewhere). Only `ready` counts as
+ * ready.
+ */
+export function instanceState (member: 'alive' | 'suspect' | 'dead' | 'left', said: string): string {
+  return member === 'suspect' ? 'unknown' : member === 'dead' || member === 'left' ? 'lost' : said
 }

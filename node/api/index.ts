@@ -26,7 +26,7 @@ import type { AddressInfo } from 'node:net'
 import { serviceOfInstance } from '../scheduler'
 // The proxy's pure reader of /proc/net/tcp: who is on the other end of a loopback socket.
 import { holderOf, loopbackPeer, loopbackPeerUid } from '../proxy/peercred'
-import type { Usage } from '../supervisor/procfs'
+import type { Usage } from '../supervisor/types'
 import { ownerOf, readyInstances, whereInstances, type InstanceAddress } from './views'
 import { systemClock } from '../clock'
 import { errorMessage } from '../errors'

@@ -4,7 +4,7 @@ import type { SpecLayer } from '../desired/contract'
 import type { Hubs } from '../hubs/types'
 import type { Logger } from '../log'
 import type { Membership } from '../membership'
-import type { Usage } from '../supervisor/procfs'
+import type { Usage } from '../supervisor/types'
 
 /** The local API takes no settings: it listens on a loopback port the system picks. */
 export type ApiInit = Record<string, never>

@@ -7,7 +7,7 @@
  */
 import type { MemberTable } from '../membership/types'
 import { owner, readyTargets } from '../proxy'
-import { instanceState } from '../proxy/choose'
+import { instanceState } from '../vocabulary'
 import { serviceOfInstance } from '../scheduler'
 import { hostOf } from '../address'
 import { compareIds, compareInstances } from '../vocabulary'

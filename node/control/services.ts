@@ -8,7 +8,7 @@
  */
 import { systemClock, type Clock } from '../clock'
 import type { Member, MemberStatus, Membership } from '../membership'
-import { instanceState } from '../proxy/choose'
+import { instanceState } from '../vocabulary'
 import { serviceOfInstance, type Phase } from '../scheduler'
 import type { Supervisor, InstanceReport } from '../supervisor/types'
 import type { Transport } from '../transport/types'

@@ -9,7 +9,8 @@
  * waits a moment for a ready target instead (the suspicion refuted, or the instance
  * started elsewhere); a key owned by it goes to another owner meanwhile.
  */
-import type { MemberStatus, MemberTable } from '../membership/types'
+import type { MemberTable } from '../membership/types'
+import { instanceState } from '../vocabulary'
 import { serviceOfInstance as serviceOf } from '../scheduler'
 import { compareInstances } from '../vocabulary'
 
@@ -18,15 +19,6 @@ export interface Target {
   node: string
   /** `host:port` of its first port, as its node announces it. */
   address: string
-}
-
-/**
- * The state of an instance as operators and apps are told it: what its member says while
- * the member is alive, `unknown` while it is suspect (it may have stopped with its node),
- * `lost` once it is dead (its instances start elsewhere). Only `ready` counts as ready.
- */
-export function instanceState (member: MemberStatus, said: string): string {
-  return member === 'suspect' ? 'unknown' : member === 'dead' || member === 'left' ? 'lost' : said
 }
 
 /** Ready instances of `service` in the member table. */

@@ -18,6 +18,8 @@ import type { BuildEvent } from './code'
 import type { Containment } from './contain'
 import type { InstanceState, InstanceStatus } from './process-types'
 import type { Usage } from './procfs'
+
+export type { InstanceState, InstanceStatus, Usage }
 import type { UidRange } from './users'
 
 export interface SupervisorInit {
