@@ -1,14 +1,16 @@
 /**
  * Image benchmarks: `origin build` time, the size of `origin-node`, start to first operator
  * answer for `origin-node` next to the same node run from this checkout (`node dist/...
- * node --image DIR`), and the idle RSS of each. Run alone: `node dist/bench/image.js`.
+ * node --image DIR`), and the idle RSS of each; `origin-node` also with launch's V8 flags
+ * in NODE_OPTIONS, the only way a single executable takes them. Run alone:
+ * `node dist/bench/image.js`.
  */
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { cliPath, launchNode, type NodeProcess } from '../node/launch'
+import { cliPath, launchNode, NODE_OPTIONS, type NodeProcess } from '../node/launch'
 import { connectCluster } from '../repl/client'
 import { freeAddress, makeKeys } from '../test/helpers/cluster'
 import { waitFor } from '../test/helpers/wait'
@@ -51,10 +53,13 @@ export async function benchImage (): Promise<void> {
     row('origin-node size', `${((await stat(join(image, 'origin-node'))).size / 2 ** 20).toFixed(1)} MiB`, `(node ${process.version} itself: ${((await stat(process.execPath)).size / 2 ** 20).toFixed(1)} MiB)`)
 
     const exe: Array<{ ms: number, rss: number }> = []
+    const flagged: Array<{ ms: number, rss: number }> = []
     const checkout: Array<{ ms: number, rss: number }> = []
     for (let i = 0; i < RUNS; i++) {
       const data = join(dir, `data-${i}`)
-      exe.push(await firstAnswer(keys, (address) => launchNode([], { executable: join(image, 'origin-node'), inheritEnv: false, cwd: dir, env: { PATH: '/usr/bin:/bin', ORIGIN_LISTEN: address, ORIGIN_DATA: `${data}-exe` } })))
+      const env = (address: string, suffix: string): NodeJS.ProcessEnv => ({ PATH: '/usr/bin:/bin', ORIGIN_LISTEN: address, ORIGIN_DATA: `${data}-${suffix}` })
+      exe.push(await firstAnswer(keys, (address) => launchNode([], { executable: join(image, 'origin-node'), inheritEnv: false, cwd: dir, env: env(address, 'exe') })))
+      flagged.push(await firstAnswer(keys, (address) => launchNode([], { executable: join(image, 'origin-node'), inheritEnv: false, cwd: dir, env: { ...env(address, 'flagged'), NODE_OPTIONS } })))
       checkout.push(await firstAnswer(keys, (address) => launchNode(['--image', image, '--listen', address, '--data', `${data}-checkout`])))
     }
     const e = summarize(exe.map((r) => r.ms))
@@ -62,6 +67,7 @@ export async function benchImage (): Promise<void> {
     row(`start to first operator answer, origin-node (p50 of ${RUNS})`, `${e.p50.toFixed(0)} ms`)
     row(`start to first operator answer, checkout (p50 of ${RUNS})`, `${c.p50.toFixed(0)} ms`, `(node ${cliPath.replace(process.cwd() + '/', '')} node --image DIR)`)
     row('idle RSS, origin-node (mean)', `${summarize(exe.map((r) => r.rss)).mean.toFixed(0)} MiB`)
+    row(`idle RSS, origin-node with NODE_OPTIONS=${NODE_OPTIONS} (mean)`, `${summarize(flagged.map((r) => r.rss)).mean.toFixed(0)} MiB`)
     row('idle RSS, checkout (mean)', `${summarize(checkout.map((r) => r.rss)).mean.toFixed(0)} MiB`)
   } finally {
     await rm(dir, { recursive: true, force: true })

@@ -142,6 +142,7 @@ export async function runNode ({ config, keys }: { config: ImageConfig, keys: st
     else if (first) node.log.info(`node ${e.message}`)
   }
   checkExpiry(true)
+  // Real time, not the node's clock: TLS judges the certificate by the host's clock.
   const expiryTimer = setInterval(() => { checkExpiry(false) }, EXPIRY_CHECK_MS).unref()
   if (signalled === undefined) await new Promise<void>((resolve) => { wake = resolve })
   clearInterval(expiryTimer)

@@ -47,6 +47,28 @@ export interface NodeProcess {
  */
 export const NODE_FLAGS = ['--max-semi-space-size=1']
 
+/**
+ * NODE_FLAGS as NODE_OPTIONS: how an `origin-node` executable gets them, since a single
+ * executable reads no node flags from its command line (the forms `origin build` writes
+ * would set this in the node's environment).
+ */
+export const NODE_OPTIONS = NODE_FLAGS.join(' ')
+
+/**
+ * `env` with NODE_FLAGS taken out of NODE_OPTIONS (other options kept; the variable gone
+ * if nothing is left): for programs a node runs that are not node processes of its own,
+ * such as a code repo's build command, whose `npm` or `tsc` must not inherit the node's
+ * small young generation.
+ */
+export function withoutNodeFlags (env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out = { ...env }
+  if (out.NODE_OPTIONS === undefined) return out
+  const options = out.NODE_OPTIONS.split(/\s+/).filter((o) => o !== '' && !NODE_FLAGS.includes(o)).join(' ')
+  if (options === '') delete out.NODE_OPTIONS
+  else out.NODE_OPTIONS = options
+  return out
+}
+
 export function launchNode (args: string[], o: LaunchOptions = {}): NodeProcess {
   const fd = o.logFile === undefined ? 'ignore' : openSync(o.logFile, 'a')
   const child = spawn(o.executable ?? process.execPath, o.executable === undefined ? [...NODE_FLAGS, cliPath, 'node', ...args] : args, {
@@ -70,6 +92,7 @@ export function launchNode (args: string[], o: LaunchOptions = {}): NodeProcess 
       if (!running) return await exited
       child.kill('SIGCONT') // a paused process cannot handle SIGTERM
       child.kill('SIGTERM')
+      // Real time: the grace is the OS process's, which runs on the host's clock.
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
       const code = await exited
       clearTimeout(timer)
