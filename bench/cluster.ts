@@ -64,23 +64,33 @@ const ROUND_TRIPS = 3000
 const WARMUP = 500
 const INFLIGHT = 64
 const TOTAL = 40_000
-/** The floor and the RPC path take turns in blocks this long, so both meet the same load from whatever else runs on the machine. */
+/** Throughput runs of the floor and the RPC path take turns, in this many runs each, so both meet the same load from whatever else runs on the machine. */
 const BLOCKS = 4
 
-/** Round-trip samples (µs) of `call`, `n` of them after `warmup` unmeasured ones. */
-async function roundTrips (call: () => Promise<unknown>, n: number, warmup = 0): Promise<number[]> {
-  const samples: number[] = []
-  for (let i = 0; i < warmup + n; i++) {
-    const s = performance.now()
-    await call()
-    if (i >= warmup) samples.push((performance.now() - s) * 1000)
+/** Round trips per turn: short enough that both sides meet the same bursts of load from elsewhere. */
+const TURN = 100
+/** Unmeasured calls at the start of each turn: the first call wakes a process that slept through the other's turn. */
+const TURN_WARMUP = 3
+
+/** Round trips (µs) of `a` and `b` in turns of TURN calls each, `n` of each measured, after `warmup` unmeasured ones. */
+async function roundTrips (a: () => Promise<unknown>, b: () => Promise<unknown>, n: number, warmup: number): Promise<[number[], number[]]> {
+  const samples: [number[], number[]] = [[], []]
+  for (const call of [a, b]) for (let i = 0; i < warmup; i++) await call()
+  while (samples[1].length < n) {
+    for (const [k, call] of [a, b].entries()) {
+      for (let i = 0; i < TURN_WARMUP + TURN; i++) {
+        const s = performance.now()
+        await call()
+        if (i >= TURN_WARMUP) samples[k].push((performance.now() - s) * 1000)
+      }
+    }
   }
   return samples
 }
 
 /**
- * The RPC path against its floor, in turns: latency of one call at a time, then throughput
- * with INFLIGHT calls pipelined on one connection, both sides asking cluster.ping (no
+ * The RPC path against its floor, in turns: latency of one call at a time (TURN calls of
+ * each in turn), then throughput with INFLIGHT calls pipelined on one connection (runs in turn), both sides asking cluster.ping (no
  * payload; answer `{ node, at }`). The RPC path is measured with the transport's own client
  * (connectTo, as the raw client is the floor's); the REPL client's `cluster.call` is shown
  * apart, as what an operator's session adds.
@@ -93,15 +103,10 @@ async function rpcFigures (c: TestCluster, name: string, repl: Cluster) {
     const nodePid = c.node(name).proc.pid ?? 0
     // No async wrapper on either side: each call is the client's own promise.
     const ping = (): Promise<unknown> => call(conn, operator, 'cluster.ping')
-    await roundTrips(ping, 0, WARMUP)
-    await roundTrips(floor.call, 0, WARMUP)
-    const rpcRtt: number[] = []
-    const floorRtt: number[] = []
+    const [rpcRtt, floorRtt] = await roundTrips(ping, floor.call, ROUND_TRIPS, WARMUP)
     const rpcTp: Array<Awaited<ReturnType<typeof throughput>>> = []
     const floorTp: Array<Awaited<ReturnType<typeof throughput>>> = []
     for (let b = 0; b < BLOCKS; b++) {
-      floorRtt.push(...await roundTrips(floor.call, ROUND_TRIPS / BLOCKS))
-      rpcRtt.push(...await roundTrips(ping, ROUND_TRIPS / BLOCKS))
       floorTp.push(await throughput(floor.call, floor.pid, { inflight: INFLIGHT, total: TOTAL / BLOCKS }))
       rpcTp.push(await throughput(ping, nodePid, { inflight: INFLIGHT, total: TOTAL / BLOCKS }))
     }
