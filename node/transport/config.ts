@@ -103,6 +103,14 @@ export const errorFrameBounds = { messageChars: 2000, callerChars: 200, dataByte
  */
 export const CLOSE_GRACE_MS = 500
 
+/**
+ * The close grace, on real time on purpose: it bounds waiting for I/O (peers answering a
+ * close), and a stop must end even when nothing moves a virtual clock any more.
+ */
+export async function closeGrace (): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS))
+}
+
 const int = (minimum: number, maximum: number) => ({ type: 'integer', minimum, maximum })
 
 const configSchema = {

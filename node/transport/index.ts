@@ -6,8 +6,8 @@
  * pass the same compliance suite (test/transport-compliance.test.ts). Every bound (frame
  * bytes and values, handshake time, unauthenticated and total connections) is in config.ts
  * with its trade-off; refused connections are logged as counted summaries (refusals.ts).
- * Its time is its `clock` component: call deadlines, handshake limits, refusal summaries
- * and the close grace follow a VirtualClock in one-process clusters.
+ * Its time is its `clock` component: call deadlines, handshake limits and refusal summaries
+ * follow a VirtualClock in one-process clusters.
  *
  * @example
  *   const t = webSocketTransport({ listen: '127.0.0.1:7400' })({ identity, log })
@@ -23,13 +23,13 @@ import { isIP, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import tls, { type TLSSocket } from 'node:tls'
 import { WebSocketServer } from 'ws'
-import { sleep, systemClock, type Clock } from '../clock'
+import { systemClock, type Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import { normalizeSerial } from '../keys/read'
 import { silentLogger, type Logger } from '../log'
 import { dial, describeSocketError, splitAddress, PATH } from './dial'
 import { Admission } from './admission'
-import { CLOSE_GRACE_MS, clientConfig, transportConfig, type TransportConfig, type TransportInit } from './config'
+import { closeGrace, clientConfig, transportConfig, type TransportConfig, type TransportInit } from './config'
 import { wsChannel } from './channel'
 import { peerOf, remoteOf } from './peer'
 import { ConnectionPool } from './pool'
@@ -192,7 +192,7 @@ class WebSocketTransport implements Transport {
     for (const conn of this.connections) conn.close('node stopping')
     await Promise.race([
       Promise.all([...this.connections].map((c) => c.closed)),
-      sleep(this.clock, CLOSE_GRACE_MS)
+      closeGrace()
     ])
     for (const conn of this.connections) conn.terminate()
     this.wss?.close()

@@ -93,6 +93,6 @@ export interface Transport {
 export interface TransportComponents {
   identity: { ca: string, cert: string, key: string, cluster: string }
   log: Logger
-  /** Call deadlines, handshake limits, refusal summaries and the close grace run on it. @default systemClock */
+  /** Call deadlines, handshake limits and refusal summaries run on it. @default systemClock */
   clock?: Clock
 }

@@ -18,11 +18,11 @@
  *   // or in image.json: "layers": { "transport": { "use": "transport-memory", "config": { "network": "t1" } } }
  */
 import { EventEmitter } from 'node:events'
-import { sleep, systemClock, type Clock } from '../../node/clock'
+import { systemClock, type Clock } from '../../node/clock'
 import { OriginError } from '../../node/errors'
 import { normalizeSerial } from '../../node/keys/read'
 import { silentLogger, type Logger } from '../../node/log'
-import { CLOSE_GRACE_MS, clientConfig, transportConfig, type TransportConfig, type TransportInit } from '../../node/transport/config'
+import { closeGrace, clientConfig, transportConfig, type TransportConfig, type TransportInit } from '../../node/transport/config'
 import { splitAddress } from '../../node/transport/dial'
 import type { TransportComponents } from '../../node/transport'
 import { checkPeer } from '../../node/transport/peer'
@@ -190,7 +190,7 @@ class MemoryTransport implements Transport {
     this.pool.clear()
     this.refusals.stop()
     for (const conn of this.connections) conn.close('node stopping')
-    await Promise.race([Promise.all([...this.connections].map((c) => c.closed)), sleep(this.clock, CLOSE_GRACE_MS)])
+    await Promise.race([Promise.all([...this.connections].map((c) => c.closed)), closeGrace()])
     for (const conn of this.connections) conn.terminate()
   }
 
