@@ -1,14 +1,13 @@
 /**
- * RPC over one frame channel (channel.ts: a websocket, or an in-memory pair): request ids, timeouts, errors with codes, server-to-client
- * streams. Symmetric: either end can call methods the other has registered. A frame that
- * does not decode or breaks the schema closes the connection (the sender is broken or
- * hostile) after saying why; the node goes on serving everyone else. A payload is checked
- * against its method's schema before the handler sees it; a method registered without one
- * takes no payload, and a call that sends one is refused. Error frames are bounded.
- *
- * The parts: the methods served (router.ts), the caller's waiting calls and their deadlines
- * (calls.ts), the caller's streams (reader.ts), handler contexts (serving.ts), frames out
- * with the peer's limits (outbound.ts), traffic counts (traffic.ts).
+ * RPC over one frame channel (channel.ts: a websocket, or an in-memory pair): request ids,
+ * timeouts, errors with codes, server-to-client streams. Symmetric: either end can call
+ * methods the other has registered. A frame that does not decode or breaks the schema
+ * closes the connection (the sender is broken or hostile) after saying why; the node goes
+ * on serving everyone else. A payload is checked against its method's schema before the
+ * handler sees it; a method registered without one takes no payload, and a call that sends
+ * one is refused. Error frames are bounded. Its parts: the methods served (router.ts), the
+ * caller's waiting calls and deadlines (calls.ts) and streams (reader.ts), handler contexts
+ * (serving.ts), frames out within the peer's limits (outbound.ts), traffic (traffic.ts).
  */
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock } from '../clock'
