@@ -16,7 +16,9 @@ import { loadIdentity } from '../node/keys'
 import { silentLogger, type Logger } from '../node/log'
 import type { Method } from '../node/transport'
 import { Admission } from '../node/transport/admission'
+import { DeadlineTimer } from '../node/transport/deadlines'
 import { RefusalLog } from '../node/transport/refusals'
+import { StreamClient } from '../node/transport/stream'
 import { memoryNetwork } from '../plugins/transport-memory'
 import { makeKeys } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
@@ -112,4 +114,49 @@ test('transport clock: refusals are summed up once per interval of virtual time'
   t.deepEqual(lines, ['first', 'refused 1 more connection in the last 10 s: 1 no certificate'])
   await clock.runUntil(START + 20_000)
   t.false(refusals.active, 'a quiet interval: the next refusal is logged in full')
+})
+
+test('transport clock: the deadline timer wakes when virtual time reaches the earliest deadline, and only then', async (t) => {
+  const clock = new VirtualClock(START)
+  const due = new Map([['a', START + 300], ['b', START + 100]])
+  const expired: Array<[string, number]> = []
+  const timer = new DeadlineTimer({
+    expire: (now) => {
+      let next = Infinity
+      for (const [k, at] of due) { if (at <= now) { due.delete(k); expired.push([k, now]) } else next = Math.min(next, at) }
+      return next
+    }
+  }, clock)
+  t.teardown(() => { timer.stop() })
+  t.is(timer.now(), START, 'deadlines are read from the virtual clock')
+  timer.added(START + 300)
+  timer.added(START + 100)
+  await clock.runUntil(START + 99)
+  t.deepEqual(expired, [])
+  await clock.runUntil(START + 100)
+  t.deepEqual(expired, [['b', START + 100]])
+  await clock.runUntil(START + 299)
+  t.is(expired.length, 1)
+  await clock.runUntil(START + 300)
+  t.deepEqual(expired, [['b', START + 100], ['a', START + 300]])
+})
+
+test('transport clock: a stream that gets no TLS answer fails when virtual time passes its timeout', async (t) => {
+  const clock = new VirtualClock(START)
+  // Accepts TCP and never speaks TLS: only the client's timeout ends the wait.
+  const mute = net.createServer(() => {})
+  mute.listen(0, '127.0.0.1')
+  await once(mute, 'listening')
+  const sockets = new Set<Socket>()
+  mute.on('connection', (s) => { sockets.add(s); s.on('error', () => {}) })
+  t.teardown(async () => { for (const s of sockets) s.destroy(); await new Promise((resolve) => mute.close(resolve)) })
+  const client = new StreamClient(identity, { timeoutMs: 3000, clock })
+  const opening = watch(client.open(`127.0.0.1:${(mute.address() as net.AddressInfo).port}`, { instance: 'x' }))
+  await waitFor(() => sockets.size === 1, { what: 'the TCP connection' })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await clock.runUntil(START + 2999)
+  t.is(opening.state, 'pending', 'no virtual time past the timeout yet')
+  await clock.runUntil(START + 3000)
+  await waitFor(() => opening.state !== 'pending', { what: 'the open to fail' })
+  t.is(opening.state, 'E_TIMEOUT')
 })
