@@ -11,7 +11,7 @@ import { call } from '../node/protocol/table'
 import { operator } from '../node/protocol/operator'
 import { loadIdentity } from '../node/keys'
 import { idleNodeMemory, memoryMiB, startFloor, throughput } from './floor'
-import { ratio, row, summarize } from './stats'
+import { percentile, ratio, row, summarize } from './stats'
 import { defaultConfig } from '../node/config'
 
 // The production defaults (node/config), as a user's image.json would leave them.
@@ -118,6 +118,7 @@ async function rpcFigures (c: TestCluster, name: string, repl: Cluster) {
     const tp = combined(rpcTp)
     const ftp = combined(floorTp)
     row('RPC round trip over mTLS (operator, cluster.ping), p50', `${rtt.p50.toFixed(0)} µs`, `${ratio(Math.round(rtt.p50), Math.round(f.p50))} raw wss+msgpackr echo, goal ≤ 1.3x`)
+    row('  p10 / p90 (RPC; floor)', `${pct(rpcRtt, 10)} / ${pct(rpcRtt, 90)} µs`, `(${pct(floorRtt, 10)} / ${pct(floorRtt, 90)} µs; on a VM a wake from idle can add ~60 µs to a round trip, so p50 can fall on either side)`)
     row('RPC round trip over mTLS, p99', `${rtt.p99.toFixed(0)} µs`, `${ratio(Math.round(rtt.p99), Math.round(f.p99))} goal ≤ 3x`)
     row(`throughput, one connection, ${INFLIGHT} in flight`, `${Math.round(tp.perSec)} msg/s`, `(floor ${Math.round(ftp.perSec)} msg/s; ${(100 * tp.perSec / ftp.perSec).toFixed(0)}%, goal ≥ 70%)`)
     row('  CPU per call: node / RPC client', `${tp.serverCpuUs.toFixed(1)} / ${tp.clientCpuUs.toFixed(1)} µs`, `(floor: echo server ${ftp.serverCpuUs.toFixed(1)} / raw client ${ftp.clientCpuUs.toFixed(1)} µs)`)
@@ -134,4 +135,9 @@ function combined (runs: Array<{ perSec: number, serverCpuUs: number, clientCpuU
   const n = runs.length
   const seconds = runs.reduce((a, r) => a + 1 / r.perSec, 0)
   return { perSec: n / seconds, serverCpuUs: runs.reduce((a, r) => a + r.serverCpuUs, 0) / n, clientCpuUs: runs.reduce((a, r) => a + r.clientCpuUs, 0) / n }
+}
+
+/** The `p`th percentile of `samples`, rounded (µs). */
+function pct (samples: number[], p: number): number {
+  return Math.round(percentile([...samples].sort((a, b) => a - b), p))
 }
