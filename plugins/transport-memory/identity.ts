@@ -28,6 +28,7 @@ function fieldOf (subject: string, name: string): string | undefined {
 /** Parsed and verified certificates by CA and certificate text: a cluster dials the same few often. */
 const seen = new Map<string, Certified>()
 
+/** Checks `identity.cert` against its CA; dates on real time, as TLS checks them on the host's clock, virtual or not. */
 export function certified (identity: { ca: string, cert: string }, now = Date.now()): Certified {
   const key = identity.ca + identity.cert
   let c = seen.get(key)
