@@ -444,8 +444,9 @@ export class Cluster {
   }
 
   /** Call any operator method by name (for what has no helper yet): what comes back is not checked here, so it is unknown. */
-  async call (method: string, payload?: unknown): Promise<unknown> {
-    return await this.#link.call(method, payload)
+  // Not async: the connection's own promise, without a second one wrapped around it per call.
+  call (method: string, payload?: unknown): Promise<unknown> {
+    return this.#link.call(method, payload)
   }
 
   /** Every method with one line each, or one method's signature and an example. */

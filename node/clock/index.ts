@@ -13,6 +13,8 @@ export interface Timer {
   cancel (): void
   /** Let the process exit while only this timer is left (a no-op on a virtual clock). */
   unref (): Timer
+  /** Hold the process open again (a no-op on a virtual clock). */
+  ref (): Timer
 }
 
 export interface Clock {
@@ -37,7 +39,7 @@ export function realClock (now: () => number = Date.now): Clock {
 export const systemClock: Clock = realClock()
 
 function handle (t: NodeJS.Timeout, clear: (t: NodeJS.Timeout) => void): Timer {
-  const timer: Timer = { cancel: () => clear(t), unref: () => { t.unref(); return timer } }
+  const timer: Timer = { cancel: () => clear(t), unref: () => { t.unref(); return timer }, ref: () => { t.ref(); return timer } }
   return timer
 }
 

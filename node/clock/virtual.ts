@@ -35,7 +35,7 @@ export class VirtualClock implements Clock {
   after (ms: number, fn: () => void): Timer {
     const e: Event = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false }
     this.push(e)
-    const timer: Timer = { cancel: () => { e.cancelled = true }, unref: () => timer }
+    const timer: Timer = { cancel: () => { e.cancelled = true }, unref: () => timer, ref: () => timer }
     return timer
   }
 
@@ -48,7 +48,7 @@ export class VirtualClock implements Clock {
       fn()
     }
     current = this.after(ms, step)
-    const timer: Timer = { cancel: () => { stopped = true; current?.cancel() }, unref: () => timer }
+    const timer: Timer = { cancel: () => { stopped = true; current?.cancel() }, unref: () => timer, ref: () => timer }
     return timer
   }
 

@@ -82,7 +82,7 @@ class NodeProxy implements Proxy {
       conns: new Connections(),
       upstreams: new Upstreams(),
       admission: new Admission(c.membership.id, init.keyIdleMs ?? 60_000),
-      dial: new Dialer(c, new StreamClient(c.identity, { timeoutMs: init.connectTimeoutMs })),
+      dial: new Dialer(c, new StreamClient(c.identity, { timeoutMs: init.connectTimeoutMs, clock: c.clock })),
       nextTurn: () => turn++
     }
     const relay = new Relay(this.parts)
@@ -102,6 +102,7 @@ class NodeProxy implements Proxy {
       identity: this.c.identity,
       host: hostOf(this.c.membership.address),
       log: this.c.log,
+      clock: this.c.clock,
       revoked: () => new Set((this.c.spec.current()?.spec.cluster.revokedSerials ?? []).map(normalizeSerial)),
       onStream: (header, socket, peer) => { void this.incoming.serveStream(header, socket, peer.name) }
     })

@@ -45,9 +45,8 @@ export class DeadlineTimer {
 
   /** A deadline was added at `at` (on `now`'s time). */
   added (at: number): void {
-    // A timer let go by `idle` cannot be held again (a Timer has no ref): it is set anew,
-    // once per idle-to-busy change, never per call while calls overlap.
-    if (at < this.armedFor || !this.held) this.arm(Math.min(at, this.armedFor))
+    if (at < this.armedFor) this.arm(at)
+    else if (!this.held) { this.timer?.ref(); this.held = true }
   }
 
   /** Nothing is pending any more: let the process exit if nothing else holds it. */
