@@ -3,7 +3,6 @@
  * end presents a `node` certificate of this cluster, wrap it in RPC. Used by nodes to
  * reach each other and by the REPL to reach a node.
  */
-import { networkInterfaces } from 'node:os'
 import type { SecureContext, TLSSocket } from 'node:tls'
 import WebSocket from 'ws'
 import type { Clock } from '../clock'
@@ -11,6 +10,7 @@ import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import { wsChannel } from './channel'
 import { peerOf } from './peer'
+import { splitAddress } from '../address'
 import { RpcConnection, type Router, type RpcOptions } from './rpc'
 
 export const PATH = '/origin/v1'
@@ -27,22 +27,6 @@ export interface DialOptions extends RpcOptions {
   clock?: Clock
   /** Source address for the connection (a node dials from the address it listens on). */
   localAddress?: string
-}
-
-/**
- * An address others can dial for a bound one: a wildcard host (0.0.0.0, ::) becomes this
- * machine's first non-internal address.
- */
-export function dialableAddress (bound: string): string {
-  const { host, port } = splitAddress(bound)
-  if (host !== '0.0.0.0' && host !== '::') return bound
-  const external = Object.values(networkInterfaces()).flat().find((i) => i !== undefined && !i.internal && i.family === 'IPv4')
-  return `${external?.address ?? '127.0.0.1'}:${port}`
-}
-
-export function splitAddress (address: string): { host: string, port: number } {
-  const i = address.lastIndexOf(':')
-  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) }
 }
 
 export async function dial (o: DialOptions): Promise<RpcConnection> {

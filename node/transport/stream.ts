@@ -16,7 +16,7 @@ import tls, { type TLSSocket } from 'node:tls'
 import { systemClock, type Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
-import { splitAddress } from './dial'
+import { splitAddress } from '../address'
 import { peerOf } from './peer'
 import type { Peer } from './types'
 
