@@ -66,6 +66,7 @@ export class SimNetwork {
       connect: connection,
       peer: connection,
       setRevoked: () => {},
+      traffic: () => undefined,
       events: new EventEmitter()
     }
   }

@@ -46,7 +46,7 @@ test.serial('control on a virtual clock: cluster.stats lists a hung member unrea
   const dataDir = await mkdtemp(join(os.tmpdir(), 'origin-control-clock-'))
   t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
   const bMembership = { id: 'b', address: b.address, table: () => table }
-  const sampler = new StatsSampler({ dataDir, membership: bMembership, supervisor: { report: () => [] }, mesh: meshCount({ transport: b, membership: bMembership }), clock })
+  const sampler = new StatsSampler({ dataDir, membership: bMembership, supervisor: { report: () => [] }, mesh: meshCount({ transport: b, membership: bMembership }), transport: b, clock })
   let bAnswered = false
   serve(b, mesh, 'stats.node', async () => { const r = await sampler.collect(); bAnswered = true; return r })
   let release = (): void => {}

@@ -51,7 +51,8 @@ test('stats: instance CPU is the rate of its CPU ticks over the window; memory i
       report: () => [{ instance: 'web-1', service: 'web', node: 'a', version: 'v', status: { state: 'ready', restarts: restarted ? 1 : 0, startedAt: restarted ? t0 + 1 : t0 }, port: 8080, ports: { http: 8080 }, address: '127.0.0.1:8080', logPath: '' }],
       usage: async () => ({ 'web-1': { pids: [10, 11], rssKb: 51200, cpuTicks: Math.round((Date.now() - t0) / 10) } })
     },
-    mesh: { count: async () => ({ in: 2, out: 2, operators: 1 }) }
+    mesh: { count: async () => ({ in: 2, out: 2, operators: 1 }) },
+    transport: { traffic: () => undefined }
   }, { minWindowMs: 100, windowMs: 300 })
   sampler.start()
   t.teardown(() => sampler.stop())

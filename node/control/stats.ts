@@ -7,7 +7,7 @@
  * or over a window of `windowMs` taken on the spot. Nothing is sampled between answers.
  *
  * @example
- *   const s = new StatsSampler({ dataDir, membership, supervisor, mesh })
+ *   const s = new StatsSampler({ dataDir, membership, supervisor, mesh, transport })
  *   s.start()
  *   await s.collect()   // NodeStats
  */
@@ -17,8 +17,8 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { systemClock, type Clock } from '../clock'
 import type { Membership } from '../membership'
 import type { Supervisor } from '../supervisor/types'
+import type { Transport } from '../transport/types'
 import type { MeshCount } from './mesh'
-import { trafficByMethod } from '../transport/rpc'
 import { admissionRefusalsOf } from '../proxy/recent-keys'
 
 /** One instance, as stats shows it. Usage fields are absent while no process runs. */
@@ -107,6 +107,8 @@ export interface StatsComponents {
   membership: Pick<Membership, 'id' | 'address' | 'table'>
   supervisor: Pick<Supervisor, 'report' | 'usage'>
   mesh: MeshCount
+  /** This node's membership traffic is read from its transport's counters. */
+  transport: Pick<Transport, 'traffic'>
   /** When a measurement was made, and instances' uptimes (their start is on it too). @default systemClock */
   clock?: Clock
 }
@@ -262,7 +264,7 @@ export class StatsSampler {
     }
     const gossip = { sent: 0, received: 0 }
     for (const m of GOSSIP_METHODS) {
-      const t = trafficByMethod.get(m)
+      const t = this.c.transport.traffic(m)
       if (t !== undefined) { gossip.sent += t.sent; gossip.received += t.received }
     }
     return { at: performance.now(), cpuBusy: busy, cpuTotal: total, nodeCpu: cpu.user + cpu.system, ticks, usage, gossip }

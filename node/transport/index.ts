@@ -16,6 +16,7 @@
  *   const conn = await t.connect('127.0.0.2:7400')
  *   await conn.call('mesh.ping')   // 'pong'
  */
+import type { Traffic } from './traffic'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import https from 'node:https'
@@ -126,6 +127,8 @@ class WebSocketTransport implements Transport {
       if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' }).end(errorMessage(err) + '\n')
     }
   }
+
+  traffic (method: string): Readonly<Traffic> | undefined { return this.router.traffic.get(method) }
 
   setRevoked (serials: Iterable<string>): void {
     this.revoked = new Set([...serials].map(normalizeSerial))

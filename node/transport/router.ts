@@ -4,7 +4,7 @@
  */
 import { OriginError } from '../errors'
 import { validator, type Check } from '../validate'
-import { trafficOf, type Traffic } from './traffic'
+import { TrafficBook, type Traffic } from './traffic'
 import type { Method } from './types'
 
 export interface Route {
@@ -14,14 +14,16 @@ export interface Route {
   traffic?: Traffic
 }
 
-/** The traffic counters of `route`. */
-export function routeTraffic (route: Route): Traffic | undefined {
-  if (route.traffic === undefined) route.traffic = trafficOf(route.method.name)
-  return route.traffic
-}
-
 export class Router {
   private readonly methods = new Map<string, Route>()
+  /** Bytes of the unary calls of every connection using this router, by method. */
+  readonly traffic = new TrafficBook()
+
+  /** The traffic counters of `route`. */
+  trafficOf (route: Route): Traffic | undefined {
+    if (route.traffic === undefined) route.traffic = this.traffic.of(route.method.name)
+    return route.traffic
+  }
 
   add (method: Method): void {
     if (this.methods.has(method.name)) throw new Error(`method ${method.name} is registered twice`)

@@ -18,14 +18,12 @@ import type { FrameChannel } from './channel'
 import { clip, decodeFrame, type Frame } from './frames'
 import { Outbound } from './outbound'
 import { StreamReader, type StreamSink } from './reader'
-import { routeTraffic, type Route, type Router } from './router'
+import type { Route, Router } from './router'
 import type { ScanLimits } from './scan'
 import { LazyAbort, StreamCall, UnaryCall, isThenable } from './serving'
-import { countTraffic } from './traffic'
 import type { CallOptions, Connection, Peer, StreamMethod } from './types'
 
 export { Router } from './router'
-export { trafficByMethod } from './traffic'
 
 const BACKPRESSURE_BYTES = 1 << 20
 
@@ -78,7 +76,7 @@ export class RpcConnection extends EventEmitter implements Connection {
     } catch (err) {
       return Promise.reject(err)
     }
-    countTraffic(method, 'sent', sent)
+    this.router.traffic.count(method, 'sent', sent)
     return this.calls.add<R>(id, method, opts?.timeoutMs ?? this.opts.callTimeoutMs)
   }
 
@@ -131,7 +129,7 @@ export class RpcConnection extends EventEmitter implements Connection {
       case 'res': {
         const call = this.calls.take(frame.id)
         if (call === undefined) break // timed out already
-        countTraffic(call.method, 'received', data.length)
+        this.router.traffic.count(call.method, 'received', data.length)
         call.resolve(frame.v)
         break
       }
@@ -157,12 +155,12 @@ export class RpcConnection extends EventEmitter implements Connection {
   private serve (id: number, name: string, payload: unknown, bytes: number): void {
     const route = this.router.get(name)
     if (route === undefined) {
-      countTraffic(name, 'received', bytes)
+      this.router.traffic.count(name, 'received', bytes)
       this.fail(id, name, new OriginError('E_UNKNOWN_METHOD', `no method "${name}"`, { method: name }))
       return
     }
     const method = route.method
-    const t = routeTraffic(route)
+    const t = this.router.trafficOf(route)
     if (t !== undefined) t.received += bytes
     let p: unknown
     try {
@@ -198,7 +196,7 @@ export class RpcConnection extends EventEmitter implements Connection {
       this.fail(id, route.method.name, err) // an answer that cannot be encoded
       return
     }
-    const t = routeTraffic(route)
+    const t = this.router.trafficOf(route)
     if (t !== undefined) t.sent += sent
   }
 

@@ -2,6 +2,7 @@
 import type { EventEmitter } from 'node:events'
 import type { Clock } from '../clock'
 import type { Logger } from '../log'
+import type { Traffic } from './traffic'
 
 export type PeerRole = 'node' | 'operator'
 
@@ -85,6 +86,8 @@ export interface Transport {
   peer (address: string): Promise<Connection>
   /** Certificate serials to refuse; connections already open with them are dropped. */
   setRevoked (serials: Iterable<string>): void
+  /** Bytes of unary calls of `method` on this transport's connections, each way (undefined: none yet). */
+  traffic (method: string): Readonly<Traffic> | undefined
   /** Emits 'connection' (Connection) for each accepted inbound connection. */
   readonly events: EventEmitter
 }

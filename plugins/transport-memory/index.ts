@@ -17,6 +17,7 @@
  *   // a cluster: startNode({ config, keys, layers: { transport: net.transport } })
  *   // or in image.json: "layers": { "transport": { "use": "transport-memory", "config": { "network": "t1" } } }
  */
+import type { Traffic } from '../../node/transport/traffic'
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock } from '../../node/clock'
 import { OriginError } from '../../node/errors'
@@ -201,6 +202,8 @@ class MemoryTransport implements Transport {
   }
 
   async peer (address: string): Promise<Connection> { return await this.pool.get(address) }
+
+  traffic (method: string): Readonly<Traffic> | undefined { return this.router.traffic.get(method) }
 
   setRevoked (serials: Iterable<string>): void {
     this.revoked = new Set([...serials].map(normalizeSerial))

@@ -38,6 +38,7 @@ class Net {
       connect: connection,
       peer: connection,
       setRevoked: () => {},
+      traffic: () => undefined,
       events: new EventEmitter()
     }
   }

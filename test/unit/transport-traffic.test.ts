@@ -5,7 +5,6 @@ import { join } from 'node:path'
 import { loadIdentity } from '../../node/keys'
 import { silentLogger } from '../../node/log'
 import { encodeFrame } from '../../node/transport/frames'
-import { trafficByMethod } from '../../node/transport/rpc'
 import { memoryNetwork } from '../../plugins/transport-memory'
 import { makeKeys } from '../helpers/cluster'
 
@@ -13,7 +12,7 @@ let dir = ''
 test.before(async () => { dir = await mkdtemp(join(os.tmpdir(), 'origin-traffic-')) })
 test.after.always(async () => { if (dir !== '') await rm(dir, { recursive: true, force: true }) })
 
-test('traffic: a unary call counts its request and its answer, each way, under its method; an unknown method is counted too', async (t) => {
+test('traffic: a unary call counts its request and its answer, each way, under its method, on each transport; an unknown method is counted too', async (t) => {
   await makeKeys(dir, 'test')
   const id = await loadIdentity({ keys: dir })
   const identity = { ca: id.ca, cert: id.cert, key: id.key, cluster: id.info.cluster }
@@ -25,14 +24,17 @@ test('traffic: a unary call counts its request and its answer, each way, under i
   await client.start()
   t.teardown(async () => { await client.stop(); await server.stop() })
   const conn = await client.connect(server.address)
-  t.is(trafficByMethod.get('test.traffic'), undefined, 'nothing counted before the first call')
+  t.is(client.traffic('test.traffic'), undefined, 'nothing counted before the first call')
   t.deepEqual(await conn.call('test.traffic', { n: 21 }), { twice: 42 })
   t.deepEqual(await conn.call('test.traffic', { n: 1 }), { twice: 2 })
-  // Both ends are in this process: each frame is counted once sent and once received.
+  // Each transport counts its own side: the client sent the requests and received the answers.
   const bytes = encodeFrame({ t: 'req', id: 1, m: 'test.traffic', p: { n: 21 } }).length + encodeFrame({ t: 'res', id: 1, v: { twice: 42 } }).length +
     encodeFrame({ t: 'req', id: 2, m: 'test.traffic', p: { n: 1 } }).length + encodeFrame({ t: 'res', id: 2, v: { twice: 2 } }).length
-  t.deepEqual(trafficByMethod.get('test.traffic'), { sent: bytes, received: bytes })
+  const requests = encodeFrame({ t: 'req', id: 1, m: 'test.traffic', p: { n: 21 } }).length + encodeFrame({ t: 'req', id: 2, m: 'test.traffic', p: { n: 1 } }).length
+  t.deepEqual(client.traffic('test.traffic'), { sent: requests, received: bytes - requests })
+  t.deepEqual(server.traffic('test.traffic'), { sent: bytes - requests, received: requests })
   await t.throwsAsync(conn.call('test.nowhere'), { message: /no method "test.nowhere"/ })
   const request = encodeFrame({ t: 'req', id: 3, m: 'test.nowhere' }).length
-  t.deepEqual(trafficByMethod.get('test.nowhere'), { sent: request, received: request }, 'the request, both ways; the error is not an answer')
+  t.deepEqual(client.traffic('test.nowhere'), { sent: request, received: 0 }, 'the error is not an answer')
+  t.deepEqual(server.traffic('test.nowhere'), { sent: 0, received: request })
 })
