@@ -16,7 +16,7 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { errorMessage } from '../errors'
 import { writeJsonAtomic } from '../files'
-import { ajv } from '../validate'
+import { ajv, onFirstUse } from '../validate'
 import { problemFromLine, problemLine } from './problems'
 import type { SpecError } from './types'
 
@@ -43,13 +43,14 @@ const problemSchema = {
   required: ['file', 'message'],
   properties: { file: text, line: { type: 'integer', minimum: 0 }, column: { type: 'integer', minimum: 0 }, path: text, message: text }
 }
-const isStored = ajv.compile<Stored>({
+// Compiled when a node first reads its rejected.json, not when every node loads this module.
+const isStored = onFirstUse(() => ajv.compile<Stored>({
   type: 'object',
   required: ['version', 'key', 'at'],
   // The branches only say which one must be there; the properties below check both.
   anyOf: [{ required: ['problems'], properties: { problems: true } }, { required: ['errors'], properties: { errors: true } }],
   properties: { version: text, key: text, problems: { type: 'array', items: problemSchema }, errors: { type: 'array', items: text }, at: { type: 'number' } }
-})
+}))
 
 /** An entry as read: problems kept, or parsed back from their lines where they can be. */
 function remembered ({ version, key, at, problems, errors }: Stored): RememberedRejection {
@@ -79,7 +80,7 @@ export class RejectedVersions {
     try {
       const parsed = JSON.parse(content) as { rejected?: unknown }
       if (!Array.isArray(parsed.rejected)) throw new Error('no "rejected" list')
-      this.entries = parsed.rejected.filter((e) => isStored(e)).slice(-this.max).map(remembered)
+      this.entries = parsed.rejected.filter((e) => isStored()(e)).slice(-this.max).map(remembered)
       return undefined
     } catch (err) {
       return `ignoring ${this.file}: ${errorMessage(err)}`
