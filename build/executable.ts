@@ -16,8 +16,13 @@ import { applyEnvironment, ENVIRONMENT_OVERRIDES, parseImageConfig } from '../no
 import { errorMessage, OriginError } from '../node/errors'
 import { certificateExpiry } from '../node/keys/expiry'
 import { holdKeys } from '../node/keys/image'
+import { useTypescript } from '../node/desired/sandbox'
 import { ENTRY_VARIABLE } from '../node/launch/self'
+import { typescriptFromAsset } from './typescript-asset'
 import { EVALUATOR_ASSET, type EmbeddedImage } from './types'
+
+// Neither bundle holds TypeScript (bundle.ts): whoever transpiles first loads it from its asset.
+useTypescript(typescriptFromAsset)
 
 /** Where the held keys appear to be, in messages: `origin-node:keys/node.crt`. */
 const HELD_KEYS = 'origin-node:keys'
@@ -99,15 +104,18 @@ async function main (argv: string[]): Promise<number> {
 }
 
 /**
- * The spec evaluator, bundled apart with TypeScript and carried as an asset, so the node
- * process never parses TypeScript's source. It runs on load and reads requests on stdin;
- * it needs only node's builtins, which is all a single executable's require loads.
+ * The spec evaluator, bundled apart and carried as an asset, so the node process holds none
+ * of its code. It runs on load and reads requests on stdin; it needs only node's builtins,
+ * which is all a single executable's require loads, and TypeScript, which its own copy of
+ * the sandbox requires and which comes from the TypeScript asset instead.
  */
 function runEvaluator (): void {
   const code = (require('node:sea') as { getAsset: (name: string, encoding: string) => string }).getAsset(EVALUATOR_ASSET, 'utf8')
   const wrapper = vm.runInThisContext(`(function (exports, require, module, __filename, __dirname) {${code}\n})`, { filename: EVALUATOR_ASSET }) as (...a: unknown[]) => void
   const module = { exports: {} }
-  wrapper(module.exports, require, module, join(dirname(process.execPath), EVALUATOR_ASSET), dirname(process.execPath))
+  let ts: unknown
+  const evaluatorRequire = (id: string): unknown => id === 'typescript' ? (ts ??= typescriptFromAsset()) : require(id)
+  wrapper(module.exports, evaluatorRequire, module, join(dirname(process.execPath), EVALUATOR_ASSET), dirname(process.execPath))
 }
 
 if (process.env[ENTRY_VARIABLE] === 'spec-evaluator') {

@@ -32,3 +32,6 @@ export interface EmbeddedImage {
 
 /** The spec evaluator's bundle, an asset of the executable (`require('node:sea').getAsset`). */
 export const EVALUATOR_ASSET = 'spec-evaluator.js'
+
+/** TypeScript's lib/typescript.js, an asset of the executable, kept out of both bundles (typescript-asset.ts). */
+export const TYPESCRIPT_ASSET = 'typescript.js'

@@ -73,7 +73,7 @@ const fixture: Promise<Fixture> = (async () => {
 fixture.catch(() => {}) // each test awaits it and fails with the reason
 
 function clusterTs (revoked: string[]): string {
-  return `const revoked: string[] = ${JSON.stringify(revoked)}\nexport default { name: 'imgtest', minNodes: 1, revokedSerials: revoked }\n`
+  return `const revoked: string[] = ${JSON.stringify(revoked)}\nexport default { name: 'imgtest', minNodes: 1, revokedSerials: revoked, operators: { eval: ['op'] } }\n`
 }
 
 /** `origin-node` copied alone into a new empty directory, started with only PATH and `env`, its cwd that directory. */
@@ -145,6 +145,12 @@ test.serial('build: three copies of origin-node alone, each with only ORIGIN_LIS
     // The spec's cluster.ts ran in the evaluator, which is the executable itself.
     await waitFor(async () => (await nodes[0].log()).includes('applied spec'), { what: 'the spec applied' })
     t.true(existsSync(join(nodes[0].dir, 'data', 'node.log')), 'ORIGIN_DATA is relative to the working directory')
+    // The node transpiles an operator's code on its own thread: TypeScript is in neither
+    // bundle, so its diagnostic shows it came from the executable's asset. (The evaluation
+    // itself runs on a thread from eval-worker.js, which the executable does not carry yet.)
+    const first = rows.find((r) => r.address === f.addresses[0])
+    if (first === undefined) throw new Error(`${f.addresses[0]} is not among ${JSON.stringify(rows)}`)
+    await t.throwsAsync(c.on(first.id).eval('const n: number = ;'), { message: /does not compile: Expression expected/ })
   } catch (err) {
     for (const n of nodes) t.log((await n.log()).split('\n').slice(-30).join('\n'))
     throw err
