@@ -18,13 +18,15 @@ import { row, summarize } from './stats'
 
 const RUNS = 5
 
-async function rssMiB (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024
+/** Resident and anonymous (heap, stacks: what the process made, not mapped from files) memory, MiB. */
+async function memoryMiB (pid: number): Promise<{ rss: number, anon: number }> {
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8')
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? NaN)
+  return { rss: kib('Rss') / 1024, anon: kib('Anonymous') / 1024 }
 }
 
 /** Starts a node with `start`, returns ms from spawn to its first operator answer, and its RSS after 3 s idle. */
-async function firstAnswer (keys: string, start: (address: string) => NodeProcess): Promise<{ ms: number, rss: number }> {
+async function firstAnswer (keys: string, start: (address: string) => NodeProcess): Promise<{ ms: number, rss: number, anon: number }> {
   const address = await freeAddress()
   const t0 = performance.now()
   const proc = start(address)
@@ -34,7 +36,7 @@ async function firstAnswer (keys: string, start: (address: string) => NodeProces
     const ms = performance.now() - t0
     c.close()
     await new Promise((resolve) => setTimeout(resolve, 3000))
-    return { ms, rss: await rssMiB(proc.pid) }
+    return { ms, ...await memoryMiB(proc.pid) }
   } finally {
     await proc.stop(3000)
   }
@@ -52,9 +54,9 @@ export async function benchImage (): Promise<void> {
     row('origin build (sign, bundle, blob, inject, forms)', `${((performance.now() - t0) / 1000).toFixed(1)} s`)
     row('origin-node size', `${((await stat(join(image, 'origin-node'))).size / 2 ** 20).toFixed(1)} MiB`, `(node ${process.version} itself: ${((await stat(process.execPath)).size / 2 ** 20).toFixed(1)} MiB)`)
 
-    const exe: Array<{ ms: number, rss: number }> = []
-    const flagged: Array<{ ms: number, rss: number }> = []
-    const checkout: Array<{ ms: number, rss: number }> = []
+    const exe: Array<{ ms: number, rss: number, anon: number }> = []
+    const flagged: Array<{ ms: number, rss: number, anon: number }> = []
+    const checkout: Array<{ ms: number, rss: number, anon: number }> = []
     for (let i = 0; i < RUNS; i++) {
       const data = join(dir, `data-${i}`)
       const env = (address: string, suffix: string): NodeJS.ProcessEnv => ({ PATH: '/usr/bin:/bin', ORIGIN_LISTEN: address, ORIGIN_DATA: `${data}-${suffix}` })
@@ -66,9 +68,12 @@ export async function benchImage (): Promise<void> {
     const c = summarize(checkout.map((r) => r.ms))
     row(`start to first operator answer, origin-node (p50 of ${RUNS})`, `${e.p50.toFixed(0)} ms`)
     row(`start to first operator answer, checkout (p50 of ${RUNS})`, `${c.p50.toFixed(0)} ms`, `(node ${cliPath.replace(process.cwd() + '/', '')} node --image DIR)`)
-    row('idle RSS, origin-node (mean)', `${summarize(exe.map((r) => r.rss)).mean.toFixed(0)} MiB`)
-    row(`idle RSS, origin-node with NODE_OPTIONS=${NODE_OPTIONS} (mean)`, `${summarize(flagged.map((r) => r.rss)).mean.toFixed(0)} MiB`)
-    row('idle RSS, checkout (mean)', `${summarize(checkout.map((r) => r.rss)).mean.toFixed(0)} MiB`)
+    const f = summarize(flagged.map((r) => r.ms))
+    row(`start to first operator answer, origin-node with NODE_OPTIONS=${NODE_OPTIONS} (p50 of ${RUNS})`, `${f.p50.toFixed(0)} ms`)
+    const memory = (runs: Array<{ rss: number, anon: number }>): string => `${summarize(runs.map((r) => r.rss)).mean.toFixed(0)} MiB (anonymous ${summarize(runs.map((r) => r.anon)).mean.toFixed(0)})`
+    row('idle RSS, origin-node (mean)', memory(exe))
+    row(`idle RSS, origin-node with NODE_OPTIONS=${NODE_OPTIONS} (mean)`, memory(flagged))
+    row('idle RSS, checkout (mean)', memory(checkout))
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
