@@ -127,7 +127,7 @@ async function wire (opts: Resolved, id: string, dataDir: string, root: Logger, 
   const leaseFactory = layers.lease
   const leaseLayer = leaseFactory === undefined
     ? undefined
-    : new LeaseHolder({ lease: make('lease', { clock, log: log('lease') }, (c) => leaseFactory(init.lease)(c)), holder: id, log: log('lease') })
+    : new LeaseHolder({ lease: make('lease', { clock, log: log('lease') }, (c) => leaseFactory(init.lease)(c)), holder: id, log: log('lease'), clock })
   const self = { id, address: config.advertise, characteristics: await characteristics(config, identity.info, containment, clock.now()) }
   const membershipLayer = make('membership', { clock, scheduler: clock, transport, lease: leaseLayer, log: log('membership'), self },
     (c) => layers.membership({ seeds: () => discoveryLayer.peers(), ...init.membership })(c))

@@ -126,7 +126,6 @@ export interface Membership {
 export function membership (init: MembershipInit) {
   return (components: MembershipComponents): Membership => {
     const clock = components.clock ?? components.scheduler
-    if (clock !== undefined) components.lease?.useClock?.(clock)
     return new GossipMembership(init, clock === undefined ? components : { ...components, scheduler: clock })
   }
 }

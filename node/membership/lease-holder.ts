@@ -47,8 +47,6 @@ export interface DowningLease {
   round (view: DowningView, policy: DowningPolicy): LeaseFact
   /** This node downed `ids` under the lease: hold it until they are back. */
   downed (ids: string[]): void
-  /** The membership's clock, handed over when the membership is made: the holder reads the time of the rounds that drive it. */
-  useClock? (clock: Clock): void
 }
 
 export interface LeaseHolderComponents {
@@ -56,7 +54,7 @@ export interface LeaseHolderComponents {
   /** This node's id: the holder written in the lease. */
   holder: string
   log: Logger
-  /** The node's clock (see the top of this file); the membership hands over its own (`useClock`). @default the monotonic clock */
+  /** The node's clock (see the top of this file): the membership's, whose rounds drive the holder. @default the monotonic clock */
   clock?: Clock
   /** Only the time, for tests with no Clock; ignored when `clock` is given. @default performance.now */
   now?: () => number
@@ -77,15 +75,13 @@ export class LeaseHolder implements DowningLease {
   private readonly keepFor = new Set<string>()
   private inFlight: Promise<void> | undefined
   private running = false
-  private now: () => number
+  private readonly now: () => number
 
   constructor (private readonly c: LeaseHolderComponents) {
-    this.now = c.now ?? (() => performance.now())
-    if (c.clock !== undefined) this.useClock(c.clock)
-  }
-
-  useClock (clock: Clock): void {
-    this.now = clock === systemClock ? () => performance.now() : () => clock.now()
+    const clock = c.clock
+    this.now = clock === undefined
+      ? c.now ?? (() => performance.now())
+      : clock === systemClock ? () => performance.now() : () => clock.now()
   }
 
   get key (): string { return this.c.lease.key }

@@ -7,7 +7,6 @@
 import test from 'ava'
 import { VirtualClock } from '../../node/clock/virtual'
 import { silentLogger } from '../../node/log'
-import { membership } from '../../node/membership'
 import type { DowningPolicy, DowningView } from '../../node/membership/downing'
 import { LeaseHolder } from '../../node/membership/lease-holder'
 import { singletonQuorum } from '../../node/supervisor/rolling'
@@ -202,12 +201,11 @@ test('lease holder: a node runs no singleton while the lease is held by a member
   t.false(singletonQuorum(table({ a: 'alive', b: 'dead' }), 'a', new Set(), false).ok, 'with the lease, half of two with the lowest id is not enough')
 })
 
-test('lease holder: on the membership\'s virtual clock, a renewal goes out once a third of the ttl has passed on it, and a grant not renewed stops counting once its ttl has passed there', async (t) => {
+test('lease holder: on the node\'s virtual clock, a renewal goes out once a third of the ttl has passed on it, and a grant not renewed stops counting once its ttl has passed there', async (t) => {
   const engine = new MemoryEngine()
   const clock = new VirtualClock(0)
-  const h = new LeaseHolder({ lease: engine.lease(), holder: 'b', log: silentLogger, settleMs: 0 })
-  // The membership hands its clock to the holder it is given (no transport call is made before start).
-  membership({ seeds: [] })({ transport: undefined as never, log: silentLogger, self: { id: 'b', characteristics: table({ b: 'alive' }).b.characteristics }, lease: h, clock })
+  // The node gives the holder the clock it gives the membership (node/assembly.ts).
+  const h = new LeaseHolder({ lease: engine.lease(), holder: 'b', log: silentLogger, settleMs: 0, clock })
   await h.start()
   const view: DowningView = { table: table({ a: 'dead', b: 'alive' }), self: 'b', stableForMs: 1e9 }
   const at = async (ms: number): Promise<void> => { await clock.runUntil(ms); engine.advance(ms - engine.now) }
