@@ -98,7 +98,12 @@ function inScope (e: ProcEntry, scope: Scope): boolean {
 
 /** The live processes of an instance. */
 export async function membersOf (scope: Scope, fresh = false): Promise<ProcEntry[]> {
-  const members = (await procTable(fresh)).filter((e) => inScope(e, scope))
+  let members = (await procTable(fresh)).filter((e) => inScope(e, scope))
+  // A shared scan from before this namespace's init started may list the processes of an
+  // earlier namespace whose inode number the kernel reused: without our init, it is not ours.
+  if (!fresh && scope.kind === 'pidns' && !members.some((e) => e.pid === scope.init.pid && e.startTime === scope.init.startTime)) {
+    members = (await procTable(true)).filter((e) => inScope(e, scope))
+  }
   // An init alive after the scan means the namespace, and so its inode, was ours throughout.
   return scope.kind === 'pidns' && !initAlive(scope) ? [] : members
 }
