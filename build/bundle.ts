@@ -15,6 +15,8 @@ import type { EmbeddedImage } from './types'
 export const ENTRY = join(__dirname, 'executable.js')
 /** The spec evaluator's entry, bundled apart: the node never holds the evaluator's code. */
 export const EVALUATOR_ENTRY = join(__dirname, '..', 'node', 'desired', 'evaluator-child.js')
+/** The thread `cluster.eval` runs code on (a worker started from source: the executable has no files). */
+export const EVAL_THREAD_ENTRY = join(__dirname, '..', 'node', 'control', 'eval-worker.js')
 
 /** Optional packages the node program loads only if present. */
 // cpu-features and ssh2's native addon come with dockerode (for ssh:// engines, which origin
@@ -26,15 +28,17 @@ export interface BundleResult {
   code: string
   /** The spec evaluator (an asset of the executable, run by it with ORIGIN_ENTRY=spec-evaluator). */
   evaluator: string
+  /** The evaluation thread's code (an asset of the executable, started as a worker from source). */
+  evalThread: string
   warnings: string[]
 }
 
 export async function bundle (image: EmbeddedImage): Promise<BundleResult> {
-  for (const entry of [ENTRY, EVALUATOR_ENTRY]) {
+  for (const entry of [ENTRY, EVALUATOR_ENTRY, EVAL_THREAD_ENTRY]) {
     if (!existsSync(entry)) throw new OriginError('E_START_FAILED', `${entry} is missing: run 'npm run build' first`)
   }
-  const [node, evaluator] = await Promise.all([bundleOne(ENTRY, image), bundleOne(EVALUATOR_ENTRY, image)])
-  return { code: node.code, evaluator: evaluator.code, warnings: [...node.warnings, ...evaluator.warnings] }
+  const [node, evaluator, evalThread] = await Promise.all([ENTRY, EVALUATOR_ENTRY, EVAL_THREAD_ENTRY].map(async (entry) => await bundleOne(entry, image)))
+  return { code: node.code, evaluator: evaluator.code, evalThread: evalThread.code, warnings: [...node.warnings, ...evaluator.warnings, ...evalThread.warnings] }
 }
 
 async function bundleOne (entry: string, image: EmbeddedImage): Promise<{ code: string, warnings: string[] }> {

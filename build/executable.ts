@@ -12,17 +12,24 @@ import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import vm from 'node:vm'
 import { runNode } from '../node/cli/node'
+import { useEvalThreadCode } from '../node/control/eval'
 import { applyEnvironment, ENVIRONMENT_OVERRIDES, parseImageConfig } from '../node/config/image'
 import { errorMessage, OriginError } from '../node/errors'
 import { certificateExpiry } from '../node/keys/expiry'
 import { holdKeys } from '../node/keys/image'
-import { useTypescript } from '../node/desired/sandbox'
+import { useTypescript } from '../node/typescript'
 import { ENTRY_VARIABLE } from '../node/launch/self'
 import { typescriptFromAsset } from './typescript-asset'
-import { EVALUATOR_ASSET, type EmbeddedImage } from './types'
+import { EVAL_THREAD_ASSET, EVALUATOR_ASSET, type EmbeddedImage } from './types'
 
 // Neither bundle holds TypeScript (bundle.ts): whoever transpiles first loads it from its asset.
 useTypescript(typescriptFromAsset)
+// The thread an operator's evaluation runs on comes from an asset, as the executable has no files.
+useEvalThreadCode(() => seaAsset(EVAL_THREAD_ASSET))
+
+function seaAsset (name: string): string {
+  return (require('node:sea') as { getAsset: (name: string, encoding: string) => string }).getAsset(name, 'utf8')
+}
 
 /** Where the held keys appear to be, in messages: `origin-node:keys/node.crt`. */
 const HELD_KEYS = 'origin-node:keys'
@@ -110,7 +117,7 @@ async function main (argv: string[]): Promise<number> {
  * the sandbox requires and which comes from the TypeScript asset instead.
  */
 function runEvaluator (): void {
-  const code = (require('node:sea') as { getAsset: (name: string, encoding: string) => string }).getAsset(EVALUATOR_ASSET, 'utf8')
+  const code = seaAsset(EVALUATOR_ASSET)
   const wrapper = vm.runInThisContext(`(function (exports, require, module, __filename, __dirname) {${code}\n})`, { filename: EVALUATOR_ASSET }) as (...a: unknown[]) => void
   const module = { exports: {} }
   let ts: unknown

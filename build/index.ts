@@ -22,7 +22,7 @@ import { knownCertificates, readSecrets, refuseClusterSecrets, type ImageFile } 
 import { k8sManifests } from './k8s'
 import { inject, makeBlob } from './sea'
 import { typescriptFile } from './typescript-asset'
-import { EVALUATOR_ASSET, TYPESCRIPT_ASSET, type BuildFacts, type EmbeddedImage } from './types'
+import { EVAL_THREAD_ASSET, EVALUATOR_ASSET, TYPESCRIPT_ASSET, type BuildFacts, type EmbeddedImage } from './types'
 
 export type { BuildFacts, EmbeddedImage } from './types'
 
@@ -145,7 +145,7 @@ export async function buildImage (o: BuildOptions): Promise<BuildResult> {
   const size = (code: string): string => `${(Buffer.byteLength(code) / 1024 / 1024).toFixed(1)} MiB`
   step('bundle', `node program${o.keysOutside === true ? '' : ', keys'} and image.json: ${size(bundled.code)} of JavaScript; spec evaluator: ${size(bundled.evaluator)}`)
 
-  const blob = await makeBlob({ code: bundled.code, assets: { [EVALUATOR_ASSET]: bundled.evaluator, [TYPESCRIPT_ASSET]: await readFile(typescriptFile(), 'utf8') }, node, out: join(out, 'origin-node') })
+  const blob = await makeBlob({ code: bundled.code, assets: { [EVALUATOR_ASSET]: bundled.evaluator, [EVAL_THREAD_ASSET]: bundled.evalThread, [TYPESCRIPT_ASSET]: await readFile(typescriptFile(), 'utf8') }, node, out: join(out, 'origin-node') })
   step('blob', `single executable blob, ${(blob.length / 1024 / 1024).toFixed(1)} MiB, by ${node}`)
 
   const executable = join(out, 'origin-node')

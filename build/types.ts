@@ -33,5 +33,8 @@ export interface EmbeddedImage {
 /** The spec evaluator's bundle, an asset of the executable (`require('node:sea').getAsset`). */
 export const EVALUATOR_ASSET = 'spec-evaluator.js'
 
+/** The thread operators' evaluations run on (node/control/eval-worker.ts), bundled apart: an asset, as the executable carries no files. */
+export const EVAL_THREAD_ASSET = 'eval-worker.js'
+
 /** TypeScript's lib/typescript.js, an asset of the executable, kept out of both bundles (typescript-asset.ts). */
 export const TYPESCRIPT_ASSET = 'typescript.js'

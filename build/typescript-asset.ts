@@ -2,7 +2,7 @@
  * TypeScript inside an `origin-node` executable: shipped once, as an asset, instead of in
  * the node's bundle, so a node that never transpiles (most of them: specs are evaluated by
  * a child) never parses its 9.5 MiB. The node and its spec evaluator both load it from
- * here on first use (node/desired/sandbox.ts `useTypescript`).
+ * here on first use (node/typescript.ts `useTypescript`).
  */
 import { dirname, join } from 'node:path'
 import vm from 'node:vm'

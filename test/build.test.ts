@@ -145,12 +145,14 @@ test.serial('build: three copies of origin-node alone, each with only ORIGIN_LIS
     // The spec's cluster.ts ran in the evaluator, which is the executable itself.
     await waitFor(async () => (await nodes[0].log()).includes('applied spec'), { what: 'the spec applied' })
     t.true(existsSync(join(nodes[0].dir, 'data', 'node.log')), 'ORIGIN_DATA is relative to the working directory')
-    // The node transpiles an operator's code on its own thread: TypeScript is in neither
-    // bundle, so its diagnostic shows it came from the executable's asset. (The evaluation
-    // itself runs on a thread from eval-worker.js, which the executable does not carry yet.)
+    // The node transpiles an operator's code: TypeScript is in neither bundle, so its
+    // diagnostic shows it came from the executable's asset. The evaluation runs on a thread
+    // whose code is another asset, as the executable carries no files.
     const first = rows.find((r) => r.address === f.addresses[0])
     if (first === undefined) throw new Error(`${f.addresses[0]} is not among ${JSON.stringify(rows)}`)
     await t.throwsAsync(c.on(first.id).eval('const n: number = ;'), { message: /does not compile: Expression expected/ })
+    t.is(await c.on(first.id).eval('const ids: string[] = Object.keys(node.members); ids.length'), 3)
+    t.is(await c.on(first.id).eval('node.id'), first.id, 'a second evaluation on a kept thread')
   } catch (err) {
     for (const n of nodes) t.log((await n.log()).split('\n').slice(-30).join('\n'))
     throw err

@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import vm from 'node:vm'
 import { Worker } from 'node:worker_threads'
 import { OriginError, type OriginErrorJSON } from '../errors'
-import { typescript } from '../desired/sandbox'
+import { typescript } from '../typescript'
 
 export interface EvalOptions {
   /** Time the code (and its promises) may take before it is stopped: longer lets long queries finish, and runaway code run longer. @default 1000 */
@@ -144,12 +144,27 @@ export const evalHeapMb = 128
 const keepIdle = 2
 const idle: Worker[] = []
 
+let threadCode: (() => string) | undefined
+
+/**
+ * Where an evaluation thread's code comes from: eval-worker.js beside this file, unless an
+ * embedder gives its source. An `origin-node` executable carries no files; it hands over the
+ * worker bundled apart, from its asset.
+ */
+export function useEvalThreadCode (load: () => string): void {
+  let code: string | undefined
+  threadCode = () => (code ??= load())
+}
+
 function newThread (): Worker {
-  return new Worker(join(__dirname, 'eval-worker.js'), {
+  const options = {
     resourceLimits: { maxOldGenerationSizeMb: evalHeapMb, maxYoungGenerationSizeMb: 16 },
     stdout: true,
     stderr: true
-  })
+  }
+  return threadCode === undefined
+    ? new Worker(join(__dirname, 'eval-worker.js'), options)
+    : new Worker(threadCode(), { ...options, eval: true })
 }
 
 type Answer = { ok: true, result: EvalResult } | { ok: false, error: OriginErrorJSON }

@@ -10,7 +10,8 @@
 import { readSync, writeSync } from 'node:fs'
 import { StringDecoder } from 'node:string_decoder'
 import type { FromEvaluator, ToEvaluator } from './eval-protocol'
-import { SpecSandbox, typescript } from './sandbox'
+import { typescript } from '../typescript'
+import { SpecSandbox } from './sandbox'
 
 const IN = 0
 const OUT = 1

@@ -15,7 +15,7 @@
 import { SourceMap } from 'node:module'
 import { posix } from 'node:path'
 import vm from 'node:vm'
-import type * as TS from 'typescript'
+import { typescript } from '../typescript'
 import * as define from './define'
 import { parseJson } from './json'
 import type { SpecError } from './types'
@@ -133,26 +133,6 @@ const LOADER = `'use strict';
   }
   Object.defineProperty(globalThis, '__originRun', { value: run })
 })`
-
-let ts: typeof TS | undefined
-let loadTypescript = (): typeof TS => require('typescript') as typeof TS
-
-/**
- * Where TypeScript comes from when it is first needed: the package, unless an embedder
- * gives another way. An `origin-node` executable can keep TypeScript (9.5 of the 14 MiB of
- * JavaScript a node bundles, all of it held in the node's memory) out of the node's bundle
- * and load it from an asset only when an operator evaluates code.
- */
-export function useTypescript (load: () => typeof TS): void {
-  loadTypescript = load
-  ts = undefined
-}
-
-/** TypeScript, loaded once (the evaluator loads it before it says it is ready). */
-export function typescript (): typeof TS {
-  ts ??= loadTypescript()
-  return ts
-}
 
 function transpile (file: string, source: string): Transpiled {
   const t = typescript()

@@ -1,5 +1,5 @@
 /**
- * Where TypeScript comes from (node/desired/sandbox.ts `useTypescript`): an embedder's
+ * Where TypeScript comes from (node/typescript.ts `useTypescript`): an embedder's
  * loader is used in place of the package, once, the first time code is transpiled. Here
  * the loader compiles TypeScript's file from its text, as an `origin-node` executable
  * would from an asset.
@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import vm from 'node:vm'
 import type * as TS from 'typescript'
 import { evaluate } from '../../node/control/eval'
-import { typescript, useTypescript } from '../../node/desired/sandbox'
+import { typescript, useTypescript } from '../../node/typescript'
 
 function fromText (file: string): typeof TS {
   const module = { exports: {} as unknown }
