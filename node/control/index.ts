@@ -40,7 +40,7 @@ export type { Control, ControlComponents, ControlInit, HubsView, NodeRow, SpecVi
 export function control (_init: ControlInit = {}) {
   return (given: ControlComponents): Control => {
     const c = { ...given, clock: given.clock ?? systemClock }
-    const sampler = new StatsSampler({ dataDir: c.dataDir, membership: c.membership, supervisor: c.supervisor, mesh: meshCount(c), transport: c.transport, clock: c.clock })
+    const sampler = new StatsSampler({ dataDir: c.dataDir, membership: c.membership, supervisor: c.supervisor, mesh: meshCount(c), transport: c.transport, proxy: c.proxy, clock: c.clock })
     const nodes = (): NodeRow[] => {
       const hubSet = new Set(c.hubs.current())
       return Object.values(c.membership.table())

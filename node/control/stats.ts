@@ -7,7 +7,7 @@
  * or over a window of `windowMs` taken on the spot. Nothing is sampled between answers.
  *
  * @example
- *   const s = new StatsSampler({ dataDir, membership, supervisor, mesh, transport })
+ *   const s = new StatsSampler({ dataDir, membership, supervisor, mesh, transport, proxy })
  *   s.start()
  *   await s.collect()   // NodeStats
  */
@@ -19,7 +19,7 @@ import type { Membership } from '../membership'
 import type { Supervisor } from '../supervisor/types'
 import type { Transport } from '../transport/types'
 import type { MeshCount } from './mesh'
-import { admissionRefusalsOf } from '../proxy/recent-keys'
+import type { Proxy } from '../proxy/types'
 
 /** One instance, as stats shows it. Usage fields are absent while no process runs. */
 export interface InstanceStats {
@@ -109,6 +109,8 @@ export interface StatsComponents {
   mesh: MeshCount
   /** This node's membership traffic is read from its transport's counters. */
   transport: Pick<Transport, 'traffic'>
+  /** Requests its proxy refused at admission limits; none counted without one. */
+  proxy?: Pick<Proxy, 'admissionRefusals'>
   /** When a measurement was made, and instances' uptimes (their start is on it too). @default systemClock */
   clock?: Clock
 }
@@ -195,7 +197,7 @@ export class StatsSampler {
         sent: Math.round((now.gossip.sent - base.gossip.sent) * 1000 / window),
         received: Math.round((now.gossip.received - base.gossip.received) * 1000 / window)
       },
-      admissionRefusals: admissionRefusalsOf(this.c.membership.id),
+      admissionRefusals: this.c.proxy?.admissionRefusals() ?? {},
       instances: this.instances(now, base, window)
     }
   }

@@ -5,15 +5,17 @@
  * so a limit holds for the instance across the cluster, not per proxying node.
  */
 import type { AdmissionSpec } from '../desired/types'
-import { RecentKeys, countRefusal } from './recent-keys'
+import { RecentKeys } from './recent-keys'
 
 export type Admitted = { release: () => void } | { refuse: { status: number, body: string } }
 
 export class Admission {
   private readonly inFlight = new Map<string, number>()
   private readonly keys: RecentKeys
+  /** Refusals at either limit, by service, since this proxy was made: what `cluster.stats()` shows. */
+  private readonly refused = new Map<string, number>()
 
-  constructor (private readonly node: string, keyIdleMs: number) {
+  constructor (keyIdleMs: number) {
     this.keys = new RecentKeys(keyIdleMs)
   }
 
@@ -25,12 +27,12 @@ export class Admission {
     const max = limits?.maxInFlight
     const inFlight = this.inFlight.get(instance) ?? 0
     if (max !== undefined && inFlight >= max) {
-      countRefusal(this.node, service)
+      this.countRefusal(service)
       return { refuse: { status: 503, body: `${service} is at its limit of ${max} request${max === 1 ? '' : 's'} in flight on ${instance}; come back later` } }
     }
     const maxKeys = limits?.maxKeys
     if (maxKeys !== undefined && key !== undefined && !this.keys.admit(instance, key, maxKeys, now)) {
-      countRefusal(this.node, service)
+      this.countRefusal(service)
       return { refuse: { status: 503, body: `${service} is at its limit of ${maxKeys} key${maxKeys === 1 ? '' : 's'} on ${instance}; come back later` } }
     }
     // Counted before the request goes on, so requests arriving together cannot all slip under the limit.
@@ -44,6 +46,13 @@ export class Admission {
         if (n <= 0) this.inFlight.delete(instance); else this.inFlight.set(instance, n)
       }
     }
+  }
+
+  /** Requests refused at the limits, by service (empty when none). */
+  refusals (): Record<string, number> { return Object.fromEntries(this.refused) }
+
+  private countRefusal (service: string): void {
+    this.refused.set(service, (this.refused.get(service) ?? 0) + 1)
   }
 
   /** Instances no longer ready lose the keys they held. */

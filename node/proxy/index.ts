@@ -18,7 +18,7 @@
  *   "recently": seen in a request within `keyIdleMs` (recent-keys.ts). Both are counted on
  *   the instance's own node, which reads every request to it (admission.ts), so they hold
  *   across the cluster. Upstream connections are kept alive (upstreams.ts).
- *   Refusals are counted by service for `cluster.stats()` (admissionRefusalsOf).
+ *   Refusals are counted by service for `cluster.stats()` (`admissionRefusals()`).
  * - When a target instance is no longer ready (stopped, moved, its node dead), the
  *   connections forwarded to it are closed; new ones go to a ready one.
  *
@@ -46,7 +46,6 @@ import { Connections } from './forward'
 import { Incoming } from './incoming'
 import type { ProxyParts } from './parts'
 import { Publisher } from './publish'
-import { admissionRefusalsOf } from './recent-keys'
 import { Relay } from './relay'
 import type { Proxy, ProxyComponents, ProxyInit, PublishedPort } from './types'
 import { Upstreams } from './upstreams'
@@ -55,7 +54,7 @@ import { UseListeners } from './uses'
 export { parseUse, useEnv } from './names'
 export { choose, readyTargets } from './choose'
 export { owner, keyOf } from './keyed'
-export { admissionRefusalsOf, RecentKeys } from './recent-keys'
+export { RecentKeys } from './recent-keys'
 
 export type { Proxy, ProxyComponents, ProxyInit, PublishedPort } from './types'
 
@@ -81,7 +80,7 @@ class NodeProxy implements Proxy {
       clock: c.clock ?? systemClock,
       conns: new Connections(),
       upstreams: new Upstreams(),
-      admission: new Admission(c.membership.id, init.keyIdleMs ?? 60_000),
+      admission: new Admission(init.keyIdleMs ?? 60_000),
       dial: new Dialer(c, new StreamClient(c.identity, { timeoutMs: init.connectTimeoutMs, clock: c.clock })),
       nextTurn: () => turn++
     }
@@ -137,7 +136,7 @@ class NodeProxy implements Proxy {
   async addressesFor (service: string): Promise<Record<string, string>> { return await this.uses.addressesFor(service) }
 
   /** Requests refused at the admission limit, by service, since the node started. */
-  admissionRefusals (): Record<string, number> { return admissionRefusalsOf(this.c.membership.id) }
+  admissionRefusals (): Record<string, number> { return this.parts.admission.refusals() }
 
   /** Close forwarded connections whose target is no longer a ready instance. */
   private sweep (): void {

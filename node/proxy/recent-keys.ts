@@ -45,21 +45,3 @@ export class RecentKeys {
     }
   }
 }
-
-/**
- * Refusals at the admission limits, by node and service, since each node's proxy started:
- * what `cluster.stats()` shows. Keyed by node id, so nodes sharing one process (the
- * in-memory transport) keep their own counts; read by control/stats.ts.
- */
-const refusalsByNode = new Map<string, Map<string, number>>()
-
-export function countRefusal (node: string, service: string): void {
-  let m = refusalsByNode.get(node)
-  if (m === undefined) { m = new Map(); refusalsByNode.set(node, m) }
-  m.set(service, (m.get(service) ?? 0) + 1)
-}
-
-/** This node's refusals by service (empty when none). */
-export function admissionRefusalsOf (node: string): Record<string, number> {
-  return Object.fromEntries(refusalsByNode.get(node) ?? [])
-}

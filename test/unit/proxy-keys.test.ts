@@ -1,6 +1,7 @@
 import test from 'ava'
 import fc from 'fast-check'
-import { admissionRefusalsOf, countRefusal, RecentKeys } from '../../node/proxy/recent-keys'
+import { Admission } from '../../node/proxy/admission'
+import { RecentKeys } from '../../node/proxy/recent-keys'
 import { validateService } from '../../node/desired/schema'
 
 test('maxKeys: an instance holding its limit of keys refuses a new key and still lets held keys in', (t) => {
@@ -42,12 +43,17 @@ test('maxKeys: never more than max keys held, whatever the requests and times', 
   t.pass()
 })
 
-test('admission: refusals are counted by node and service', (t) => {
-  countRefusal('node-x', 'web')
-  countRefusal('node-x', 'web')
-  countRefusal('node-y', 'api')
-  t.deepEqual(admissionRefusalsOf('node-x'), { web: 2 })
-  t.deepEqual(admissionRefusalsOf('node-z'), {})
+test('admission: refusals are counted by service, on each proxy\'s own admission', (t) => {
+  const x = new Admission(60_000)
+  const y = new Admission(60_000)
+  const one = x.admit('web', 'web-0', { maxInFlight: 1 }, undefined, 0)
+  t.true('release' in one)
+  t.true('refuse' in x.admit('web', 'web-0', { maxInFlight: 1 }, undefined, 0))
+  t.true('refuse' in x.admit('web', 'web-0', { maxInFlight: 1 }, undefined, 0))
+  t.true('release' in x.admit('api', 'api-0', { maxKeys: 1 }, 'alpha', 0))
+  t.true('refuse' in x.admit('api', 'api-0', { maxKeys: 1 }, 'beta', 0))
+  t.deepEqual(x.refusals(), { web: 2, api: 1 })
+  t.deepEqual(y.refusals(), {}, 'another node\'s proxy in the same process counts its own')
 })
 
 test('admission: maxKeys is checked by the schema', (t) => {
