@@ -2,7 +2,7 @@ import test from 'ava'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
-import { StatsSampler, type NodeStats, type StatsView } from '../node/control/stats'
+import { StatsSampler, type NodeStats, type StatsComponents, type StatsView } from '../node/control/stats'
 import { normalizeIp, parseEndpoint } from '../node/control/sockets'
 import { locate } from '../node/cli/spec-lines'
 import { OriginError } from '../node/errors'
@@ -76,6 +76,39 @@ test('stats: instance CPU is the rate of its CPU ticks over the window; memory i
   const third = await sampler.collect()
   t.is(third.instances[0]!.cpuPercent, undefined, 'a restarted instance has no rate until a second sample of its new process')
   t.is(third.instances[0]!.restarts, 1)
+})
+
+test('stats: asked every 30 ms, rates measure recent windows, and an instance started meanwhile gets its rate', async (t) => {
+  const t0 = Date.now()
+  let late = false
+  const row = (instance: string, startedAt: number): ReturnType<StatsComponents['supervisor']['report']>[number] =>
+    ({ instance, service: 'web', node: 'a', version: 'v', status: { state: 'ready', restarts: 0, startedAt }, port: 8080, ports: { http: 8080 }, address: '127.0.0.1:8080', logPath: '' })
+  const lateAt = t0 + 300
+  const sampler = new StatsSampler({
+    dataDir: os.tmpdir(),
+    membership: { id: 'a', address: '127.0.0.1:7400', table: () => ({}) },
+    supervisor: {
+      report: () => late ? [row('web-1', t0), row('web-2', lateAt)] : [row('web-1', t0)],
+      usage: async () => ({
+        'web-1': { pids: [10], rssKb: 1024, cpuTicks: Math.round((Date.now() - t0) / 10) },
+        ...(late ? { 'web-2': { pids: [11], rssKb: 1024, cpuTicks: Math.round((Date.now() - lateAt) / 20) } } : {})
+      })
+    },
+    mesh: { count: async () => ({ in: 0, out: 0, operators: 0 }) },
+    transport: { traffic: () => undefined }
+  }, { minWindowMs: 100, windowMs: 150, maxWindowMs: 60_000 })
+  const windows: number[] = []
+  let lateRate: number | undefined
+  while (Date.now() - t0 < 1500) {
+    if (!late && Date.now() >= lateAt) late = true
+    const s = await sampler.collect()
+    windows.push(s.windowMs)
+    lateRate = s.instances.find((i) => i.instance === 'web-2')?.cpuPercent
+    await new Promise((resolve) => setTimeout(resolve, 30))
+  }
+  const last = windows.slice(-10)
+  t.true(last.every((w) => w >= 100 && w < 400), `windows stay recent: ${last.join(' ')} ms`)
+  t.true(lateRate !== undefined && lateRate > 25 && lateRate < 75, `half a core for the late instance, got ${String(lateRate)}`)
 })
 
 test('stats: the tables list unreachable nodes with the reason, and instances by name', (t) => {

@@ -237,16 +237,15 @@ export class StatsSampler {
   }
 
   /**
-   * Newest first, each kept one at least half a minimum window older than the one kept
-   * before it: however often operators ask, one is always old enough to measure against.
+   * Newest first, each at least half a minimum window newer than the one kept before it: a
+   * snapshot closer to the newest kept is not kept, so the newest ages into a base. However
+   * often operators ask, a window stays between one and about two minimum windows long, and
+   * an instance started a moment ago gets its rate once a snapshot with it is old enough.
    */
   private keep (s: Snapshot): void {
-    const kept = [s]
-    for (const r of this.recent) {
-      if (r === s || s.at - r.at > this.o.maxWindowMs) continue
-      if (kept[kept.length - 1]!.at - r.at >= this.o.minWindowMs / 2) kept.push(r)
-    }
-    this.recent = kept.slice(0, 8)
+    const newest = this.recent[0]
+    if (newest !== undefined && s.at - newest.at < this.o.minWindowMs / 2) return
+    this.recent = [s, ...this.recent.filter((r) => s.at - r.at <= this.o.maxWindowMs)].slice(0, 8)
   }
 
   private async snapshot (): Promise<Snapshot> {
