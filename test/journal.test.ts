@@ -6,6 +6,8 @@
  */
 import test from 'ava'
 import { execFile, execFileSync } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { cliPath } from '../node/launch'
 import type { JournalEvent } from '../node/journal'
@@ -79,6 +81,10 @@ test.serial('journal: a push and a kill are in the merged events, ordered, with 
   t.is(then.kind, 'at')
   const replayed = then.replayed.instances.filter((i) => i.service === 'web').map((i) => [i.instance, i.node, i.state, i.address]).sort()
   const said = services1.services.find((x) => x.name === 'web')!.instances.map((i) => [i.instance, i.node, i.state, i.address]).sort()
+  if (JSON.stringify(replayed) !== JSON.stringify(said)) {
+    // An instance that restarted on its own around the settled moment: its output says why.
+    for (const node of ['a', 'b', 'c']) t.log(`${node}: ${(await readFile(join(s.c.node(node).dir, 'data', 'logs', `web@${node}.log`), 'utf8').catch((err) => String(err))).split('\n').slice(-15).join('\n')}`)
+  }
   t.deepEqual(replayed, said)
   t.deepEqual(Object.fromEntries(Object.entries(then.replayed.members).map(([id, m]) => [id, m.status])), Object.fromEntries(nodes1.map((n) => [n.id, n.status])))
   t.deepEqual([...new Set(Object.values(then.replayed.specByNode))], [then.replayed.spec!.version], 'every node ran the same spec then')
