@@ -8,20 +8,34 @@ import net from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { writeJsonAtomic } from '../files'
 
-/** A TCP port nobody listens on at `host` (the OS picks it). */
+/**
+ * A TCP port nobody holds at `host` nor on any other address (the OS picks it). Many
+ * programs listen on every address whatever $HOST says (`listen(PORT)`), and that fails
+ * while any address has the port: a port free only at `host` could be another program's
+ * on 127.0.0.1, and the instance would crash-loop on EADDRINUSE.
+ */
 export async function freePort (host = '127.0.0.1'): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, host, () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
+  for (let tries = 1; ; tries++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer()
+      s.once('error', reject)
+      s.listen(0, host, () => {
+        const port = (s.address() as net.AddressInfo).port
+        s.close(() => resolve(port))
+      })
     })
-  })
+    // After many tries the last one is taken as it is: listening on `host` still works there.
+    if (tries >= 20 || await canListen(undefined, port)) return port
+  }
 }
 
-/** Whether `port` can be listened on at `host` now. */
+/** Whether `port` can be listened on at `host` now, and on every address (see freePort). */
 export async function portIsFree (host: string, port: number): Promise<boolean> {
+  return await canListen(host, port) && await canListen(undefined, port)
+}
+
+/** Whether a listener at `host` (every address when undefined, as node's `listen(port)`) can have `port`. */
+async function canListen (host: string | undefined, port: number): Promise<boolean> {
   return await new Promise((resolve) => {
     const s = net.createServer()
     s.once('error', () => resolve(false))
