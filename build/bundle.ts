@@ -23,6 +23,16 @@ export const EVAL_THREAD_ENTRY = join(__dirname, '..', 'node', 'control', 'eval-
 // does not use); both are loaded in try/catch, and work without.
 const OPTIONAL = ['msgpackr-extract', 'bufferutil', 'utf-8-validate', 'fsevents', 'cpu-features']
 
+/**
+ * Packages dockerode requires at its top but uses only for what origin never asks of it:
+ * ssh2 for `ssh://` engines (docker-modem), gRPC and protobuf for BuildKit sessions and
+ * BuildKit output (origin builds with the classic builder, runtime/images.ts). They were
+ * 1.6 MiB of the node's 4.4 MiB bundle, and a bundle's source is held twice while the node
+ * runs (the executable's pages it is read from, and the string V8 compiles): stand-ins
+ * take their place, which throw, naming the package, if anything ever uses them.
+ */
+const UNUSED = ['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs']
+
 export interface BundleResult {
   /** The node program with the image. */
   code: string
@@ -41,7 +51,7 @@ export async function bundle (image: EmbeddedImage): Promise<BundleResult> {
   return { code: node.code, evaluator: evaluator.code, evalThread: evalThread.code, warnings: [...node.warnings, ...evaluator.warnings, ...evalThread.warnings] }
 }
 
-async function bundleOne (entry: string, image: EmbeddedImage): Promise<{ code: string, warnings: string[] }> {
+export async function bundleOne (entry: string, image: EmbeddedImage): Promise<{ code: string, warnings: string[] }> {
   const esbuild = require('esbuild') as typeof import('esbuild')
   const result = await esbuild.build({
     entryPoints: [entry],
@@ -56,6 +66,9 @@ async function bundleOne (entry: string, image: EmbeddedImage): Promise<{ code: 
     outfile: 'origin-node.js',
     logLevel: 'silent',
     legalComments: 'none',
+    // Comments and layout are a third of the bundle, held twice in memory (see UNUSED);
+    // names stay, so a stack trace from the executable still names its functions.
+    minifyWhitespace: true,
     plugins: [{
       name: 'origin-image',
       setup (b) {
@@ -64,6 +77,9 @@ async function bundleOne (entry: string, image: EmbeddedImage): Promise<{ code: 
         const optional = new RegExp(`^(${OPTIONAL.join('|')})(/|$)|\\.node$`)
         b.onResolve({ filter: optional }, (a) => ({ path: a.path, namespace: 'absent' }))
         b.onLoad({ filter: /.*/, namespace: 'absent' }, (a) => ({ contents: `throw new Error(${JSON.stringify(`${a.path} is not part of origin-node`)})`, loader: 'js' }))
+        const unused = new RegExp(`^(${UNUSED.map((p) => p.replace('/', '\\/')).join('|')})(/|$)`)
+        b.onResolve({ filter: unused }, (a) => ({ path: a.path, namespace: 'unused' }))
+        b.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({ contents: standIn(a.path), loader: 'js' }))
         b.onResolve({ filter: /^origin-image$/ }, () => ({ path: 'origin-image', namespace: 'origin-image' }))
         b.onLoad({ filter: /.*/, namespace: 'origin-image' }, () => ({ contents: `module.exports = ${JSON.stringify(image)}`, loader: 'js' }))
       }
@@ -71,6 +87,16 @@ async function bundleOne (entry: string, image: EmbeddedImage): Promise<{ code: 
   })
   const warnings = esbuild.formatMessagesSync(result.warnings, { kind: 'warning', color: false })
   return { code: oneByte(result.outputFiles[0].text), warnings }
+}
+
+/**
+ * A module for package `name` that can be required and read at the top of a module, but
+ * throws, naming the package, when anything of it is called or constructed.
+ */
+export function standIn (name: string): string {
+  const message = JSON.stringify(`${name} is not part of origin-node: dockerode needs it only for ssh:// engines and BuildKit, which origin does not use`)
+  return `function fail () { throw new Error(${message}) }
+module.exports = new Proxy({}, { get: (_, key) => (typeof key === 'symbol' || key === '__esModule' || key === 'then') ? undefined : new Proxy(fail, { construct: fail }) })`
 }
 
 /**

@@ -142,8 +142,11 @@ export async function buildImage (o: BuildOptions): Promise<BuildResult> {
     build: facts
   }
   const bundled = await bundle(embedded)
-  const size = (code: string): string => `${(Buffer.byteLength(code) / 1024 / 1024).toFixed(1)} MiB`
-  step('bundle', `node program${o.keysOutside === true ? '' : ', keys'} and image.json: ${size(bundled.code)} of JavaScript; spec evaluator: ${size(bundled.evaluator)}`)
+  const size = (code: string): string => {
+    const bytes = Buffer.byteLength(code)
+    return bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+  }
+  step('bundle', `node program${o.keysOutside === true ? '' : ', keys'} and image.json: ${size(bundled.code)} of JavaScript; spec evaluator ${size(bundled.evaluator)} and eval thread ${size(bundled.evalThread)} (TypeScript apart, loaded when first needed)`)
 
   const blob = await makeBlob({ code: bundled.code, assets: { [EVALUATOR_ASSET]: bundled.evaluator, [EVAL_THREAD_ASSET]: bundled.evalThread, [TYPESCRIPT_ASSET]: await readFile(typescriptFile(), 'utf8') }, node, out: join(out, 'origin-node') })
   step('blob', `single executable blob, ${(blob.length / 1024 / 1024).toFixed(1)} MiB, by ${node}`)

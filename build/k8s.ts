@@ -9,6 +9,7 @@
  * restarts, so a machine keeps its node id) or an emptyDir.
  */
 import type { NodeKeyFile } from '../node/keys/image'
+import { NODE_OPTIONS } from '../node/launch'
 import { toYaml, type YamlValue } from './yaml'
 
 export interface K8sOptions {
@@ -62,7 +63,9 @@ export function k8sManifests (o: K8sOptions): Record<string, string> {
     { name: 'ORIGIN_DISCOVERY_DNS', value: `${name}.$(POD_NAMESPACE).svc.cluster.local` },
     ...(o.seeds.length === 0 ? [] : [{ name: 'ORIGIN_SEEDS', value: o.seeds.join(',') }]),
     { name: 'ORIGIN_DATA', value: dataDir },
-    { name: 'ORIGIN_KEYS', value: '/etc/origin/keys' }
+    { name: 'ORIGIN_KEYS', value: '/etc/origin/keys' },
+    // A small young generation: the node idles in less memory (README.md).
+    { name: 'NODE_OPTIONS', value: NODE_OPTIONS }
   ]
   const dataVolume = o.data === 'emptyDir'
     ? { name: 'data', emptyDir: {} }

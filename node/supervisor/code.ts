@@ -15,6 +15,7 @@ import { dirname, join, posix } from 'node:path'
 import { systemClock, type Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import { GitStore } from '../git/store'
+import { withoutNodeFlags } from '../launch'
 import type { Logger } from '../log'
 import type { Applied } from '../desired'
 import type { ServiceSpec } from '../desired/types'
@@ -196,7 +197,8 @@ export class CodeCache {
     this.onBuild({ service, what: 'started', detail: command })
     try {
       const code = await new Promise<number | string>((resolve) => {
-        const child = spawn('sh', ['-c', command], { cwd: dir, stdio: ['ignore', out.fd, out.fd] })
+        // The node's own V8 flags (NODE_OPTIONS of an origin-node) are not for the build's npm or tsc.
+        const child = spawn('sh', ['-c', command], { cwd: dir, stdio: ['ignore', out.fd, out.fd], env: withoutNodeFlags() })
         child.once('exit', (c, sig) => resolve(c ?? sig ?? 'unknown'))
         child.once('error', (err) => resolve(errorMessage(err)))
       })
