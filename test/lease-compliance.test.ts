@@ -6,65 +6,22 @@
  * schema is exercised too. Each test takes its own key, so they run side by side.
  */
 import test, { type ExecutionContext } from 'ava'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import net from 'node:net'
+import { rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { silentLogger } from '../node/log'
 import type { Lease, LeaseGrant } from '../node/membership/lease'
 import { loadLayerPlugin } from '../node/plugins'
+import { freeLoopbackPort, listening, REDIS_SERVER, startRedis, startServer, type Cleanup } from './helpers/servers'
 import { waitFor } from './helpers/wait'
 
 const TTL = 2000
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)) })
-  })
-}
-
-interface Server { proc: ChildProcess, dir: string, output: () => string }
-const servers: Server[] = []
-
-/** A program on loopback in a temp dir of its own, killed and removed after the suite (and if this process exits first). */
-async function run (command: string, args: (dir: string) => string[]): Promise<Server> {
-  const dir = await mkdtemp(join(os.tmpdir(), 'origin-lease-compliance-'))
-  const proc = spawn(command, args(dir), { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir })
-  let out = ''
-  const keep = (b: Buffer): void => { out = (out + b.toString()).slice(-10_000) }
-  proc.stdout?.on('data', keep)
-  proc.stderr?.on('data', keep)
-  process.once('exit', () => proc.kill('SIGKILL'))
-  const s = { proc, dir, output: () => out }
-  servers.push(s)
-  return s
-}
-
-test.after.always(async () => {
-  await Promise.all(servers.map(async (s) => {
-    if (s.proc.exitCode === null && s.proc.signalCode === null) {
-      const gone = new Promise((resolve) => s.proc.once('exit', resolve))
-      s.proc.kill('SIGKILL')
-      await gone
-    }
-    await rm(s.dir, { recursive: true, force: true })
-  }))
-})
-
-/** Answers a TCP connect at `port`, or the server exited (thrown with its output). */
-async function listening (s: Server, port: number, what: string): Promise<void> {
-  await waitFor(async () => {
-    if (s.proc.exitCode !== null) throw new Error(`${what} exited: ${s.output().slice(-2000)}`)
-    return await new Promise<boolean>((resolve) => {
-      const c = net.connect({ host: '127.0.0.1', port }, () => { c.destroy(); resolve(true) })
-      c.once('error', () => resolve(false))
-    })
-  }, { what: `${what} to listen on 127.0.0.1:${port}`, timeoutMs: 20_000 })
-}
+/** Everything the suite started, stopped and removed after it. */
+const cleanups: Array<() => Promise<void>> = []
+const cleanup: Cleanup = (fn) => { cleanups.push(fn) }
+test.after.always(async () => { await Promise.all(cleanups.map(async (fn) => await fn())) })
 
 interface Implementation {
   name: string
@@ -85,11 +42,11 @@ const implementations: Implementation[] = [
     name: 'lease-etcd',
     missing: existsSync('/usr/bin/etcd') ? undefined : 'no /usr/bin/etcd (apt-get install etcd-server)',
     engine: async () => {
-      const [client, peer] = [await freePort(), await freePort()]
+      const [client, peer] = [await freeLoopbackPort(), await freeLoopbackPort()]
       const url = `http://127.0.0.1:${client}`
       const peerUrl = `http://127.0.0.1:${peer}`
-      const s = await run('/usr/bin/etcd', (dir) => ['--name', 'e1', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url,
-        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `e1=${peerUrl}`])
+      const s = await startServer('/usr/bin/etcd', (dir) => ['--name', 'e1', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url,
+        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `e1=${peerUrl}`], cleanup)
       await listening(s, client, 'etcd')
       return { endpoints: [url], ttlMs: TTL }
     },
@@ -98,14 +55,10 @@ const implementations: Implementation[] = [
   },
   {
     name: 'lease-redis',
-    missing: existsSync('/usr/bin/redis-server') ? undefined : 'no /usr/bin/redis-server (apt-get install redis-server)',
+    missing: existsSync(REDIS_SERVER) ? undefined : `no ${REDIS_SERVER} (apt-get install redis-server)`,
     engine: async () => {
-      const port = await freePort()
-      const s = await run('/usr/bin/redis-server', (dir) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--requirepass', REDIS_PASSWORD])
-      await listening(s, port, 'redis-server')
-      const passwordFile = join(s.dir, 'password')
-      await writeFile(passwordFile, REDIS_PASSWORD + '\n', { mode: 0o600 })
-      return { url: `redis://127.0.0.1:${port}`, ttlMs: TTL, passwordFile }
+      const { url, passwordFile } = await startRedis(cleanup, REDIS_PASSWORD)
+      return { url, ttlMs: TTL, passwordFile }
     },
     unreachable: (port) => ({ url: `redis://127.0.0.1:${port}`, requestTimeoutMs: 500 }),
     names: (port) => new RegExp(`redis 127\\.0\\.0\\.1:${port}`)
@@ -200,7 +153,7 @@ for (const impl of implementations) {
   })
 
   test(`${impl.name}: a call to an engine nobody answers at rejects within its timeout, naming where it tried`, async (t) => {
-    const port = await freePort()
+    const port = await freeLoopbackPort()
     const l = loadLayerPlugin('lease', { use: impl.name, config: impl.unreachable(port) }).factory({ key: '/origin/nobody/downing' })({ log: silentLogger }) as Lease
     await l.start()
     t.teardown(async () => await l.stop())

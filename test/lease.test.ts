@@ -1,13 +1,12 @@
 /**
- * The `lease` downing strategy against a real etcd (Debian's etcd-server, started here on
- * free loopback ports; skipped with a message where /usr/bin/etcd is missing): the
- * lease-etcd plugin's acquire, renew, release, expiry and fencing tokens; then two real
- * node processes with strategy lease: the survivor of a kill -9 downs the other with no
- * command and runs the singleton; a partition (iptables, root) leaves the singleton on
- * exactly one side.
+ * The `lease` downing strategy against a real etcd (Debian's etcd-server) and a real Redis
+ * (redis-server), each started here on free loopback ports and skipped with a message where
+ * the program is missing: the lease-etcd plugin's acquire, renew, release, expiry and
+ * fencing tokens; then, with each of lease-etcd and lease-redis, real node processes with
+ * strategy lease: the survivor of a kill -9 downs the other with no command and runs the
+ * singleton; a partition (iptables, root) leaves the singleton on exactly one side.
  */
-import test from 'ava'
-import { spawn, type ChildProcess } from 'node:child_process'
+import test, { type ExecutionContext } from 'ava'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
@@ -23,6 +22,7 @@ import { running as runningProcs } from './helpers/procs'
 import { fastMembership } from './helpers/cluster'
 import { specDirCluster } from './helpers/spec-dir'
 import { iptablesWorks, isolate } from './helpers/iptables'
+import { freeLoopbackPort, REDIS_SERVER, startRedis, startServer, type ServerProcess } from './helpers/servers'
 import { waitFor } from './helpers/wait'
 
 const ETCD = '/usr/bin/etcd'
@@ -30,15 +30,7 @@ const haveEtcd = existsSync(ETCD)
 if (!haveEtcd) console.log(`lease: skipped: no ${ETCD} (apt-get install etcd-server)`)
 const etcdTest = haveEtcd ? test.serial : test.serial.skip
 
-async function freePort (host: string): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, host, () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)) })
-  })
-}
-
-interface Etcd { url: string, proc: ChildProcess, output: () => string }
+interface Etcd { url: string, server: ServerProcess }
 /** PEM files: etcd's certificate and key, the CA that signed them, a client certificate and key. */
 interface EtcdTls { ca: string, cert: string, key: string, clientCert: string, clientKey: string }
 
@@ -53,38 +45,31 @@ async function makeTls (dir: string): Promise<EtcdTls> {
 }
 
 /**
- * A one-member etcd on free loopback ports, in its own temp dir; killed and removed at
- * teardown (and killed if this process exits first). With `tls`: https, client
- * certificates required.
+ * A one-member etcd on free loopback ports (helpers/servers: its own temp dir, gone at
+ * teardown). With `tls`: https, client certificates required.
  */
-async function startEtcd (t: { teardown (fn: () => Promise<void>): void }, o: { tls?: boolean } = {}): Promise<Etcd & { tls?: EtcdTls }> {
-  const dir = await mkdtemp(join(os.tmpdir(), 'origin-etcd-'))
-  const [client, peer] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')]
-  const tls = o.tls === true ? await makeTls(dir) : undefined
-  const url = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${client}`
+async function startEtcd (t: ExecutionContext, o: { tls?: boolean } = {}): Promise<Etcd & { tls?: EtcdTls }> {
+  const [client, peer] = [await freeLoopbackPort(), await freeLoopbackPort()]
+  const scheme = o.tls === true ? 'https' : 'http'
+  const url = `${scheme}://127.0.0.1:${client}`
   const peerUrl = `http://127.0.0.1:${peer}`
+  // Certificates first, in a dir of their own: etcd reads them as it starts.
+  let tls: EtcdTls | undefined
+  if (o.tls === true) {
+    const dir = await mkdtemp(join(os.tmpdir(), 'origin-etcd-tls-'))
+    t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+    tls = await makeTls(dir)
+  }
   const tlsArgs = tls === undefined ? [] : ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth']
-  const proc = spawn(ETCD, ['--name', 'e1', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url,
-    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `e1=${peerUrl}`, ...tlsArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const orphan = (): void => { proc.kill('SIGKILL') }
-  process.once('exit', orphan)
-  let out = ''
-  const keep = (b: Buffer): void => { out = (out + b.toString()).slice(-20_000) }
-  proc.stdout?.on('data', keep)
-  proc.stderr?.on('data', keep)
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
-  t.teardown(async () => {
-    process.off('exit', orphan)
-    if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGKILL'); await exited }
-    await rm(dir, { recursive: true, force: true })
-  })
+  const server = await startServer(ETCD, (dir) => ['--name', 'e1', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `e1=${peerUrl}`, ...tlsArgs], (fn) => t.teardown(fn))
   const pem = tls === undefined ? undefined : { ca: await readFile(tls.ca, 'utf8'), cert: await readFile(tls.clientCert, 'utf8'), key: await readFile(tls.clientKey, 'utf8') }
   const probe = new EtcdClient({ endpoints: [url], timeoutMs: 1000, tls: pem })
   await waitFor(async () => {
-    if (proc.exitCode !== null) throw new Error(`etcd exited: ${out.slice(-2000)}`)
+    if (server.proc.exitCode !== null) throw new Error(`etcd exited: ${server.output().slice(-2000)}`)
     return await probe.call('/v3/kv/range', { key: b64('/') }).then(() => true, () => false)
   }, { what: `etcd to answer at ${url}`, timeoutMs: 20_000 })
-  return { url, proc, output: () => out, tls }
+  return { url, server, tls }
 }
 
 async function started (l: Lease): Promise<Lease> {
@@ -154,7 +139,7 @@ etcdTest('lease-etcd: an endpoint that is down or never answers is skipped, and 
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
   t.teardown(async () => { for (const sock of held) sock.destroy(); await new Promise((resolve) => silent.close(resolve)) })
   const mute = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`
-  const closed = `http://127.0.0.1:${await freePort('127.0.0.1')}`
+  const closed = `http://127.0.0.1:${await freeLoopbackPort()}`
   const l = await started(etcdLease({ endpoints: [closed, mute, etcd.url], key: '/origin/test/failover', requestTimeoutMs: 300 })({ log: silentLogger }))
   t.like(await l.acquire('n1', 2000), { kind: 'granted' }, 'the third endpoint answers')
   await l.stop()
@@ -200,16 +185,64 @@ test('lease-etcd: image.json config is checked against its schema, naming the la
   t.notThrows(() => loadLayerPlugin('lease', { use: 'lease-etcd', config: { endpoints: ['http://127.0.0.1:2379', 'https://etcd-2:2379'], ttlMs: 5000, tls: { caFile: '/etc/etcd/ca.pem' } } }))
 })
 
-// ---- two real nodes ----
+// ---- real nodes, with each lease plugin ----
+
+const REDIS_PASSWORD = 'lease-test-secret'
+const DOWNING_KEY = '/origin/test/downing'
+
+/** A lease engine running for one test: the plugin's image.json config, and who holds the downing key. */
+interface RunningEngine { config: Record<string, unknown>, holder: () => Promise<string | undefined> }
+interface LeaseEngine {
+  plugin: 'lease-etcd' | 'lease-redis'
+  /** Why it cannot run here, if it cannot. */
+  missing?: string
+  start: (t: ExecutionContext) => Promise<RunningEngine>
+}
+
+/** Who holds the downing key, read through the plugin itself (its Lease contract's read). */
+async function holderVia (t: ExecutionContext, plugin: string, config: Record<string, unknown>): Promise<() => Promise<string | undefined>> {
+  const l = loadLayerPlugin('lease', { use: plugin, config }).factory({ key: DOWNING_KEY })({ log: silentLogger }) as Lease
+  await l.start()
+  t.teardown(async () => await l.stop())
+  return async () => (await l.read())?.holder
+}
+
+const engines: LeaseEngine[] = [
+  {
+    plugin: 'lease-etcd',
+    missing: haveEtcd ? undefined : `no ${ETCD} (apt-get install etcd-server)`,
+    start: async (t) => {
+      const etcd = await startEtcd(t)
+      const etcdc = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 })
+      // Read from etcd as it is, not through the plugin: the key holds the holder's name.
+      const holder = async (): Promise<string | undefined> => {
+        const r = await etcdc.call('/v3/kv/range', { key: b64(DOWNING_KEY) })
+        return r.kvs?.[0] === undefined ? undefined : unb64(r.kvs[0].value)
+      }
+      return { config: { endpoints: [etcd.url] }, holder }
+    }
+  },
+  {
+    plugin: 'lease-redis',
+    missing: existsSync(REDIS_SERVER) ? undefined : `no ${REDIS_SERVER} (apt-get install redis-server)`,
+    start: async (t) => {
+      const { url, passwordFile } = await startRedis((fn) => t.teardown(fn), REDIS_PASSWORD)
+      const config = { url, passwordFile }
+      return { config, holder: await holderVia(t, 'lease-redis', config) }
+    }
+  }
+]
+for (const e of engines) if (e.missing !== undefined) console.log(`lease: ${e.plugin} node tests skipped: ${e.missing}`)
 
 const sleeperJs = join(resolve(__dirname, '..', '..', 'test', 'fixtures', 'procs'), 'sleeper.js')
 const singleton = { run: { command: 'node', args: [sleeperJs] }, placement: { kind: 'singleton' }, stopGraceMs: 1000 }
 const DOWN_AFTER_MS = 3000
 
-async function leaseCluster (t: Parameters<typeof specDirCluster>[0], etcd: Etcd, ttlMs = 3000, downAfterMs = DOWN_AFTER_MS): Promise<Awaited<ReturnType<typeof specDirCluster>> & { image: Record<string, unknown> }> {
+async function leaseCluster (t: ExecutionContext, engine: LeaseEngine, ttlMs = 3000, downAfterMs = DOWN_AFTER_MS): Promise<Awaited<ReturnType<typeof specDirCluster>> & { image: Record<string, unknown>, holder: () => Promise<string | undefined> }> {
+  const running = await engine.start(t)
   const s = await specDirCluster(t, { membership: { strategy: 'lease', downAfterMs } })
-  const image = { specDir: s.dir, layers: { lease: { use: 'lease-etcd', config: { endpoints: [etcd.url], ttlMs } } } }
-  return { ...s, image }
+  const image = { specDir: s.dir, layers: { lease: { use: engine.plugin, config: { ...running.config, ttlMs } } } }
+  return { ...s, image, holder: running.holder }
 }
 
 /**
@@ -223,47 +256,6 @@ async function runningOn (s: Awaited<ReturnType<typeof specDirCluster>>, names: 
   return cwds.flatMap((cwd) => names.filter((n) => cwd.startsWith(s.c.node(n).dir + '/')))
 }
 
-etcdTest('lease: of two nodes, the survivor of a kill -9 (the lowest id, which keep-majority could not spare) downs it with no command and runs the singleton alone', async (t) => {
-  const etcd = await startEtcd(t)
-  const s = await leaseCluster(t, etcd)
-  await s.c.start({ name: 'a', image: s.image })
-  await s.c.start({ name: 'b', image: s.image })
-  await s.c.explainFailure(async () => {
-    await s.c.waitForView({ a: 'alive', b: 'alive' })
-    await waitFor(async () => /downing: lease after 3\.0 s/.test(await s.c.node('b').log()), { what: 'b to take the spec\'s downing policy' })
-    await s.write('services/one.json', singleton)
-    await s.waitInstances('b', 'one', 1)
-
-    const killed = Date.now()
-    s.c.node('a').proc.signal('SIGKILL')
-    await s.c.waitForView({ a: 'dead' }, { on: ['b'] })
-    const dead = Date.now()
-    await s.c.waitForView({ a: 'left' }, { on: ['b'], timeoutMs: 30_000 })
-    const downed = Date.now()
-    const [one] = await waitFor(async () => {
-      const r = await s.instances('b', 'one', 'ready')
-      return r.length === 1 && r[0].node === 'b' ? r : undefined
-    }, { what: 'the singleton to run on b', timeoutMs: 30_000 })
-    const ready = Date.now()
-    t.is(one.node, 'b')
-    // As the host sees it too (the report may be a moment ahead of the process table).
-    await waitFor(async () => { const r = await runningOn(s, ['a', 'b']); return r.length === 1 && r[0] === 'b' }, { what: 'one copy running, on b', timeoutMs: 5000 })
-    const restarts = (await s.c.node('b').log()).split('\n').filter((l) => / b\/supervisor.*one-0/.test(l) && Date.parse(l.slice(0, 24)) > killed)
-    t.log(restarts.join('\n'))
-    const log = await s.c.node('b').log()
-    t.regex(log, /lease \/origin\/test\/downing acquired, token \d+/)
-    t.regex(log, /downing a \(lease: this node holds \/origin\/test\/downing, token \d+; stable for/)
-    // The journal says which strategy decided.
-    const client = await s.c.client('b')
-    const downing = [...(await client.events({ node: 'b' }) ?? [])].filter((e) => e.kind === 'downing')
-    t.true(downing.some((e) => e.kind === 'downing' && e.what === 'downed' && e.strategy === 'lease' && /^downing a \(lease: this node holds/.test(e.text)), JSON.stringify(downing))
-    // b keeps the lease (a never comes back): the holder in etcd is b.
-    const range = await new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 }).call('/v3/kv/range', { key: b64('/origin/test/downing') })
-    t.is(unb64(range.kvs?.[0]?.value), 'b')
-    t.log(`kill -9 a -> dead on b ${dead - killed} ms, -> downed ${downed - killed} ms, -> singleton ready on b ${ready - killed} ms (downAfterMs ${DOWN_AFTER_MS})`)
-  })
-})
-
 test.serial('lease: a node without a lease plugin, told to use strategy lease, says in its log what it needs', async (t) => {
   const s = await specDirCluster(t, { membership: { strategy: 'lease', downAfterMs: DOWN_AFTER_MS } })
   await s.c.start({ name: 'a', image: { specDir: s.dir } })
@@ -273,135 +265,171 @@ test.serial('lease: a node without a lease plugin, told to use strategy lease, s
   t.pass()
 })
 
-const partitionTest = haveEtcd && iptablesWorks() ? test.serial : test.serial.skip
-if (haveEtcd && !iptablesWorks()) console.log('lease: partition test skipped: needs root and iptables')
+if (!iptablesWorks()) console.log('lease: partition tests skipped: need root and iptables')
 
+for (const engine of engines) {
+  const nodeTest = engine.missing === undefined ? test.serial : test.serial.skip
+  const partitionTest = engine.missing === undefined && iptablesWorks() ? test.serial : test.serial.skip
 
-partitionTest('lease: two nodes cut apart both reach etcd; only the lease holder downs the other and runs the singleton, never both at once; healed, they are one cluster again', async (t) => {
-  const etcd = await startEtcd(t)
-  const s = await leaseCluster(t, etcd)
-  let heal = (): void => {}
-  t.teardown(async () => { heal() })
-  await s.c.start({ name: 'a', image: s.image })
-  await s.c.start({ name: 'b', image: s.image })
-  await s.c.explainFailure(async () => {
-    await s.c.waitForView({ a: 'alive', b: 'alive' })
-    await waitFor(async () => (await Promise.all(['a', 'b'].map(async (n) => /downing: lease after 3\.0 s/.test(await s.c.node(n).log())))).every(Boolean), { what: 'both to take the spec\'s downing policy' })
-    await s.write('services/one.json', singleton)
-    const [first] = await waitFor(async () => { const r = await runningOn(s, ['a', 'b']); return r.length === 1 ? r : undefined }, { what: 'the singleton to run' })
-    // From here to the end, sampled every 25 ms: never two copies at once.
-    const twice: string[][] = []
-    let watching = true
-    const watcher = (async () => {
-      while (watching) {
+  nodeTest(`lease (${engine.plugin}): of two nodes, the survivor of a kill -9 (the lowest id, which keep-majority could not spare) downs it with no command and runs the singleton alone`, async (t) => {
+    const s = await leaseCluster(t, engine)
+    await s.c.start({ name: 'a', image: s.image })
+    await s.c.start({ name: 'b', image: s.image })
+    await s.c.explainFailure(async () => {
+      await s.c.waitForView({ a: 'alive', b: 'alive' })
+      await waitFor(async () => /downing: lease after 3\.0 s/.test(await s.c.node('b').log()), { what: 'b to take the spec\'s downing policy' })
+      await s.write('services/one.json', singleton)
+      await s.waitInstances('b', 'one', 1)
+
+      const killed = Date.now()
+      s.c.node('a').proc.signal('SIGKILL')
+      await s.c.waitForView({ a: 'dead' }, { on: ['b'] })
+      const dead = Date.now()
+      await s.c.waitForView({ a: 'left' }, { on: ['b'], timeoutMs: 30_000 })
+      const downed = Date.now()
+      const [one] = await waitFor(async () => {
+        const r = await s.instances('b', 'one', 'ready')
+        return r.length === 1 && r[0].node === 'b' ? r : undefined
+      }, { what: 'the singleton to run on b', timeoutMs: 30_000 })
+      const ready = Date.now()
+      t.is(one.node, 'b')
+      // As the host sees it too (the report may be a moment ahead of the process table).
+      await waitFor(async () => { const r = await runningOn(s, ['a', 'b']); return r.length === 1 && r[0] === 'b' }, { what: 'one copy running, on b', timeoutMs: 5000 })
+      const restarts = (await s.c.node('b').log()).split('\n').filter((l) => / b\/supervisor.*one-0/.test(l) && Date.parse(l.slice(0, 24)) > killed)
+      t.log(restarts.join('\n'))
+      const log = await s.c.node('b').log()
+      t.regex(log, /lease \/origin\/test\/downing acquired, token \d+/)
+      t.regex(log, /downing a \(lease: this node holds \/origin\/test\/downing, token \d+; stable for/)
+      // The journal says which strategy decided.
+      const client = await s.c.client('b')
+      const downing = [...(await client.events({ node: 'b' }) ?? [])].filter((e) => e.kind === 'downing')
+      t.true(downing.some((e) => e.kind === 'downing' && e.what === 'downed' && e.strategy === 'lease' && /^downing a \(lease: this node holds/.test(e.text)), JSON.stringify(downing))
+      // b keeps the lease (a never comes back): the engine says b holds it.
+      t.is(await s.holder(), 'b')
+      t.log(`${engine.plugin}: kill -9 a -> dead on b ${dead - killed} ms, -> downed ${downed - killed} ms, -> singleton ready on b ${ready - killed} ms (downAfterMs ${DOWN_AFTER_MS})`)
+    })
+  })
+
+  partitionTest(`lease (${engine.plugin}): two nodes cut apart both reach the lease engine; only the lease holder downs the other and runs the singleton, never both at once; healed, they are one cluster again`, async (t) => {
+    const s = await leaseCluster(t, engine)
+    let heal = (): void => {}
+    t.teardown(async () => { heal() })
+    await s.c.start({ name: 'a', image: s.image })
+    await s.c.start({ name: 'b', image: s.image })
+    await s.c.explainFailure(async () => {
+      await s.c.waitForView({ a: 'alive', b: 'alive' })
+      await waitFor(async () => (await Promise.all(['a', 'b'].map(async (n) => /downing: lease after 3\.0 s/.test(await s.c.node(n).log())))).every(Boolean), { what: 'both to take the spec\'s downing policy' })
+      await s.write('services/one.json', singleton)
+      const [first] = await waitFor(async () => { const r = await runningOn(s, ['a', 'b']); return r.length === 1 ? r : undefined }, { what: 'the singleton to run' })
+      // From here to the end, sampled every 25 ms: never two copies at once.
+      const twice: string[][] = []
+      let watching = true
+      const watcher = (async () => {
+        while (watching) {
+          const now = await runningOn(s, ['a', 'b'])
+          if (now.length > 1) twice.push(now)
+          await new Promise((resolve) => setTimeout(resolve, 25))
+        }
+      })()
+      t.teardown(async () => { watching = false; await watcher })
+      // Cut the node that runs the singleton: the case where running it twice is likeliest.
+      const cut = first
+      const other = cut === 'a' ? 'b' : 'a'
+      const cutAt = Date.now()
+      heal = isolate(s.c.node(cut).address.split(':')[0])
+      const downer = await waitFor(async () => {
         const now = await runningOn(s, ['a', 'b'])
-        if (now.length > 1) twice.push(now)
-        await new Promise((resolve) => setTimeout(resolve, 25))
+        t.true(now.length <= 1, `never two singletons: ${JSON.stringify(now)}`)
+        const logs = await Promise.all(['a', 'b'].map(async (n) => await s.c.node(n).log()))
+        const downers = ['a', 'b'].filter((n, i) => new RegExp(`downing ${n === 'a' ? 'b' : 'a'} \\(lease: this node holds`).test(logs[i]))
+        return downers.length > 0 && now.length === 1 && now[0] === downers[0] ? downers : undefined
+      }, { intervalMs: 25, timeoutMs: 40_000, what: 'one side to down the other and run the singleton' })
+      t.is(downer.length, 1, 'only one side downed the other')
+      const winner = downer[0]
+      const loser = winner === 'a' ? 'b' : 'a'
+      const downedAt = Date.now()
+      // The loser waits on the lease: it logs who holds it and keeps the singleton stopped.
+      await waitFor(async () => new RegExp(`downing: lease: held by ${winner} \\(/origin/test/downing, token \\d+\\)`).test(await s.c.node(loser).log()), { what: `${loser} to say ${winner} holds the lease` })
+      for (let i = 0; i < 20; i++) {
+        t.deepEqual(await runningOn(s, ['a', 'b']), [winner], 'during the partition, the singleton runs on the lease holder only')
+        await new Promise((resolve) => setTimeout(resolve, 100))
       }
-    })()
-    t.teardown(async () => { watching = false; await watcher })
-    // Cut the node that runs the singleton: the case where running it twice is likeliest.
-    const cut = first
-    const other = cut === 'a' ? 'b' : 'a'
-    const cutAt = Date.now()
-    heal = isolate(s.c.node(cut).address.split(':')[0])
-    const downer = await waitFor(async () => {
-      const now = await runningOn(s, ['a', 'b'])
-      t.true(now.length <= 1, `never two singletons: ${JSON.stringify(now)}`)
-      const logs = await Promise.all(['a', 'b'].map(async (n) => await s.c.node(n).log()))
-      const downers = ['a', 'b'].filter((n, i) => new RegExp(`downing ${n === 'a' ? 'b' : 'a'} \\(lease: this node holds`).test(logs[i]))
-      return downers.length > 0 && now.length === 1 && now[0] === downers[0] ? downers : undefined
-    }, { intervalMs: 25, timeoutMs: 40_000, what: 'one side to down the other and run the singleton' })
-    t.is(downer.length, 1, 'only one side downed the other')
-    const winner = downer[0]
-    const loser = winner === 'a' ? 'b' : 'a'
-    const downedAt = Date.now()
-    // The loser waits on the lease: it logs who holds it and keeps the singleton stopped.
-    await waitFor(async () => new RegExp(`downing: lease: held by ${winner} \\(/origin/test/downing, token \\d+\\)`).test(await s.c.node(loser).log()), { what: `${loser} to say ${winner} holds the lease` })
-    for (let i = 0; i < 20; i++) {
-      t.deepEqual(await runningOn(s, ['a', 'b']), [winner], 'during the partition, the singleton runs on the lease holder only')
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-    t.false(new RegExp(`downing ${winner} \\(`).test(await s.c.node(loser).log()), `${loser} never downed ${winner}`)
-    t.log(`cut ${cut} (it ran the singleton; ${other} did not) -> ${winner} downed ${loser} and runs the singleton ${downedAt - cutAt} ms later`)
+      t.false(new RegExp(`downing ${winner} \\(`).test(await s.c.node(loser).log()), `${loser} never downed ${winner}`)
+      t.log(`${engine.plugin}: cut ${cut} (it ran the singleton; ${other} did not) -> ${winner} downed ${loser} and runs the singleton ${downedAt - cutAt} ms later`)
 
-    heal()
-    const healedAt = Date.now()
-    await s.c.waitForView({ a: 'alive', b: 'alive' }, { timeoutMs: 30_000 })
-    await waitFor(async () => new RegExp('lease /origin/test/downing released \\(token \\d+\\): (a|b) back').test(await s.c.node(winner).log()), { what: `${winner} to release the lease once ${loser} is back` })
-    // After the heal the schedule may hand the singleton over (stop, then start elsewhere): never two at once, and one in the end.
-    for (let i = 0; i < 20; i++) {
-      const now = await runningOn(s, ['a', 'b'])
-      t.true(now.length <= 1, `after the heal, never two singletons: ${JSON.stringify(now)}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-    await waitFor(async () => (await runningOn(s, ['a', 'b'])).length === 1, { what: 'one singleton after the heal' })
-    watching = false
-    await watcher
-    t.deepEqual(twice, [], 'never two copies of the singleton at once, from the cut to the end')
-    t.log(`healed -> both alive on both and the lease released ${Date.now() - healedAt} ms later`)
-  })
-})
-
-partitionTest('lease: three nodes down a lone one cut off, then their lease holder is killed; whichever side takes the lease next, the singleton never runs on both', async (t) => {
-  const etcd = await startEtcd(t)
-  // A short ttl and a long downAfterMs: b, trying all along, takes the expired lease before
-  // the side-mates, who need it only once the holder's death has been stable for 6 s.
-  const s = await leaseCluster(t, etcd, 2000, 6000)
-  let heal = (): void => {}
-  t.teardown(async () => { heal() })
-  const names = ['a', 'c', 'd', 'b']
-  // b declares the others dead slowly (it fences its singletons as soon as they do), so the side of three takes the lease first.
-  for (const n of names) await s.c.start({ name: n, image: s.image, ...(n === 'b' ? { membership: { ...fastMembership, deadAfterMs: 6000 } } : {}) })
-  const etcdc = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 })
-  const holder = async (): Promise<string | undefined> => {
-    const r = await etcdc.call('/v3/kv/range', { key: b64('/origin/test/downing') })
-    return r.kvs?.[0] === undefined ? undefined : unb64(r.kvs[0].value)
-  }
-  await s.c.explainFailure(async () => {
-    await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive', d: 'alive' })
-    await waitFor(async () => (await Promise.all(names.map(async (n) => /downing: lease after 6\.0 s/.test(await s.c.node(n).log())))).every(Boolean), { what: 'all to take the spec\'s downing policy' })
-    await s.write('services/one.json', singleton)
-    await waitFor(async () => { const r = await runningOn(s, names); return r.length === 1 }, { what: 'the singleton to run' })
-    const twice: string[][] = []
-    let watching = true
-    const watcher = (async () => {
-      while (watching) {
-        const now = await runningOn(s, names)
-        if (now.length > 1) twice.push(now)
-        await new Promise((resolve) => setTimeout(resolve, 25))
+      heal()
+      const healedAt = Date.now()
+      await s.c.waitForView({ a: 'alive', b: 'alive' }, { timeoutMs: 30_000 })
+      await waitFor(async () => new RegExp('lease /origin/test/downing released \\(token \\d+\\): (a|b) back').test(await s.c.node(winner).log()), { what: `${winner} to release the lease once ${loser} is back` })
+      // After the heal the schedule may hand the singleton over (stop, then start elsewhere): never two at once, and one in the end.
+      for (let i = 0; i < 20; i++) {
+        const now = await runningOn(s, ['a', 'b'])
+        t.true(now.length <= 1, `after the heal, never two singletons: ${JSON.stringify(now)}`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
       }
-    })()
-    t.teardown(async () => { watching = false; await watcher })
-
-    heal = isolate(s.c.node('b').address.split(':')[0])
-    await waitFor(async () => (await Promise.all(['a', 'c', 'd'].map(async (n) => /downing b \(lease: this node holds/.test(await s.c.node(n).log())))).some(Boolean), { what: 'the side of three to down b', timeoutMs: 30_000 })
-    const first = await holder()
-    t.true(first !== undefined && ['a', 'c', 'd'].includes(first), `the side of three holds the lease (${String(first)})`)
-    const mates = ['a', 'c', 'd'].filter((n) => n !== first)
-    await waitFor(async () => { const r = await runningOn(s, names); return r.length === 1 && mates.concat(first as string).includes(r[0]) }, { what: 'the singleton to run on the side of three' })
-
-    // b, cut off, has been trying for the lease (it sees the three dead): then the holder dies.
-    await waitFor(async () => new RegExp(`lease /origin/test/downing held by ${first as string}`).test(await s.c.node('b').log()), { what: `b to see ${first as string} holds the lease`, timeoutMs: 30_000 })
-    const killedAt = Date.now()
-    s.c.node(first as string).proc.signal('SIGKILL')
-    // The lease expires with nobody of its side renewing it; b (needing it all along) or a side-mate takes it, and downs the rest.
-    const next = await waitFor(async () => { const h = await holder(); return h !== undefined && h !== first ? h : undefined }, { what: 'someone to take the lease after its holder died', timeoutMs: 30_000 })
-    const takenAt = Date.now()
-    const runner = await waitFor(async () => { const r = await runningOn(s, names); return r.length === 1 && r[0] === next ? r[0] : undefined }, { what: `the singleton to run on ${next}, the new holder`, timeoutMs: 30_000 })
-    t.is(runner, next)
-    const runsAt = Date.now()
-    for (let i = 0; i < 20; i++) {
-      t.deepEqual(await runningOn(s, names), [next], 'only the lease holder\'s side runs it')
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-    if (next === 'b') {
-      const said = await Promise.all(mates.map(async (n) => /the downing lease is held by b, which this node does not see alive/.test(await s.c.node(n).log())))
-      t.true(said.some(Boolean), `${mates.join(' or ')} says it gave the singleton up to the other side's lease`)
-    }
-    watching = false
-    await watcher
-    t.deepEqual(twice, [], 'never two copies at once')
-    t.log(`${first as string} held the lease and downed b; killed, the lease went to ${next} ${takenAt - killedAt} ms later (${next === 'b' ? 'the other side: the side-mates stopped their singleton' : 'a side-mate'}), which runs the singleton ${runsAt - killedAt} ms after the kill`)
+      await waitFor(async () => (await runningOn(s, ['a', 'b'])).length === 1, { what: 'one singleton after the heal' })
+      watching = false
+      await watcher
+      t.deepEqual(twice, [], 'never two copies of the singleton at once, from the cut to the end')
+      t.log(`healed -> both alive on both and the lease released ${Date.now() - healedAt} ms later`)
+    })
   })
-})
+
+  partitionTest(`lease (${engine.plugin}): three nodes down a lone one cut off, then their lease holder is killed; whichever side takes the lease next, the singleton never runs on both`, async (t) => {
+    // A short ttl and a long downAfterMs: b, trying all along, takes the expired lease before
+    // the side-mates, who need it only once the holder's death has been stable for 6 s.
+    const s = await leaseCluster(t, engine, 2000, 6000)
+    let heal = (): void => {}
+    t.teardown(async () => { heal() })
+    const names = ['a', 'c', 'd', 'b']
+    // b declares the others dead slowly (it fences its singletons as soon as they do), so the side of three takes the lease first.
+    for (const n of names) await s.c.start({ name: n, image: s.image, ...(n === 'b' ? { membership: { ...fastMembership, deadAfterMs: 6000 } } : {}) })
+    const holder = s.holder
+    await s.c.explainFailure(async () => {
+      await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive', d: 'alive' })
+      await waitFor(async () => (await Promise.all(names.map(async (n) => /downing: lease after 6\.0 s/.test(await s.c.node(n).log())))).every(Boolean), { what: 'all to take the spec\'s downing policy' })
+      await s.write('services/one.json', singleton)
+      await waitFor(async () => { const r = await runningOn(s, names); return r.length === 1 }, { what: 'the singleton to run' })
+      const twice: string[][] = []
+      let watching = true
+      const watcher = (async () => {
+        while (watching) {
+          const now = await runningOn(s, names)
+          if (now.length > 1) twice.push(now)
+          await new Promise((resolve) => setTimeout(resolve, 25))
+        }
+      })()
+      t.teardown(async () => { watching = false; await watcher })
+
+      heal = isolate(s.c.node('b').address.split(':')[0])
+      await waitFor(async () => (await Promise.all(['a', 'c', 'd'].map(async (n) => /downing b \(lease: this node holds/.test(await s.c.node(n).log())))).some(Boolean), { what: 'the side of three to down b', timeoutMs: 30_000 })
+      const first = await holder()
+      t.true(first !== undefined && ['a', 'c', 'd'].includes(first), `the side of three holds the lease (${String(first)})`)
+      const mates = ['a', 'c', 'd'].filter((n) => n !== first)
+      await waitFor(async () => { const r = await runningOn(s, names); return r.length === 1 && mates.concat(first as string).includes(r[0]) }, { what: 'the singleton to run on the side of three' })
+
+      // b, cut off, has been trying for the lease (it sees the three dead): then the holder dies.
+      await waitFor(async () => new RegExp(`lease /origin/test/downing held by ${first as string}`).test(await s.c.node('b').log()), { what: `b to see ${first as string} holds the lease`, timeoutMs: 30_000 })
+      const killedAt = Date.now()
+      s.c.node(first as string).proc.signal('SIGKILL')
+      // The lease expires with nobody of its side renewing it; b (needing it all along) or a side-mate takes it, and downs the rest.
+      const next = await waitFor(async () => { const h = await holder(); return h !== undefined && h !== first ? h : undefined }, { what: 'someone to take the lease after its holder died', timeoutMs: 30_000 })
+      const takenAt = Date.now()
+      const runner = await waitFor(async () => { const r = await runningOn(s, names); return r.length === 1 && r[0] === next ? r[0] : undefined }, { what: `the singleton to run on ${next}, the new holder`, timeoutMs: 30_000 })
+      t.is(runner, next)
+      const runsAt = Date.now()
+      for (let i = 0; i < 20; i++) {
+        t.deepEqual(await runningOn(s, names), [next], 'only the lease holder\'s side runs it')
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      if (next === 'b') {
+        const said = await Promise.all(mates.map(async (n) => /the downing lease is held by b, which this node does not see alive/.test(await s.c.node(n).log())))
+        t.true(said.some(Boolean), `${mates.join(' or ')} says it gave the singleton up to the other side's lease`)
+      }
+      watching = false
+      await watcher
+      t.deepEqual(twice, [], 'never two copies at once')
+      t.log(`${engine.plugin}: ${first as string} held the lease and downed b; killed, the lease went to ${next} ${takenAt - killedAt} ms later (${next === 'b' ? 'the other side: the side-mates stopped their singleton' : 'a side-mate'}), which runs the singleton ${runsAt - killedAt} ms after the kill`)
+    })
+  })
+}
