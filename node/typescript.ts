@@ -24,3 +24,8 @@ export function typescript (): typeof TS {
   ts ??= loadTypescript()
   return ts
 }
+
+/** Whether TypeScript has been loaded (it is not until something needs it). */
+export function typescriptLoaded (): boolean {
+  return ts !== undefined
+}

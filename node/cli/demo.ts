@@ -33,8 +33,10 @@ async function waitForMembers (address: string, keys: string, count: number, tim
       const cluster = await connectCluster({ keys, as: 'demo', address, timeoutMs: 1000 })
       for (;;) {
         const alive = (await cluster.nodes()).filter((n) => n.status === 'alive').length
-        if (alive >= count) return cluster
-        last = `${alive} of ${count} nodes alive`
+        // And the spec read (applied, or rejected with why): the first thing typed sees it.
+        const spec = alive >= count ? await cluster.spec() : undefined
+        if (spec !== undefined && (spec.applied !== undefined || spec.lastRejected !== undefined)) return cluster
+        last = alive < count ? `${alive} of ${count} nodes alive` : 'the spec not read yet'
         if (Date.now() > deadline) break
         await new Promise((resolve) => setTimeout(resolve, 100))
       }

@@ -71,12 +71,42 @@ globalThis.__json = () => {
 };
 `
 
+/** True when `src` parses as a JavaScript script (it is compiled, not run). */
+function parsesAsScript (src: string): boolean {
+  try {
+    new vm.Script(src) // eslint-disable-line no-new
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** What awaited code becomes: the expression as an async function's result, or statements as its body. */
+const asyncForms = [(code: string): string => `(async () => (\n${code}\n))()`, (code: string): string => `(async () => {\n${code}\n})()`]
+
 /**
  * Transpiles `code` to a script: without `await`, its completion value (as a script's, so
  * `const x = 2; x * 21` gives 42) is the value; with `await`, it calls `__settle` with the
  * promise of an async function whose result is the expression, or what the statements return.
+ *
+ * Code that is JavaScript already (most of what operators type: `node.process.rssMb`) is
+ * used as it is: TypeScript (about 40 MiB of a node's memory once loaded, and a second to
+ * load) is loaded only for code that needs it, such as type annotations.
  */
 export function compile (code: string): string {
+  if (!/\bawait\b/.test(code)) {
+    if (parsesAsScript(code)) return code
+  } else {
+    for (const form of asyncForms) {
+      const wrapped = form(code)
+      if (parsesAsScript(wrapped)) return `__settle(${wrapped});`
+    }
+  }
+  return transpile(code)
+}
+
+/** `compile` for code that is not JavaScript as it is: transpiled by TypeScript (no type check). */
+function transpile (code: string): string {
   const t = typescript()
   const js = (src: string): { text: string, errors: string[] } => {
     const out = t.transpileModule(src, { reportDiagnostics: true, compilerOptions: { target: t.ScriptTarget.ES2022, module: t.ModuleKind.None, removeComments: false } })
@@ -86,9 +116,9 @@ export function compile (code: string): string {
   if (plain.errors.length > 0) throw new OriginError('E_ARGS', `does not compile: ${plain.errors[0]}`, { errors: plain.errors })
   if (!/\bawait\b/.test(code)) return plain.text
   // With await: an expression becomes the async function's result; statements return what they return.
-  const asExpr = js(`(async () => (\n${code}\n))()`)
+  const asExpr = js(asyncForms[0](code))
   if (asExpr.errors.length === 0) return `__settle(${asExpr.text.trim().replace(/;$/, '')});`
-  const asBody = js(`(async () => {\n${code}\n})()`)
+  const asBody = js(asyncForms[1](code))
   if (asBody.errors.length > 0) throw new OriginError('E_ARGS', `does not compile: ${asBody.errors[0]}`, { errors: asBody.errors })
   return `__settle(${asBody.text.trim().replace(/;$/, '')});`
 }
@@ -142,7 +172,37 @@ export function execute (script: string, view: unknown, o: EvalOptions = {}, t0 
 export const evalHeapMb = 128
 /** Threads kept for the next evaluations (each evaluation still gets a fresh vm context). */
 const keepIdle = 2
+/**
+ * How long a kept thread waits for a next evaluation before it ends. An idle thread holds
+ * about 6 MiB of the node's memory; a new one costs the next evaluation some 30 ms.
+ * Operators evaluate in bursts (a REPL session), so a thread outlives a burst, not the day.
+ */
+export const idleThreadMs = 30_000
+let idleMs = idleThreadMs
 const idle: Worker[] = []
+const idleTimers = new Map<Worker, NodeJS.Timeout>()
+
+function keep (worker: Worker): void {
+  worker.unref()
+  idle.push(worker)
+  const timer = setTimeout(() => {
+    idleTimers.delete(worker)
+    const at = idle.indexOf(worker)
+    if (at >= 0) { idle.splice(at, 1); void worker.terminate() }
+  }, idleMs)
+  timer.unref()
+  idleTimers.set(worker, timer)
+}
+
+/** How long kept threads wait from now on (tests shorten it); how many wait now. */
+export function keepThreadsFor (ms: number): void { idleMs = ms }
+export function idleThreads (): number { return idle.length }
+
+function takeIdle (): Worker | undefined {
+  const worker = idle.pop()
+  if (worker !== undefined) { clearTimeout(idleTimers.get(worker)); idleTimers.delete(worker) }
+  return worker
+}
 
 let threadCode: (() => string) | undefined
 
@@ -179,7 +239,7 @@ export async function evaluateApart (code: string, view: unknown, o: EvalOptions
   const t0 = performance.now()
   const script = compile(code)
   const timeout = o.timeoutMs ?? evalDefaults.timeoutMs
-  const worker = idle.pop() ?? newThread()
+  const worker = takeIdle() ?? newThread()
   worker.ref()
   let timer: NodeJS.Timeout | undefined
   let healthy = false
@@ -203,11 +263,14 @@ export async function evaluateApart (code: string, view: unknown, o: EvalOptions
   } finally {
     clearTimeout(timer)
     for (const f of off) f()
-    if (healthy && idle.length < keepIdle) { worker.unref(); idle.push(worker) } else void worker.terminate()
+    if (healthy && idle.length < keepIdle) keep(worker)
+    else void worker.terminate()
   }
 }
 
 /** Ends the threads kept for next evaluations (the node stops). */
 export async function endIdleThreads (): Promise<void> {
+  for (const timer of idleTimers.values()) clearTimeout(timer)
+  idleTimers.clear()
   await Promise.all(idle.splice(0).map(async (w) => await w.terminate()))
 }
