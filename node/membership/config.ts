@@ -94,6 +94,14 @@ export interface MembershipInit {
   pushPullIntervalMs?: number
   /** How often seeds that are not live members are tried again. @default 2000 */
   seedRetryMs?: number
+  /**
+   * How long joining, as the node starts, waits for a seed that took the connection to
+   * answer. Longer: a node whose seed is slow (loaded, still starting) joins it instead of
+   * originating a second cluster, which merges later but meanwhile runs its own hubs,
+   * fetches the spec and starts singletons; shorter: a node whose seeds hang starts
+   * sooner (a seed that refuses the connection fails at once either way). @default 5000
+   */
+  joinTimeoutMs?: number
   /** How long a graceful leave waits for peers to hear it. @default 1000 */
   leaveTimeoutMs?: number
   /**
@@ -132,7 +140,7 @@ export interface MembershipInit {
  * The settings image.json `membership` may set. The others bound what peers can make this
  * node hold or believe; they are not a deployment's choice.
  */
-export const MEMBERSHIP_SETTINGS = ['gossipIntervalMs', 'fanout', 'suspectAfterMs', 'deadAfterMs', 'seedRetryMs', 'probeTimeoutMs', 'indirectProbes', 'suspicionConfirmations', 'maxLocalHealth', 'retransmitMult', 'maxDeltasPerMessage', 'pushPullIntervalMs', 'leaveTimeoutMs', 'maxMembers'] as const
+export const MEMBERSHIP_SETTINGS = ['gossipIntervalMs', 'fanout', 'suspectAfterMs', 'deadAfterMs', 'seedRetryMs', 'joinTimeoutMs', 'probeTimeoutMs', 'indirectProbes', 'suspicionConfirmations', 'maxLocalHealth', 'retransmitMult', 'maxDeltasPerMessage', 'pushPullIntervalMs', 'leaveTimeoutMs', 'maxMembers'] as const
 export type MembershipSettings = Pick<MembershipInit, typeof MEMBERSHIP_SETTINGS[number]>
 
 /** Every default of `MembershipInit`; node/config reads the settable ones from here. */
@@ -149,6 +157,7 @@ export const membershipDefaults: Readonly<Required<Omit<MembershipInit, 'seeds'>
   maxDeltasPerMessage: 16,
   pushPullIntervalMs: 5000,
   seedRetryMs: 2000,
+  joinTimeoutMs: 5000,
   leaveTimeoutMs: 1000,
   maxMembers: 1000,
   maxNewPerFrame: 16,
@@ -169,6 +178,7 @@ export const membershipSchema = {
     suspectAfterMs: ms,
     deadAfterMs: ms,
     seedRetryMs: ms,
+    joinTimeoutMs: ms,
     probeTimeoutMs: ms,
     indirectProbes: { type: 'integer', minimum: 0, maximum: 16 },
     suspicionConfirmations: { type: 'integer', minimum: 0, maximum: 64 },

@@ -174,7 +174,7 @@ export class GossipMembership implements Membership, SwimHost {
     this.stableSince = this.now()
     this.signature = membershipSignature(this.members)
     const seeds = this.otherSeeds()
-    const answered = (await Promise.all(seeds.map(async (s) => await this.exchange({ address: s }, 'mesh.join')))).some((o) => o === 'ok')
+    const answered = (await Promise.all(seeds.map(async (s) => await this.exchange({ address: s }, 'mesh.join', this.o.joinTimeoutMs)))).some((o) => o === 'ok')
     // The seeds told of members this node has not met: meet them before the layers above
     // read the table, so a node that just joined does not take the cluster for two nodes.
     await this.within(this.o.gossipIntervalMs * 5, this.probeDue(this.o.maxUnconfirmed, false))
