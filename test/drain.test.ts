@@ -97,8 +97,10 @@ test.serial('drain: a drained node is emptied and stays empty, across its restar
   const onC = async (): Promise<string[]> => (await s.services('a')).services.flatMap((x) => x.instances).filter((i) => i.node === 'c').map((i) => i.instance)
   const settled = async (): Promise<boolean> => {
     const v = await s.services('a')
-    const ready = v.services.flatMap((x) => x.instances).filter((i) => i.state === 'ready')
-    return ready.length === 5 && ready.every((i) => i.node !== 'c') // web 2, db 1, agent on a and b
+    const all = v.services.flatMap((x) => x.instances)
+    const ready = all.filter((i) => i.state === 'ready')
+    // web 2, db 1, agent on a and b; and nothing left on c, not even an instance still stopping there.
+    return ready.length === 5 && all.every((i) => i.node !== 'c')
   }
 
   t.deepEqual(await cluster.drain('c'), { node: 'c', drained: true })

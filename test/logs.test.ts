@@ -50,6 +50,9 @@ test.serial('logs: a singleton that moved away, then was removed, still has its 
   await s.write('services/one.json', sleeper({ kind: 'singleton', labels: { zone: 'a' } }))
   await s.write('services/zoned.json', sleeper({ kind: 'every', labels: { zone: 'b' } }))
   await waitFor(async () => (await readyOn(client, 'one')).join() === 'a', { what: 'one ready on a' })
+  // Ready (no health check) is as soon as it is spawned: under load the sleeper may not have
+  // set its SIGTERM handler yet, and would die of the signal without saying so.
+  await waitFor(async () => (await readFile(await client.logs('a', 'one', { dir: s.downloads }), 'utf8')).includes(' out sleeper started pid '), { what: 'the sleeper on a to have started' })
   await s.write('services/one.json', sleeper({ kind: 'singleton', labels: { zone: 'b' } }))
   await waitFor(async () => (await readyOn(client, 'one')).join() === 'b', { what: 'one moved to b' })
 
