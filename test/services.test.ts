@@ -192,7 +192,7 @@ test.serial('supervisor: a killed node\'s singleton moves elsewhere, never runni
   }, { intervalMs: 50, timeoutMs: 20_000, what: 'the singleton to move' }))
   t.log(`moved from ${victim} to ${moved.node} in ${Date.now() - killedAt} ms`)
   // Ready means spawned (no health check): the new process may not have written its mark yet.
-  await waitFor(async () => await pidsAlive() === 1, { what: 'the new singleton to write its mark' })
+  await s.c.explainFailure(async () => await waitFor(async () => await pidsAlive() === 1, { what: 'the new singleton to write its mark' }))
   // The node returns: placement settles with still exactly one.
   await s.c.start({ name: victim, image, address: s.c.node(victim).address })
   await s.c.waitForView({ [victim]: 'alive' })
