@@ -4,10 +4,9 @@
 //   machine rather than origin when docker builds and containers run beside it (CI saw a
 //   live node declared dead there);
 // - the docker tests (a dockerd of their own, image builds, containers) load the machine
-//   more than any other, so they do not run beside timing-sensitive ones;
-// - the spec evaluation CPU test keeps every CPU busy on purpose (stress-ng).
+//   more than any other, so they do not run beside timing-sensitive ones.
 export default {
-  files: ['dist/test/scale.test.js', 'dist/test/detection.test.js', 'dist/test/containers.test.js', 'dist/test/build.test.js', 'dist/test/unit/spec-eval-cpu.test.js'],
+  files: ['dist/test/scale.test.js', 'dist/test/detection.test.js', 'dist/test/containers.test.js', 'dist/test/build.test.js'],
   concurrency: 1,
   timeout: '25m',
   workerThreads: false

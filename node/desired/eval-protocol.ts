@@ -4,9 +4,7 @@
  *
  *   evaluator: ready                      (TypeScript loaded; the node now sets its limits)
  *   node:      start { paths }            (every path of the spec version; contents on request)
- *   node:      eval { file, timeoutMs, realTimeoutMs }
- *                                         (one entry at a time; the node knows which one runs,
- *                                         and sends SIGINT once it used timeoutMs of CPU)
+ *   node:      eval { file, timeoutMs }   (one entry at a time; the node knows which one runs)
  *   evaluator: read { path }              (an import, or the entry itself; answered at once)
  *   node:      file { path, text } | file { path, refused }
  *   evaluator: result { file, ok, json | errors }
@@ -18,7 +16,7 @@ import type { SpecError } from './types'
 
 export type ToEvaluator =
   | { t: 'start', paths: string[] }
-  | { t: 'eval', file: string, timeoutMs: number, realTimeoutMs: number }
+  | { t: 'eval', file: string, timeoutMs: number }
   | { t: 'file', path: string, text: string }
   | { t: 'file', path: string, refused: string }
 

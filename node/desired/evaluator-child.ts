@@ -53,9 +53,6 @@ function send (message: FromEvaluator): void {
 }
 
 function main (): void {
-  // The node sends SIGINT when a file used its CPU time: it stops a running script
-  // (breakOnSigint); one that comes between scripts must not end this process.
-  process.on('SIGINT', () => {})
   typescript() // loaded before 'ready', so the node measures the baseline with it
   send({ t: 'ready' })
   const start = receive()
@@ -73,7 +70,7 @@ function main (): void {
   for (;;) {
     const request = receive()
     if (request.t !== 'eval') throw new Error(`expected eval, got ${request.t}`)
-    const result = sandbox.evaluate(request.file, request.timeoutMs, request.realTimeoutMs)
+    const result = sandbox.evaluate(request.file, request.timeoutMs)
     send(result.ok ? { t: 'result', file: request.file, ok: true, json: result.json } : { t: 'result', file: request.file, ok: false, errors: result.errors })
   }
 }

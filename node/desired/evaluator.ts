@@ -51,15 +51,6 @@ const START_TIMEOUT_MS = 30_000
 const SAMPLE_MS = 50
 /** The evaluator's nice level (see limitAndStart). */
 const EVALUATOR_NICE = 10
-/**
- * The time limits count the evaluator's CPU time, so a busy machine (the evaluator runs at
- * a lower priority than the node and its programs) does not turn a valid spec into a
- * rejected one. Real time is bounded too, at this many times the limit: an evaluator the
- * machine gives almost no CPU still ends.
- */
-const REAL_TIME_FACTOR = 20
-/** Clock ticks a second in /proc/PID/stat (USER_HZ: 100 on Linux). */
-const TICKS_PER_SECOND = 100
 /** Memory above the limit the process may use before it is killed: young generation, code, stacks. */
 const SLACK = 64 * 1024 * 1024
 const MiB = 1024 * 1024
@@ -68,8 +59,8 @@ const MAX_TEXT = 4000
 
 let queue: Promise<unknown> = Promise.resolve()
 
-// Every limit here (start, CPU and real time, memory sampling) is on the real clock, not the
-// node's: it bounds a real child process, which a virtual clock's time does not slow down.
+// Every limit here (start, total time, memory sampling) is on real time, not the node's
+// clock: it bounds a real child process, which a virtual clock's time does not slow down.
 
 /** Evaluate `entries` in a fresh evaluator process, one at a time per node. */
 export async function evaluateTs (init: EvaluateInit): Promise<EvaluateResult> {
@@ -84,14 +75,7 @@ class EvaluatorRun {
   private state: 'starting' | 'running' | 'done' = 'starting'
   private next = 0
   private current?: string
-  /** The evaluator's CPU time (ms) as last sampled; when the clock started; when the current file started. */
-  private cpuMs = 0
-  private startCpuMs = 0
-  private fileCpuMs = 0
-  /** The current file's CPU budget (ms). */
-  private fileBudgetMs = 0
-  /** No /proc to read CPU time from (not Linux): the limits count real time instead. */
-  private realTimeOnly = false
+  private deadline = 0
   private output = 0
   private stdout = ''
   private stderr = ''
@@ -194,17 +178,14 @@ class EvaluatorRun {
       // 1 s limit. If this is refused, it runs at the node's priority.
       try { setPriority(pid, EVALUATOR_NICE) } catch {}
     }
-    const cpu = await cpuTimeMs(pid)
     if (this.state !== 'starting') return
     clearTimeout(this.timers.shift())
     this.state = 'running'
-    this.realTimeOnly = cpu === undefined
-    this.cpuMs = this.startCpuMs = cpu ?? Date.now()
-    const { totalMs } = this.init.limits
+    this.deadline = Date.now() + this.init.limits.totalMs
     this.timers.push(setTimeout(() => {
-      this.stop(`spec evaluation took longer than ${formatMs(totalMs * REAL_TIME_FACTOR)} of real time (the machine gave it too little CPU); killed`)
-    }, totalMs * REAL_TIME_FACTOR))
-    this.timers.push(setInterval(() => { void this.sample() }, SAMPLE_MS))
+      this.stop(`spec evaluation took longer than ${formatMs(this.init.limits.totalMs)} in total (this file was running); killed`)
+    }, this.init.limits.totalMs))
+    if (this.baselineRss !== undefined) this.timers.push(setInterval(() => { void this.sampleMemory() }, SAMPLE_MS))
     this.send({ t: 'start', paths: this.init.paths })
     this.evaluateNext()
   }
@@ -213,45 +194,23 @@ class EvaluatorRun {
     const file = this.init.entries[this.next++]
     if (file === undefined) return this.finish()
     this.current = file
-    const left = this.init.limits.totalMs - (this.cpuMs - this.startCpuMs)
+    const left = this.deadline - Date.now()
     const { fileMs } = this.init.limits
-    // With less than fileMs left, the total limit decides: the file's own comes later.
-    this.fileBudgetMs = left >= fileMs ? fileMs : Math.max(1, left) + 1000
-    this.fileCpuMs = this.cpuMs
-    this.send({ t: 'eval', file, timeoutMs: this.fileBudgetMs, realTimeoutMs: this.fileBudgetMs * REAL_TIME_FACTOR })
+    // With less than fileMs left, the total limit decides: the evaluator's own timeout comes later.
+    this.send({ t: 'eval', file, timeoutMs: left >= fileMs ? fileMs : Math.max(1, left) + 1000 })
   }
 
-  /**
-   * The evaluator's CPU time and memory, every SAMPLE_MS: past the total, it is killed; past
-   * the file's budget, interrupted (SIGINT stops the file's script, which the evaluator
-   * reports as the file's time limit, and it goes on with the next file); past the memory
-   * limit, killed.
-   */
-  private async sample (): Promise<void> {
+  private async sampleMemory (): Promise<void> {
     if (this.sampling || this.state !== 'running') return
     this.sampling = true
     try {
-      const pid = this.child.pid ?? 0
-      const cpu = this.realTimeOnly ? Date.now() : await cpuTimeMs(pid)
-      if (cpu !== undefined && this.state === 'running') {
-        this.cpuMs = cpu
-        if (cpu - this.startCpuMs > this.init.limits.totalMs) {
-          return this.stop(`spec evaluation took longer than ${formatMs(this.init.limits.totalMs)} in total (this file was running); killed`)
-        }
-        // Again at every sample until the file ends: a signal that comes while it is not running a script is ignored.
-        if (cpu - this.fileCpuMs > this.fileBudgetMs) this.child.kill('SIGINT')
+      const status = await readFile(`/proc/${this.child.pid ?? 0}/status`, 'utf8').catch(() => '')
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(status)
+      if (m !== null && Number(m[1]) * 1024 > (this.baselineRss ?? 0) + this.init.limits.memoryMb * MiB + SLACK) {
+        this.stop(memoryMessage(this.init.limits.memoryMb))
       }
-      if (this.baselineRss !== undefined) await this.checkMemory(pid)
     } finally {
       this.sampling = false
-    }
-  }
-
-  private async checkMemory (pid: number): Promise<void> {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(status)
-    if (m !== null && Number(m[1]) * 1024 > (this.baselineRss ?? 0) + this.init.limits.memoryMb * MiB + SLACK) {
-      this.stop(memoryMessage(this.init.limits.memoryMb))
     }
   }
 
@@ -292,17 +251,6 @@ class EvaluatorRun {
     for (const t of this.timers) clearTimeout(t)
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
   }
-}
-
-/** CPU time (user and system, ms) process `pid` has used, from /proc; undefined where it cannot be read. */
-async function cpuTimeMs (pid: number | undefined): Promise<number | undefined> {
-  if (pid === undefined) return undefined
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
-  if (stat === undefined) return undefined
-  // Fields after the command (which may hold spaces and parentheses): state is the 3rd, utime the 14th, stime the 15th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const ticks = Number(fields[11]) + Number(fields[12])
-  return Number.isFinite(ticks) ? ticks * 1000 / TICKS_PER_SECOND : undefined
 }
 
 function memoryMessage (memoryMb: number): string {

@@ -8,15 +8,14 @@ import { OriginError } from '../errors'
 
 export interface SpecLimits {
   /**
-   * CPU time for all TS files of one commit, transpiling included (the evaluator's own
-   * start is not counted): CPU time, so a busy machine does not reject a valid spec; real
-   * time is bounded at 20 times this (evaluator.ts). Past it the evaluator is killed. Higher lets slow specs through;
+   * Time for all TS files of one commit, transpiling included (the evaluator's own start
+   * is not counted). Past it the evaluator is killed. Higher lets slow specs through;
    * lower bounds what a runaway spec costs a hub.
    * @default 5000
    */
   totalMs: number
   /**
-   * CPU time for running one TS file with what it imports (a loop is stopped here with the
+   * Time for running one TS file with what it imports (a loop is stopped here with the
    * file named, and the next file still gets its turn). Capped by what is left of totalMs.
    * @default 1000
    */
