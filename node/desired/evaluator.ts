@@ -50,7 +50,7 @@ const PRLIMIT = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p))
 const START_TIMEOUT_MS = 30_000
 const SAMPLE_MS = 50
 /** The evaluator's nice level (see limitAndStart). */
-const EVALUATOR_NICE = 10
+const EVALUATOR_NICE = 19
 /** Memory above the limit the process may use before it is killed: young generation, code, stacks. */
 const SLACK = 64 * 1024 * 1024
 const MiB = 1024 * 1024
@@ -172,10 +172,10 @@ class EvaluatorRun {
       await promisify(execFile)(PRLIMIT, ['--pid', String(pid), `--as=${as}`, '--core=0']).catch(() => undefined)
     }
     if (pid !== undefined) {
-      // The node's own work (heartbeats, RPCs) comes first when CPUs are short (a tenth of
-      // the share of a process at the node's priority). Not 19: the time limits are real
-      // time, and at 19 (a seventieth) a busy machine starved a two-line spec file past its
-      // 1 s limit. If this is refused, it runs at the node's priority.
+      // The node's own work (heartbeats, RPCs) comes first when CPUs are short. The cost:
+      // the time limits are real time, so a machine whose CPUs are all busy can starve a
+      // valid spec past them (at 10 instead of 19 it did not, but a looping spec then made
+      // nodes miss pings). If this is refused, it runs at the node's priority.
       try { setPriority(pid, EVALUATOR_NICE) } catch {}
     }
     if (this.state !== 'starting') return
