@@ -11,6 +11,7 @@ import { loadIdentity } from '../keys/files'
 import { startNode } from '../assembly'
 import { hostPort, parse, type Command } from './args'
 import { requireAll } from './flags'
+import { PARENT_VARIABLE } from '../launch/self'
 
 const usage = `usage: origin node --image DIR [overrides]
        origin node --keys KEYS --cluster NAME --listen HOST:PORT [--seeds HOST:PORT,...] --data DIR
@@ -117,6 +118,25 @@ export const nodeCommand: Command = {
 /** How often a running node looks at its certificate's expiry again. */
 const EXPIRY_CHECK_MS = 12 * 3600 * 1000
 
+/** How often a node started with PARENT_VARIABLE looks whether its parent still runs. */
+const PARENT_CHECK_MS = 1000
+
+/**
+ * With PARENT_VARIABLE set to this process's parent pid (launchNode sets it: the demo, tests
+ * and benchmarks), `gone` is called once that parent has ended: a killed test run or demo
+ * does not leave its nodes running. Linux re-parents an orphan, so its ppid changes.
+ */
+function watchParent (gone: () => void): NodeJS.Timeout | undefined {
+  const parent = Number(process.env[PARENT_VARIABLE])
+  if (!Number.isSafeInteger(parent) || parent <= 1 || parent !== process.ppid) return undefined
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return
+    clearInterval(timer)
+    gone()
+  }, PARENT_CHECK_MS).unref()
+  return timer
+}
+
 /**
  * Runs a node until SIGTERM or SIGINT, then leaves the cluster gracefully; resolves 0.
  * `keys` is a directory or a label held in memory (see holdKeys). Warns in the node log
@@ -134,6 +154,7 @@ export async function runNode ({ config, keys }: { config: ImageConfig, keys: st
   }
   process.on('SIGTERM', () => onSignal('SIGTERM'))
   process.on('SIGINT', () => onSignal('SIGINT'))
+  const parentTimer = watchParent(() => onSignal(`the process that started this node (${process.env[PARENT_VARIABLE] ?? ''}) is gone`))
   const node = await startNode({ config, keys })
   const { info } = await loadIdentity({ keys })
   const checkExpiry = (first: boolean): void => {
@@ -146,6 +167,7 @@ export async function runNode ({ config, keys }: { config: ImageConfig, keys: st
   const expiryTimer = setInterval(() => { checkExpiry(false) }, EXPIRY_CHECK_MS).unref()
   if (signalled === undefined) await new Promise<void>((resolve) => { wake = resolve })
   clearInterval(expiryTimer)
+  if (parentTimer !== undefined) clearInterval(parentTimer)
   node.log.info(`${signalled ?? 'signal'}: leaving the cluster`)
   try {
     await node.stop()

@@ -4,7 +4,8 @@
  *
  *   evaluator: ready                      (TypeScript loaded; the node now sets its limits)
  *   node:      start { paths }            (every path of the spec version; contents on request)
- *   node:      eval { file, timeoutMs }   (one entry at a time; the node knows which one runs)
+ *   node:      eval { file, timeoutMs }   (one entry at a time; the node knows which one runs;
+ *                                         timeoutMs is CPU time, which the evaluator keeps)
  *   evaluator: read { path }              (an import, or the entry itself; answered at once)
  *   node:      file { path, text } | file { path, refused }
  *   evaluator: result { file, ok, json | errors }

@@ -52,12 +52,9 @@ function send (message: FromEvaluator): void {
   }
 }
 
-function main (): void {
+async function main (): Promise<void> {
   typescript() // loaded before 'ready', so the node measures the baseline with it
-  send({ t: 'ready' })
-  const start = receive()
-  if (start.t !== 'start') throw new Error(`expected start, got ${start.t}`)
-  const paths = new Set(start.paths)
+  let paths = new Set<string>()
   const sandbox = new SpecSandbox({
     has: (path) => paths.has(path),
     read: (path) => {
@@ -67,12 +64,22 @@ function main (): void {
       return 'text' in answer ? { ok: true, text: answer.text } : { ok: false, message: answer.refused }
     }
   })
+  await sandbox.prepare() // the thread too is started before 'ready'
+  send({ t: 'ready' })
+  const start = receive()
+  if (start.t !== 'start') throw new Error(`expected start, got ${start.t}`)
+  paths = new Set(start.paths)
   for (;;) {
     const request = receive()
     if (request.t !== 'eval') throw new Error(`expected eval, got ${request.t}`)
-    const result = sandbox.evaluate(request.file, request.timeoutMs)
+    const result = await sandbox.evaluate(request.file, request.timeoutMs)
     send(result.ok ? { t: 'result', file: request.file, ok: true, json: result.json } : { t: 'result', file: request.file, ok: false, errors: result.errors })
   }
 }
 
-main()
+main().catch((err) => {
+  // The node reads stderr: a heap the spec thread filled is named as memory, anything else as it is.
+  const oom = (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'
+  process.stderr.write(oom ? 'the spec thread reached its heap limit\n' : `${String((err as Error).stack ?? err)}\n`)
+  process.exit(1)
+})

@@ -1,6 +1,6 @@
 /**
  * Runs one commit's TS spec files in a separate, disposable process (evaluator-child.ts)
- * and kills it past any limit: total time, memory (an address-space rlimit set with
+ * and kills it past any limit: total CPU time (real time too, at a multiple), memory (an address-space rlimit set with
  * `prlimit`, the V8 heap limit, and the process's RSS sampled from /proc), and output
  * size. Without util-linux's prlimit and /proc (not Linux) only the heap limit bounds
  * memory, so array buffers are not bounded there. The node's event loop stays free meanwhile; what comes back is JSON text, parsed
@@ -51,6 +51,15 @@ const START_TIMEOUT_MS = 30_000
 const SAMPLE_MS = 50
 /** The evaluator's nice level (see limitAndStart). */
 const EVALUATOR_NICE = 19
+/**
+ * The time limits count the evaluator's CPU time, so a busy machine (the evaluator runs at
+ * a lower priority than the node and its programs) does not turn a valid spec into a
+ * rejected one. Real time is bounded too, at this many times the limit: an evaluator the
+ * machine gives almost no CPU still ends, and the spec is tried again later, not rejected.
+ */
+const REAL_TIME_FACTOR = 20
+/** Clock ticks a second in /proc/PID/stat (USER_HZ: 100 on Linux). */
+const TICKS_PER_SECOND = 100
 /** Memory above the limit the process may use before it is killed: young generation, code, stacks. */
 const SLACK = 64 * 1024 * 1024
 const MiB = 1024 * 1024
@@ -59,8 +68,8 @@ const MAX_TEXT = 4000
 
 let queue: Promise<unknown> = Promise.resolve()
 
-// Every limit here (start, total time, memory sampling) is on real time, not the node's
-// clock: it bounds a real child process, which a virtual clock's time does not slow down.
+// Every limit here (start, CPU and real time, memory sampling) is on the real clock, not the
+// node's: it bounds a real child process, which a virtual clock's time does not slow down.
 
 /** Evaluate `entries` in a fresh evaluator process, one at a time per node. */
 export async function evaluateTs (init: EvaluateInit): Promise<EvaluateResult> {
@@ -75,7 +84,11 @@ class EvaluatorRun {
   private state: 'starting' | 'running' | 'done' = 'starting'
   private next = 0
   private current?: string
-  private deadline = 0
+  /** The evaluator's CPU time (ms) as last sampled, and when the clock started. */
+  private cpuMs = 0
+  private startCpuMs = 0
+  /** No /proc to read CPU time from (not Linux): the total limit counts real time instead. */
+  private realTimeOnly = false
   private output = 0
   private stdout = ''
   private stderr = ''
@@ -172,20 +185,24 @@ class EvaluatorRun {
       await promisify(execFile)(PRLIMIT, ['--pid', String(pid), `--as=${as}`, '--core=0']).catch(() => undefined)
     }
     if (pid !== undefined) {
-      // The node's own work (heartbeats, RPCs) comes first when CPUs are short. The cost:
-      // the time limits are real time, so a machine whose CPUs are all busy can starve a
-      // valid spec past them (at 10 instead of 19 it did not, but a looping spec then made
-      // nodes miss pings). If this is refused, it runs at the node's priority.
+      // The node's own work (heartbeats, RPCs) comes first when CPUs are short (at nice 10 a
+      // looping spec made nodes miss pings). The limits count CPU time, so a spec the
+      // machine starves is slowed down, not rejected. If this is refused, it runs at the
+      // node's priority.
       try { setPriority(pid, EVALUATOR_NICE) } catch {}
     }
+    const cpu = await cpuTimeMs(pid)
     if (this.state !== 'starting') return
     clearTimeout(this.timers.shift())
     this.state = 'running'
-    this.deadline = Date.now() + this.init.limits.totalMs
+    this.realTimeOnly = cpu === undefined
+    this.cpuMs = this.startCpuMs = cpu ?? Date.now()
+    const { totalMs } = this.init.limits
     this.timers.push(setTimeout(() => {
-      this.stop(`spec evaluation took longer than ${formatMs(this.init.limits.totalMs)} in total (this file was running); killed`)
-    }, this.init.limits.totalMs))
-    if (this.baselineRss !== undefined) this.timers.push(setInterval(() => { void this.sampleMemory() }, SAMPLE_MS))
+      // Not the spec's doing: it is not rejected, and the next sync tries it again.
+      this.fail(`the machine gave the spec evaluator too little CPU: ${formatMs(totalMs * REAL_TIME_FACTOR)} of real time were not enough for at most ${formatMs(totalMs)} of CPU time`)
+    }, totalMs * REAL_TIME_FACTOR))
+    this.timers.push(setInterval(() => { void this.sample() }, SAMPLE_MS))
     this.send({ t: 'start', paths: this.init.paths })
     this.evaluateNext()
   }
@@ -194,19 +211,33 @@ class EvaluatorRun {
     const file = this.init.entries[this.next++]
     if (file === undefined) return this.finish()
     this.current = file
-    const left = this.deadline - Date.now()
+    const left = this.init.limits.totalMs - (this.cpuMs - this.startCpuMs)
     const { fileMs } = this.init.limits
-    // With less than fileMs left, the total limit decides: the evaluator's own timeout comes later.
-    this.send({ t: 'eval', file, timeoutMs: left >= fileMs ? fileMs : Math.max(1, left) + 1000 })
+    // With less than fileMs left, the total limit decides: the evaluator's own limit comes later.
+    const timeoutMs = left >= fileMs ? fileMs : Math.max(1, Math.round(left)) + 1000
+    this.send({ t: 'eval', file, timeoutMs })
   }
 
-  private async sampleMemory (): Promise<void> {
+  /**
+   * The evaluator's CPU time and memory, every SAMPLE_MS: past the total time or the memory
+   * limit it is killed. (The evaluator keeps each file's own time limit itself.)
+   */
+  private async sample (): Promise<void> {
     if (this.sampling || this.state !== 'running') return
     this.sampling = true
     try {
-      const status = await readFile(`/proc/${this.child.pid ?? 0}/status`, 'utf8').catch(() => '')
+      const pid = this.child.pid
+      const cpu = this.realTimeOnly ? Date.now() : await cpuTimeMs(pid)
+      if (cpu !== undefined && this.state === 'running') {
+        this.cpuMs = cpu
+        if (cpu - this.startCpuMs > this.init.limits.totalMs) {
+          return this.stop(`spec evaluation took longer than ${formatMs(this.init.limits.totalMs)} in total (this file was running); killed`)
+        }
+      }
+      if (this.baselineRss === undefined || pid === undefined) return
+      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
       const m = /^VmRSS:\s+(\d+) kB/m.exec(status)
-      if (m !== null && Number(m[1]) * 1024 > (this.baselineRss ?? 0) + this.init.limits.memoryMb * MiB + SLACK) {
+      if (m !== null && Number(m[1]) * 1024 > this.baselineRss + this.init.limits.memoryMb * MiB + SLACK) {
         this.stop(memoryMessage(this.init.limits.memoryMb))
       }
     } finally {
@@ -219,7 +250,7 @@ class EvaluatorRun {
     const how = signal !== null ? `signal ${signal}` : `exit code ${String(code)}`
     const said = this.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('at ')).slice(-1)[0] ?? ''
     if (this.state === 'starting') return this.fail(`the spec evaluator stopped before it was ready (${how})${said === '' ? '' : `: ${said}`}`)
-    if (/out of memory|allocation failed|heap limit/i.test(this.stderr)) return this.stop(memoryMessage(this.init.limits.memoryMb))
+    if (/out of memory|allocation failed|heap limit|bad_alloc/i.test(this.stderr)) return this.stop(memoryMessage(this.init.limits.memoryMb))
     this.stop(`the evaluator stopped (${how}) while evaluating this file${said === '' ? '' : `: ${said.slice(0, 300)}`}`)
   }
 
@@ -251,6 +282,17 @@ class EvaluatorRun {
     for (const t of this.timers) clearTimeout(t)
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
   }
+}
+
+/** CPU time (user and system, ms) process `pid` has used, from /proc; undefined where it cannot be read. */
+async function cpuTimeMs (pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
+  if (stat === undefined) return undefined
+  // Fields after the command (which may hold spaces and parentheses): state is the 3rd, utime the 14th, stime the 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const ticks = Number(fields[11]) + Number(fields[12])
+  return Number.isFinite(ticks) ? ticks * 1000 / TICKS_PER_SECOND : undefined
 }
 
 function memoryMessage (memoryMb: number): string {

@@ -8,14 +8,18 @@ import { OriginError } from '../errors'
 
 export interface SpecLimits {
   /**
-   * Time for all TS files of one commit, transpiling included (the evaluator's own start
-   * is not counted). Past it the evaluator is killed. Higher lets slow specs through;
+   * CPU time for all TS files of one commit, transpiling included (the evaluator's own
+   * start is not counted). CPU time, so a machine whose CPUs are busy with other work does
+   * not reject a valid spec. Real time is bounded too, at 20 times this (evaluator.ts):
+   * past that the machine is too busy to read specs, and the spec is tried again at the
+   * next sync, not rejected.
+   * Past it the evaluator is killed. Higher lets slow specs through;
    * lower bounds what a runaway spec costs a hub.
    * @default 5000
    */
   totalMs: number
   /**
-   * Time for running one TS file with what it imports (a loop is stopped here with the
+   * CPU time for running one TS file with what it imports (a loop is stopped here with the
    * file named, and the next file still gets its turn). Capped by what is left of totalMs.
    * @default 1000
    */

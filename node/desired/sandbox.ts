@@ -1,7 +1,8 @@
 /**
  * Evaluates the spec repo's TS files, inside the evaluator process (evaluator-child.ts; the
- * node never loads this file): each entry file is transpiled with TypeScript and run in a
- * fresh `vm` context of its own under a time limit, able to `require` only other files of
+ * node never loads this file): each entry file is transpiled with TypeScript here and run
+ * on a thread of its own (sandbox-thread.ts) in a fresh `vm` context under a CPU time
+ * limit, able to `require` only other files of
  * the spec repo and `origin/spec`. What a file exports comes back as JSON text, serialized
  * inside its context, so no getter, proxy or function of a spec runs outside it, and one
  * file's changes to builtins (`Object.prototype.toJSON = ...`) are not seen by the next.
@@ -14,10 +15,11 @@
  */
 import { SourceMap } from 'node:module'
 import { posix } from 'node:path'
-import vm from 'node:vm'
+import { getHeapStatistics } from 'node:v8'
 import { typescript } from '../typescript'
 import * as define from './define'
 import { parseJson } from './json'
+import { type FromThread, type Resolution, type SandboxThread, type ToThread, startSandboxThread } from './sandbox-thread'
 import type { SpecError } from './types'
 
 export interface SandboxInit {
@@ -30,22 +32,12 @@ export interface SandboxInit {
 /** One entry file's exported value as JSON text, or what went wrong. */
 export type Evaluation = { ok: true, json: string } | { ok: false, errors: SpecError[] }
 
-/** What `host.resolve` tells the loader inside the context about one `require(id)`. */
-type Resolved =
-  | { kind: 'spec' }
-  | { kind: 'ts', key: string, fn: unknown }
-  | { kind: 'json', key: string, text: string }
-  | { kind: 'error', message: string, reported: boolean }
-
-/** What the loader inside the context reports for one entry (through host.done / host.fail). */
-type Outcome =
-  | { ok: true, json: string }
-  | { ok: false, message: string, stack: string, loader: boolean, reported: boolean }
-
 interface Transpiled { js: string, map?: SourceMap, errors: SpecError[] }
 
 /** Longest message or stack taken from spec code: an error message is not a data channel. */
 const MAX_TEXT = 4000
+/** How often the CPU time of a running file is checked. */
+const CPU_CHECK_MS = 20
 
 const PREFIX = '(function (exports, require, module, __filename, __dirname) {'
 const DEFINE_NAMES = Object.keys(define).filter((k) => typeof (define as Record<string, unknown>)[k] === 'function')
@@ -151,72 +143,113 @@ function transpile (file: string, source: string): Transpiled {
   return { js: out.outputText.replace(/\/\/# sourceMappingURL=.*\s*$/, ''), map, errors }
 }
 
-const clip = (text: unknown, fallback: string): string => typeof text === 'string' ? text.slice(0, MAX_TEXT) : fallback
+/** This process's CPU time (every thread's, user and system), ms. */
+function cpuMs (): number {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
 
 export class SpecSandbox {
-  /** Transpiled files and imported JSON texts: plain host data, shared by all entries. */
+  /** Transpiled files and imported JSON texts: plain data, shared by all entries. */
   private readonly transpiled = new Map<string, Transpiled>()
   private readonly texts = new Map<string, { ok: true, text: string } | { ok: false, message: string }>()
-  private context!: vm.Context
-  private functions = new Map<string, unknown>()
+  private thread?: { thread: SandboxThread, online: Promise<unknown> }
+  /** A thread being terminated: the next one starts once it is gone (see prepare). */
+  private ending?: Promise<unknown>
   private running: string[] = []
   private found: SpecError[] = []
-  private outcome?: Outcome
 
   constructor (private readonly init: SandboxInit) {}
 
-  /** Evaluate one TS file in a context of its own: the value it exports, as JSON text, or what went wrong. */
-  evaluate (file: string, timeoutMs: number): Evaluation {
+  /** Starts the thread spec code runs on, so that the first file's time does not include it. */
+  async prepare (): Promise<SandboxThread> {
+    // Each thread reserves address space for its code (128 MiB), which the process's limit
+    // counts: two at once would not fit, so a terminated one is gone before the next starts.
+    await this.ending
+    if (this.thread === undefined) {
+      const thread = startSandboxThread({ loader: LOADER, prefix: PREFIX, defineNames: DEFINE_NAMES.join(','), maxText: MAX_TEXT, heapMb: this.heapMb() })
+      this.thread = { thread, online: new Promise((resolve, reject) => { thread.worker.once('online', resolve).once('error', reject) }) }
+    }
+    await this.thread.online
+    return this.thread.thread
+  }
+
+  /** The spec thread's heap limit: this process's (the node sets it from the memory limit). */
+  private heapMb (): number {
+    return Math.floor(getHeapStatistics().heap_size_limit / 1024 / 1024)
+  }
+
+  /**
+   * Evaluate one TS file in a context of its own: the value it exports, as JSON text, or
+   * what went wrong. `timeoutMs` is CPU time (this process's, so transpiling an import
+   * counts): a machine whose CPUs are busy elsewhere slows a spec down without failing it.
+   * (Real time is bounded by the node, which kills this process.)
+   */
+  async evaluate (file: string, timeoutMs: number): Promise<Evaluation> {
     this.found = []
+    this.running = []
     const own = this.transpile(file)
     if (own === undefined) return { ok: false, errors: this.found.splice(0) }
     if (own.errors.length > 0) return { ok: false, errors: own.errors }
-    this.reset()
-    try {
-      new vm.Script(`__originRun(${JSON.stringify(file)})`, { filename: 'origin:run' })
-        .runInContext(this.context, { timeout: timeoutMs })
-    } catch (err) {
-      const culprit = this.running.at(-1) ?? file
-      if ((err as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
-        return { ok: false, errors: [...this.found, { file: culprit, message: `ran past its ${timeoutMs} ms time limit` }] }
-      }
-      return { ok: false, errors: [...this.found, { file: culprit, message: `could not be evaluated: ${String(err)}` }] }
+    const ran = await this.run(file, timeoutMs)
+    const culprit = this.running.at(-1) ?? file
+    if (ran === 'cpu') return { ok: false, errors: [...this.found, { file: culprit, message: `ran past its ${timeoutMs} ms time limit` }] }
+    if (ran.error !== undefined) {
+      return { ok: false, errors: [...this.found, { file: culprit, message: `could not be evaluated: ${ran.error}` }] }
     }
-    const outcome = this.outcome
+    const outcome = ran.outcome
     if (outcome === undefined) return { ok: false, errors: [...this.found, { file, message: 'could not be evaluated (the loader gave no outcome)' }] }
     if (outcome.ok) return { ok: true, json: outcome.json }
     if (outcome.reported) return { ok: false, errors: this.found }
     return { ok: false, errors: [...this.found, { ...this.locate(outcome.stack, file), message: outcome.message }] }
   }
 
-  /** A fresh context for the next entry: nothing one spec file changed is seen by another. */
-  private reset (): void {
-    this.found = []
-    this.running = []
-    this.outcome = undefined
-    this.functions = new Map()
-    this.context = vm.createContext(Object.create(null), {
-      name: 'origin spec',
-      codeGeneration: { strings: false, wasm: false },
-      microtaskMode: 'afterEvaluate'
-    })
-    const boot = new vm.Script(LOADER, { filename: 'origin:loader' }).runInContext(this.context) as (host: object, names: string) => void
-    // Only primitives cross from the context to the host, and only host-made plain objects
-    // (which the loader alone sees) cross back.
-    boot({
-      resolve: (from: string, id: string): Resolved => {
-        // a host Error must not reach spec code (its constructor is the host's Function)
-        try { return this.resolve(String(from), String(id)) } catch (err) { return { kind: 'error', message: String(err), reported: false } }
-      },
-      enter: (key: string) => { this.running.push(String(key)) },
-      leave: () => { this.running.pop() },
-      done: (json: unknown) => {
-        this.outcome = typeof json === 'string' ? { ok: true, json } : { ok: false, message: 'exports a value JSON cannot hold', stack: '', loader: true, reported: false }
-      },
-      fail: (message: unknown, stack: unknown, loader: unknown, reported: unknown) => {
-        this.outcome = { ok: false, message: clip(message, 'threw a value that cannot be described'), stack: clip(stack, ''), loader: loader === true, reported: reported === true }
+  /**
+   * Runs `file` on the thread, answering its imports, until it reports or has used
+   * `timeoutMs` of CPU time; then the thread is terminated and the next file gets a new one.
+   */
+  private async run (file: string, timeoutMs: number): Promise<Extract<FromThread, { t: 'ran' }> | 'cpu'> {
+    const thread = await this.prepare()
+    const started = cpuMs()
+    return await new Promise((resolve, reject) => {
+      const watch = setInterval(() => {
+        if (cpuMs() - started <= timeoutMs) return
+        end()
+        this.thread = undefined
+        this.ending = thread.worker.terminate()
+        resolve('cpu')
+      }, CPU_CHECK_MS)
+      const onMessage = (m: FromThread): void => {
+        if (m.t === 'enter') this.running.push(m.key)
+        else if (m.t === 'leave') this.running.pop()
+        else if (m.t === 'resolve') thread.answer(this.resolveSafely(m.from, m.id))
+        else if (m.t === 'ran') {
+          end()
+          resolve(m)
+        }
       }
-    }, DEFINE_NAMES.join(','))
+      const onError = (err: Error): void => {
+        end()
+        this.thread = undefined
+        reject(err)
+      }
+      const end = (): void => {
+        clearInterval(watch)
+        thread.worker.off('message', onMessage)
+        thread.worker.off('error', onError)
+      }
+      thread.worker.on('message', onMessage)
+      thread.worker.on('error', onError)
+      thread.worker.postMessage({ t: 'run', file } satisfies ToThread)
+    })
+  }
+
+  private resolveSafely (from: string, id: string): Resolution {
+    try {
+      return this.resolve(String(from), String(id))
+    } catch (err) {
+      return { kind: 'error', message: String(err), reported: false }
+    }
   }
 
   /** The file transpiled (cached), or undefined with the reason in `found` if it may not be read. */
@@ -244,9 +277,9 @@ export class SpecSandbox {
     return r
   }
 
-  private resolve (from: string, id: string): Resolved {
+  private resolve (from: string, id: string): Resolution {
     if (id === 'origin/spec') return { kind: 'spec' }
-    const refused: Resolved = { kind: 'error', message: `may import only files of the spec repo and 'origin/spec', not ${JSON.stringify(id)}`, reported: false }
+    const refused: Resolution = { kind: 'error', message: `may import only files of the spec repo and 'origin/spec', not ${JSON.stringify(id)}`, reported: false }
     if (!/^\.\.?(\/|$)/.test(id)) return refused
     const base = posix.normalize(posix.join(posix.dirname(from), id))
     if (base === '..' || base.startsWith('../')) return refused
@@ -276,12 +309,7 @@ export class SpecSandbox {
       if (key !== from) this.found.push(...t.errors)
       return { kind: 'error', message: `${key} has syntax errors`, reported: true }
     }
-    let fn = this.functions.get(key)
-    if (fn === undefined) {
-      fn = new vm.Script(`${PREFIX}${t.js}\n})`, { filename: key }).runInContext(this.context)
-      this.functions.set(key, fn)
-    }
-    return { kind: 'ts', key, fn }
+    return { kind: 'ts', key, js: t.js }
   }
 
   /** The innermost frame of a stack that is in a spec file, mapped back to the .ts source. */

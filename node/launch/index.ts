@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { openSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
+import { PARENT_VARIABLE } from './self'
 
 /** The compiled CLI entry point. */
 export const cliPath = join(__dirname, '..', 'cli', 'main.js')
@@ -26,6 +27,8 @@ export interface LaunchOptions {
   cwd?: string
   /** Start from this process's environment (`env` is added to it); false: `env` alone. @default true */
   inheritEnv?: boolean
+  /** The node exits once this process is gone (a killed test run leaves no nodes behind). @default true */
+  exitWithParent?: boolean
 }
 
 export interface NodeProcess {
@@ -74,7 +77,7 @@ export function launchNode (args: string[], o: LaunchOptions = {}): NodeProcess 
   const child = spawn(o.executable ?? process.execPath, o.executable === undefined ? [...NODE_FLAGS, cliPath, 'node', ...args] : args, {
     stdio: ['ignore', fd, fd],
     cwd: o.cwd,
-    env: { ...(o.inheritEnv === false ? {} : process.env), ...o.env }
+    env: { ...(o.inheritEnv === false ? {} : process.env), ...(o.exitWithParent === false ? {} : { [PARENT_VARIABLE]: String(process.pid) }), ...o.env }
   })
   if (typeof fd === 'number') closeSync(fd)
   let running = true

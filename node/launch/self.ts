@@ -9,6 +9,11 @@ import { existsSync } from 'node:fs'
 
 /** The variable that selects an entry when the executable runs itself. */
 export const ENTRY_VARIABLE = 'ORIGIN_ENTRY'
+/**
+ * Set by launchNode to its own pid: the node it starts leaves the cluster and exits once
+ * that process is gone (node/cli/node.ts), instead of running on as an orphan.
+ */
+export const PARENT_VARIABLE = 'ORIGIN_PARENT_PID'
 
 /** The entries a single executable can be asked to run besides the node. */
 export type Entry = 'spec-evaluator'
