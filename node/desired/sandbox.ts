@@ -233,13 +233,12 @@ export class SpecSandbox {
         this.thread = undefined
         reject(err)
       }
+      const onExit = (code: number): void => { onError(new Error(`the spec thread ended (exit code ${code})`)) }
       const end = (): void => {
         clearInterval(watch)
-        thread.worker.off('message', onMessage)
-        thread.worker.off('error', onError)
+        thread.worker.off('message', onMessage).off('error', onError).off('exit', onExit)
       }
-      thread.worker.on('message', onMessage)
-      thread.worker.on('error', onError)
+      thread.worker.on('message', onMessage).on('error', onError).on('exit', onExit)
       thread.worker.postMessage({ t: 'run', file } satisfies ToThread)
     })
   }
