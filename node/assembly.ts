@@ -155,7 +155,7 @@ async function wire (opts: Resolved, id: string, dataDir: string, root: Logger, 
   const journalLayer = make('journal', { clock, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, log: log('journal') },
     (c) => layers.journal(init.journal)(c))
   const healthLayer = make('health', { clock, membership: membershipLayer, supervisor: supervisorLayer, log: log('health'), dataDir }, (c) => layers.health(init.health)(c))
-  const controlLayer = make('control', { clock, transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, proxy: proxyLayer, dataDir, log: log('control') },
+  const controlLayer = make('control', { clock, transport, membership: membershipLayer, hubs: hubLayer, spec: specLayer, supervisor: supervisorLayer, journal: journalLayer, proxy: proxyLayer, health: healthLayer, dataDir, log: log('control') },
     (c) => layers.control()(c))
   const system = new System([
     { name: 'transport', component: transport },

@@ -36,7 +36,15 @@ faultTest('faults: a node cut off by the network is seen dead, gives its singlet
     const cwds = await Promise.all(pids.map(async (pid) => await readlink(`/proc/${pid}/cwd`).catch(() => '')))
     return pids.map((pid, i) => ({ pid, node: ['a', 'b', 'c'].find((n) => cwds[i].startsWith(c.node(n).dir + '/')) ?? '?' }))
   }
-  const first = await waitFor(async () => (await running())[0], { what: 'the singleton to run' })
+  // Settled: one copy, the same process for a second. (A node that started before its seed
+  // listened formed a cluster of its own for a moment, and may have run a copy it then gave up.)
+  const first = await waitFor(async () => {
+    const before = await running()
+    if (before.length !== 1 || before[0].node === '?') return undefined
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const after = await running()
+    return after.length === 1 && after[0].pid === before[0].pid ? after[0] : undefined
+  }, { what: 'the singleton to run on one node, settled', timeoutMs: 30_000 })
   const cut = first.node
   const others = ['a', 'b', 'c'].filter((n) => n !== cut)
   heal = isolate(c.node(cut).address.split(':')[0])

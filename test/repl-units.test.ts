@@ -52,11 +52,11 @@ test('stats: instance CPU is the rate of its CPU ticks over the window; memory i
       usage: async () => ({ 'web-1': { pids: [10, 11], rssKb: 51200, cpuTicks: Math.round((Date.now() - t0) / 10) } })
     },
     mesh: { count: async () => ({ in: 2, out: 2, operators: 1 }) },
-    transport: { traffic: () => undefined }
+    transport: { traffic: () => undefined },
+    health: { loopDelay: () => ({ p50: 0.1, p99: 2, max: 5 }) }
   }, { minWindowMs: 100, windowMs: 300 })
-  sampler.start()
-  t.teardown(() => sampler.stop())
   const first = await sampler.collect()
+  t.deepEqual(first.eventLoopDelayMs, { p50: 0.1, p99: 2, max: 5 }, 'the delay the health layer measures')
   t.true(first.windowMs >= 300, `a first answer measures a window, got ${first.windowMs} ms`)
   const web = first.instances[0]!
   t.is(web.memoryMb, 50)

@@ -17,11 +17,16 @@ async function specOf (c: TestCluster, node: string) {
 }
 
 test.serial('spec limits: a memory bomb, ten endless loops and a polluted prototype are rejected with the reason; every node lives on with the good spec, and a restarted hub does not evaluate the bomb again', async (t) => {
+  // The time limits are CPU time and the evaluator runs at nice 19: on a machine as busy as
+  // a test run, ten loops can take a minute of real time (the node gives up at 20 times the
+  // total, 40 s here, and tries again).
+  t.timeout(5 * 60_000)
   const c = await TestCluster.create()
   const git = await startGitServer()
   t.teardown(async () => { await c.cleanup(); await git.stop() })
   const good = await git.seed({ 'cluster.json': clusterJson, 'services/idle.json': service })
-  const image = { spec: { url: git.url, pollIntervalMs: 300 } }
+  // Lower time limits than the defaults (5 s, 1 s): the same checks for less CPU.
+  const image = { spec: { url: git.url, pollIntervalMs: 300, limits: { totalMs: 2000, fileMs: 500 } } }
   await c.start({ name: 'a', memoryMb: 4000, hubs: { count: 2 }, image })
   await c.start({ name: 'b', memoryMb: 3000, hubs: { count: 2 }, image })
   await c.waitForView({ a: 'alive', b: 'alive' })
@@ -40,7 +45,7 @@ test.serial('spec limits: a memory bomb, ten endless loops and a polluted protot
     const view = await c.explainFailure(async () => await waitFor(async () => {
       const v = await specOf(c, 'c')
       return v.lastRejected?.version === commit ? v : undefined
-    }, { what: `${what} to be rejected`, timeoutMs: 30_000 }))
+    }, { what: `${what} to be rejected`, timeoutMs: 120_000 }))
     const ms = Date.now() - pushed
     t.is(view.applied?.id, good, `${what}: the last good spec is still applied`)
     t.true(view.nodes.every((n) => n.spec === good && n.status === 'alive'), `${what}: every node is alive and runs the good spec`)
@@ -48,10 +53,10 @@ test.serial('spec limits: a memory bomb, ten endless loops and a polluted protot
   }
 
   const loops = await pushBad('ten endless loops', Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`services/loop${i}.ts`, 'while (true) {}\nexport default {}\n'])))
-  t.regex(loops.errors, /services\/loop\d\.ts: spec evaluation took longer than 5 s in total \(this file was running\); killed/)
-  t.true(count(loops.errors, 'ran past its 1000 ms time limit') <= 5, loops.errors)
+  t.regex(loops.errors, /services\/loop\d\.ts: spec evaluation took longer than 2 s in total \(this file was running\); killed/)
+  // The total cut it short: at most four loops used their 0.5 s each (CPU time, however busy the machine).
+  t.true(count(loops.errors, 'ran past its 500 ms time limit') <= 4, loops.errors)
   t.log(`ten loops rejected ${loops.ms} ms after the push`)
-  t.true(loops.ms < 10_000, `rejected ${loops.ms} ms after the push; ten 1 s file limits alone would be 10 s`)
 
   const polluted = await pushBad('toJSON on Object.prototype', { 'services/pollute.ts': `(Object.prototype as any).toJSON = () => undefined\nexport default ${service}\n` })
   t.regex(polluted.errors, /services\/pollute\.ts: exports a value JSON cannot hold/)

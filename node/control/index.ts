@@ -40,7 +40,7 @@ export type { Control, ControlComponents, ControlInit, HubsView, NodeRow, SpecVi
 export function control (_init: ControlInit = {}) {
   return (given: ControlComponents): Control => {
     const c = { ...given, clock: given.clock ?? systemClock }
-    const sampler = new StatsSampler({ dataDir: c.dataDir, membership: c.membership, supervisor: c.supervisor, mesh: meshCount(c), transport: c.transport, proxy: c.proxy, clock: c.clock })
+    const sampler = new StatsSampler({ dataDir: c.dataDir, membership: c.membership, supervisor: c.supervisor, mesh: meshCount(c), transport: c.transport, proxy: c.proxy, clock: c.clock, health: c.health })
     const nodes = (): NodeRow[] => {
       const hubSet = new Set(c.hubs.current())
       return Object.values(c.membership.table())
@@ -114,8 +114,8 @@ export function control (_init: ControlInit = {}) {
       conn.once('close', () => c.log.debug(`operator ${conn.peer.name} disconnected`))
     }
     return {
-      start: async () => { register(); t.events.on('connection', onConnection); sampler.start(); actions.start() },
-      stop: async () => { t.events.off('connection', onConnection); sampler.stop(); await endIdleThreads() }
+      start: async () => { register(); t.events.on('connection', onConnection); actions.start() },
+      stop: async () => { t.events.off('connection', onConnection); await endIdleThreads() }
     }
   }
 }

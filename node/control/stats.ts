@@ -13,13 +13,13 @@
  */
 import { statfs } from 'node:fs/promises'
 import os from 'node:os'
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { systemClock, type Clock } from '../clock'
 import type { Membership } from '../membership'
 import type { Supervisor } from '../supervisor/types'
 import type { Transport } from '../transport/types'
 import type { MeshCount } from './mesh'
 import type { Proxy } from '../proxy/types'
+import type { Health } from '../health/types'
 
 /** One instance, as stats shows it. Usage fields are absent while no process runs. */
 export interface InstanceStats {
@@ -64,7 +64,7 @@ export interface NodeStats {
   diskFreeMb?: number
   diskTotalMb?: number
   dataDir: string
-  /** How late the node's event loop ran timers since the previous answer (or since start), ms. */
+  /** How late the node's event loop ran timers over the last few seconds (health's `eventLoopWindowMs`), ms. */
   eventLoopDelayMs: { p50: number, p99: number, max: number }
   /** Open mesh connections: from other nodes, to other nodes (absent where it cannot be counted), and from operators. */
   meshConnections: { in: number, out?: number, operators: number }
@@ -113,6 +113,8 @@ export interface StatsComponents {
   proxy?: Pick<Proxy, 'admissionRefusals'>
   /** When a measurement was made, and instances' uptimes (their start is on it too). @default systemClock */
   clock?: Clock
+  /** The event loop delay, as the health layer measures it; zeros without one. */
+  health?: Pick<Health, 'loopDelay'>
 }
 
 /** What a rate needs from one moment. */
@@ -135,27 +137,13 @@ const GOSSIP_METHODS = ['mesh.gossip', 'mesh.join', 'mesh.ping', 'mesh.ping-req'
 /** Clock ticks per second of /proc CPU times (USER_HZ): 100 on every Linux origin runs on. */
 const USER_HZ = 100
 const round1 = (n: number): number => Math.round(n * 10) / 10
-/** The event-loop delay sampling period; what a sample takes beyond it is the delay. */
-const LOOP_RESOLUTION_MS = 10
 
 export class StatsSampler {
   private readonly o: Required<StatsInit>
   private recent: Snapshot[] = []
-  private delay?: IntervalHistogram
 
   constructor (private readonly c: StatsComponents, init: StatsInit = {}) {
     this.o = { ...statsDefaults, ...init }
-  }
-
-  start (): void {
-    if (this.delay !== undefined) return
-    this.delay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
-    this.delay.enable()
-  }
-
-  stop (): void {
-    this.delay?.disable()
-    this.delay = undefined
   }
 
   /** This node's stats now. */
@@ -223,12 +211,7 @@ export class StatsSampler {
   }
 
   private loopDelay (): NodeStats['eventLoopDelayMs'] {
-    const h = this.delay
-    if (h === undefined || h.count === 0) return { p50: 0, p99: 0, max: 0 }
-    const ms = (ns: number): number => Math.max(0, Math.round((ns / 1e6 - LOOP_RESOLUTION_MS) * 100) / 100)
-    const r = { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) }
-    h.reset()
-    return r
+    return this.c.health?.loopDelay() ?? { p50: 0, p99: 0, max: 0 }
   }
 
   /** The newest kept snapshot old enough, and not too old, to measure rates against. */
@@ -250,6 +233,8 @@ export class StatsSampler {
 
   private async snapshot (): Promise<Snapshot> {
     const usage = await this.c.supervisor.usage?.() ?? {}
+    // When the instances' ticks were read: their rates are over the time between two reads.
+    const at = performance.now()
     let busy = 0
     let total = 0
     for (const cpu of os.cpus()) {
@@ -268,6 +253,6 @@ export class StatsSampler {
       const t = this.c.transport.traffic(m)
       if (t !== undefined) { gossip.sent += t.sent; gossip.received += t.received }
     }
-    return { at: performance.now(), cpuBusy: busy, cpuTotal: total, nodeCpu: cpu.user + cpu.system, ticks, usage, gossip }
+    return { at, cpuBusy: busy, cpuTotal: total, nodeCpu: cpu.user + cpu.system, ticks, usage, gossip }
   }
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../log'
 import type { Membership, MemberStatus } from '../membership'
 import type { SpecLayer, StructuredRejection } from '../desired/contract'
 import type { OriginErrorJSON } from '../errors'
+import type { Health } from '../health/types'
 import type { Proxy } from '../proxy/types'
 import type { Supervisor } from '../supervisor/types'
 import type { Transport } from '../transport/types'
@@ -69,6 +70,8 @@ export interface ControlComponents {
   journal?: Journal
   /** Its admission refusals are part of the node's stats. */
   proxy?: Pick<Proxy, 'admissionRefusals'>
+  /** The event loop delay in the node's stats is the one it judges. */
+  health?: Pick<Health, 'loopDelay'>
   /**
    * The times views show (pings, uptimes, how long a member has had its status, drains) and
    * the wait for a restarted instance. CPU windows, evaluations' limits and certificate

@@ -16,7 +16,7 @@ import { systemClock, type Clock, type Timer } from '../clock'
 import { healthDefaults } from './config'
 import { causes, healthyState, step, type HealthState } from './decide'
 import { DataDirProbe, LoopDelay, ReconcileWatch } from './measure'
-import type { Health, HealthComponents, HealthEvents, HealthInit } from './types'
+import type { Health, HealthComponents, HealthEvents, HealthInit, LoopDelayFigures } from './types'
 
 export { healthDefaults, healthSchema, type HealthSettings } from './config'
 export { causes, step, healthyState, type Cause, type HealthState, type Measures } from './decide'
@@ -48,6 +48,8 @@ class HealthMonitor implements Health {
   }
 
   current (): string | undefined { return this.state.reason }
+
+  loopDelay (): LoopDelayFigures | undefined { return this.loop.figures() }
 
   async start (): Promise<void> {
     if (this.timer !== undefined) return

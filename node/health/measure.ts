@@ -5,6 +5,7 @@
 import { open, statfs, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { percentile, type Measures } from './decide'
+import type { LoopDelayFigures } from './types'
 
 /**
  * Event loop delay: a timer due every `resolutionMs` records how late it fires, and the
@@ -46,11 +47,24 @@ export class LoopDelay {
    * is one sample, however long: it counts as 1% once it is one of 100 in the window.
    */
   p99 (): number | undefined {
+    return percentile(this.window(), 99)
+  }
+
+  /** p50, p99 and max of the delay over the window, ms (undefined before the first sample): what stats show. */
+  figures (): LoopDelayFigures | undefined {
+    const delays = this.window()
+    if (delays.length === 0) return undefined
+    const round = (ms: number | undefined): number => Math.round((ms ?? 0) * 100) / 100
+    return { p50: round(percentile(delays, 50)), p99: round(percentile(delays, 99)), max: round(Math.max(...delays)) }
+  }
+
+  /** The delays sampled in the window, oldest first (older samples dropped). */
+  private window (): number[] {
     const since = this.now() - this.windowMs
     let old = 0
     while (old < this.samples.length && this.samples[old].at < since) old++
     if (old > 0) this.samples = this.samples.slice(old)
-    return percentile(this.samples.map((s) => s.ms), 99)
+    return this.samples.map((s) => s.ms)
   }
 }
 

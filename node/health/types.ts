@@ -35,9 +35,17 @@ export interface HealthEvents {
   change: [string | undefined]
 }
 
+/** How late this node's event loop ran a timer over the last `eventLoopWindowMs`, ms. */
+export interface LoopDelayFigures { p50: number, p99: number, max: number }
+
 export interface Health {
   start (): Promise<void>
   stop (): Promise<void>
+  /**
+   * The event loop delay the health check judges, for stats to show: one measurement of it
+   * per node. Undefined before the first sample or while stopped.
+   */
+  loopDelay (): LoopDelayFigures | undefined
   /** Why this node says it cannot do its job; undefined while healthy. */
   current (): string | undefined
   readonly events: EventEmitter<HealthEvents>

@@ -110,9 +110,14 @@ test('health: the event loop delay is the p99 of a timer\'s lateness over a slid
   await new Promise((resolve) => setTimeout(resolve, 50))
   const delay = loop.p99() ?? 0
   t.true(delay >= 350 && delay < 2000, `measured ${delay} ms`)
+  // What stats show: the stall is the max, most samples were on time.
+  const figures = loop.figures()
+  t.true(figures !== undefined && figures.max >= 350 && figures.p50 < 300 && figures.p99 <= figures.max, JSON.stringify(figures))
   // Once the stall is out of the window, it no longer counts.
   await new Promise((resolve) => setTimeout(resolve, 1200))
   t.true((loop.p99() ?? 0) < 300, `measured ${loop.p99() ?? 0} ms after the window slid past the stall`)
+  t.true((loop.figures()?.max ?? 0) < 300, JSON.stringify(loop.figures()))
+  t.is(new LoopDelay(1000, 10).figures(), undefined, 'no figures before the first sample')
 })
 
 test('health: percentile by nearest rank: one stall in a hundred samples is the 1% that p99 leaves out', (t) => {
