@@ -10,6 +10,6 @@
 export default {
   files: ['dist/test/scale.test.js', 'dist/test/detection.test.js', 'dist/test/containers.test.js', 'dist/test/build.test.js', 'dist/test/lease.test.js', 'dist/test/unit/spec-eval-cpu.test.js'],
   concurrency: 1,
-  timeout: '25m',
+  timeout: '35m',
   workerThreads: false
 }

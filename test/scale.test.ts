@@ -203,10 +203,13 @@ async function reviveFailed (s: Shared): Promise<void> {
 }
 
 test.serial('scale: 50 node processes form one cluster and every member table agrees: alive set, hubs, spec applied', async (t) => {
-  t.timeout(20 * 60_000)
+  // Up to 25 minutes: 50 idle nodes take most of 2 cores, and after their start the
+  // cluster can churn for a quarter of an hour before it settles (the note on issue 9 says
+  // why); how long it took is logged below.
+  t.timeout(30 * 60_000)
   const started = Date.now()
   const s = await cluster()
-  const ms = await agree(s, s.names, s.names, 15 * 60_000, async () => await reviveFailed(s))
+  const ms = await agree(s, s.names, s.names, 25 * 60_000, async () => await reviveFailed(s))
   if (s.restarted.length > 0) t.log(`started again after a failed start: ${s.restarted.join('; ')}`)
   t.log(`suspect entries over the 50 agreeing views: ${suspectsSeen}`)
   t.log(`50 nodes started and agreeing after ${((Date.now() - started) / 1000).toFixed(0)} s (${(ms / 1000).toFixed(0)} s after the last start)`)
