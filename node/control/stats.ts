@@ -20,6 +20,7 @@ import type { Transport } from '../transport/types'
 import type { MeshCount } from './mesh'
 import type { Proxy } from '../proxy/types'
 import type { Health } from '../health/types'
+import { USER_HZ } from '../procstat'
 
 /** One instance, as stats shows it. Usage fields are absent while no process runs. */
 export interface InstanceStats {
@@ -134,8 +135,6 @@ interface Snapshot {
 /** The membership layer's calls: what "gossip traffic" is. */
 const GOSSIP_METHODS = ['mesh.gossip', 'mesh.join', 'mesh.ping', 'mesh.ping-req']
 
-/** Clock ticks per second of /proc CPU times (USER_HZ): 100 on every Linux origin runs on. */
-const USER_HZ = 100
 const round1 = (n: number): number => Math.round(n * 10) / 10
 
 export class StatsSampler {

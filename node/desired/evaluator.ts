@@ -22,6 +22,7 @@ import { OriginError, errorMessage } from '../errors'
 import { childAvailable, childProgram } from '../launch/self'
 import type { FromEvaluator, ToEvaluator } from './eval-protocol'
 import { formatBytes, formatMs, type SpecLimits } from './limits'
+import { cpuTimeMs } from '../procstat'
 import type { Evaluation } from './sandbox'
 import type { SpecError } from './types'
 
@@ -58,8 +59,6 @@ const EVALUATOR_NICE = 19
  * machine gives almost no CPU still ends, and the spec is tried again later, not rejected.
  */
 const REAL_TIME_FACTOR = 20
-/** Clock ticks a second in /proc/PID/stat (USER_HZ: 100 on Linux). */
-const TICKS_PER_SECOND = 100
 /** Memory above the limit the process may use before it is killed: young generation, code, stacks. */
 const SLACK = 64 * 1024 * 1024
 const MiB = 1024 * 1024
@@ -282,17 +281,6 @@ class EvaluatorRun {
     for (const t of this.timers) clearTimeout(t)
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
   }
-}
-
-/** CPU time (user and system, ms) process `pid` has used, from /proc; undefined where it cannot be read. */
-async function cpuTimeMs (pid: number | undefined): Promise<number | undefined> {
-  if (pid === undefined) return undefined
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
-  if (stat === undefined) return undefined
-  // Fields after the command (which may hold spaces and parentheses): state is the 3rd, utime the 14th, stime the 15th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const ticks = Number(fields[11]) + Number(fields[12])
-  return Number.isFinite(ticks) ? ticks * 1000 / TICKS_PER_SECOND : undefined
 }
 
 function memoryMessage (memoryMb: number): string {

@@ -8,6 +8,7 @@ import { readdir, readFile, readlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { errorMessage } from '../errors'
 import type { Logger } from '../log'
+import { parseProcStat, type ProcStat } from '../procstat'
 
 /** The page size in KiB, measured once on our own process (4 on x86_64, 4 or 64 on arm64). */
 const PAGE_KB = ((): number => {
@@ -29,16 +30,8 @@ const PAGE_KB = ((): number => {
 export type Scope = { kind: 'group', pgid: number } | { kind: 'pidns', ns: string, init: { pid: number, startTime: number } }
 
 /** One live process, from /proc/<pid>/stat (and ns/pid). */
-export interface ProcEntry {
+export interface ProcEntry extends ProcStat {
   pid: number
-  ppid: number
-  pgid: number
-  /** R, S, D, T (stopped), t (traced), ... */
-  state: string
-  /** Clock ticks since boot when it started (field 22): with the pid, names a process across pid reuse. */
-  startTime: number
-  /** utime + stime + cutime + cstime: its own CPU and that of the children it reaped, so a sum over an instance never drops when a worker exits. */
-  cpuTicks: number
   /** Its PID namespace (`pid:[4026531836]`); undefined where it cannot be read. */
   pidNs?: string
 }
@@ -85,11 +78,8 @@ async function scanProc (): Promise<ProcEntry[]> {
 
 /** Parses /proc/<pid>/stat; undefined for a zombie or dead process. */
 function parseStat (pid: number, stat: string): ProcEntry | undefined {
-  // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses. Field N is at N - 3.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  if (f[0] === 'Z' || f[0] === 'X') return undefined
-  const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
-  return { pid, ppid: Number(f[1]), pgid: Number(f[2]), state: f[0], startTime: Number(f[19]), cpuTicks: ticks }
+  const s = parseProcStat(stat)
+  return s === undefined ? undefined : { pid, ...s }
 }
 
 function inScope (e: ProcEntry, scope: Scope): boolean {
