@@ -137,8 +137,9 @@ test.serial('containers: a crashing container restarts with its output in the in
   await s.write('services/absent.json', container([], { kind: 'every' }, { run: { image: 'origin-test/absent:1' } }))
   const absent = await waitFor(async () => {
     const [i] = await s.instances('a', 'absent')
-    return i !== undefined && i.state === 'pending' ? i : undefined
-  }, { what: 'absent to wait for its image' })
+    // 'pending' comes first as "assigned; not started yet", before the node has looked for the image.
+    return i !== undefined && i.state === 'pending' && /is not on node/.test(i.reason ?? i.rollout ?? '') ? i : undefined
+  }, { what: 'absent to wait for its image, saying so' })
   t.regex(absent.reason ?? absent.rollout ?? '', /image origin-test\/absent:1 is not on node a: load it, or give the service run\.image\.load \/ run\.image\.build; origin does not pull from registries/)
   const oom = await waitFor(async () => {
     const [i] = await s.instances('a', 'oom')
