@@ -16,7 +16,7 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { errorMessage } from '../errors'
 import { writeJsonAtomic } from '../files'
-import { ajv, onFirstUse } from '../validate'
+import { schemaCheck } from '../validate'
 import { problemFromLine, problemLine } from './problems'
 import type { SpecError } from './types'
 
@@ -43,14 +43,14 @@ const problemSchema = {
   required: ['file', 'message'],
   properties: { file: text, line: { type: 'integer', minimum: 0 }, column: { type: 'integer', minimum: 0 }, path: text, message: text }
 }
-// Compiled when a node first reads its rejected.json, not when every node loads this module.
-const isStored = onFirstUse(() => ajv.compile<Stored>({
+// Loaded when a node first reads its rejected.json, not when every node loads this module.
+const isStored = schemaCheck<Stored>({
   type: 'object',
   required: ['version', 'key', 'at'],
   // The branches only say which one must be there; the properties below check both.
   anyOf: [{ required: ['problems'], properties: { problems: true } }, { required: ['errors'], properties: { errors: true } }],
   properties: { version: text, key: text, problems: { type: 'array', items: problemSchema }, errors: { type: 'array', items: text }, at: { type: 'number' } }
-}))
+}, 'all')
 
 /** An entry as read: problems kept, or parsed back from their lines where they can be. */
 function remembered ({ version, key, at, problems, errors }: Stored): RememberedRejection {

@@ -7,8 +7,8 @@
  * strips it, so `null` is refused like any other wrong type: in a spec an absent field
  * and a null one are not the same thing.
  */
-import type { ErrorObject, JSONSchemaType, ValidateFunction } from 'ajv'
-import { ajv, onFirstUse } from '../validate'
+import type { ErrorObject, JSONSchemaType } from 'ajv'
+import { schemaCheck } from '../validate'
 import type { ClusterSpec, ServiceSpec } from './types'
 import { RANK_KEYS as rankKeys } from '../vocabulary'
 
@@ -425,14 +425,13 @@ function describe (schema: object, e: ErrorObject): SchemaProblem | undefined {
 }
 
 /**
- * A spec schema checked on the shared ajv instance (with `nullable` stripped, see above),
- * compiled on its first use: only a node that loads a spec pays for it (the two spec
- * schemas took ~110 ms and ~2 MiB of a node's start); `compileAll()` compiles it for the
- * schema test.
+ * A spec schema's check (with `nullable` stripped, see above), loaded on its first use:
+ * only a node that loads a spec pays for it (the two spec schemas took ~110 ms and ~2 MiB
+ * of a node's start when compiled there); `compileAll()` loads it for the schema test.
  */
 export function compileSpecSchema<T> (schema: JSONSchemaType<T>): SpecValidator<T> {
   const stripped = withoutNullable(schema) as object
-  const compiled = onFirstUse((): ValidateFunction<T> => ajv.compile<T>(stripped as JSONSchemaType<T>))
+  const compiled = schemaCheck<T>(stripped, 'all')
   return (value) => {
     const validate = compiled()
     return validate(value)

@@ -14,7 +14,9 @@
  * `pingReqPayload`) and `checkAck` / `checkPingReqAnswer` check the answers the same way.
  */
 import { OriginError } from '../errors'
-import { firstErrorAjv as firstError } from '../validate'
+import { schemaCheck } from '../validate'
+import type { ValidateFunction } from 'ajv'
+import { membershipDefaults } from './config'
 import type { Delta } from './broadcasts'
 import { UNHEALTHY_MAX_CHARS, type Member, type MemberTable } from './types'
 import { nodeIdSchema } from '../vocabulary'
@@ -184,7 +186,7 @@ function pingReqAnswerSchema (maxDeltas: number): object {
 
 // Not the instance that collects every error (`allErrors`): a frame of thousands of bad
 // entries would make an error of megabytes.
-const checkers = new Map<number, ReturnType<typeof firstError.compile>>()
+const checkers = new Map<number, () => ValidateFunction>()
 
 /** Longest error message `checkFrame` makes: what goes back to the sender stays small. */
 export const MAX_ERROR_CHARS = 400
@@ -194,11 +196,12 @@ export const MAX_ERROR_CHARS = 400
  * `what` says what was checked (`payload of mesh.gossip`, `answer from 10.0.0.4:7400`).
  */
 export function checkFrame (value: unknown, what: string, maxMembers: number): GossipFrame {
-  let check = checkers.get(maxMembers)
-  if (check === undefined) {
-    check = firstError.compile(frameSchema(maxMembers))
-    checkers.set(maxMembers, check)
+  let checker = checkers.get(maxMembers)
+  if (checker === undefined) {
+    checker = schemaCheck(frameSchema(maxMembers), 'first')
+    checkers.set(maxMembers, checker)
   }
+  const check = checker()
   if (!check(value)) {
     const e = check.errors?.[0]
     const at = e === undefined || e.instancePath === '' ? '(root)' : e.instancePath
@@ -214,15 +217,16 @@ export function checkFrame (value: unknown, what: string, maxMembers: number): G
   return frame
 }
 
-const answerCheckers = new Map<string, ReturnType<typeof firstError.compile>>()
+const answerCheckers = new Map<string, () => ValidateFunction>()
 
 function checkWith<T> (kind: 'ack' | 'ping-req answer', schema: (n: number) => object, value: unknown, what: string, maxDeltas: number): T {
   const key = `${kind}:${maxDeltas}`
-  let check = answerCheckers.get(key)
-  if (check === undefined) {
-    check = firstError.compile(schema(maxDeltas))
-    answerCheckers.set(key, check)
+  let checker = answerCheckers.get(key)
+  if (checker === undefined) {
+    checker = schemaCheck(schema(maxDeltas), 'first')
+    answerCheckers.set(key, checker)
   }
+  const check = checker()
   if (!check(value)) {
     const e = check.errors?.[0]
     const at = e === undefined || e.instancePath === '' ? '(root)' : e.instancePath
@@ -248,3 +252,9 @@ function invalid (what: string, problem: string, path: string): OriginError {
   const message = `${what} is invalid: ${problem}`
   return new OriginError('E_PAYLOAD_INVALID', message.length > MAX_ERROR_CHARS ? `${message.slice(0, MAX_ERROR_CHARS - 3)}...` : message, { path: path.slice(0, 200) })
 }
+
+// The checks for the default limits are declared at load, so the build compiles them ahead
+// (node/validate.ts); other limits compile on their first frame.
+checkers.set(membershipDefaults.maxMembers, schemaCheck(frameSchema(membershipDefaults.maxMembers), 'first'))
+answerCheckers.set(`ack:${membershipDefaults.maxDeltasPerMessage}`, schemaCheck(ackSchema(membershipDefaults.maxDeltasPerMessage), 'first'))
+answerCheckers.set(`ping-req answer:${membershipDefaults.maxDeltasPerMessage}`, schemaCheck(pingReqAnswerSchema(membershipDefaults.maxDeltasPerMessage), 'first'))

@@ -1,15 +1,19 @@
 /**
- * Validators compile on their first use (node/validate.ts), so a schema ajv refuses would
- * otherwise show only when its first value comes. This compiles every one a started node
+ * Checks load on their first use (node/validate.ts), so a schema ajv refuses would
+ * otherwise show only when its first value comes. This loads every one a started node
  * has made — image.json's, frames', each RPC method's payload, the local API's, the
- * plugins' — and fails on the first bad schema.
+ * plugins' — and fails on the first bad schema; every one must come compiled ahead by the
+ * build (build/schemas.ts), and each compiled-ahead check must answer as ajv compiling its
+ * schema now does.
  */
 import test from 'ava'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { startNode } from '../../node/assembly'
-import { compileAll } from '../../node/validate'
+import Ajv from 'ajv'
+import fc from 'fast-check'
+import { AJV_OPTIONS, checksCompiledHere, compileAll, declaredSchemas, schemaCheck } from '../../node/validate'
 import '../../plugins/discovery-file'
 import '../../plugins/lease-etcd'
 import '../../plugins/lease-redis'
@@ -17,7 +21,7 @@ import '../../repl/client'
 import { memoryNetwork } from '../../plugins/transport-memory'
 import { fastMembership, makeKeys } from '../helpers/cluster'
 
-test('schemas: every validator a started node has made compiles', async (t) => {
+test.serial('schemas: every validator a started node has made compiles', async (t) => {
   const dir = await mkdtemp(join(os.tmpdir(), 'origin-schemas-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   const keys = await makeKeys(join(dir, 'keys'), 'test')
@@ -28,6 +32,23 @@ test('schemas: every validator a started node has made compiles', async (t) => {
   })
   t.teardown(async () => { await node.stop() })
   const compiled = compileAll()
-  t.true(compiled > 20, `compiled ${compiled} validators not used yet (the node's methods alone are more than 20)`)
-  t.is(compileAll(), 0, 'each is compiled once')
+  t.true(compiled > 20, `loaded ${compiled} checks not used yet (the node's methods alone are more than 20)`)
+  t.is(compileAll(), 0, 'each is loaded once')
+  t.is(checksCompiledHere(), 0, 'every check a node declares was compiled by the build (npm run build runs build/schemas.js)')
+})
+
+test.serial('schemas: a check compiled ahead answers every value as ajv compiling its schema now does, errors included', (t) => {
+  const now = { all: new Ajv(AJV_OPTIONS.all), first: new Ajv(AJV_OPTIONS.first) }
+  const schemas = declaredSchemas()
+  t.true(schemas.length > 20)
+  const fixed = [{}, [], null, 0, -1, 1.5, '', 'x', true, { id: 'a' }, { t: 'req', id: 1, m: 'x' }, { name: 'n', run: {} }]
+  for (const { schema, mode } of schemas) {
+    const ahead = schemaCheck(schema, mode)()
+    const here = now[mode].compile(schema)
+    for (const value of [...fixed, ...fc.sample(fc.anything(), 25)]) {
+      const verdict = ahead(value)
+      t.is(verdict, here(value), `${JSON.stringify(value)} against ${JSON.stringify(schema).slice(0, 120)}`)
+      if (!verdict) t.deepEqual(ahead.errors, here.errors)
+    }
+  }
 })
