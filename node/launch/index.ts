@@ -43,19 +43,28 @@ export interface NodeProcess {
 }
 
 /**
- * V8 flags for a node process. A young generation of 1 MiB semi-spaces instead of V8's
- * 16: an idle node keeps ~10 MiB less (its private memory 39 -> 29 MiB, measured with
- * bench/cluster.ts), and RPC throughput and CPU per call did not change measurably; a
- * node's allocations are small and short-lived, so scavenges stay cheap.
+ * V8 flags for a node process that NODE_OPTIONS also takes. A young generation of 1 MiB
+ * semi-spaces instead of V8's 16: an idle node keeps ~10 MiB less (its private memory 39 ->
+ * 29 MiB, measured with bench/cluster.ts), and RPC throughput and CPU per call did not
+ * change measurably; a node's allocations are small and short-lived, so scavenges stay cheap.
  */
-export const NODE_FLAGS = ['--max-semi-space-size=1']
+const OPTIONS_FLAGS = ['--max-semi-space-size=1']
 
 /**
- * NODE_FLAGS as NODE_OPTIONS: how an `origin-node` executable gets them, since a single
- * executable reads no node flags from its command line (the forms `origin build` writes
- * would set this in the node's environment).
+ * The V8 flags launchNode gives a node on its command line: OPTIONS_FLAGS, and TurboFan
+ * compiling on the node's own thread instead of a background one, which left ~2 MiB of
+ * compiler memory behind (idle RSS 61.5 -> 59.4 MiB, 3 nodes; the loop delay under RPC load
+ * and the throughput did not change measurably). Node refuses that one in NODE_OPTIONS,
+ * the only flags an `origin-node` executable reads, so an executable runs without it.
  */
-export const NODE_OPTIONS = NODE_FLAGS.join(' ')
+export const NODE_FLAGS = [...OPTIONS_FLAGS, '--no-concurrent-recompilation']
+
+/**
+ * The flags of NODE_FLAGS that NODE_OPTIONS takes: how an `origin-node` executable gets them,
+ * since a single executable reads no node flags from its command line (the forms `origin
+ * build` writes set this in the node's environment).
+ */
+export const NODE_OPTIONS = OPTIONS_FLAGS.join(' ')
 
 /**
  * `env` with NODE_FLAGS taken out of NODE_OPTIONS (other options kept; the variable gone
