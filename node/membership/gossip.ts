@@ -19,7 +19,7 @@ import { LocalHealth } from './health'
 import { membershipDefaults, type MembershipInit } from './config'
 import type { Membership, MembershipComponents } from './index'
 import { Probes, type ProbeTarget } from './probes'
-import { ProbeRing, shuffle } from './rotation'
+import { fanoutTargets, ProbeRing, shuffle } from './rotation'
 import { realScheduler, type Scheduler, type Timer } from './scheduler'
 import { checkAck, checkFrame, checkPingReqAnswer, gossipPayload, pingPayload, pingReqPayload, type Ack, type GossipFrame, type Ping, type PingReq, type PingReqAnswer } from './schema'
 import { expectedConfirmations, Suspicions } from './suspicion'
@@ -473,16 +473,19 @@ export class GossipMembership implements Membership, SwimHost {
       }
     }
     this.down(now)
+    // The probe picks its member before its first await: `ring.last` is this period's.
+    let probed: string | undefined
     if (!this.probing) {
       this.probing = true
       void probeRound(this).finally(() => { this.probing = false })
+      probed = this.ring.last
     }
-    // `fanout` more pings besides the probe, with the news queued if any: a change reaches
+    // `fanout` more pings besides the probe (to other members than its), with the news queued if any: a change reaches
     // the cluster in a few periods instead of waiting for probes to carry it, and each node
     // is in touch with a majority within the supervisor's fence time (`reachable`), which
     // one probe a period would not give beyond a handful of members. Empty, a ping and its
     // ack are ~100 bytes, whatever the cluster size.
-    for (const m of shuffle(this.peers(), this.random).slice(0, this.o.fanout)) void this.ping(m, this.health.scale(this.o.gossipIntervalMs))
+    for (const m of fanoutTargets(this.peers(), probed, this.o.fanout, this.random)) void this.ping(m, this.health.scale(this.o.gossipIntervalMs))
     this.pushPull(now)
     this.probes.prune(now)
     this.probeBudget = this.o.maxNewPerFrame

@@ -26,12 +26,27 @@ export class ProbeRing {
     return undefined
   }
 
+  /** The member `next` gave last (undefined before the first). */
+  get last (): string | undefined {
+    return this.at > 0 ? this.order[this.at - 1] : undefined
+  }
+
   /** `id` joined: probe it within this pass, at a random place among those still to come. */
   add (id: string): void {
     if (this.order.includes(id)) return
     const at = this.at + Math.floor(this.random() * (this.order.length - this.at + 1))
     this.order.splice(at, 0, id)
   }
+}
+
+/**
+ * The members a period's pings go to besides its probe: `fanout` of `peers` at random, never
+ * `probed`, the member the probe went to. In a small cluster the probe's member would
+ * otherwise get two pings a period (with 3 nodes, a third of every node's frames).
+ */
+export function fanoutTargets<M extends { id: string }> (peers: readonly M[], probed: string | undefined, fanout: number, random: () => number): M[] {
+  const others = probed === undefined ? peers : peers.filter((m) => m.id !== probed)
+  return shuffle(others, random).slice(0, fanout)
 }
 
 /** A Fisher–Yates shuffle with the given randomness (a new array). */

@@ -7,7 +7,7 @@ import test from 'ava'
 import fc from 'fast-check'
 import { DeltaQueue, retransmitLimit } from '../../node/membership/broadcasts'
 import { LocalHealth } from '../../node/membership/health'
-import { ProbeRing } from '../../node/membership/rotation'
+import { fanoutTargets, ProbeRing } from '../../node/membership/rotation'
 import { nextPeak, probeTimeout, RoundTrips } from '../../node/membership/rtt'
 import { maxProbeTimeoutMs } from '../../node/membership/swim'
 import { expectedTouched, fenceWindowMs } from '../../node/membership/fence'
@@ -276,4 +276,22 @@ test('suspicion: a floor raises both bounds of that suspicion, so a large cluste
   t.is(s.deadline('y'), 5000, 'a floor above the maximum is the timeout')
   s.suspect('z', 1, 'a', 0, 2, 100)
   t.is(s.deadline('z'), 2000, 'a floor below the minimum changes nothing')
+})
+
+test('fanout: a period pings `fanout` distinct members besides its probe, never the probed one again', (t) => {
+  fc.assert(fc.property(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 6 }), fc.integer(), fc.boolean(), (n, fanout, seed, probing) => {
+    const peers = Array.from({ length: n }, (_, i) => member(`m${i}`))
+    const probed = probing && n > 0 ? peers[Math.abs(seed) % n].id : undefined
+    const targets = fanoutTargets(peers, probed, fanout, seeded(seed))
+    const ids = targets.map((m) => m.id)
+    t.false(probed !== undefined && ids.includes(probed))
+    t.is(new Set(ids).size, ids.length)
+    t.is(ids.length, Math.min(fanout, n - (probed === undefined ? 0 : 1)))
+  }))
+  // Three nodes: the probe goes to one peer, the pings to the other, not to both again.
+  const ring = new ProbeRing(seeded(7))
+  const peers = [member('b'), member('c')]
+  const probed = ring.next(new Set(['b', 'c']))
+  t.is(ring.last, probed)
+  t.deepEqual(fanoutTargets(peers, ring.last, 3, seeded(1)).map((m) => m.id), [probed === 'b' ? 'c' : 'b'])
 })
