@@ -17,10 +17,14 @@
  *   await evaluateApart('Object.keys(node.members).length', view, { timeoutMs: 2000 })   // the same, on its own thread
  */
 import { join } from 'node:path'
-import vm from 'node:vm'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import { OriginError, type OriginErrorJSON } from '../errors'
 import { typescript } from '../typescript'
+
+// Loaded on the first evaluation: most nodes never evaluate anything, and these built-in
+// modules (the worker machinery above all) are memory an idle node would hold for nothing.
+const vm = (): typeof import('node:vm') => require('node:vm')
+const workerThreads = (): typeof import('node:worker_threads') => require('node:worker_threads')
 
 export interface EvalOptions {
   /** Time the code (and its promises) may take before it is stopped: longer lets long queries finish, and runaway code run longer. @default 1000 */
@@ -74,7 +78,7 @@ globalThis.__json = () => {
 /** True when `src` parses as a JavaScript script (it is compiled, not run). */
 function parsesAsScript (src: string): boolean {
   try {
-    new vm.Script(src) // eslint-disable-line no-new
+    new (vm().Script)(src) // eslint-disable-line no-new
     return true
   } catch {
     return false
@@ -133,13 +137,13 @@ export function evaluate (code: string, view: unknown, o: EvalOptions = {}): Eva
 export function execute (script: string, view: unknown, o: EvalOptions = {}, t0 = performance.now()): EvalResult {
   const timeout = o.timeoutMs ?? evalDefaults.timeoutMs
   const maxBytes = o.maxBytes ?? evalDefaults.maxBytes
-  const ctx = vm.createContext({ __node: JSON.stringify(view) }, {
+  const ctx = vm().createContext({ __node: JSON.stringify(view) }, {
     codeGeneration: { strings: false, wasm: false },
     microtaskMode: 'afterEvaluate'
   })
   const run = (src: string, name: string): unknown => {
     try {
-      return vm.runInContext(src, ctx, { timeout, filename: name, breakOnSigint: false })
+      return vm().runInContext(src, ctx, { timeout, filename: name, breakOnSigint: false })
     } catch (err) {
       if ((err as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw new OriginError('E_TIMEOUT', `stopped after the ${timeout} ms time limit`, { timeoutMs: timeout })
       throw err
@@ -223,8 +227,8 @@ function newThread (): Worker {
     stderr: true
   }
   return threadCode === undefined
-    ? new Worker(join(__dirname, 'eval-worker.js'), options)
-    : new Worker(threadCode(), { ...options, eval: true })
+    ? new (workerThreads().Worker)(join(__dirname, 'eval-worker.js'), options)
+    : new (workerThreads().Worker)(threadCode(), { ...options, eval: true })
 }
 
 type Answer = { ok: true, result: EvalResult } | { ok: false, error: OriginErrorJSON }

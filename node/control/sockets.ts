@@ -6,7 +6,6 @@
  * @example
  *   await connectionsTo(['127.0.0.2:7400', 'node-b.lan:7400'])   // 2
  */
-import { lookup } from 'node:dns/promises'
 import { readdir, readFile, readlink } from 'node:fs/promises'
 import { isIP } from 'node:net'
 
@@ -58,7 +57,8 @@ async function endpoints (address: string): Promise<string[]> {
   if (isIP(host) !== 0) return [`${normalizeIp(host)}:${Number(port)}`]
   let entry = resolved.get(host)
   if (entry === undefined || Date.now() - entry.at > RESOLVE_TTL_MS) {
-    entry = { at: Date.now(), ips: lookup(host, { all: true }).then((r) => r.map((a) => a.address), () => []) }
+    // dns/promises loads on the first name to resolve, not with every node.
+    entry = { at: Date.now(), ips: (require('node:dns/promises') as typeof import('node:dns/promises')).lookup(host, { all: true }).then((r) => r.map((a) => a.address), () => []) }
     resolved.set(host, entry)
   }
   return (await entry.ips).map((ip) => `${normalizeIp(ip)}:${Number(port)}`)
