@@ -35,6 +35,8 @@ export interface RestartResult { target: string, restarted: Array<{ instance: st
 
 /** How long one instance may take to be ready again after its restart. @default 120 s */
 const readyTimeoutMs = 120_000
+/** How long a restart follows an instance that moves between nodes before it gives up. */
+const followMovesMs = 15_000
 /** How long a relayed evaluation may take, network included (besides the time limit itself). */
 const evalCallMs = 10_000
 
@@ -69,6 +71,14 @@ export function registerActions (c: ActionsComponents): { register: () => void, 
     c.log.info(on ? `drained${operator === undefined ? ' (since before this start)' : ` by ${operator}`}: this node hosts nothing until undrained` : `undrained by ${operator ?? '?'}: this node hosts instances again`)
   }
   const t = c.transport
+  const restartWhereItRuns = async (instance: string, by: string): Promise<RestartResult['restarted'][number]> => await followMoves({
+    instance,
+    clock: c.clock,
+    followMs: followMovesMs,
+    placedOn: (id) => (c.supervisor.current()?.assignments ?? []).find((x) => x.instance === id)?.node,
+    on: async (node) => await call(await t.peer(addressOf(c, node)), mesh, 'instance.restart', { instance, operator: by }, { timeoutMs: readyTimeoutMs + 30_000 }),
+    moved: (node) => { c.log.info(`${instance} does not run on ${node} (it moved): restarting it where it runs now`) }
+  })
   const register = (): void => {
     serve(t, mesh, 'eval.run', async (p) => await evalHere(p.operator, p.code, p.timeoutMs))
     serve(t, operator, 'cluster.eval', async (p, ctx) => { mayEval(ctx.peer.name); return await evalOn(p.node, ctx.peer.name, p.code, p.timeoutMs) })
@@ -87,6 +97,9 @@ export function registerActions (c: ActionsComponents): { register: () => void, 
     serve(t, mesh, 'instance.restart', async (p) => {
       const t0 = c.clock.now()
       if (c.supervisor.restart === undefined) throw new OriginError('E_UNKNOWN_METHOD', 'this node\'s supervisor cannot restart an instance in place')
+      // Not here (it moved, or has not started yet): said before anything is journaled, so the
+      // operator's node can follow it to where it runs.
+      if (!c.supervisor.report().some((i) => i.instance === p.instance)) throw new OriginError('E_NOT_FOUND', `${p.instance} does not run on ${c.membership.id}`, { instance: p.instance, node: c.membership.id })
       c.journal?.record({ kind: 'operator', operator: p.operator, action: 'restart', detail: p.instance })
       await c.supervisor.restart(p.instance)
       await readyAgain(c, p.instance)
@@ -98,10 +111,7 @@ export function registerActions (c: ActionsComponents): { register: () => void, 
       if (targets.length === 0) throw new OriginError('E_NOT_FOUND', `no service or instance "${p.target}" is placed now`, { target: p.target })
       c.log.info(`operator ${ctx.peer.name} restarts ${p.target}: ${targets.map((a) => a.instance).join(', ')}, one at a time`)
       const restarted: RestartResult['restarted'] = []
-      for (const a of targets) {
-        const conn = await t.peer(addressOf(c, a.node))
-        restarted.push(await call(conn, mesh, 'instance.restart', { instance: a.instance ?? '', operator: ctx.peer.name }, { timeoutMs: readyTimeoutMs + 30_000 }))
-      }
+      for (const a of targets) restarted.push(await restartWhereItRuns(a.instance ?? '', ctx.peer.name))
       return { target: p.target, restarted }
     })
     serve(t, mesh, 'node.drain', async (p) => { await setDrained(p.drained, p.operator); return { node: c.membership.id, drained: p.drained } })
@@ -127,6 +137,27 @@ export function registerActions (c: ActionsComponents): { register: () => void, 
   // drained before this start must say so before the supervisor places anything here.
   c.membership.events.on('change', restoreDrain)
   return { register, start: restoreDrain }
+}
+
+/**
+ * `on(node)` for the node `instance` is placed on. Placement can change under an action (a
+ * node joined or left a moment ago): when that node answers E_NOT_FOUND (the instance is
+ * not there), the instance is looked up again and followed, every 200 ms for up to
+ * `followMs`; any other error ends it at once.
+ */
+export async function followMoves<R> (o: { instance: string, clock: Clock, followMs: number, placedOn: (instance: string) => string | undefined, on: (node: string) => Promise<R>, moved?: (node: string) => void }): Promise<R> {
+  const until = o.clock.now() + o.followMs
+  for (;;) {
+    const node = o.placedOn(o.instance)
+    if (node === undefined) throw new OriginError('E_NOT_FOUND', `${o.instance} is not placed any more`, { instance: o.instance })
+    try {
+      return await o.on(node)
+    } catch (err) {
+      if (asOriginError(err).code !== 'E_NOT_FOUND' || o.clock.now() >= until) throw err
+      o.moved?.(node)
+      await sleep(o.clock, 200)
+    }
+  }
 }
 
 function addressOf (c: ActionsComponents, node: string): string {

@@ -23,7 +23,7 @@ import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../clock'
-import { errorMessage } from '../errors'
+import { errorMessage, OriginError } from '../errors'
 import { builtinRuntimes } from '../runtime/builtin'
 import type { ImageRuntime, Runtime } from '../runtime/contract'
 import { dockerSocket } from '../runtime/docker'
@@ -98,8 +98,8 @@ class Reconciler implements Supervisor {
 
   async restart (instance: string): Promise<void> {
     const inst = this.x.instances.get(instance)
-    if (inst === undefined) throw new Error(`${instance} does not run on ${this.nodeId}`)
-    if (this.x.busy.has(instance)) throw new Error(`${instance} is being started or stopped; try again`)
+    if (inst === undefined) throw new OriginError('E_NOT_FOUND', `${instance} does not run on ${this.nodeId}`, { instance, node: this.nodeId })
+    if (this.x.busy.has(instance)) throw new OriginError('E_NOT_READY', `${instance} is being started or stopped on ${this.nodeId}; try again`, { instance, node: this.nodeId })
     this.x.busy.add(instance) // reconcile leaves it alone meanwhile
     this.c.log.info(`restarting ${instance} in place (operator)`)
     try {
