@@ -480,11 +480,11 @@ export class GossipMembership implements Membership, SwimHost {
       void probeRound(this).finally(() => { this.probing = false })
       probed = this.ring.last
     }
-    // `fanout` more pings besides the probe (to other members than its), with the news queued if any: a change reaches
-    // the cluster in a few periods instead of waiting for probes to carry it, and each node
-    // is in touch with a majority within the supervisor's fence time (`reachable`), which
-    // one probe a period would not give beyond a handful of members. Empty, a ping and its
-    // ack are ~100 bytes, whatever the cluster size.
+    // `fanout` more pings besides the probe (to other members than the probe's), with the
+    // news queued if any: a change reaches the cluster in a few periods instead of waiting
+    // for probes to carry it, and each node is in touch with a majority within the
+    // supervisor's fence time (`reachable`), which one probe a period would not give beyond
+    // a handful of members. Empty, a ping and its ack are ~100 bytes, whatever the cluster size.
     for (const m of fanoutTargets(this.peers(), probed, this.o.fanout, this.random)) void this.ping(m, this.health.scale(this.o.gossipIntervalMs))
     this.pushPull(now)
     this.probes.prune(now)
