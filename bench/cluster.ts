@@ -10,12 +10,24 @@ import { connectTo, type Connection } from '../node/transport'
 import { call } from '../node/protocol/table'
 import { operator } from '../node/protocol/operator'
 import { loadIdentity } from '../node/keys'
-import { idleNodeMemory, memoryMiB, startFloor, throughput } from './floor'
+import { cpuMs, idleNodeMemory, memoryMiB, startFloor, throughput } from './floor'
 import { percentile, ratio, row, summarize } from './stats'
 import { defaultConfig } from '../node/config'
 
 // The production defaults (node/config), as a user's image.json would leave them.
 const defaults: Record<string, number> = defaultConfig().membership
+
+/** CPU each node uses a second over `ms` of idling: mean and max, ms/s. */
+async function nodesIdleCpu (c: TestCluster, names: string[], ms: number): Promise<{ mean: number, max: number }> {
+  const pids = names.map((n) => c.node(n).proc.pid)
+  const before = await Promise.all(pids.map(cpuMs))
+  const t0 = performance.now()
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  const after = await Promise.all(pids.map(cpuMs))
+  const s = (performance.now() - t0) / 1000
+  const each = after.map((v, i) => (v - before[i]) / s)
+  return { mean: summarize(each).mean, max: Math.max(...each) }
+}
 
 /** Memory of every node: mean and max RSS, mean private part. */
 async function nodesMemory (c: TestCluster, names: string[]): Promise<{ rssMean: number, rssMax: number, privateMean: number }> {
@@ -47,6 +59,7 @@ export async function benchCluster (size: number): Promise<void> {
     // Idle: a few gossip rounds with nothing else going on, before any load grows the heaps.
     await new Promise((resolve) => setTimeout(resolve, 3000))
     const idle = await nodesMemory(c, names)
+    const idleCpu = await nodesIdleCpu(c, names, 10_000)
 
     const rpc = await rpcFigures(c, names[0], first)
     for (const cl of clients) cl.close()
@@ -54,6 +67,7 @@ export async function benchCluster (size: number): Promise<void> {
     const loaded = await nodesMemory(c, names)
     row('idle RSS per node (mean / max)', `${idle.rssMean.toFixed(0)} / ${idle.rssMax.toFixed(0)} MiB`, `(floor ${rpc.idle.rss.toFixed(0)} MiB idle Node process, ${rpc.echo.rss.toFixed(0)} MiB the echo server; goal ≤ 60 MiB)`)
     row('  of which private (anonymous pages), mean', `${idle.privateMean.toFixed(1)} MiB`, `(floor ${rpc.idle.private.toFixed(1)} / ${rpc.echo.private.toFixed(1)} MiB; the rest: the Node executable's pages, shared by all its processes)`)
+    row('idle CPU per node (mean / max, 10 s)', `${idleCpu.mean.toFixed(1)} / ${idleCpu.max.toFixed(1)} ms/s`, `(3-13 s after forming; gossip every ${defaults.gossipIntervalMs} ms: a probe and up to ${defaults.fanout} pings to other members a period, each acked, and as many from others)`)
     row('RSS per node 3 s after the RPC load (mean / max)', `${loaded.rssMean.toFixed(0)} / ${loaded.rssMax.toFixed(0)} MiB`, `(private ${loaded.privateMean.toFixed(1)} MiB: the heap the load grew, not yet given back)`)
   } finally {
     await c.cleanup()
