@@ -26,8 +26,8 @@ import '../repl/client'
 /** Where the compiled checks go: beside the compiled node/validate.js, which requires `./schemas/index.js`. */
 export const SCHEMAS_DIR = join(__dirname, '..', 'node', 'schemas')
 
-/** Every schema a node started with default settings declares. */
-async function declaredByANode (): Promise<DeclaredSchema[]> {
+/** Every schema a node started (and stopped) with default settings declares, the shipped plugins' settings too. */
+export async function declaredByANode (): Promise<DeclaredSchema[]> {
   const dir = await mkdtemp(join(os.tmpdir(), 'origin-schemas-build-'))
   try {
     const keys = join(dir, 'keys')

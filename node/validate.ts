@@ -69,12 +69,10 @@ export interface ValidatorOptions {
 /** A schema a check was declared with. */
 export interface DeclaredSchema { schema: object, mode: CheckMode, key: string }
 
-interface Declaration { schema: object, mode: CheckMode, get: () => ValidateFunction }
+interface Declaration { schema: object, mode: CheckMode, loaded?: ValidateFunction }
 
 /** Every check declared so far (the build compiles their schemas; `compileAll` loads them). */
 const declared = new Set<Declaration>()
-/** Checks declared and not loaded yet. */
-const pending = new Set<Declaration>()
 /** Checks whose schema was not among the build's and were compiled here instead. */
 let compiledHere = 0
 
@@ -98,32 +96,27 @@ function compiledAhead (): Store {
   return store
 }
 
-/**
- * The check of `schema` in `mode`, declared now and loaded on its first use: an idle node
- * never pays for the schemas of what it is not asked. Its compiled module when the build
- * made one, else compiled by ajv here.
- */
-export function schemaCheck<T> (schema: JSONSchemaType<T> | object, mode: CheckMode): () => ValidateFunction<T> {
-  let loaded: ValidateFunction<T> | undefined
-  const d: Declaration = {
-    schema,
-    mode,
-    get: () => {
-      if (loaded === undefined) {
-        const ahead = compiledAhead()[schemaKey(schema, mode)]
-        if (ahead !== undefined) loaded = ahead() as ValidateFunction<T>
-        else {
-          loaded = ajvFor(mode).compile<T>(schema as JSONSchemaType<T>)
-          compiledHere++
-        }
-        pending.delete(d)
-      }
-      return loaded
+/** `d`'s check: its compiled module when the build made one, else compiled by ajv here. */
+function load (d: Declaration): ValidateFunction {
+  if (d.loaded === undefined) {
+    const ahead = compiledAhead()[schemaKey(d.schema, d.mode)]
+    if (ahead !== undefined) d.loaded = ahead()
+    else {
+      d.loaded = ajvFor(d.mode).compile(d.schema)
+      compiledHere++
     }
   }
+  return d.loaded
+}
+
+/**
+ * The check of `schema` in `mode`, declared now and loaded on its first use: an idle node
+ * never pays for the schemas of what it is not asked.
+ */
+export function schemaCheck<T> (schema: JSONSchemaType<T> | object, mode: CheckMode): () => ValidateFunction<T> {
+  const d: Declaration = { schema, mode }
   declared.add(d)
-  pending.add(d)
-  return d.get as () => ValidateFunction<T>
+  return () => (d.loaded ?? load(d)) as ValidateFunction<T>
 }
 
 /**
@@ -146,8 +139,8 @@ export function validator<T> (schema: JSONSchemaType<T> | object, what: string, 
 
 /** Loads every check declared and not used yet (throws on the first bad schema); how many there were. */
 export function compileAll (): number {
-  const all = [...pending]
-  for (const d of all) d.get()
+  const all = [...declared].filter((d) => d.loaded === undefined)
+  for (const d of all) load(d)
   return all.length
 }
 

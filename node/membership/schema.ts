@@ -184,49 +184,30 @@ function pingReqAnswerSchema (maxDeltas: number): object {
   }
 }
 
-// Not the instance that collects every error (`allErrors`): a frame of thousands of bad
-// entries would make an error of megabytes.
-const checkers = new Map<number, () => ValidateFunction>()
-
 /** Longest error message `checkFrame` makes: what goes back to the sender stays small. */
 export const MAX_ERROR_CHARS = 400
 
+type Kind = 'frame' | 'ack' | 'ping-req answer'
+const checkers = new Map<string, () => ValidateFunction>()
+
 /**
- * `value` as a gossip frame, or an `E_PAYLOAD_INVALID` naming the first problem only.
- * `what` says what was checked (`payload of mesh.gossip`, `answer from 10.0.0.4:7400`).
+ * The check of `kind` for a bound of `limit` (members or deltas), declared once per pair.
+ * Not the mode that collects every error: a frame of thousands of bad entries would make an
+ * error of megabytes.
  */
-export function checkFrame (value: unknown, what: string, maxMembers: number): GossipFrame {
-  let checker = checkers.get(maxMembers)
+function checkerFor (kind: Kind, schema: (limit: number) => object, limit: number): () => ValidateFunction {
+  const key = `${kind}:${limit}`
+  let checker = checkers.get(key)
   if (checker === undefined) {
-    checker = schemaCheck(frameSchema(maxMembers), 'first')
-    checkers.set(maxMembers, checker)
+    checker = schemaCheck(schema(limit), 'first')
+    checkers.set(key, checker)
   }
-  const check = checker()
-  if (!check(value)) {
-    const e = check.errors?.[0]
-    const at = e === undefined || e.instancePath === '' ? '(root)' : e.instancePath
-    const extra = e?.keyword === 'additionalProperties' ? ` "${String(e.params.additionalProperty)}"` : ''
-    throw invalid(what, `${at}: ${e?.message ?? 'is invalid'}${extra}`, at)
-  }
-  const frame = value as GossipFrame
-  for (const key of Object.keys(frame.table)) {
-    const id = frame.table[key].id
-    if (id !== key) throw invalid(what, `/table/${key}: the entry is keyed "${key}" but is member "${id}"`, `/table/${key}`)
-  }
-  if (!Object.hasOwn(frame.table, frame.from)) throw invalid(what, `/from: the sender "${frame.from}" is not in its own table`, '/from')
-  return frame
+  return checker
 }
 
-const answerCheckers = new Map<string, () => ValidateFunction>()
-
-function checkWith<T> (kind: 'ack' | 'ping-req answer', schema: (n: number) => object, value: unknown, what: string, maxDeltas: number): T {
-  const key = `${kind}:${maxDeltas}`
-  let checker = answerCheckers.get(key)
-  if (checker === undefined) {
-    checker = schemaCheck(schema(maxDeltas), 'first')
-    answerCheckers.set(key, checker)
-  }
-  const check = checker()
+/** `value` as `kind` for a bound of `limit`, or an `E_PAYLOAD_INVALID` naming its first problem. */
+function checkWith<T> (kind: Kind, schema: (limit: number) => object, value: unknown, what: string, limit: number): T {
+  const check = checkerFor(kind, schema, limit)()
   if (!check(value)) {
     const e = check.errors?.[0]
     const at = e === undefined || e.instancePath === '' ? '(root)' : e.instancePath
@@ -234,6 +215,20 @@ function checkWith<T> (kind: 'ack' | 'ping-req answer', schema: (n: number) => o
     throw invalid(what, `${at}: ${e?.message ?? 'is invalid'}${extra}`, at)
   }
   return value as T
+}
+
+/**
+ * `value` as a gossip frame, or an `E_PAYLOAD_INVALID` naming the first problem only.
+ * `what` says what was checked (`payload of mesh.gossip`, `answer from 10.0.0.4:7400`).
+ */
+export function checkFrame (value: unknown, what: string, maxMembers: number): GossipFrame {
+  const frame = checkWith<GossipFrame>('frame', frameSchema, value, what, maxMembers)
+  for (const key of Object.keys(frame.table)) {
+    const id = frame.table[key].id
+    if (id !== key) throw invalid(what, `/table/${key}: the entry is keyed "${key}" but is member "${id}"`, `/table/${key}`)
+  }
+  if (!Object.hasOwn(frame.table, frame.from)) throw invalid(what, `/from: the sender "${frame.from}" is not in its own table`, '/from')
+  return frame
 }
 
 /** `value` as an answer to mesh.ping, or an `E_PAYLOAD_INVALID` naming the first problem. */
@@ -255,6 +250,6 @@ function invalid (what: string, problem: string, path: string): OriginError {
 
 // The checks for the default limits are declared at load, so the build compiles them ahead
 // (node/validate.ts); other limits compile on their first frame.
-checkers.set(membershipDefaults.maxMembers, schemaCheck(frameSchema(membershipDefaults.maxMembers), 'first'))
-answerCheckers.set(`ack:${membershipDefaults.maxDeltasPerMessage}`, schemaCheck(ackSchema(membershipDefaults.maxDeltasPerMessage), 'first'))
-answerCheckers.set(`ping-req answer:${membershipDefaults.maxDeltasPerMessage}`, schemaCheck(pingReqAnswerSchema(membershipDefaults.maxDeltasPerMessage), 'first'))
+checkerFor('frame', frameSchema, membershipDefaults.maxMembers)
+checkerFor('ack', ackSchema, membershipDefaults.maxDeltasPerMessage)
+checkerFor('ping-req answer', pingReqAnswerSchema, membershipDefaults.maxDeltasPerMessage)

@@ -7,30 +7,14 @@
  * schema now does.
  */
 import test from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
-import { join } from 'node:path'
-import { startNode } from '../../node/assembly'
 import Ajv from 'ajv'
 import fc from 'fast-check'
+import { declaredByANode } from '../../build/schemas'
 import { AJV_OPTIONS, checksCompiledHere, compileAll, declaredSchemas, schemaCheck } from '../../node/validate'
-import '../../plugins/discovery-file'
-import '../../plugins/lease-etcd'
-import '../../plugins/lease-redis'
-import '../../repl/client'
-import { memoryNetwork } from '../../plugins/transport-memory'
-import { fastMembership, makeKeys } from '../helpers/cluster'
 
 test.serial('schemas: every validator a started node has made compiles', async (t) => {
-  const dir = await mkdtemp(join(os.tmpdir(), 'origin-schemas-'))
-  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
-  const keys = await makeKeys(join(dir, 'keys'), 'test')
-  const node = await startNode({
-    config: { cluster: 'test', listen: '127.78.1.1:7400', seeds: [], data: join(dir, 'n1'), name: 'n1', labels: {}, characteristics: { cpus: 2, memoryMb: 1024 }, membership: fastMembership, hubs: {}, log: { level: 'error' } },
-    keys,
-    layers: { transport: memoryNetwork().transport }
-  })
-  t.teardown(async () => { await node.stop() })
+  // The node the build compiles from: started on the in-memory transport, then stopped.
+  await declaredByANode()
   const compiled = compileAll()
   t.true(compiled > 20, `loaded ${compiled} checks not used yet (the node's methods alone are more than 20)`)
   t.is(compileAll(), 0, 'each is loaded once')
