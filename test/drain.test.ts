@@ -94,9 +94,12 @@ test.serial('restart: a service restarts one instance at a time, each ready befo
   else t.true(stopAt('web-1') >= readyAt('web-0') && stopAt('web-2') >= readyAt('web-1'), JSON.stringify(events.map((e) => e.text)))
   const one = await cluster.restart('web-1')
   t.deepEqual(one.restarted.map((x) => x.instance), ['web-1'])
+  // Twice at once: the second waits for the first (it is being stopped and started meanwhile), then restarts it again.
+  const twice = await Promise.all([cluster.restart('web-2'), cluster.restart('web-2')])
+  t.deepEqual(twice.map((r) => r.restarted.map((x) => x.instance)), [['web-2'], ['web-2']])
   t.is(await t.throwsAsync(cluster.restart('nope')).then((e) => (e as { code?: string }).code), 'E_NOT_FOUND')
   const journaled = (await cluster.events({ since: new Date(t0) }))!.filter((e) => e.kind === 'operator' && e.action === 'restart')
-  t.deepEqual(journaled.map((e) => e.kind === 'operator' ? e.detail : ''), ['web-0', 'web-1', 'web-2', 'web-1'])
+  t.deepEqual(journaled.map((e) => e.kind === 'operator' ? e.detail : ''), ['web-0', 'web-1', 'web-2', 'web-1', 'web-2', 'web-2'])
 })
 
 test.serial('drain: a drained node is emptied and stays empty, across its restart, until undrained', async (t) => {

@@ -76,7 +76,7 @@ export function registerActions (c: ActionsComponents): { register: () => void, 
     clock: c.clock,
     followMs: followMovesMs,
     placedOn: (id) => (c.supervisor.current()?.assignments ?? []).find((x) => x.instance === id)?.node,
-    on: async (node) => await call(await t.peer(addressOf(c, node)), mesh, 'instance.restart', { instance, operator: by }, { timeoutMs: readyTimeoutMs + 30_000 }),
+    on: async (node) => await call(await t.peer(addressOf(c, node)), mesh, 'instance.restart', { instance, operator: by }, { timeoutMs: readyTimeoutMs + 60_000 }), // its node may first wait up to 30 s for a start or stop under way
     moved: (node) => { c.log.info(`${instance} does not run on ${node} (it moved): restarting it where it runs now`) }
   })
   const register = (): void => {

@@ -22,7 +22,7 @@
 import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { systemClock, type Clock } from '../clock'
+import { sleep, systemClock, type Clock } from '../clock'
 import { errorMessage, OriginError } from '../errors'
 import { builtinRuntimes } from '../runtime/builtin'
 import type { ImageRuntime, Runtime } from '../runtime/contract'
@@ -48,6 +48,9 @@ export type { InstanceEvent, InstanceReport, ReportStatus, Supervisor, Superviso
 export function supervisor (init: SupervisorInit) {
   return (c: SupervisorComponents): Supervisor => new Reconciler(init, c)
 }
+
+/** How long an operator's restart waits for a start or stop under way on the instance to end. */
+const restartSettleMs = 30_000
 
 class Reconciler implements Supervisor {
   readonly events = new EventEmitter<SupervisorEvents>()
@@ -97,9 +100,15 @@ class Reconciler implements Supervisor {
   get nodeId (): string { return this.c.membership.id }
 
   async restart (instance: string): Promise<void> {
+    // A start, stop or restart under way is let finish first (an operator restarting right
+    // after a deploy, or twice at once, means "once more from now on"), then it is judged afresh.
+    const until = this.clock.now() + restartSettleMs
+    while (this.x.busy.has(instance)) {
+      if (this.clock.now() >= until) throw new OriginError('E_NOT_READY', `${instance} is still being started or stopped on ${this.nodeId} after ${restartSettleMs / 1000} s; try again`, { instance, node: this.nodeId })
+      await sleep(this.clock, 100)
+    }
     const inst = this.x.instances.get(instance)
     if (inst === undefined) throw new OriginError('E_NOT_FOUND', `${instance} does not run on ${this.nodeId}`, { instance, node: this.nodeId })
-    if (this.x.busy.has(instance)) throw new OriginError('E_NOT_READY', `${instance} is being started or stopped on ${this.nodeId}; try again`, { instance, node: this.nodeId })
     this.x.busy.add(instance) // reconcile leaves it alone meanwhile
     this.c.log.info(`restarting ${instance} in place (operator)`)
     try {
