@@ -64,10 +64,17 @@ test.serial('spec limits: a memory bomb, ten endless loops and a polluted protot
   const bomb = await pushBad('Uint8Array bomb', { 'services/bomb.ts': 'new Uint8Array(2 ** 31).fill(1)\nexport default {}\n' })
   t.regex(bomb.errors, /services\/bomb\.ts:1:1: evaluation used more than 256 MiB of memory/)
 
-  // The event loops stayed free: nobody suspected anybody while all that was evaluated.
+  // The event loops stayed free: nobody took anybody for dead while all that was evaluated.
+  // An evaluation on a node's own thread would block it for the 2 s total (or kill it),
+  // past the fast test timings' dead verdict. A suspicion refuted at once is not judged: on
+  // a machine busy with other work a probe and its relay miss their 80 ms now and then
+  // whatever runs (2 of 4 runs of this test beside `stress-ng --cpu 2`, before and after
+  // idle periods went down to one probe).
   for (const [i, n] of ['a', 'b', 'c'].entries()) {
     const log = (await c.node(n).log()).slice(logsBefore[i])
-    t.notRegex(log, / [abc] is (suspect|dead)/, `${n} saw a peer as suspect or dead`)
+    t.notRegex(log, / [abc] is dead/, `${n} saw a peer as dead`)
+    const suspicions = log.match(/ [abc] is suspect/g)?.length ?? 0
+    if (suspicions > 0) t.log(`${n} suspected a peer ${suspicions} time(s), refuted`)
     t.true(c.node(n).proc.running, `${n} is running`)
   }
 
