@@ -37,6 +37,4 @@ export async function rerunUnderFreshNode (): Promise<boolean> {
 }
 
 /** Says which executable the figures are from. */
-export function executableNote (): string {
-  return `processes run from a copy of node written for this run (${VARIABLE}; see bench/fresh-node.ts for why)`
-}
+export const EXECUTABLE_NOTE = `processes run from a copy of node written for this run (${VARIABLE}; see bench/fresh-node.ts for why)`

@@ -15,7 +15,7 @@ import { connectCluster } from '../repl/client'
 import { freeAddress, makeKeys } from '../test/helpers/cluster'
 import { waitFor } from '../test/helpers/wait'
 import { row, summarize } from './stats'
-import { executableNote, rerunUnderFreshNode } from './fresh-node'
+import { EXECUTABLE_NOTE, rerunUnderFreshNode } from './fresh-node'
 
 const RUNS = 5
 
@@ -80,4 +80,4 @@ export async function benchImage (): Promise<void> {
   }
 }
 
-if (require.main === module) rerunUnderFreshNode().then(async (ran) => { if (!ran) { console.log(executableNote()); await benchImage() } }).catch((err) => { console.error(err); process.exitCode = 1 })
+if (require.main === module) rerunUnderFreshNode().then(async (ran) => { if (!ran) { console.log(EXECUTABLE_NOTE); await benchImage() } }).catch((err) => { console.error(err); process.exitCode = 1 })

@@ -9,11 +9,11 @@ import { benchRepl } from './repl'
 import { benchProxy } from './proxy'
 import { benchContainers } from './containers'
 import { benchMembership } from './membership'
-import { executableNote, rerunUnderFreshNode } from './fresh-node'
+import { EXECUTABLE_NOTE, rerunUnderFreshNode } from './fresh-node'
 
 async function main (): Promise<void> {
   if (await rerunUnderFreshNode()) return
-  console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; ${executableNote()}`)
+  console.log(`origin benchmarks: ${os.cpus().length} cpus, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; ${EXECUTABLE_NOTE}`)
   const only = process.argv[2]
   if (only === undefined || only === 'cluster') for (const size of [3, 10]) await benchCluster(size)
   if (only === undefined || only === 'spec') await benchSpec()
