@@ -67,7 +67,7 @@ export async function benchCluster (size: number): Promise<void> {
     const loaded = await nodesMemory(c, names)
     row('idle RSS per node (mean / max)', `${idle.rssMean.toFixed(0)} / ${idle.rssMax.toFixed(0)} MiB`, `(floor ${rpc.idle.rss.toFixed(0)} MiB idle Node process, ${rpc.echo.rss.toFixed(0)} MiB the echo server; goal ≤ 60 MiB)`)
     row('  of which private (anonymous pages), mean', `${idle.privateMean.toFixed(1)} MiB`, `(floor ${rpc.idle.private.toFixed(1)} / ${rpc.echo.private.toFixed(1)} MiB; the rest: the Node executable's pages, shared by all its processes)`)
-    row('idle CPU per node (mean / max, 10 s)', `${idleCpu.mean.toFixed(1)} / ${idleCpu.max.toFixed(1)} ms/s`, `(3-13 s after forming; gossip every ${defaults.gossipIntervalMs} ms: a probe and up to ${defaults.fanout} pings to other members a period, each acked, and as many from others)`)
+    row('idle CPU per node (mean / max, 10 s)', `${idleCpu.mean.toFixed(1)} / ${idleCpu.max.toFixed(1)} ms/s`, `(3-13 s after forming; gossip every ${defaults.gossipIntervalMs} ms: each node probes one member a period and is probed by one on average, each acked; up to ${defaults.fanout} more pings only while it has news, none here once formed)`)
     row('RSS per node 3 s after the RPC load (mean / max)', `${loaded.rssMean.toFixed(0)} / ${loaded.rssMax.toFixed(0)} MiB`, `(private ${loaded.privateMean.toFixed(1)} MiB: the heap the load grew, not yet given back)`)
   } finally {
     await c.cleanup()

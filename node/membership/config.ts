@@ -26,10 +26,11 @@ export interface MembershipInit {
    */
   gossipIntervalMs?: number
   /**
-   * Members pinged each period besides the probed one, with the queued changes if any
-   * (empty pings are ~100 bytes with their acks). More spreads a change in fewer periods
-   * and keeps each node in touch with more members within the fence time (the
-   * supervisor's quorum reads `reachable(suspectAfterMs)`), for more messages. @default 3
+   * Members pinged each period besides the probed one while this node has changes queued
+   * (they carry them), and twice as many while a singleton runs or waits here (the
+   * supervisor's quorum reads `reachable(fence window)`); none in an idle period. More
+   * spreads a change in fewer periods and keeps a singleton's node in touch with more
+   * members within the fence window, for more messages. @default 3
    */
   fanout?: number
   /**
@@ -38,8 +39,8 @@ export interface MembershipInit {
    * too. Detection takes at least this long after a crash; shorter fails over sooner but
    * gives a slow member (a paused VM, a GC pause, an overloaded machine) less time to
    * answer. The supervisor fences its singletons after this long out of touch, which is
-   * why no member is ever dead sooner; a node talks to some 2 × (1 + `fanout`) members a
-   * period, so for it to be in touch with a majority within this time keep it above
+   * why no member is ever dead sooner; a singleton's node talks to some 2 × (1 + `fanout`)
+   * members a period, so for it to be in touch with a majority within this time keep it above
    * about members × `gossipIntervalMs` / 5 (600 ms: up to some 20 members). @default 600
    */
   suspectAfterMs?: number

@@ -2,8 +2,8 @@
  * How long singleton fencing must look back, and so how long a suspect must have at
  * least, for a cluster of n members. The supervisor keeps a singleton only while this node
  * was in touch with a majority (`reachable(window)`): direct messages either way, which
- * come at about 2 × (1 + `fanout`) a period (its probe and pings, and as many from others),
- * to members picked at random. Past some 20 members a fixed 600 ms holds too few of them:
+ * come at about 2 × (1 + `fanout`) a period to members picked at random (its probe and
+ * 2 × `fanout` pings while it keeps in touch, and the one probe others send it on average). Past some 20 members a fixed 600 ms holds too few of them:
  * in the simulation of 50 nodes a node is out of touch with a majority in 96% of checks,
  * so every singleton is fenced at once. The window here is long enough to expect half
  * again the members a majority needs; the shortest suspicion timeout must not be shorter,

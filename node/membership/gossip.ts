@@ -60,6 +60,8 @@ export class GossipMembership implements Membership, SwimHost {
   private running = false
   private registered = false
   private probing = false
+  /** Until when a caller needs this node in touch with a majority by itself (`keepInTouch`). */
+  private inTouchUntil = -Infinity
   private round = 0
   private nextPushPullAt = 0
   /** Members were heard of that there was no room to confirm: ask for them again once the room is back. */
@@ -480,16 +482,32 @@ export class GossipMembership implements Membership, SwimHost {
       void probeRound(this).finally(() => { this.probing = false })
       probed = this.ring.last
     }
-    // `fanout` more pings besides the probe (to other members than the probe's), with the
-    // news queued if any: a change reaches the cluster in a few periods instead of waiting
-    // for probes to carry it, and each node is in touch with a majority within the
-    // supervisor's fence time (`reachable`), which one probe a period would not give beyond
-    // a handful of members. Empty, a ping and its ack are ~100 bytes, whatever the cluster size.
-    for (const m of fanoutTargets(this.peers(), probed, this.o.fanout, this.random)) void this.ping(m, this.health.scale(this.o.gossipIntervalMs))
+    for (const m of fanoutTargets(this.peers(), probed, this.fanoutNow(now), this.random)) void this.ping(m, this.health.scale(this.o.gossipIntervalMs))
     this.pushPull(now)
     this.probes.prune(now)
     this.probeBudget = this.o.maxNewPerFrame
     void this.probeDue(this.o.maxNewPerFrame)
+  }
+
+  /**
+   * Pings this period besides the probe (to other members than the probe's):
+   * - `fanout` while changes are queued, which they carry: a change reaches the cluster in a
+   *   few periods instead of waiting for probes to carry it (memberlist gossips likewise
+   *   only when it has broadcasts);
+   * - 2 × `fanout` while a caller needs this node in touch with a majority (`keepInTouch`:
+   *   a singleton runs here or waits to). With the probe and the one probe a period others
+   *   send it on average, that is the 2 × (1 + `fanout`) contacts a period the fence window
+   *   is reckoned with (fence.ts);
+   * - none otherwise. An idle cluster then sends one probe a period per node, not four: at
+   *   50 nodes on one machine the empty pings alone had taken most of its CPU.
+   */
+  private fanoutNow (now: number): number {
+    if (now < this.inTouchUntil) return 2 * this.o.fanout
+    return this.queue.size > 0 ? this.o.fanout : 0
+  }
+
+  keepInTouch (forMs: number): void {
+    this.inTouchUntil = Math.max(this.inTouchUntil, this.now() + forMs)
   }
 
   /** Suspicions that ran out unrefuted: dead. */

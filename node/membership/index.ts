@@ -1,11 +1,13 @@
 /**
  * membership: join through seeds (or originate a cluster when none answers), gossip the
- * member table, detect failures by heartbeats that stop advancing, leave gracefully.
+ * member table, detect failures, leave gracefully.
  *
- * Every gossip round a node raises its own heartbeat and exchanges its whole table with
- * `fanout` random live peers (push-pull). A member whose heartbeat has not advanced for
- * `suspectAfterMs` is suspect, for `deadAfterMs` dead; a live member that sees itself
- * suspected refutes it with a higher incarnation. Seeds that are not live members are
+ * SWIM with Lifeguard's refinements (gossip.ts): every period a node probes one member
+ * (indirectly through others when the ack is late), and a member that answers nobody is
+ * suspect, then dead once its suspicion times out (`suspectAfterMs` with confirmations,
+ * `deadAfterMs` alone); a live member that sees itself suspected refutes it with a higher
+ * incarnation. Changes ride on these messages and on `fanout` more pings a period while
+ * there are changes to spread; a full table exchange (push-pull) repairs now and then. Seeds that are not live members are
  * retried, which is how two clusters that both originated find each other and merge.
  *
  * Input is checked for sense, not only shape (any holder of a node certificate can send
@@ -95,11 +97,19 @@ export interface Membership {
   setDrained (drained: boolean): void
   /**
    * Members of the table this node exchanged a message with (either way) within the last
-   * `withinMs`. Each period a node probes one member and pings `fanout` more, and is
-   * pinged about as often: some 8 members a period, so a window of a few periods holds a
-   * majority of a few dozen members.
+   * `withinMs`. Each period a node probes one member and is probed by one on average; it
+   * pings `fanout` more while it has news to spread, and 2 × `fanout` while it is told to
+   * keep in touch (`keepInTouch`): then some 8 members a period, so a window of a few
+   * periods holds a majority of a few dozen members.
    */
   reachable (withinMs: number): Set<string>
+  /**
+   * A caller needs `reachable` to hold a majority for the next `forMs` (the supervisor,
+   * while a singleton runs here or waits to): this node then pings enough members itself,
+   * where an idle cluster would be quiet. Optional: a membership without it is taken to be
+   * in touch as it is.
+   */
+  keepInTouch? (forMs: number): void
   /**
    * How far back `reachable` must look for this node to be in touch with a majority
    * whenever it is on the majority side, and so the least time a suspect gets (fence.ts):

@@ -18,7 +18,7 @@ export interface FenceInit {
   /** A node out of touch with a majority this long gives its singletons up (SupervisorInit.fenceAfterMs). */
   fenceAfterMs: number
   clock: Clock
-  membership: Pick<Membership, 'id' | 'reachable' | 'fenceWindowMs'>
+  membership: Pick<Membership, 'id' | 'reachable' | 'fenceWindowMs' | 'keepInTouch'>
   lease?: { fact (): LeaseFact }
   log: Logger
   /** Asked on each tick of the clock: should the quorum be looked at again now? */
@@ -59,7 +59,20 @@ export class FenceClock {
       }
     })
     await this.dog.start()
-    this.timer = this.o.clock.every(Math.max(50, Math.floor(this.o.fenceAfterMs / 5)), () => { if (this.o.watching()) this.o.tick() })
+    this.timer = this.o.clock.every(Math.max(50, Math.floor(this.o.fenceAfterMs / 5)), () => {
+      if (!this.o.watching()) return
+      this.keepInTouch()
+      this.o.tick()
+    })
+  }
+
+  /**
+   * An idle membership pings only the member it probes each period; while a singleton runs
+   * here or waits to, this node must be in touch with a majority within the window by
+   * itself, so it asks for more (a few windows ahead: the clock looks again well before).
+   */
+  private keepInTouch (): void {
+    this.o.membership.keepInTouch?.(3 * (this.o.membership.fenceWindowMs?.() ?? this.o.fenceAfterMs))
   }
 
   /** Stops the periodic look; the watchdog goes last (stopDog), once the instances it fences have stopped. */
@@ -75,6 +88,7 @@ export class FenceClock {
   view (table: MemberTable, byLease: boolean): QuorumView {
     const self = this.o.membership.id
     const fenceMs = this.o.membership.fenceWindowMs?.() ?? this.o.fenceAfterMs
+    if (this.o.watching()) this.keepInTouch()
     const inTouch = this.o.membership.reachable(fenceMs)
     const lease = byLease ? this.o.lease?.fact() : undefined
     const quorum = singletonQuorum(table, self, inTouch, !byLease, lease !== undefined && !lease.held ? lease.holder : undefined)
