@@ -15,7 +15,7 @@ import type { StateLayer } from '../state'
 import type { PreparedRun } from './code-prepare'
 import { prepareInstance, type Instance, type LaunchContext } from './launch'
 import type { PlanAction } from './plan'
-import { startRetryDelay } from './policy'
+import { startRetryDelay, supervisorDefaults } from './policy'
 import { summariesOf } from './report'
 import type { SupervisorEvents } from './types'
 
@@ -54,6 +54,8 @@ export class Executor {
    * that lasts is neither retried in a tight loop nor logged for each try.
    */
   readonly startFailures = new Map<string, { at: number, tries: number, said: string }>()
+  /** When each singleton was fenced here (stopped at once, or given up to the watchdog) within the policy's window, oldest first. */
+  readonly fencedAt = new Map<string, number[]>()
   private retryTimer?: { at: number, timer: Timer }
 
   constructor (private readonly h: ExecutorHost) {}
@@ -65,7 +67,9 @@ export class Executor {
       const inst = this.instances.get(id)
       switch (act.kind) {
         case 'stop':
-          if (inst !== undefined) void this.retire(inst, act.reason, act.atOnce)
+          if (inst === undefined) break
+          if (act.atOnce) this.noteFenced(id)
+          void this.retire(inst, act.reason, act.atOnce)
           break
         case 'replace':
           if (inst === undefined) break
@@ -98,6 +102,13 @@ export class Executor {
         }
       }
     }
+  }
+
+  /** `instance` was fenced here now (plan.ts makes the quorum hold longer after each more fence). */
+  noteFenced (instance: string): void {
+    const now = this.h.clock.now()
+    const recent = (this.fencedAt.get(instance) ?? []).filter((t) => now - t < supervisorDefaults.fenceWindowMs)
+    this.fencedAt.set(instance, [...recent, now])
   }
 
   /** What is no longer assigned here neither waits, nor is held, nor remembers a failed start. */

@@ -92,7 +92,14 @@ class Reconciler implements Supervisor {
       log: c.log,
       watching: () => this.x.singletonAtStake(this.c.spec.current()?.spec.services ?? {}),
       tick: () => this.kick(),
-      lapsed: (ids, why) => { for (const id of ids) { const i = this.x.instances.get(id); if (i !== undefined && !this.x.busy.has(id)) void this.x.retire(i, why, true) } }
+      lapsed: (ids, why) => {
+        for (const id of ids) {
+          const i = this.x.instances.get(id)
+          if (i === undefined || this.x.busy.has(id)) continue
+          this.x.noteFenced(id)
+          void this.x.retire(i, why, true)
+        }
+      }
     })
   }
 

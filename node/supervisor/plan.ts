@@ -15,6 +15,7 @@ import type { MemberTable } from '../membership/types'
 import type { Assignment, PhaseKind, Schedule } from '../scheduler/types'
 import type { ScheduleFn } from '../scheduler'
 import type { ServiceSpec, Spec } from '../desired/types'
+import { fenceHoldMs, supervisorDefaults } from './policy'
 import { mayReplace, runningElsewhere } from './rolling'
 
 /** One instance this node runs, as the plan sees it. */
@@ -50,6 +51,8 @@ export interface PlanInput {
   fenceAfterMs: number
   /** Starts that failed before their process ran: not tried again before `at`. */
   startFailures: Record<string, { at: number, said: string }>
+  /** When singletons were fenced here lately, by instance (oldest first): each more fence makes the quorum hold longer before a start (policy.ts fenceHoldMs). */
+  fenced?: Record<string, readonly number[]>
   now: number
 }
 
@@ -119,7 +122,13 @@ export function plan (p: PlanInput): Plan {
     }
     if (isSingleton(a.service)) {
       if (!p.quorum.ok) { wait(p.quorum.reason); continue }
-      if (p.now - (quorumSince ?? p.now) < p.fenceAfterMs) { wait(`${p.quorum.reason}; starting once that has held for ${(p.fenceAfterMs / 1000).toFixed(1)} s`); continue }
+      const hold = fenceHoldMs(p.fenceAfterMs, p.fenced?.[id] ?? [], p.now)
+      const since = quorumSince ?? p.now
+      if (p.now - since < hold.ms) {
+        const lately = hold.fences > 1 ? ` (fenced here ${hold.fences} times in the last ${supervisorDefaults.fenceWindowMs / 60_000} min)` : ''
+        wait(`${p.quorum.reason}; starting once that has held for ${(hold.ms / 1000).toFixed(1)} s${lately}`, 'info', hold.fences > 1 ? since + hold.ms : undefined)
+        continue
+      }
       const elsewhere = runningElsewhere(p.table, id, p.self, p.inTouch)
       if (elsewhere.length > 0) { wait(`singleton still ${elsewhere[0].state} on ${elsewhere[0].node}; starting once it stops`); continue }
     }

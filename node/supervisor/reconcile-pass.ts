@@ -42,6 +42,7 @@ export async function reconcileAssigned ({ self, applied, schedule, table, execu
       quorumSince: fence.since,
       fenceAfterMs: fenceMs,
       startFailures: Object.fromEntries(x.startFailures),
+      fenced: Object.fromEntries(x.fencedAt),
       now
     })
     fence.since = p.quorumSince

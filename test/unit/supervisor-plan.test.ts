@@ -83,6 +83,37 @@ test('plan: a singleton starts only once the quorum has held for fenceAfterMs; w
   t.is(fenced.quorumSince, undefined)
 })
 
+test('plan: a singleton fenced here again and again waits longer each time for the quorum to hold before it starts here again', (t) => {
+  const one = { service: 'one', instance: 'one-0', node: 'a' }
+  const base = { assignments: [one], services: { one: service({ kind: 'singleton' }) }, versions: { 'one-0': { version: 'v1' } }, quorumSince: 100_000 }
+  const at = (fenced: number[], now: number): string[] => kinds(plan(input({ ...base, fenced: { 'one-0': fenced }, now })).actions)
+  // Once: the usual hold (fenceAfterMs, 2.5 s here).
+  t.deepEqual(at([99_000], 102_499), ['wait one-0'])
+  t.deepEqual(at([99_000], 102_500), ['start one-0'])
+  // Three times lately: 2.5 s x 4.
+  t.deepEqual(at([60_000, 80_000, 99_000], 109_999), ['wait one-0'])
+  t.deepEqual(at([60_000, 80_000, 99_000], 110_000), ['start one-0'])
+  const waiting = plan(input({ ...base, fenced: { 'one-0': [60_000, 80_000, 99_000] }, now: 101_000 })).actions[0]
+  t.like(waiting, { kind: 'wait', retryAt: 110_000 })
+  t.regex(waiting.kind === 'wait' ? waiting.reason : '', /held for 10\.0 s \(fenced here 3 times in the last 10 min\)/)
+  // Never more than a minute, and fences older than the window do not count.
+  t.deepEqual(at(Array.from({ length: 20 }, (_, i) => 90_000 + i), 159_999), ['wait one-0'])
+  t.deepEqual(at(Array.from({ length: 20 }, (_, i) => 90_000 + i), 160_000), ['start one-0'])
+  t.deepEqual(at([100_000 - 10 * 60_000, 100_000 - 10 * 60_000 + 1, 99_000], 102_500), ['start one-0'])
+})
+
+test('plan property: however often a singleton was fenced, it waits for the quorum at least fenceAfterMs and at most a minute', (t) => {
+  fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 2_000_000 }), { maxLength: 30 }), fc.integer({ min: 0, max: 200_000 }), (fenced, after) => {
+    const now = 2_000_000
+    const r = plan(input({ assignments: [{ service: 'one', instance: 'one-0', node: 'a' }], services: { one: service({ kind: 'singleton' }) }, versions: { 'one-0': { version: 'v1' } }, quorumSince: now - after, fenced: { 'one-0': fenced.sort((a, b) => a - b) }, now }))
+    const started = r.actions.some((x) => x.kind === 'start')
+    if (after < 2500) return !started
+    if (after >= 60_000) return started
+    return true
+  }))
+  t.pass()
+})
+
 test('plan: replacing follows the instances\' numbers, not their spelling: web-10 waits for web-9', (t) => {
   const assignments = Array.from({ length: 11 }, (_, i) => ({ service: 'web', instance: `web-${i}`, node: i === 10 ? 'a' : 'b' }))
   const onB = (ready: (i: number) => boolean): Member['instances'] => Object.fromEntries(assignments.slice(0, 10).map((_, i) => [`web-${i}`, { version: ready(i) ? 'v2' : 'v1', state: 'ready' }]))
