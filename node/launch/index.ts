@@ -51,13 +51,13 @@ export interface NodeProcess {
 const OPTIONS_FLAGS = ['--max-semi-space-size=1']
 
 /**
- * The V8 flags launchNode gives a node on its command line: OPTIONS_FLAGS, and TurboFan
- * compiling on the node's own thread instead of a background one, which left ~2 MiB of
- * compiler memory behind (idle RSS 61.5 -> 59.4 MiB, 3 nodes; the loop delay under RPC load
- * and the throughput did not change measurably). Node refuses that one in NODE_OPTIONS,
- * the only flags an `origin-node` executable reads, so an executable runs without it.
+ * The V8 flags launchNode gives a node on its command line: OPTIONS_FLAGS, the same an
+ * `origin-node` executable reads from NODE_OPTIONS. Not `--no-concurrent-recompilation`
+ * (TurboFan on the node's own thread), which saved ~2 MiB of idle RSS but stalls the event
+ * loop for each function it optimizes: on a machine short of CPU those stalls are missed
+ * probes and watchdog renewals, i.e. false suspicions and fenced singletons.
  */
-export const NODE_FLAGS = [...OPTIONS_FLAGS, '--no-concurrent-recompilation']
+export const NODE_FLAGS = [...OPTIONS_FLAGS]
 
 /**
  * The flags of NODE_FLAGS that NODE_OPTIONS takes: how an `origin-node` executable gets them,

@@ -20,7 +20,7 @@ async function newSpaceMiB (env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 test('launch: NODE_OPTIONS gives a process the young generation NODE_FLAGS give, and withoutNodeFlags takes it away', async (t) => {
-  t.deepEqual(NODE_FLAGS, ['--max-semi-space-size=1', '--no-concurrent-recompilation'])
+  t.deepEqual(NODE_FLAGS, ['--max-semi-space-size=1'])
   t.is(NODE_OPTIONS, '--max-semi-space-size=1', 'only what node takes in NODE_OPTIONS (it refuses to start otherwise)')
   const base = withoutNodeFlags(process.env)
   const flagged = await newSpaceMiB({ ...base, NODE_OPTIONS })
