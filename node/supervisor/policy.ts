@@ -102,8 +102,7 @@ export function startRetryDelay (tries: number): number {
  */
 export function fenceHoldMs (fenceAfterMs: number, fencedAt: readonly number[], now: number): { ms: number, fences: number } {
   const fences = fencedAt.filter((t) => now - t < supervisorDefaults.fenceWindowMs).length
-  const ms = fences <= 1 ? fenceAfterMs : Math.min(Math.max(fenceAfterMs, supervisorDefaults.fenceHoldMaxMs), fenceAfterMs * 2 ** (fences - 1))
-  return { ms, fences }
+  return { ms: Math.min(Math.max(fenceAfterMs, supervisorDefaults.fenceHoldMaxMs), fenceAfterMs * 2 ** Math.max(0, fences - 1)), fences }
 }
 
 export type RestartPolicy = 'always' | 'on-failure' | 'never'
