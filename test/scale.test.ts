@@ -208,7 +208,7 @@ test.serial('scale: 50 node processes form one cluster and every member table ag
   // ahead (build/schemas.ts) it agreed in 46 to 711 s in CI rehearsals, and with idle
   // periods down to one probe (no empty fanout pings) in 456 and 495 s; two local runs (one
   // beside other load, one starting the nodes one at a time) had not after 10-25 minutes,
-  // flapping suspicions on every node (see the 12-02 session note). Once formed it is steady.
+  // with suspicions flapping on every node. Once formed it is steady.
   // The bound stays wide: a slow CI machine fails on disagreement, not on time. How long
   // it took is logged below.
   t.timeout(30 * 60_000)
