@@ -29,7 +29,7 @@ import type { Journal } from './journal'
 import type { Supervisor } from './supervisor'
 import { listSecrets } from './supervisor/secrets'
 import { probeContainment, type Containment } from './supervisor/contain'
-import { systemClock, type Clock } from './clock'
+import { isoTime, systemClock, type Clock } from './clock'
 import { builtInDependencies, builtInLayers, type Layers } from './layers'
 import { layerInits, portOf } from './layer-inits'
 
@@ -229,7 +229,7 @@ function fileSink (file: RotatingLog): LogSink {
         if (failing !== undefined) {
           const was = failing
           failing = undefined
-          file.write(`${new Date().toISOString()} warn  node.log: writing again (lines logged while it failed with ${was} are on stderr only)`)
+          file.write(`${isoTime(Date.now())} warn  node.log: writing again (lines logged while it failed with ${was} are on stderr only)`)
         }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? String(err)

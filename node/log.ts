@@ -3,6 +3,8 @@
  * read (`membership: node-c is dead (no heartbeat for 3.0 s)`). Where lines go is set
  * once per process (stderr by default, a file too for nodes).
  */
+import { isoTime } from './clock/iso'
+
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 
@@ -33,7 +35,7 @@ export function createLogger (scope: string, opts: LogOptions = {}): Logger {
   const now = opts.now ?? Date.now
   const emit = (lvl: Level, msg: string): void => {
     if (rank[lvl] < rank[level]) return
-    const line = `${new Date(now()).toISOString()} ${lvl.padEnd(5)} ${scope}: ${msg}`
+    const line = `${isoTime(now())} ${lvl.padEnd(5)} ${scope}: ${msg}`
     for (const s of sinks) s.write(line)
   }
   return {

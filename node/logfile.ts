@@ -14,6 +14,7 @@ import { closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync
 import { readdir, readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { logDefaults } from './config/defaults'
+import { isoTime } from './clock'
 
 /** `out` and `err` are the process's own streams; `origin` lines are the supervisor's story. */
 export type LogStream = 'out' | 'err' | 'origin'
@@ -104,7 +105,7 @@ export class RotatingLog {
 
 /** `2026-11-22T16:30:00.123Z out hello` */
 export function stampLine (stream: LogStream, text: string, at: Date = new Date()): string {
-  return `${at.toISOString()} ${stream} ${text}`
+  return `${isoTime(at.getTime())} ${stream} ${text}`
 }
 
 /** Takes a stream's chunks; `end()` flushes a last line that had no newline. */

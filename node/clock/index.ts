@@ -65,3 +65,5 @@ export async function within<T> (clock: Clock, ms: number, p: Promise<T>): Promi
     timer?.cancel()
   }
 }
+
+export { isoTime } from './iso'

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
-import { sleep, type Clock } from '../clock'
+import { isoTime, sleep, type Clock } from '../clock'
 import { OriginError, asOriginError, type OriginErrorJSON } from '../errors'
 import type { Journal } from '../journal/types'
 import type { Logger } from '../log'
@@ -64,7 +64,7 @@ export function registerActions (c: ActionsComponents): { register: () => void, 
   }
 
   const setDrained = async (on: boolean, operator?: string): Promise<void> => {
-    if (on) await writeFile(drainFile, JSON.stringify({ by: operator, at: new Date(c.clock.now()).toISOString() }) + os.EOL)
+    if (on) await writeFile(drainFile, JSON.stringify({ by: operator, at: isoTime(c.clock.now()) }) + os.EOL)
     else await rm(drainFile, { force: true })
     c.membership.setDrained(on)
     if (operator !== undefined) c.journal?.record({ kind: 'operator', operator, action: on ? 'drain' : 'undrain', detail: c.membership.id })

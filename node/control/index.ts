@@ -18,7 +18,7 @@
  */
 import { servicesView } from './services'
 import { localLogs, type LogItem, type LogsRequest } from './logs'
-import { systemClock } from '../clock'
+import { isoTime, systemClock } from '../clock'
 import { OriginError } from '../errors'
 import { certificateExpiry } from '../keys/expiry'
 import { clusterStats } from './cluster-stats'
@@ -146,7 +146,7 @@ async function specView (c: ControlComponents): Promise<SpecView> {
     nodes: Object.values(table).sort((a, b) => (a.id < b.id ? -1 : 1)).map((m) => ({ id: m.id, status: m.status, spec: m.spec })),
     lastRejected: rejected === undefined
       ? undefined
-      : { ...rejected, problems: problems(rejected), at: new Date(rejected.at).toISOString(), error: specRejectedError({ ...rejected, problems: problems(rejected) }).toJSON() },
+      : { ...rejected, problems: problems(rejected), at: isoTime(rejected.at), error: specRejectedError({ ...rejected, problems: problems(rejected) }).toJSON() },
     rollout: waiting.length === 0 ? 'done' : 'waiting',
     waiting
   }

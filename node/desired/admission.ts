@@ -12,7 +12,7 @@
 import type { EventEmitter } from 'node:events'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { systemClock, type Clock } from '../clock'
+import { isoTime, systemClock, type Clock } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { CommitInfo, GitStore } from '../git/store'
 import type { Logger } from '../log'
@@ -161,7 +161,7 @@ export class Admission {
       return { outcome: 'failed', commit: c.version, error: d.error }
     }
     if (d.verdict === 'apply') return this.apply(c, d.spec)
-    if (d.remembered !== undefined) this.c.log.info(`spec ${short(c.version)} was rejected before (${new Date(d.remembered.at).toISOString()}): rejected again from memory, not evaluated again`)
+    if (d.remembered !== undefined) this.c.log.info(`spec ${short(c.version)} was rejected before (${isoTime(d.remembered.at)}): rejected again from memory, not evaluated again`)
     return await this.reject(c, d.problems, d.remember)
   }
 
@@ -203,7 +203,7 @@ export function short (version: string): string {
 
 /** A directory's version has no commit date: `now` stands for it. */
 function describe (version: string, info: CommitInfo | { dir: string }, now: number): CommitInfo {
-  return 'dir' in info ? { id: version, author: '(local directory)', date: new Date(now).toISOString(), message: info.dir } : info
+  return 'dir' in info ? { id: version, author: '(local directory)', date: isoTime(now), message: info.dir } : info
 }
 
 function describeLine (info: CommitInfo): string {

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import type IsoGit from 'isomorphic-git'
 import type { HttpClient } from 'isomorphic-git'
 
+import { isoTime } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import { gitHttp } from './http'
 
@@ -146,7 +147,7 @@ export class GitStore {
     return {
       id: commit,
       author: `${c.author.name} <${c.author.email}>`,
-      date: new Date(c.author.timestamp * 1000).toISOString(),
+      date: isoTime(c.author.timestamp * 1000),
       message: c.message.trim()
     }
   }

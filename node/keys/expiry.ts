@@ -9,6 +9,7 @@
  *   if (e.level !== 'ok') log.warn(e.message)
  */
 import type { CertInfo } from './types'
+import { isoTime } from '../clock'
 
 const DAY_MS = 24 * 3600 * 1000
 
@@ -31,7 +32,7 @@ export interface CertificateExpiry {
 export function certificateExpiry (cert: Pick<CertInfo, 'serial' | 'notAfter'>, now: number, warnDays = EXPIRY_WARN_DAYS): CertificateExpiry {
   const left = cert.notAfter.getTime() - now
   const daysLeft = Math.floor(left / DAY_MS)
-  const date = cert.notAfter.toISOString().slice(0, 10)
+  const date = isoTime(cert.notAfter.getTime()).slice(0, 10)
   const level = left <= 0 ? 'expired' : daysLeft < warnDays ? 'soon' : 'ok'
   const what = `certificate ${cert.serial}`
   const message = level === 'expired'
@@ -39,5 +40,5 @@ export function certificateExpiry (cert: Pick<CertInfo, 'serial' | 'notAfter'>, 
     : level === 'soon'
       ? `${what} expires in ${daysLeft === 0 ? 'less than a day' : `${daysLeft} day${daysLeft === 1 ? '' : 's'}`} (${date}): build a new image (origin build), roll it out, then revoke serial ${cert.serial}`
       : `${what} expires on ${date} (${daysLeft} days)`
-  return { serial: cert.serial, notAfter: cert.notAfter.toISOString(), daysLeft, level, message }
+  return { serial: cert.serial, notAfter: isoTime(cert.notAfter.getTime()), daysLeft, level, message }
 }

@@ -12,6 +12,7 @@ import path from 'node:path'
 import { OriginError, errorMessage } from '../errors'
 import { keyMatchesCert, parseCertificate } from './read'
 import type { Identity } from './types'
+import { isoTime } from '../clock'
 
 /** The files a node's keys directory holds, and nothing else an image may carry. */
 export const NODE_KEY_FILES = ['ca.crt', 'node.crt', 'node.key'] as const
@@ -49,10 +50,10 @@ export async function issueImageIdentity (opts: IssueImageIdentityOptions): Prom
   if (caInfo.role !== 'ca') throw new OriginError('E_CERT_INVALID', `${caFile} is a ${caInfo.role} certificate, not a ca`, { file: caFile })
   if (!keyMatchesCert(caKey, ca)) throw new OriginError('E_CERT_INVALID', `${caKeyFile} does not belong to ${caFile}`, { file: caKeyFile })
   const now = opts.now ?? Date.now()
-  if (caInfo.notAfter.getTime() <= now) throw new OriginError('E_CERT_INVALID', `${caFile} expired on ${caInfo.notAfter.toISOString()}`, { file: caFile })
+  if (caInfo.notAfter.getTime() <= now) throw new OriginError('E_CERT_INVALID', `${caFile} expired on ${isoTime(caInfo.notAfter.getTime())}`, { file: caFile })
   const validDays = opts.validDays ?? 730
   if (!Number.isInteger(validDays) || validDays < 1) throw new OriginError('E_ARGS', `validity must be a whole number of days (1 or more), got ${validDays}`)
-  const name = opts.name ?? `image-${new Date(now).toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}`
+  const name = opts.name ?? `image-${isoTime(now).slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}`
   const notBefore = new Date(now - 5 * 60 * 1000)
   const notAfter = new Date(Math.min(now + validDays * DAY_MS, caInfo.notAfter.getTime()))
   // node-forge is loaded only here, to sign: a running node never needs it.

@@ -23,6 +23,7 @@ import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import { type ImageSpec, imageRepository, imageSpecProblem, imageTag } from './images-names'
 import { followProgress, type StreamEnd } from './images-stream'
+import { isoTime } from '../clock'
 
 export type { ImageSpec } from './images-names'
 
@@ -112,7 +113,7 @@ type Log = Awaited<ReturnType<typeof open>>
 
 async function load (docker: Dockerode, path: string, ref: string | undefined, name: string, o: EnsureImageOptions, log: Log): Promise<void> {
   const file = await treeFile(o.codeDir, path, 'run.image.load', o.service)
-  await log.write(`--- ${new Date().toISOString()} loading ${path} (code ${o.codeVersion}) as ${name}\n`)
+  await log.write(`--- ${isoTime(Date.now())} loading ${path} (code ${o.codeVersion}) as ${name}\n`)
   const fail = (why: string): OriginError => new OriginError('E_START_FAILED', `loading the image of ${o.service} from ${path} failed: ${why}; see ${o.buildLogPath}`, { service: o.service, step: 'load', logPath: o.buildLogPath })
   const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const signal = AbortSignal.timeout(timeoutMs)
@@ -138,7 +139,7 @@ async function load (docker: Dockerode, path: string, ref: string | undefined, n
 
 async function build (docker: Dockerode, dockerfile: string, ref: string | undefined, name: string, o: EnsureImageOptions, log: Log): Promise<void> {
   await treeFile(o.codeDir, dockerfile, 'run.image.build.dockerfile', o.service)
-  await log.write(`--- ${new Date().toISOString()} building ${name} from ${dockerfile} (code ${o.codeVersion})\n`)
+  await log.write(`--- ${isoTime(Date.now())} building ${name} from ${dockerfile} (code ${o.codeVersion})\n`)
   o.log.info(`building image ${name} for ${o.service} from ${dockerfile}`)
   const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const signal = AbortSignal.timeout(timeoutMs)

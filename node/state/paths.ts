@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
+import { isoTime } from '../clock'
 
 /**
  * An instance id as one path segment: letters, digits, `_`, `@` and `-` stay, every other
@@ -40,7 +41,7 @@ export class StatePaths {
   copies (instance: string): string { return join(this.copiesRoot, safeName(instance)) }
   /** Where a stale directory goes: beside it, named by its generation and the time it was found stale. */
   stale (instance: string, generation: number, at: number): string {
-    const stamp = new Date(at).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+    const stamp = isoTime(at).replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
     return join(this.stateRoot, `${safeName(instance)}.stale-g${generation}-${stamp}`)
   }
 
