@@ -14,7 +14,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from
 import os from 'node:os'
 import { join } from 'node:path'
 import Ajv from 'ajv'
-import { launchNode, cliPath, NODE_OPTIONS, type NodeProcess } from '../node/launch'
+import { launchNode, cliPath, NODE_ENV, NODE_OPTIONS, type NodeProcess } from '../node/launch'
 import { connectCluster, type Cluster } from '../repl/client'
 import { fastMembership, freeAddress, makeKeys } from './helpers/cluster'
 import { waitFor } from './helpers/wait'
@@ -119,9 +119,12 @@ test.serial('build: origin build writes the image directory and says the size an
   t.regex(dockerfile, /^ENTRYPOINT \["\/origin-node"\]$/m)
   t.regex(dockerfile, /^VOLUME \["\/var\/lib\/origin"\]$/m)
   t.true(dockerfile.split('\n').includes(`ENV NODE_OPTIONS="${NODE_OPTIONS}"`), 'the node\'s V8 flags')
+  t.true(dockerfile.split('\n').includes('ENV MALLOC_ARENA_MAX=2'), 'two malloc arenas')
   t.true((await readFile(join(f.a.dir, 'k8s', 'daemonset.yaml'), 'utf8')).includes(`value: ${JSON.stringify(NODE_OPTIONS)}`))
+  t.true((await readFile(join(f.a.dir, 'k8s', 'daemonset.yaml'), 'utf8')).includes('value: "2"'), 'MALLOC_ARENA_MAX, a string')
+  t.deepEqual(NODE_ENV, { MALLOC_ARENA_MAX: '2' })
   const unit = await readFile(join(f.a.dir, 'systemd', 'origin-node.service'), 'utf8')
-  for (const line of ['ExecStart=/usr/local/bin/origin-node', 'KillSignal=SIGTERM', 'Restart=always', 'Environment=ORIGIN_DATA=/var/lib/origin', `Environment="NODE_OPTIONS=${NODE_OPTIONS}"`]) t.true(unit.split('\n').includes(line), line)
+  for (const line of ['ExecStart=/usr/local/bin/origin-node', 'KillSignal=SIGTERM', 'Restart=always', 'Environment=ORIGIN_DATA=/var/lib/origin', `Environment="NODE_OPTIONS=${NODE_OPTIONS}"`, 'Environment=MALLOC_ARENA_MAX=2']) t.true(unit.split('\n').includes(line), line)
   t.regex(await readFile(join(f.a.dir, 'README.md'), 'utf8'), new RegExp(`serial\\s+\`${f.a.serial}\``))
   const info = await run(join(f.a.dir, 'origin-node'), ['--info'], { env: { PATH: '/usr/bin:/bin' } })
   t.is(info.code, 0)

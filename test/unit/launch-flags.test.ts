@@ -1,12 +1,15 @@
 /**
- * A node's V8 flags (node/launch): the ones launchNode gives a checkout's node, the same
- * ones as NODE_OPTIONS for an `origin-node` executable, and never passed on to programs
- * a node runs that are not its own node processes.
+ * A node's V8 flags and environment (node/launch): the ones launchNode gives a checkout's
+ * node, the same ones as NODE_OPTIONS for an `origin-node` executable, and never passed on
+ * to programs a node runs that are not its own node processes.
  */
 import test from 'ava'
 import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { NODE_FLAGS, NODE_OPTIONS, withoutNodeFlags } from '../../node/launch'
+import { launchNode, NODE_ENV, NODE_FLAGS, NODE_OPTIONS, withoutNodeFlags } from '../../node/launch'
 
 // The young generation's size in a process: what --max-semi-space-size bounds.
 const NEW_SPACE = `const v8 = require('v8'); let keep = []; let max = 0
@@ -36,4 +39,25 @@ test('launch: withoutNodeFlags keeps every other option and variable', (t) => {
   const env = { NODE_OPTIONS }
   withoutNodeFlags(env)
   t.is(env.NODE_OPTIONS, NODE_OPTIONS, 'the given environment is not changed')
+})
+
+/** MALLOC_ARENA_MAX as a process started by launchNode sees it. */
+async function arenasSeen (env?: NodeJS.ProcessEnv): Promise<string> {
+  const dir = await mkdtemp(join(os.tmpdir(), 'origin-launch-'))
+  try {
+    const logFile = join(dir, 'out')
+    const p = launchNode(['-e', 'process.stdout.write(String(process.env.MALLOC_ARENA_MAX))'], { executable: process.execPath, logFile, env })
+    await p.exited
+    return await readFile(logFile, 'utf8')
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+test('launch: a launched node has NODE_ENV unless its environment says otherwise; withoutNodeFlags takes NODE_ENV\'s values away, not others', async (t) => {
+  t.deepEqual(NODE_ENV, { MALLOC_ARENA_MAX: '2' })
+  t.is(await arenasSeen(), process.env.MALLOC_ARENA_MAX ?? '2')
+  t.is(await arenasSeen({ MALLOC_ARENA_MAX: '8' }), '8', 'the operator\'s own value wins')
+  t.deepEqual(withoutNodeFlags({ PATH: '/bin', MALLOC_ARENA_MAX: '2' }), { PATH: '/bin' })
+  t.deepEqual(withoutNodeFlags({ PATH: '/bin', MALLOC_ARENA_MAX: '4' }), { PATH: '/bin', MALLOC_ARENA_MAX: '4' }, 'a value of the operator\'s own stays')
 })
