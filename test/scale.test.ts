@@ -25,7 +25,7 @@ import { join } from 'node:path'
 import { connectCluster } from '../repl/client'
 import { TestCluster } from './helpers/cluster'
 import { iptablesWorks, partition } from './helpers/iptables'
-import { running as runningProcs } from './helpers/procs'
+import { busiest, running as runningProcs } from './helpers/procs'
 import { waitFor } from './helpers/wait'
 
 const N = 50
@@ -212,6 +212,10 @@ test.serial('scale: 50 node processes form one cluster and every member table ag
   // The bound stays wide: a slow CI machine fails on disagreement, not on time. How long
   // it took is logged below.
   t.timeout(30 * 60_000)
+  // Whether the machine is ours: a process left over from earlier tests, busy beside the 50
+  // nodes, is the first thing to rule out when they do not settle.
+  const others = await busiest()
+  t.log(`before the start: load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; busy: ${others.join('; ') || 'nothing over 5% of a core'}`)
   const started = Date.now()
   const s = await cluster()
   const ms = await agree(s, s.names, s.names, 25 * 60_000, async () => await reviveFailed(s))
