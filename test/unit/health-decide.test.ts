@@ -120,6 +120,28 @@ test('health: the event loop delay is the p99 of a timer\'s lateness over a slid
   t.is(new LoopDelay(1000, 10).figures(), undefined, 'no figures before the first sample')
 })
 
+test('health: the loop delay window keeps the samples of the last windowMs, oldest first, in a ring that never grows (property)', (t) => {
+  // Samples at least resolutionMs apart, as a timer takes them; checks at any time between.
+  // Mostly on time (a full window: the ring at its fullest), now and then a late timer.
+  const gap = fc.oneof({ arbitrary: fc.constant(20), weight: 9 }, { arbitrary: fc.integer({ min: 21, max: 400 }), weight: 1 })
+  const step = fc.record({ gap, late: fc.integer({ min: 0, max: 5000 }), check: fc.boolean() })
+  fc.assert(fc.property(fc.integer({ min: 100, max: 1500 }), fc.array(step, { maxLength: 400 }), (windowMs, steps) => {
+    let now = 0
+    const loop = new LoopDelay(windowMs, 20, () => now)
+    const model: Array<{ at: number, ms: number }> = []
+    for (const s of steps) {
+      now += s.gap
+      loop.record(now, s.late)
+      model.push({ at: now, ms: s.late })
+      if (!s.check) continue
+      const want = model.filter((m) => m.at >= now - windowMs).map((m) => m.ms)
+      assert.equal(loop.p99(), percentile(want, 99))
+      assert.deepEqual(loop.figures(), want.length === 0 ? undefined : { p50: percentile(want, 50), p99: percentile(want, 99), max: Math.max(...want) })
+    }
+  }), { numRuns: 300 })
+  t.pass()
+})
+
 test('health: percentile by nearest rank: one stall in a hundred samples is the 1% that p99 leaves out', (t) => {
   t.is(percentile([], 99), undefined)
   t.is(percentile([5], 99), 5)
