@@ -78,11 +78,18 @@ function clusterTs (revoked: string[]): string {
 
 /** `origin-node` copied alone into a new empty directory, started with only PATH and `env`, its cwd that directory. */
 async function startCopy (t: ExecutionContext, image: string, name: string, env: Record<string, string>): Promise<{ proc: NodeProcess, dir: string, log: () => Promise<string> }> {
-  const dir = await mkdtemp(join(os.tmpdir(), `origin-copy-${name}-`))
+  // The teardown first: when one of several starts fails, the test ends at once, and a copy
+  // started after that must still be stopped (else it keeps its address from later tests).
+  let dir: string | undefined
+  let proc: NodeProcess | undefined
+  t.teardown(async () => {
+    await proc?.stop(3000)
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+  dir = await mkdtemp(join(os.tmpdir(), `origin-copy-${name}-`))
   await copyFile(join(image, 'origin-node'), join(dir, 'origin-node'))
   const logFile = join(await root, `${name}-${Date.now()}.log`)
-  const proc = launchNode([], { executable: join(dir, 'origin-node'), cwd: dir, inheritEnv: false, env: { PATH: '/usr/bin:/bin', ...env }, logFile })
-  t.teardown(async () => { await proc.stop(3000); await rm(dir, { recursive: true, force: true }) })
+  proc = launchNode([], { executable: join(dir, 'origin-node'), cwd: dir, inheritEnv: false, env: { PATH: '/usr/bin:/bin', ...env }, logFile })
   return { proc, dir, log: async () => await readFile(logFile, 'utf8').catch(() => '') }
 }
 
