@@ -3,7 +3,7 @@
  * read (`membership: node-c is dead (no heartbeat for 3.0 s)`). Where lines go is set
  * once per process (stderr by default, a file too for nodes).
  */
-import { isoTime } from './clock/iso'
+import { isoTime } from './clock'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }

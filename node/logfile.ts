@@ -13,8 +13,8 @@
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { logDefaults } from './config/defaults'
 import { isoTime } from './clock'
+import { logDefaults } from './config/defaults'
 
 /** `out` and `err` are the process's own streams; `origin` lines are the supervisor's story. */
 export type LogStream = 'out' | 'err' | 'origin'
@@ -104,8 +104,8 @@ export class RotatingLog {
 }
 
 /** `2026-11-22T16:30:00.123Z out hello` */
-export function stampLine (stream: LogStream, text: string, at: Date = new Date()): string {
-  return `${isoTime(at.getTime())} ${stream} ${text}`
+export function stampLine (stream: LogStream, text: string, at: number = Date.now()): string {
+  return `${isoTime(at)} ${stream} ${text}`
 }
 
 /** Takes a stream's chunks; `end()` flushes a last line that had no newline. */
@@ -119,7 +119,7 @@ export interface LineStamper {
  * A partial line waits for the rest; a line over MAX_LINE_BYTES is emitted in pieces (cut on
  * a UTF-8 character boundary). A trailing `\r` is dropped.
  */
-export function lineStamper (stream: LogStream, onLine: (line: string) => void, now: () => Date = () => new Date()): LineStamper {
+export function lineStamper (stream: LogStream, onLine: (line: string) => void, now: () => number = Date.now): LineStamper {
   let pending = Buffer.alloc(0)
   const emit = (bytes: Buffer): void => {
     let text = bytes.toString('utf8')

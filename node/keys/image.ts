@@ -9,10 +9,10 @@
  */
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
+import { isoTime } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import { keyMatchesCert, parseCertificate } from './read'
 import type { Identity } from './types'
-import { isoTime } from '../clock'
 
 /** The files a node's keys directory holds, and nothing else an image may carry. */
 export const NODE_KEY_FILES = ['ca.crt', 'node.crt', 'node.key'] as const

@@ -19,11 +19,11 @@ import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, realpath, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type Dockerode from 'dockerode'
+import { isoTime } from '../clock'
 import { OriginError, errorMessage } from '../errors'
 import type { Logger } from '../log'
 import { type ImageSpec, imageRepository, imageSpecProblem, imageTag } from './images-names'
 import { followProgress, type StreamEnd } from './images-stream'
-import { isoTime } from '../clock'
 
 export type { ImageSpec } from './images-names'
 

@@ -14,7 +14,7 @@ const at = new Date('2026-11-22T16:30:00.123Z')
 
 test('logfile: complete lines are stamped with the time and the stream, partial ones wait', (t) => {
   const lines: string[] = []
-  const out = lineStamper('out', (l) => lines.push(l), () => at)
+  const out = lineStamper('out', (l) => lines.push(l), () => at.getTime())
   out(Buffer.from('hel'))
   t.deepEqual(lines, [])
   out(Buffer.from('lo\nworld\r\nand a'))
@@ -27,14 +27,14 @@ test('logfile: complete lines are stamped with the time and the stream, partial 
 
 test('logfile: the err stream is named err', (t) => {
   const lines: string[] = []
-  const err = lineStamper('err', (l) => lines.push(l), () => at)
+  const err = lineStamper('err', (l) => lines.push(l), () => at.getTime())
   err(Buffer.from('boom\n'))
   t.deepEqual(lines, ['2026-11-22T16:30:00.123Z err boom'])
 })
 
 test('logfile: a line longer than 64 KiB is split, never cutting a character', (t) => {
   const lines: string[] = []
-  const out = lineStamper('out', (l) => lines.push(l), () => at)
+  const out = lineStamper('out', (l) => lines.push(l), () => at.getTime())
   const long = 'é'.repeat(MAX_LINE_BYTES) // 2 bytes each: 128 KiB
   out(Buffer.from(long + '\nafter\n'))
   const texts = lines.map((l) => l.slice('2026-11-22T16:30:00.123Z out '.length))
@@ -48,7 +48,7 @@ test('logfile: rotation keeps N parts and readLog returns the lines oldest first
   const dir = await tempDir(t)
   const path = join(dir, 'x.log')
   const log = new RotatingLog({ path, maxBytes: 200, keep: 2 })
-  const line = (i: number): string => stampLine('out', `line ${String(i).padStart(3, '0')}`, new Date(at.getTime() + i * 1000))
+  const line = (i: number): string => stampLine('out', `line ${String(i).padStart(3, '0')}`, at.getTime() + i * 1000)
   for (let i = 0; i < 40; i++) log.write(line(i)) // ~40 bytes each: ~5 lines per part
   await log.close()
   const parts = await logParts(path)
@@ -65,7 +65,7 @@ test('logfile: readLog keeps the last N lines across parts', async (t) => {
   const dir = await tempDir(t)
   const path = join(dir, 'x.log')
   const log = new RotatingLog({ path, maxBytes: 100, keep: 5 })
-  for (let i = 0; i < 12; i++) log.write(stampLine('out', `n${i}`, at))
+  for (let i = 0; i < 12; i++) log.write(stampLine('out', `n${i}`, at.getTime()))
   await log.close()
   t.true((await logParts(path)).length > 2)
   const last = (await readLog(path, { lines: 4 })).trimEnd().split('\n')
@@ -77,7 +77,7 @@ test('logfile: readLog since keeps the lines stamped at or after the time', asyn
   const dir = await tempDir(t)
   const path = join(dir, 'x.log')
   const log = new RotatingLog({ path, maxBytes: 120, keep: 5 })
-  for (let i = 0; i < 10; i++) log.write(stampLine(i % 2 === 0 ? 'out' : 'err', `s${i}`, new Date(at.getTime() + i * 60_000)))
+  for (let i = 0; i < 10; i++) log.write(stampLine(i % 2 === 0 ? 'out' : 'err', `s${i}`, at.getTime() + i * 60_000))
   await log.close()
   const since = new Date(at.getTime() + 6 * 60_000)
   const kept = (await readLog(path, { since })).trimEnd().split('\n')
@@ -97,9 +97,9 @@ test('logfile: writing after close reopens the file and appends', async (t) => {
   const dir = await tempDir(t)
   const path = join(dir, 'sub', 'x.log')
   const log = new RotatingLog({ path })
-  log.write(stampLine('origin', 'first', at))
+  log.write(stampLine('origin', 'first', at.getTime()))
   await log.close()
-  log.write(stampLine('origin', 'second', at) + '\n')
+  log.write(stampLine('origin', 'second', at.getTime()) + '\n')
   await log.close()
-  t.is(await readFile(path, 'utf8'), `${stampLine('origin', 'first', at)}\n${stampLine('origin', 'second', at)}\n`)
+  t.is(await readFile(path, 'utf8'), `${stampLine('origin', 'first', at.getTime())}\n${stampLine('origin', 'second', at.getTime())}\n`)
 })
