@@ -167,13 +167,18 @@ test.serial('zombies: a node whose data dir fills up says so, its singleton move
 
   // Completely full: it cannot write at all, and says so (and keeps running).
   await fill(data[victim], ballast, 0)
+  // Topped up while waiting: whatever the node frees after the fill (a stopped instance's
+  // files, say) would otherwise let its write probe succeed again.
+  let topUps = 0
   const full = await s.c.explainFailure(async () => await waitFor(async () => {
+    await fill(data[victim], `${ballast}-${++topUps}`, 0)
     const why = (await nodeRow(s, observer, victim))?.unhealthy
     return why?.includes('not writable') === true ? why : undefined
   }, { timeoutMs: 20_000, what: `${victim} to say it cannot write its data dir` }))
   t.is(full, `data dir ${data[victim]} not writable: ENOSPC; data dir has 0 MiB free (floor 24 MiB)`)
   t.true(s.c.node(victim).proc.running, 'a full disk does not take the node down')
   await rm(ballast)
+  for (let i = 1; i <= topUps; i++) await rm(`${ballast}-${i}`, { force: true })
   await s.c.explainFailure(async () => await waitFor(async () => (await nodeRow(s, observer, victim))?.unhealthy === undefined, { timeoutMs: 20_000, what: `${victim} to recover once emptied` }))
   t.is(await readyOn(s, observer, 'single'), moved, 'the singleton stays where it went')
   const texts = await journalTexts(s, observer)
