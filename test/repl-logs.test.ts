@@ -15,10 +15,13 @@ test.serial('logs: cluster.logs(service) downloads every instance of the service
   await s.write('services/web.json', web)
   for (const name of ['a', 'b', 'c']) await s.c.start({ name, image: { specDir: s.dir }, logLevel: 'info' })
   await s.c.waitForView({ a: 'alive', b: 'alive', c: 'alive' })
-  const running = await s.waitInstances('a', 'web', 2)
+  let running = await s.waitInstances('a', 'web', 2)
   const client = await s.c.client('a')
   const downloads = join(s.dir, 'downloads')
   const path = await waitFor(async () => {
+    // Where the two run now: one may still move while the hubs settle after c joined.
+    running = await s.instances('a', 'web', 'ready')
+    if (running.length !== 2) return undefined
     const p = await client.logs('web', { dir: downloads, since: '10m' })
     const texts = await Promise.all(running.map(async (i) => await readFile(join(p, i.node, `${i.instance}.log`), 'utf8').catch(() => '')))
     return texts.every((text, k) => text.includes(` out web says hi from ${running[k]!.instance}`)) ? p : undefined
