@@ -146,3 +146,40 @@ test.serial('state on a virtual clock: a move waits sourceWaitMs of virtual time
   t.true(Date.now() - realStart < settings.sourceWaitMs, `in ${Date.now() - realStart} ms of real time`)
   await a.state.detach('web-0', { graceful: true })
 })
+
+test.serial('state on a virtual clock: a singleton running on another node is not started beside it, even in mode local', async (t) => {
+  const c = cluster()
+  const [a, b] = [await node(t, c, 'a'), await node(t, c, 'b')]
+  const spec: StateSpec = { mode: 'local' }
+  const onA = await a.state.prepare('single-0', spec)
+  c.table.runs('a', { 'single-0': onA.generation })
+  a.state.attach('single-0', spec, hookEnv(onA.dir))
+
+  // b, with a view that has not caught up (a partition just healed), is told to start it.
+  const startedAt = c.clock.now()
+  const twice = b.state.prepare('single-0', spec, { once: true })
+  twice.catch(() => {})
+  const stopDriving = c.clock.drive({ stepMs: 50, realMs: 1 })
+  let failed: unknown
+  try {
+    failed = await twice.then(() => undefined, (err: unknown) => err)
+  } finally {
+    await stopDriving()
+  }
+  t.true(failed instanceof OriginError && failed.code === 'E_NOT_READY', String(failed))
+  t.regex(String((failed as Error).message), /single-0: still runs on a \(its directory of generation 1 is in use there\)/)
+  t.true(c.clock.now() - startedAt >= settings.sourceWaitMs)
+
+  // Once it stops on a, b starts it (empty: mode local leaves the state on a), a generation on.
+  const moving = b.state.prepare('single-0', spec, { once: true })
+  moving.catch(() => {})
+  await a.state.detach('single-0', { graceful: true })
+  const drive = c.clock.drive({ stepMs: 50, realMs: 1 })
+  try {
+    const onB = await moving
+    t.is(onB.generation, 2)
+    t.is(onB.outcome, 'empty')
+  } finally {
+    await drive()
+  }
+})

@@ -98,11 +98,11 @@ export class StateNode implements StateLayer {
     }
   }
 
-  async prepare (instance: string, spec: StateSpec | undefined): Promise<PreparedState> {
+  async prepare (instance: string, spec: StateSpec | undefined, o: { once?: boolean } = {}): Promise<PreparedState> {
     if (!this.running) throw new OriginError('E_NOT_READY', 'the state layer is not started')
     return await this.ctx.lock.run(instance, async () => {
       this.observeTable()
-      const p = await prepareState(this.ctx, instance, spec)
+      const p = await prepareState(this.ctx, instance, spec, o.once === true)
       const e = this.entry(instance, spec)
       e.generation = p.generation
       e.note = p.note

@@ -23,7 +23,8 @@ import { mesh } from '../protocol/mesh'
 
 interface LocalView { exists: boolean, generation?: number, ageMs: number }
 
-export async function prepareState (ctx: Ctx, instance: string, spec: StateSpec | undefined): Promise<PreparedState> {
+/** `once`: the instance must never run on two nodes (a singleton). */
+export async function prepareState (ctx: Ctx, instance: string, spec: StateSpec | undefined, once = false): Promise<PreparedState> {
   const mode: StateMode = spec?.mode ?? 'local'
   const startedAt = ctx.now()
   const failed: string[] = []
@@ -37,6 +38,16 @@ export async function prepareState (ctx: Ctx, instance: string, spec: StateSpec 
     const d = decide({ self: ctx.self, mode, local, seen: seen ?? { generation: 0 }, sources })
     if (failed.length > 0 && (d.kind === 'empty' || (d.kind === 'restore' && d.from.generation < failedGeneration))) {
       throw new OriginError('E_UNREACHABLE', `${instance}: could not copy its state (${failed.join('; ')}); nothing changed, try again later`, { instance })
+    }
+    // A singleton runs once. Its directory in use on another node means it still runs there
+    // (this node's view has not caught up after a partition healed, or its old copy has not
+    // stopped yet): starting here beside it, empty or on an older directory, runs it twice.
+    // A replica may overlap its old copy for a moment, as a move did before.
+    // Nor is one copied while it runs (a before hook lets a replica move that way).
+    const inUse = once ? sources.find((s) => s.kind === 'live' && s.running && s.node !== ctx.self) : undefined
+    if (inUse !== undefined) {
+      if (ctx.now() - startedAt < ctx.o.sourceWaitMs) { await sleep(ctx.clock, ctx.o.pollMs); continue }
+      throw new OriginError('E_NOT_READY', `${instance}: still runs on ${inUse.node} (its directory of generation ${inUse.generation} is in use there); waiting for it to stop there rather than running it twice`, { instance, node: inUse.node })
     }
     let whileRunning = false
     if (d.kind === 'restore' && d.from.running && d.from.node !== ctx.self) {

@@ -85,8 +85,10 @@ export interface StateLayer {
    * keep, restore or start its directory empty, and say which. Throws E_NOT_READY while the
    * node holding the newest directory still runs the instance, E_UNREACHABLE when every
    * reachable copy failed to transfer; nothing was changed then, so try again later.
+   * `once` (a singleton): also E_NOT_READY while any other node still runs it, whatever
+   * directory this node would start with.
    */
-  prepare (instance: string, spec: StateSpec | undefined): Promise<PreparedState>
+  prepare (instance: string, spec: StateSpec | undefined, o?: { once?: boolean }): Promise<PreparedState>
   /** The instance runs here: serve its directory after its hook, and snapshot it if its mode is `replicate`. */
   attach (instance: string, spec: StateSpec | undefined, hook: HookEnv): void
   /** The instance's process stopped: stop snapshots; `graceful` takes a last one (no hook needed, nothing writes). */

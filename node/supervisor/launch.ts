@@ -78,7 +78,7 @@ export async function prepareInstance (x: LaunchContext, a: Assignment, svc: Ser
   const ports = await x.ports.portsFor(a.instance, names, pinned, hosts.listen)
   // Where the state comes from (kept, migrated, restored from a snapshot, or empty) is
   // decided before the process starts; a source that cannot be reached yet stops the start.
-  const st = await x.state.prepare(a.instance, svc.state)
+  const st = await x.state.prepare(a.instance, svc.state, { once: svc.placement.kind === 'singleton' })
   const logPath = logPathOf(x.dataDir, a.instance)
   const user = await x.users?.prepare({ service: a.service, instance: a.instance, stateDir: st.dir, codeDir, ports })
   const env = instanceEnvironment({
