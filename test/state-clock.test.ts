@@ -52,6 +52,12 @@ class Table {
     this.changed()
   }
 
+  /** How `id` is seen, as a view that has not caught up would (it still answers). */
+  mark (id: string, status: Member['status']): void {
+    this.members[id] = { ...this.members[id], status }
+    this.changed()
+  }
+
   private changed (): void { for (const e of this.emitters) e.emit('change', this.members) }
 }
 
@@ -182,4 +188,29 @@ test.serial('state on a virtual clock: a singleton running on another node is no
   } finally {
     await drive()
   }
+})
+
+test.serial('state on a virtual clock: a singleton is not started while the member that ran it last still runs it, even if the table says it is dead', async (t) => {
+  const c = cluster()
+  const [a, b] = [await node(t, c, 'a'), await node(t, c, 'b')]
+  const spec: StateSpec = { mode: 'local' }
+  const onA = await a.state.prepare('single-0', spec)
+  c.table.runs('a', { 'single-0': onA.generation })
+  a.state.attach('single-0', spec, hookEnv(onA.dir))
+  c.table.mark('a', 'dead')
+
+  const twice = b.state.prepare('single-0', spec, { once: true })
+  twice.catch(() => {})
+  const stopDriving = c.clock.drive({ stepMs: 50, realMs: 1 })
+  let failed: unknown
+  try {
+    failed = await twice.then(() => undefined, (err: unknown) => err)
+  } finally {
+    await stopDriving()
+  }
+  t.true(failed instanceof OriginError && failed.code === 'E_NOT_READY', String(failed))
+  t.regex(String((failed as Error).message), /single-0: still runs on a/)
+  // A replica is not held back by a member the table says is dead.
+  t.like(await b.state.prepare('single-0', spec), { generation: 2, outcome: 'empty' })
+  await a.state.detach('single-0', { graceful: true })
 })

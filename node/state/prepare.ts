@@ -33,8 +33,8 @@ export async function prepareState (ctx: Ctx, instance: string, spec: StateSpec 
   const isFailed = (s: Source): boolean => failed.some((f) => f.startsWith(`${s.kind} on ${s.node}:`))
   for (;;) {
     const local = await localView(ctx, instance)
-    const sources = (await gather(ctx, instance)).filter((s) => !isFailed(s))
     const seen = ctx.seen.get(instance)
+    const sources = (await gather(ctx, instance, once ? lastRunner(ctx, seen?.node) : undefined)).filter((s) => !isFailed(s))
     const d = decide({ self: ctx.self, mode, local, seen: seen ?? { generation: 0 }, sources })
     if (failed.length > 0 && (d.kind === 'empty' || (d.kind === 'restore' && d.from.generation < failedGeneration))) {
       throw new OriginError('E_UNREACHABLE', `${instance}: could not copy its state (${failed.join('; ')}); nothing changed, try again later`, { instance })
@@ -79,9 +79,21 @@ async function localView (ctx: Ctx, instance: string): Promise<LocalView> {
   }
 }
 
-/** What the reachable members and this node's snapshot store hold of `instance`; every generation heard of is remembered. */
-async function gather (ctx: Ctx, instance: string): Promise<Source[]> {
-  const answers = await Promise.all(othersInTouch(ctx).map(async (m) => {
+/**
+ * The member that ran a singleton last when this node's table says it is dead: a view that
+ * has not caught up after a partition healed may say so of a member that still runs it
+ * (it has not yet heard it is thought dead, so it has not refuted). It is asked too; a
+ * member really gone costs the start at most askTimeoutMs.
+ */
+function lastRunner (ctx: Ctx, node: string | undefined): { id: string, address: string } | undefined {
+  const m = node === undefined || node === ctx.self ? undefined : ctx.c.membership.table()[node]
+  return m?.status === 'dead' ? { id: m.id, address: m.address } : undefined
+}
+
+/** What the reachable members (and `also`) and this node's snapshot store hold of `instance`; every generation heard of is remembered. */
+async function gather (ctx: Ctx, instance: string, also?: { id: string, address: string }): Promise<Source[]> {
+  const ask = also === undefined ? othersInTouch(ctx) : [...othersInTouch(ctx), also]
+  const answers = await Promise.all(ask.map(async (m) => {
     try {
       const answer = await within(ctx.clock, (async () => await call(await ctx.c.transport.peer(m.address), mesh, 'state.holdings', { instance }, { timeoutMs: ctx.o.askTimeoutMs }))(), ctx.o.askTimeoutMs, `state.holdings on ${m.id}`)
       return sourcesOf(m.id, answer)
